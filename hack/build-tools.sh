@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Builds the pinned binaries the local control plane and the tests run (kube-apiserver,
+# kube-controller-manager, kube-scheduler, kubectl, etcd) from their Go modules, once per
+# machine, into a versioned cache outside the repo, then links them into .cluster/bin/.
+# These machines have no Docker and no download sites, so kind/envtest cannot be used.
+#
+# usage: hack/build-tools.sh [GROUP...]      GROUP: kube etcd (default: all)
+# env:   ONCALL_TOOLS_CACHE  cache root (default ~/.cache/oncall-operator/tools)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+export GOTOOLCHAIN=local
+cache=${ONCALL_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/oncall-operator/tools}
+bin="$repo/.cluster/bin"
+mkdir -p "$cache" "$bin"
+
+# The pins live in the wrapper modules' go.mod files; read them back from there.
+pin() { awk -v m="$2" '$1==m && $2 ~ /^v/ {print $2; exit} $1=="require" && $2==m {print $3; exit}' "$here/tools/$1/go.mod"; }
+
+build_group() { # name, version, ldflags, packages...
+    local group=$1 version=$2 ldflags=$3; shift 3
+    local dest="$cache/$group-$version"
+    if [ -f "$dest/.complete" ]; then
+        echo "build-tools: $group $version cached in $dest"
+    else
+        echo "build-tools: building $group $version into $dest (first time on this machine; minutes)"
+        local tmp="$dest.tmp.$$"
+        rm -rf "$tmp"; mkdir -p "$tmp"
+        local start=$SECONDS
+        (cd "$here/tools/$group" && go build -ldflags "$ldflags" -o "$tmp/" "$@")
+        # A module's root package (etcd's server/v3) builds a binary named after the major version.
+        if [ -f "$tmp/v3" ]; then mv "$tmp/v3" "$tmp/$group"; fi
+        touch "$tmp/.complete"
+        rm -rf "$dest"; mv "$tmp" "$dest"
+        echo "build-tools: $group $version built in $((SECONDS - start))s"
+    fi
+    for f in "$dest"/*; do ln -sf "$f" "$bin/$(basename "$f")"; done
+}
+
+kube() {
+    local v; v=$(pin kube k8s.io/kubernetes)
+    local minor=${v#v1.}; minor=${minor%%.*}
+    local ld="-s -w"
+    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        ld+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+        ld+=" -X $p.buildDate=1970-01-01T00:00:00Z"
+    done
+    build_group kube "$v" "$ld" k8s.io/kubernetes/cmd/kube-apiserver \
+        k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+        k8s.io/kubernetes/cmd/kubectl
+}
+
+etcd() {
+    local v; v=$(pin etcd go.etcd.io/etcd/server/v3)
+    build_group etcd "$v" "-s -w" go.etcd.io/etcd/server/v3
+}
+
+groups=("$@"); [ ${#groups[@]} -eq 0 ] && groups=(etcd kube)
+for g in "${groups[@]}"; do
+    case $g in
+        kube|etcd) "$g" ;;
+        *) echo "build-tools: unknown group '$g' (known: kube etcd)" >&2; exit 2 ;;
+    esac
+done

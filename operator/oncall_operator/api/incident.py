@@ -1,0 +1,152 @@
+"""Incident: one thing that went wrong, and everything done about it.
+
+``kubectl get incidents`` is the incident board, so the spec says what happened (source,
+severity, target, the runbook and policy that apply) and the status carries the lifecycle
+(phase), the escalation state (level, next step, who was notified when and how), the
+guardrail state of automatic actions, the checklist and the timeline. Everything the
+operator needs to resume after a restart or a leader change is here, never in memory.
+"""
+
+import datetime as dt
+import enum
+from typing import Annotated
+
+import pydantic
+
+from oncall_operator.api import base
+
+
+class SourceType(enum.StrEnum):
+    ALERTMANAGER = "Alertmanager"
+    OOM_KILL = "OOMKill"
+    MANUAL = "Manual"
+
+
+class Source(base.Model):
+    type: SourceType
+    alert_name: Annotated[str, pydantic.Field(max_length=256)] | None = None
+    group_key: Annotated[str, pydantic.Field(max_length=4096, description="Alertmanager groupKey, the alert group's identity")] | None = None
+    labels: Annotated[dict[str, str], pydantic.Field(max_length=64)] = {}
+
+
+class Target(base.Model):
+    """The affected workload (top-level owner), or just a namespace for alerts that name none."""
+
+    kind: Annotated[str, pydantic.Field(max_length=63)] = ""
+    namespace: Annotated[str, pydantic.Field(max_length=63)] = ""
+    name: Annotated[str, pydantic.Field(max_length=253)] = ""
+    container: Annotated[str, pydantic.Field(max_length=63)] = ""
+
+
+class IncidentSpec(base.Model):
+    title: Annotated[str, pydantic.Field(min_length=1, max_length=1024)]
+    severity: base.Severity
+    source: Source = Source(type=SourceType.MANUAL)
+    target: Target = Target()
+    runbook_ref: base.LocalRef | None = None
+    escalation_policy_ref: base.LocalRef | None = None
+    description: Annotated[str, pydantic.Field(max_length=16384)] = ""
+
+
+class Phase(enum.StrEnum):
+    TRIGGERED = "Triggered"
+    ACKNOWLEDGED = "Acknowledged"
+    MITIGATED = "Mitigated"
+    RESOLVED = "Resolved"
+    REOPENED = "Reopened"
+
+
+class Notification(base.Model):
+    at: dt.datetime
+    level: Annotated[int, pydantic.Field(ge=0, le=100)]
+    loop: Annotated[int, pydantic.Field(ge=0, le=100)] = 0
+    user: Annotated[str, pydantic.Field(max_length=256)] = ""
+    channel: Annotated[str, pydantic.Field(max_length=63)]
+    kind: Annotated[str, pydantic.Field(max_length=32, description="page, reminder, acknowledge, resolve")] = "page"
+    result: Annotated[str, pydantic.Field(max_length=32)]
+    message: Annotated[str, pydantic.Field(max_length=2048)] = ""
+
+
+class Escalation(base.Model):
+    level: Annotated[int, pydantic.Field(ge=0, le=100, description="1-based level reached; 0 before the first page")] = 0
+    loop: Annotated[int, pydantic.Field(ge=0, le=100)] = 0
+    started_at: dt.datetime | None = None
+    next_step_at: dt.datetime | None = None
+    next_reminder_at: dt.datetime | None = None
+    notifications: Annotated[list[Notification], pydantic.Field(max_length=500)] = []
+
+
+class TimelineEntry(base.Model):
+    at: dt.datetime
+    type: Annotated[str, pydantic.Field(min_length=1, max_length=64)]
+    message: Annotated[str, pydantic.Field(max_length=4096)]
+    actor: Annotated[str, pydantic.Field(max_length=256)] = "oncall-operator"
+
+
+class ActionState(enum.StrEnum):
+    PLANNED = "Planned"
+    APPLIED = "Applied"
+    REFUSED = "Refused"
+    DRY_RUN = "DryRun"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    FAILED = "Failed"
+
+
+class ActionRecord(base.Model):
+    at: dt.datetime
+    action: Annotated[str, pydantic.Field(max_length=63)]
+    state: ActionState
+    before: Annotated[str, pydantic.Field(max_length=1024)] = ""
+    after: Annotated[str, pydantic.Field(max_length=1024)] = ""
+    reason: Annotated[str, pydantic.Field(max_length=4096)] = ""
+
+
+class Guardrails(base.Model):
+    """Where automatic actions stand against the runbook's bounds."""
+
+    action_times: Annotated[list[dt.datetime], pydantic.Field(max_length=100, description="When actions were applied, for the rate window")] = []
+    last_action_at: dt.datetime | None = None
+    raises: Annotated[int, pydantic.Field(ge=0)] = 0
+    seen: Annotated[
+        list[Annotated[str, pydantic.Field(max_length=512)]],
+        pydantic.Field(max_length=200, description="Keys of trigger occurrences already counted (e.g. pod UID/container/restartCount)"),
+    ] = []
+
+
+class ChecklistItem(base.Model):
+    title: Annotated[str, pydantic.Field(max_length=512)]
+    done: bool = False
+    by: Annotated[str, pydantic.Field(max_length=256)] = ""
+    at: dt.datetime | None = None
+
+
+class Review(base.Model):
+    due_at: dt.datetime
+    report_config_map: Annotated[str, pydantic.Field(max_length=253)] = ""
+
+
+class IncidentStatus(base.ObjectStatus):
+    phase: Phase | None = None
+    on_call: Annotated[str, pydantic.Field(max_length=256, description="Who holds the Incident now")] = ""
+    target: Annotated[str, pydantic.Field(max_length=512, description="kind/namespace/name, for kubectl get")] = ""
+    occurrences: Annotated[int, pydantic.Field(ge=0)] = 0
+    first_seen: dt.datetime | None = None
+    last_seen: dt.datetime | None = None
+    acknowledged_by: Annotated[str, pydantic.Field(max_length=256)] = ""
+    acknowledged_at: dt.datetime | None = None
+    resolved_by: Annotated[str, pydantic.Field(max_length=256)] = ""
+    resolved_at: dt.datetime | None = None
+    escalation: Escalation = Escalation()
+    actions: Annotated[list[ActionRecord], pydantic.Field(max_length=200)] = []
+    guardrails: Guardrails = Guardrails()
+    checklist: Annotated[list[ChecklistItem], pydantic.Field(max_length=50)] = []
+    timeline: Annotated[list[TimelineEntry], pydantic.Field(max_length=1000)] = []
+    review: Review | None = None
+
+
+class Incident(base.Model):
+    api_version: str = "oncall.dev/v1alpha1"
+    kind: str = "Incident"
+    metadata: base.Metadata = base.Metadata()
+    spec: IncidentSpec
+    status: IncidentStatus | None = None
