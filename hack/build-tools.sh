@@ -29,8 +29,8 @@ build_group() { # name, version, ldflags, packages...
         rm -rf "$tmp"; mkdir -p "$tmp"
         local start=$SECONDS
         (cd "$here/tools/$group" && go build -ldflags "$ldflags" -o "$tmp/" "$@")
-        # A module's root package (etcd's server/v3) builds a binary named after the major version.
-        if [ -f "$tmp/v3" ]; then mv "$tmp/v3" "$tmp/$group"; fi
+        # etcd's root package (module go.etcd.io/etcd/server/v3) builds a binary named "server".
+        if [ "$group" = etcd ] && [ -f "$tmp/server" ]; then mv "$tmp/server" "$tmp/etcd"; fi
         touch "$tmp/.complete"
         rm -rf "$dest"; mv "$tmp" "$dest"
         echo "build-tools: $group $version built in $((SECONDS - start))s"

@@ -55,9 +55,7 @@ Duration = Annotated[
 
 Name = Annotated[
     str,
-    pydantic.Field(
-        min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-    ),
+    pydantic.Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
 ]
 """A Kubernetes object name (DNS subdomain)."""
 
@@ -70,7 +68,7 @@ Identifier = Annotated[
 Person = Annotated[str, pydantic.Field(min_length=1, max_length=128)]
 """Somebody who can be on call, by the name the schedule's members list uses."""
 
-ClockTime = Annotated[str, pydantic.Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+ClockTime = Annotated[str, pydantic.Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", max_length=5)]
 """A wall-clock time of day, ``HH:MM``, 24-hour, in the object's time zone."""
 
 Quantity = Annotated[
@@ -113,7 +111,8 @@ class Condition(Model):
     type: Annotated[str, pydantic.Field(min_length=1, max_length=316)]
     status: ConditionStatus
     reason: Annotated[
-        str, pydantic.Field(min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+        str,
+        pydantic.Field(min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"),
     ]
     message: Annotated[str, pydantic.Field(max_length=32768)] = ""
     last_transition_time: dt.datetime

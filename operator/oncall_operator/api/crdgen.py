@@ -36,16 +36,16 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         if len(options) != 1:
             raise ValueError(f"only Optional[X] unions can become a CRD schema, got {options}")
         node = {**_structural(options[0], defs), **node}
-    if "default" in node and node["default"] in (None, "", [], {}):
-        del node["default"]  # empty defaults would only clutter every stored object
+    if "default" in node:
+        node["default"] = _pruned(node["default"])
+        if node["default"] in (None, "", [], {}):
+            del node["default"]  # empty defaults would only clutter every stored object
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROP and not (key == "additionalProperties" and "properties" not in node):
             continue
-        if key == "exclusiveMinimum":
-            out["minimum"], out["exclusiveMinimum"] = value, True
-        elif key == "exclusiveMaximum":
-            out["maximum"], out["exclusiveMaximum"] = value, True
+        if key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            out[key.replace("exclusiveM", "m")], out[key] = value, True
         elif key == "properties":
             out[key] = {name: _structural(sub, defs) for name, sub in value.items()}
         elif key in {"items", "additionalProperties"}:
@@ -55,6 +55,13 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     if "properties" in out:
         out.setdefault("type", "object")
     return out
+
+
+def _pruned(value: Any) -> Any:
+    """A default without nulls: the API server refuses null where the schema says string."""
+    if isinstance(value, dict):
+        return {k: _pruned(v) for k, v in value.items() if v is not None}
+    return value
 
 
 def _first_sentence(doc: str) -> str:
@@ -141,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             have = path.read_text() if path.exists() else ""
             if have != text:
                 stale.append(name)
-                sys.stdout.writelines(difflib.unified_diff(have.splitlines(True), text.splitlines(True), str(path), "models", n=1))
+                sys.stdout.writelines(
+                    difflib.unified_diff(have.splitlines(True), text.splitlines(True), str(path), "models", n=1)
+                )
         extra = sorted(p.name for p in out.glob("*.yaml") if p.name not in wanted) if out.exists() else []
         if stale or extra:
             print(f"crds/ is stale: {', '.join(stale + extra)}; run `make crds`", file=sys.stderr)

@@ -25,7 +25,13 @@ class SourceType(enum.StrEnum):
 class Source(base.Model):
     type: SourceType
     alert_name: Annotated[str, pydantic.Field(max_length=256)] | None = None
-    group_key: Annotated[str, pydantic.Field(max_length=4096, description="Alertmanager groupKey, the alert group's identity")] | None = None
+    group_key: (
+        Annotated[
+            str,
+            pydantic.Field(max_length=4096, description="Alertmanager groupKey, the alert group's identity"),
+        ]
+        | None
+    ) = None
     labels: Annotated[dict[str, str], pydantic.Field(max_length=64)] = {}
 
 
@@ -68,7 +74,10 @@ class Notification(base.Model):
 
 
 class Escalation(base.Model):
-    level: Annotated[int, pydantic.Field(ge=0, le=100, description="1-based level reached; 0 before the first page")] = 0
+    level: Annotated[
+        int,
+        pydantic.Field(ge=0, le=100, description="1-based level reached; 0 before the first page"),
+    ] = 0
     loop: Annotated[int, pydantic.Field(ge=0, le=100)] = 0
     started_at: dt.datetime | None = None
     next_step_at: dt.datetime | None = None
@@ -104,12 +113,18 @@ class ActionRecord(base.Model):
 class Guardrails(base.Model):
     """Where automatic actions stand against the runbook's bounds."""
 
-    action_times: Annotated[list[dt.datetime], pydantic.Field(max_length=100, description="When actions were applied, for the rate window")] = []
+    action_times: Annotated[
+        list[dt.datetime],
+        pydantic.Field(max_length=100, description="When actions were applied, for the rate window"),
+    ] = []
     last_action_at: dt.datetime | None = None
     raises: Annotated[int, pydantic.Field(ge=0)] = 0
     seen: Annotated[
         list[Annotated[str, pydantic.Field(max_length=512)]],
-        pydantic.Field(max_length=200, description="Keys of trigger occurrences already counted (e.g. pod UID/container/restartCount)"),
+        pydantic.Field(
+            max_length=200,
+            description="Keys of trigger occurrences already counted (e.g. pod UID/container/restartCount)",
+        ),
     ] = []
 
 

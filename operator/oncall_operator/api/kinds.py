@@ -43,7 +43,11 @@ class Kind:
     columns: tuple[Column, ...]
 
 
-READY = Column("Ready", '.status.conditions[?(@.type=="Ready")].status', description="Whether the operator accepted the object")
+READY = Column(
+    "Ready",
+    '.status.conditions[?(@.type=="Ready")].status',
+    description="Whether the operator accepted the object",
+)
 REASON = Column("Reason", '.status.conditions[?(@.type=="Ready")].reason', priority=1)
 AGE = Column("Age", ".metadata.creationTimestamp", type="date")
 

@@ -48,18 +48,26 @@ class Level(base.Model):
     """A step of the chain; it fires at ``after`` unless the Incident is already ``unless``."""
 
     name: base.Identifier
-    after: Annotated[base.Duration, pydantic.Field(description="Elapsed time since trigger at which this level starts")]
+    after: Annotated[
+        base.Duration,
+        pydantic.Field(description="Elapsed time since trigger at which this level starts"),
+    ]
     targets: Annotated[list[Target], pydantic.Field(min_length=1, max_length=20)]
     channels: Annotated[
         list[base.Identifier],
-        pydantic.Field(max_length=10, description="Channel names (spec.channels) to notify at this level; empty means the severity's channels"),
+        pydantic.Field(
+            max_length=10,
+            description="Channel names (spec.channels) to notify at this level; empty means the severity's channels",
+        ),
     ] = []
     status_update_every: Annotated[
-        base.Duration | None, pydantic.Field(description="Repeat a status-update reminder at this cadence while unresolved")
+        base.Duration | None,
+        pydantic.Field(description="Repeat a status-update reminder at this cadence while unresolved"),
     ] = None
     war_room: Annotated[bool, pydantic.Field(description="Open a war room when this level starts")] = False
     unless: Annotated[
-        Unless, pydantic.Field(description="Skip this level once the Incident is Acknowledged (default) or only once Resolved")
+        Unless,
+        pydantic.Field(description="Skip this level once the Incident is Acknowledged (default) or only once Resolved"),
     ] = Unless.ACKNOWLEDGED
 
 
@@ -75,7 +83,10 @@ class EmailSettings(base.Model):
     smtp_port: Annotated[int, pydantic.Field(ge=1, le=65535)] = 587
     start_tls: bool = True
     sender: Annotated[str, pydantic.Field(alias="from", min_length=3, max_length=254)]
-    to: Annotated[list[str], pydantic.Field(max_length=50, description="Fixed recipients, besides the paged people's own addresses")] = []
+    to: Annotated[
+        list[str],
+        pydantic.Field(max_length=50, description="Fixed recipients, besides the paged people's own addresses"),
+    ] = []
 
 
 class Channel(base.Model):
@@ -83,8 +94,16 @@ class Channel(base.Model):
 
     model_config = pydantic.ConfigDict(
         json_schema_extra=base.validations(
-            ("self.type != 'Email' || has(self.email)", "an Email channel needs 'email' settings", ".email"),
-            ("self.type == 'Email' || has(self.secretRef)", "this channel type needs 'secretRef' (webhook URL or routing key)", ".secretRef"),
+            (
+                "self.type != 'Email' || has(self.email)",
+                "an Email channel needs 'email' settings",
+                ".email",
+            ),
+            (
+                "self.type == 'Email' || has(self.secretRef)",
+                "this channel type needs 'secretRef' (webhook URL or routing key)",
+                ".secretRef",
+            ),
         )
     )
 
@@ -92,7 +111,10 @@ class Channel(base.Model):
     type: ChannelType
     secret_ref: Annotated[
         base.SecretKeyRef | None,
-        pydantic.Field(description="Slack: webhook URL; PagerDuty: routing key; Webhook: URL; Email: 'username:password' for SMTP auth"),
+        pydantic.Field(
+            description="Slack: webhook URL; PagerDuty: routing key; Webhook: URL; "
+            "Email: 'username:password' for SMTP auth"
+        ),
     ] = None
     email: EmailSettings | None = None
 
@@ -107,22 +129,34 @@ class SeverityRule(base.Model):
 
     model_config = pydantic.ConfigDict(
         json_schema_extra=base.validations(
-            ("!(has(self.responseTime) && has(self.nextBusinessDay))",
-             "set at most one of responseTime and nextBusinessDay", ".responseTime"),
+            (
+                "!(has(self.responseTime) && has(self.nextBusinessDay))",
+                "set at most one of responseTime and nextBusinessDay",
+                ".responseTime",
+            ),
         )
     )
 
     severity: base.Severity
-    response: Annotated[Response, pydantic.Field(description="Page: escalate through the levels until acknowledged; Notify: send once, no escalation")]
+    response: Annotated[
+        Response,
+        pydantic.Field(
+            description="Page: escalate through the levels until acknowledged; Notify: send once, no escalation"
+        ),
+    ]
     response_time: base.Duration | None = None
-    next_business_day: Annotated[bool | None, pydantic.Field(description="Response due by the start of the next business day")] = None
+    next_business_day: Annotated[
+        bool | None,
+        pydantic.Field(description="Response due by the start of the next business day"),
+    ] = None
     channels: Annotated[list[base.Identifier], pydantic.Field(min_length=1, max_length=10)]
 
 
 class BusinessHours(base.Model):
     time_zone: Annotated[str, pydantic.Field(min_length=1, max_length=64)]
     days: Annotated[
-        list[base.Weekday], pydantic.Field(min_length=1, max_length=7, json_schema_extra={"x-kubernetes-list-type": "set"})
+        list[base.Weekday],
+        pydantic.Field(min_length=1, max_length=7, json_schema_extra={"x-kubernetes-list-type": "set"}),
     ] = [base.Weekday.MON, base.Weekday.TUE, base.Weekday.WED, base.Weekday.THU, base.Weekday.FRI]
     from_: Annotated[base.ClockTime, pydantic.Field(alias="from")] = "08:00"
     to: base.ClockTime = "18:00"
@@ -133,7 +167,10 @@ class Team(base.Model):
 
     name: base.Identifier
     email: Annotated[str, pydantic.Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
-    channel: Annotated[base.Identifier | None, pydantic.Field(description="A channel of spec.channels that reaches the team")] = None
+    channel: Annotated[
+        base.Identifier | None,
+        pydantic.Field(description="A channel of spec.channels that reaches the team"),
+    ] = None
 
 
 class Route(base.Model):
@@ -145,15 +182,31 @@ class Route(base.Model):
 
 
 class Repeat(base.Model):
-    times: Annotated[int, pydantic.Field(ge=0, le=10, description="How often to run the levels again from the first when nobody acknowledged")] = 0
-    after: Annotated[base.Duration | None, pydantic.Field(description="Pause after the last level before repeating; default the last level's distance from the previous one")] = None
+    times: Annotated[
+        int,
+        pydantic.Field(
+            ge=0,
+            le=10,
+            description="How often to run the levels again from the first when nobody acknowledged",
+        ),
+    ] = 0
+    after: Annotated[
+        base.Duration | None,
+        pydantic.Field(
+            description="Pause after the last level before repeating; "
+            "default: the last level's distance from the one before"
+        ),
+    ] = None
 
 
 class EscalationPolicySpec(base.Model):
     model_config = pydantic.ConfigDict(
         json_schema_extra=base.validations(
-            ("self.levels[0].after == '0' || self.levels[0].after.matches('^(0+[smhdw])+$')",
-             "the first level must start at 0 (spec.levels[0].after)", ".levels"),
+            (
+                "self.levels[0].after == '0' || self.levels[0].after.matches('^(0+[smhdw])+$')",
+                "the first level must start at 0 (spec.levels[0].after)",
+                ".levels",
+            ),
             (
                 "self.levels.all(l, !has(l.channels) || l.channels.all(c, self.channels.exists(ch, ch.name == c)))",
                 "every level channel must be declared in spec.channels",
@@ -168,27 +221,52 @@ class EscalationPolicySpec(base.Model):
     )
 
     description: Annotated[str, pydantic.Field(max_length=4096)] = ""
-    ack_timeout: Annotated[base.Duration, pydantic.Field(description="Acknowledgement is due this long after a page")] = "5m"
+    ack_timeout: Annotated[
+        base.Duration, pydantic.Field(description="Acknowledgement is due this long after a page")
+    ] = "5m"
     levels: Annotated[
         list[Level],
-        pydantic.Field(min_length=1, max_length=10,
-                       json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+        pydantic.Field(
+            min_length=1,
+            max_length=10,
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
+        ),
     ]
     repeat: Repeat = Repeat()
     channels: Annotated[
         list[Channel],
-        pydantic.Field(min_length=1, max_length=20,
-                       json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+        pydantic.Field(
+            min_length=1,
+            max_length=20,
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
+        ),
     ]
     severities: Annotated[
         list[SeverityRule],
-        pydantic.Field(min_length=1, max_length=3,
-                       json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["severity"]}),
+        pydantic.Field(
+            min_length=1,
+            max_length=3,
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["severity"],
+            },
+        ),
     ]
     teams: Annotated[
         list[Team],
-        pydantic.Field(max_length=100,
-                       json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+        pydantic.Field(
+            max_length=100,
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
+        ),
     ] = []
     routes: Annotated[list[Route], pydantic.Field(max_length=50)] = []
     business_hours: BusinessHours | None = None

@@ -39,7 +39,10 @@ class Trigger(base.Model):
 
     model_config = pydantic.ConfigDict(
         json_schema_extra=base.validations(
-            ("has(self.alertName) || has(self.event)", "a trigger names an alertName, an event, or both"),
+            (
+                "has(self.alertName) || has(self.event)",
+                "a trigger names an alertName, an event, or both",
+            ),
         )
     )
 
@@ -78,8 +81,17 @@ class RaiseMemoryLimit(base.Model):
     max_limit: base.Quantity
     raise_request: bool = False
     allow_qos_change: bool = False
-    restart_at_cap: Annotated[bool, pydantic.Field(description="Restart the rollout when the limit is already at the cap")] = False
-    max_raises: Annotated[int, pydantic.Field(ge=1, le=20, description="After this many raises in one Incident, stop and hand over to a human")] = 3
+    restart_at_cap: Annotated[
+        bool, pydantic.Field(description="Restart the rollout when the limit is already at the cap")
+    ] = False
+    max_raises: Annotated[
+        int,
+        pydantic.Field(
+            ge=1,
+            le=20,
+            description="After this many raises in one Incident, stop and hand over to a human",
+        ),
+    ] = 3
 
 
 class Scale(base.Model):
@@ -89,14 +101,17 @@ class Scale(base.Model):
 
 class Rollback(base.Model):
     if_changed_within: Annotated[
-        base.Duration, pydantic.Field(description="Roll back only when the Deployment's template changed this recently")
+        base.Duration,
+        pydantic.Field(description="Roll back only when the Deployment's template changed this recently"),
     ] = "1h"
 
 
 class SetFeatureFlag(base.Model):
     config_map: base.Name
     key: Annotated[str, pydantic.Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")] | None = None
-    key_from_label: Annotated[str, pydantic.Field(max_length=128, description="Take the key from this alert label")] | None = None
+    key_from_label: (
+        Annotated[str, pydantic.Field(max_length=128, description="Take the key from this alert label")] | None
+    ) = None
     value: Annotated[str, pydantic.Field(max_length=1024)] = "false"
 
 
@@ -115,10 +130,26 @@ class Notify(base.Model):
 class Action(base.Model):
     model_config = pydantic.ConfigDict(
         json_schema_extra=base.validations(
-            ("self.type != 'raiseMemoryLimit' || has(self.raiseMemoryLimit)", "raiseMemoryLimit needs its settings (maxLimit)", ".raiseMemoryLimit"),
-            ("self.type != 'scale' || has(self.scale)", "scale needs its settings (maxReplicas)", ".scale"),
-            ("self.type != 'setFeatureFlag' || has(self.setFeatureFlag)", "setFeatureFlag needs its settings (configMap, key)", ".setFeatureFlag"),
-            ("self.type != 'notify' || has(self.notify)", "notify needs its settings (team or channel)", ".notify"),
+            (
+                "self.type != 'raiseMemoryLimit' || has(self.raiseMemoryLimit)",
+                "raiseMemoryLimit needs its settings (maxLimit)",
+                ".raiseMemoryLimit",
+            ),
+            (
+                "self.type != 'scale' || has(self.scale)",
+                "scale needs its settings (maxReplicas)",
+                ".scale",
+            ),
+            (
+                "self.type != 'setFeatureFlag' || has(self.setFeatureFlag)",
+                "setFeatureFlag needs its settings (configMap, key)",
+                ".setFeatureFlag",
+            ),
+            (
+                "self.type != 'notify' || has(self.notify)",
+                "notify needs its settings (team or channel)",
+                ".notify",
+            ),
         )
     )
 
@@ -135,12 +166,21 @@ class Action(base.Model):
 class Guardrails(base.Model):
     """Bounds on automatic actions; their state lives in the Incident, not in memory."""
 
-    cooldown: Annotated[base.Duration, pydantic.Field(description="Minimum time between two actions on one workload")] = "5m"
-    max_actions: Annotated[int, pydantic.Field(ge=1, le=100, description="At most this many actions per workload per window")] = 3
+    cooldown: Annotated[
+        base.Duration,
+        pydantic.Field(description="Minimum time between two actions on one workload"),
+    ] = "5m"
+    max_actions: Annotated[
+        int,
+        pydantic.Field(ge=1, le=100, description="At most this many actions per workload per window"),
+    ] = 3
     window: base.Duration = "1h"
     dry_run: Annotated[bool, pydantic.Field(description="Record the planned change, write nothing")] = False
     allow_git_ops: Annotated[bool, pydantic.Field(description="Patch workloads that Argo CD or Flux track")] = False
-    quiet_period: Annotated[base.Duration, pydantic.Field(description="Resolve when no new trigger was seen for this long after mitigation")] = "30m"
+    quiet_period: Annotated[
+        base.Duration,
+        pydantic.Field(description="Resolve when no new trigger was seen for this long after mitigation"),
+    ] = "30m"
 
 
 class RunbookSpec(base.Model):
@@ -152,8 +192,13 @@ class RunbookSpec(base.Model):
     steps: Annotated[list[Step], pydantic.Field(max_length=50)] = []
     actions: Annotated[
         list[Action],
-        pydantic.Field(max_length=20,
-                       json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+        pydantic.Field(
+            max_length=20,
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
+        ),
     ] = []
     guardrails: Guardrails = Guardrails()
 

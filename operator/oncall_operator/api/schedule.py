@@ -16,7 +16,7 @@ from oncall_operator.api import base
 
 
 class Restriction(base.Model):
-    """A window the layer is on call in, e.g. Mon–Fri 08:00–18:00; ``to`` before ``from`` wraps past midnight."""
+    """A window the layer is on call in, e.g. Mon-Fri 08:00-18:00; ``to`` before ``from`` wraps past midnight."""
 
     model_config = pydantic.ConfigDict(
         json_schema_extra=base.validations(
@@ -40,7 +40,9 @@ class Rotation(base.Model):
     handoff_time: base.ClockTime = "09:00"
     start: Annotated[
         dt.date,
-        pydantic.Field(description="The date (in the schedule's zone) the first participant's first turn starts, at handoffTime."),
+        pydantic.Field(
+            description="The date (in the schedule's zone) the first participant's first turn starts, at handoffTime."
+        ),
     ]
 
 
@@ -60,7 +62,10 @@ class Role(base.Model):
         pydantic.Field(
             min_length=1,
             max_length=10,
-            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
         ),
     ]
 
@@ -70,7 +75,11 @@ class Override(base.Model):
 
     model_config = pydantic.ConfigDict(
         json_schema_extra=base.validations(
-            ("timestamp(self.end) > timestamp(self.start)", "override 'end' must be after 'start'", ".end"),
+            (
+                "timestamp(self.end) > timestamp(self.start)",
+                "override 'end' must be after 'start'",
+                ".end",
+            ),
         )
     )
 
@@ -103,8 +112,12 @@ class OnCallScheduleSpec(base.Model):
 
     time_zone: Annotated[
         str,
-        pydantic.Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$",
-                       description="IANA time zone, e.g. Europe/Berlin"),
+        pydantic.Field(
+            min_length=1,
+            max_length=64,
+            pattern=r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$",
+            description="IANA time zone, e.g. Europe/Berlin",
+        ),
     ]
     description: Annotated[str, pydantic.Field(max_length=4096)] = ""
     roles: Annotated[
@@ -112,7 +125,10 @@ class OnCallScheduleSpec(base.Model):
         pydantic.Field(
             min_length=1,
             max_length=32,
-            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
         ),
     ]
     overrides: Annotated[list[Override], pydantic.Field(max_length=200)] = []
@@ -120,7 +136,10 @@ class OnCallScheduleSpec(base.Model):
         list[Member],
         pydantic.Field(
             max_length=500,
-            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
         ),
     ] = []
 
@@ -141,7 +160,10 @@ class Gap(base.Model):
 
 
 class OnCallScheduleStatus(base.ObjectStatus):
-    on_call: Annotated[str, pydantic.Field(max_length=1024, description="Who is on call now, per role, for kubectl get")] = ""
+    on_call: Annotated[
+        str,
+        pydantic.Field(max_length=1024, description="Who is on call now, per role, for kubectl get"),
+    ] = ""
     next_handoff: dt.datetime | None = None
     roles: Annotated[list[RoleStatus], pydantic.Field(max_length=32)] = []
     gaps: Annotated[list[Gap], pydantic.Field(max_length=100)] = []

@@ -1,0 +1,55 @@
+# oncall-operator: the two commands are `make run` and `make test` (see README.md).
+# Everything else here is a step they depend on; each is safe to run again.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .cluster/bin
+
+.PHONY: run test venv tools cluster-up cluster-down cluster-status crds crds-check lint unit e2e clean
+
+run: venv tools ## the operator, against the configured cluster or a local control plane it starts
+	hack/run.sh
+
+test: venv tools lint ## the whole suite: lint, types, stale CRDs, unit and e2e on a real control plane
+	hack/pytest.sh tests
+
+unit: venv
+	hack/pytest.sh tests/unit
+
+e2e: venv tools
+	hack/pytest.sh tests/e2e
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+tools: ## kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd (built once per machine)
+	hack/build-tools.sh
+
+cluster-up: venv tools ## start the local control plane (idempotent); writes .cluster/kubeconfig
+	$(BIN)/oncall-operator dev-cluster up
+
+cluster-down: venv
+	$(BIN)/oncall-operator dev-cluster down
+
+cluster-status: venv
+	$(BIN)/oncall-operator dev-cluster status
+
+crds: venv ## regenerate crds/ from the pydantic models
+	$(BIN)/oncall-operator crds
+
+crds-check: venv
+	$(BIN)/oncall-operator crds --check
+
+lint: venv crds-check
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+clean: cluster-down
+	rm -rf .cluster $(VENV)

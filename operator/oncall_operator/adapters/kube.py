@@ -1,0 +1,59 @@
+"""The operator's own calls to the Kubernetes API (Kopf does the watching).
+
+A thin wrapper over the official client, whose calls block: each method is meant to run in
+a worker thread (``asyncio.to_thread``) so the event loop that serves watches never waits on
+the network. Not-found is a value here (``None``), not an exception, because a missing
+reference is an ordinary answer for the checks.
+"""
+
+import dataclasses
+from typing import Any
+
+import kubernetes
+
+from oncall_operator.api import GROUP, VERSION
+
+
+@dataclasses.dataclass
+class Kube:
+    """The API clients, built once from the kubeconfig or the in-cluster service account."""
+
+    api: Any
+
+    @classmethod
+    def connect(cls) -> "Kube":
+        try:
+            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+        return cls(kubernetes.client.ApiClient())
+
+    @property
+    def core(self) -> Any:
+        return kubernetes.client.CoreV1Api(self.api)
+
+    @property
+    def custom(self) -> Any:
+        return kubernetes.client.CustomObjectsApi(self.api)
+
+    def secret_keys(self, namespace: str, name: str) -> frozenset[str] | None:
+        """The keys a Secret holds (never its values), or None when it does not exist."""
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return frozenset((secret.data or {}).keys()) | frozenset((secret.string_data or {}).keys())
+
+    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge ``status`` into the object's status subresource."""
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            {"status": status},
+            _content_type="application/merge-patch+json",
+        )

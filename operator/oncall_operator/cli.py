@@ -1,0 +1,86 @@
+"""The ``oncall-operator`` command: run the operator, manage the local control plane, make CRDs.
+
+oncall-operator run [--kubeconfig PATH] [--namespace NS ...]   the operator, in the foreground
+oncall-operator dev-cluster up|down|status                     the local control plane
+oncall-operator crds [--check]                                 generate or check crds/
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = os.path.abspath(args.kubeconfig)
+    if args.operator_namespace:
+        os.environ["ONCALL_NAMESPACE"] = args.operator_namespace
+    import kopf  # imported late: `crds` and `dev-cluster` must work without a cluster
+
+    from oncall_operator import handlers  # registers every handler
+
+    assert handlers
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    namespaces = args.namespace or []
+    kopf.run(
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=True,
+        liveness_endpoint=args.liveness,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # These two own their arguments; hand them over before argparse reads any option.
+    if argv and argv[0] == "dev-cluster":
+        from oncall_operator.devcluster import commands
+
+        return commands.main(argv[1:])
+    if argv and argv[0] == "crds":
+        from oncall_operator.api import crdgen
+
+        return crdgen.main(argv[1:])
+    parser = argparse.ArgumentParser(prog="oncall-operator", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator against the configured cluster")
+    run.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
+    run.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        help="watch only this namespace (repeat; globs allowed); default: all",
+    )
+    run.add_argument(
+        "--operator-namespace",
+        help="where default runbooks live (default: $ONCALL_NAMESPACE or oncall-system)",
+    )
+    run.add_argument(
+        "--liveness",
+        default=None,
+        help="serve Kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz",
+    )
+    run.add_argument("--verbose", "-v", action="store_true")
+
+    dev = sub.add_parser(
+        "dev-cluster",
+        help="the local control plane (etcd, kube-apiserver, kube-controller-manager)",
+        add_help=False,
+    )
+    dev.add_argument("rest", nargs=argparse.REMAINDER)
+
+    crds = sub.add_parser("crds", help="generate crds/ from the models, or --check them", add_help=False)
+    crds.add_argument("rest", nargs=argparse.REMAINDER)
+
+    args = parser.parse_args(argv)
+    return _run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m oncall_operator.devcluster up|down|status``."""
+
+import sys
+
+from .commands import main
+
+sys.exit(main())

@@ -1,0 +1,230 @@
+"""What the API server cannot check: time zones, references between objects, orderings.
+
+Each ``check_*`` takes a parsed spec and the facts it depends on (the other objects, the
+Secrets' keys) and returns a :class:`conditions.Verdict`: every problem found, the first
+one's reason as the condition reason, each message naming the field. The handlers gather the
+facts and write the verdict as the ``Ready`` condition.
+"""
+
+import collections.abc as cabc
+import dataclasses
+import functools
+import re
+import zoneinfo
+
+from oncall_operator.api import durations, incident, policy, runbook, schedule
+from oncall_operator.domain import conditions
+
+Secrets = cabc.Mapping[str, frozenset[str]]
+"""Secret name -> its keys, for the Secrets in the object's namespace."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    reason: str
+    message: str
+
+
+def verdict(problems: list[Problem], ok_message: str) -> conditions.Verdict:
+    if not problems:
+        return conditions.Verdict(True, "Valid", ok_message)
+    return conditions.Verdict(False, problems[0].reason, "; ".join(p.message for p in problems))
+
+
+@functools.lru_cache(maxsize=512)
+def zone_exists(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _zone(field: str, name: str) -> list[Problem]:
+    if zone_exists(name):
+        return []
+    return [Problem("UnknownTimeZone", f"{field}: {name!r} is not an IANA time zone (e.g. Europe/Berlin)")]
+
+
+def check_schedule(spec: schedule.OnCallScheduleSpec) -> conditions.Verdict:
+    problems = _zone("spec.timeZone", spec.time_zone)
+    members = {m.name for m in spec.members}
+    for r, role in enumerate(spec.roles):
+        for n, layer in enumerate(role.layers):
+            field = f"spec.roles[{r}].layers[{n}].rotation"
+            if durations.parse(layer.rotation.turn_length).total_seconds() < 60:
+                problems.append(Problem("InvalidTurnLength", f"{field}.turnLength: must be at least 1m"))
+            unknown = [p for p in layer.rotation.participants if members and p not in members]
+            if unknown:
+                problems.append(Problem("UnknownParticipant", f"{field}.participants: {unknown} not in spec.members"))
+    for o, override in enumerate(spec.overrides):
+        if members and override.user not in members:
+            problems.append(
+                Problem(
+                    "UnknownParticipant",
+                    f"spec.overrides[{o}].user: {override.user!r} not in spec.members",
+                )
+            )
+    roles = ", ".join(r.name for r in spec.roles)
+    return verdict(problems, f"{len(spec.roles)} roles ({roles}) in {spec.time_zone}")
+
+
+def _schedule_target(
+    field: str,
+    target: policy.ScheduleTarget,
+    schedules: cabc.Mapping[str, schedule.OnCallScheduleSpec],
+) -> list[Problem]:
+    found = schedules.get(target.name)
+    if found is None:
+        return [
+            Problem(
+                "ScheduleNotFound",
+                f"{field}.schedule.name: OnCallSchedule {target.name!r} not found in this namespace",
+            )
+        ]
+    if all(r.name != target.role for r in found.roles):
+        return [
+            Problem(
+                "RoleNotFound",
+                f"{field}.schedule.role: OnCallSchedule {target.name!r} has no role {target.role!r}",
+            )
+        ]
+    return []
+
+
+def _target(
+    field: str,
+    target: policy.Target,
+    spec: policy.EscalationPolicySpec,
+    schedules: cabc.Mapping[str, schedule.OnCallScheduleSpec],
+) -> list[Problem]:
+    if target.schedule is not None:
+        return _schedule_target(field, target.schedule, schedules)
+    if target.team is not None and all(t.name != target.team for t in spec.teams):
+        return [Problem("TeamNotFound", f"{field}.team: {target.team!r} is not in spec.teams")]
+    return []
+
+
+def check_policy(
+    spec: policy.EscalationPolicySpec,
+    schedules: cabc.Mapping[str, schedule.OnCallScheduleSpec],
+    secrets: Secrets,
+) -> conditions.Verdict:
+    problems: list[Problem] = []
+    previous = None
+    for n, level in enumerate(spec.levels):
+        after = durations.parse(level.after)
+        if previous is not None and after <= previous:
+            problems.append(
+                Problem(
+                    "LevelsOutOfOrder",
+                    f"spec.levels[{n}].after: {level.after} must be later than the level before",
+                )
+            )
+        previous = after
+        for t, target in enumerate(level.targets):
+            problems += _target(f"spec.levels[{n}].targets[{t}]", target, spec, schedules)
+    for n, route in enumerate(spec.routes):
+        problems += _target(f"spec.routes[{n}].target", route.target, spec, schedules)
+    channels = {c.name for c in spec.channels}
+    for n, team in enumerate(spec.teams):
+        if team.channel is not None and team.channel not in channels:
+            problems.append(
+                Problem(
+                    "ChannelNotFound",
+                    f"spec.teams[{n}].channel: {team.channel!r} is not in spec.channels",
+                )
+            )
+    for n, channel in enumerate(spec.channels):
+        ref = channel.secret_ref
+        if ref is None:
+            continue
+        if ref.name not in secrets:
+            problems.append(
+                Problem(
+                    "SecretNotFound",
+                    f"spec.channels[{n}].secretRef: Secret {ref.name!r} not found in this namespace",
+                )
+            )
+        elif ref.key not in secrets[ref.name]:
+            problems.append(
+                Problem(
+                    "SecretKeyNotFound",
+                    f"spec.channels[{n}].secretRef.key: Secret {ref.name!r} has no key {ref.key!r}",
+                )
+            )
+    if spec.business_hours is not None:
+        problems += _zone("spec.businessHours.timeZone", spec.business_hours.time_zone)
+    return verdict(problems, f"{len(spec.levels)} levels, {len(spec.channels)} channels")
+
+
+def check_runbook(
+    spec: runbook.RunbookSpec, policies: cabc.Mapping[str, policy.EscalationPolicySpec]
+) -> conditions.Verdict:
+    problems: list[Problem] = []
+    for n, matcher in enumerate(spec.trigger.matchers):
+        if matcher.op in (runbook.MatchOp.REGEX, runbook.MatchOp.NOT_REGEX):
+            try:
+                re.compile(matcher.value)
+            except re.error as error:
+                problems.append(
+                    Problem(
+                        "InvalidMatcher",
+                        f"spec.trigger.matchers[{n}].value: not a regular expression ({error})",
+                    )
+                )
+    found = None
+    if spec.escalation_policy_ref is not None:
+        found = policies.get(spec.escalation_policy_ref.name)
+        if found is None:
+            name = spec.escalation_policy_ref.name
+            problems.append(
+                Problem(
+                    "PolicyNotFound",
+                    f"spec.escalationPolicyRef.name: EscalationPolicy {name!r} not found in this namespace",
+                )
+            )
+    for n, action in enumerate(spec.actions):
+        if action.notify is None or found is None:
+            continue
+        if action.notify.team is not None and all(t.name != action.notify.team for t in found.teams):
+            problems.append(
+                Problem(
+                    "TeamNotFound",
+                    f"spec.actions[{n}].notify.team: {action.notify.team!r} is not a team of the escalation policy",
+                )
+            )
+        if action.notify.channel is not None and all(c.name != action.notify.channel for c in found.channels):
+            problems.append(
+                Problem(
+                    "ChannelNotFound",
+                    f"spec.actions[{n}].notify.channel: {action.notify.channel!r} is not a channel of the policy",
+                )
+            )
+    trigger = spec.trigger.alert_name or spec.trigger.event
+    return verdict(problems, f"triggered by {trigger}, {len(spec.actions)} actions")
+
+
+def check_incident(
+    spec: incident.IncidentSpec,
+    policies: cabc.Mapping[str, policy.EscalationPolicySpec],
+    runbooks: cabc.Mapping[str, runbook.RunbookSpec],
+) -> conditions.Verdict:
+    problems: list[Problem] = []
+    if spec.escalation_policy_ref is not None and spec.escalation_policy_ref.name not in policies:
+        name = spec.escalation_policy_ref.name
+        problems.append(
+            Problem(
+                "PolicyNotFound",
+                f"spec.escalationPolicyRef.name: EscalationPolicy {name!r} not found in this namespace",
+            )
+        )
+    if spec.runbook_ref is not None and spec.runbook_ref.name not in runbooks:
+        name = spec.runbook_ref.name
+        problems.append(
+            Problem(
+                "RunbookNotFound",
+                f"spec.runbookRef.name: Runbook {name!r} not found in this namespace",
+            )
+        )
+    return verdict(problems, "references resolved")

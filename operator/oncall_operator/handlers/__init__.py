@@ -1,0 +1,9 @@
+"""Kopf registrations, and nothing else: each handler parses, calls the domain, writes status.
+
+Importing this package registers every handler with Kopf's default registry; ``cli run``
+does that before ``kopf.run``.
+"""
+
+from oncall_operator.handlers import incidents, objects, settings
+
+__all__ = ["incidents", "objects", "settings"]

@@ -1,0 +1,35 @@
+"""Incidents: give a new Incident its first status, and check what it refers to.
+
+Only the opening step lives here for now; the escalation engine and remediation add their
+own handlers. Whatever made the Incident (the intake, the OOM watch, a person with kubectl),
+the board shows it the same way.
+"""
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import kopf
+
+from oncall_operator.api import GROUP, VERSION, incident, kinds
+from oncall_operator.domain import checks, lifecycle
+from oncall_operator.handlers import objects
+
+
+@kopf.on.event(GROUP, VERSION, kinds.INCIDENT.plural)
+async def incident_changed(type: str, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    if type == "DELETED":
+        return
+    spec = incident.IncidentSpec.model_validate(dict(body["spec"]))
+    meta = body["metadata"]
+    if not (body.get("status") or {}).get("phase"):
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        status = lifecycle.opened(spec, now).wire()
+        await asyncio.to_thread(memo.kube.patch_status, kinds.INCIDENT.plural, meta["namespace"], meta["name"], status)
+        kopf.info(body, reason="Triggered", message=status["timeline"][0]["message"])
+        return
+    namespace = meta["namespace"]
+    policy_ref = [spec.escalation_policy_ref.name] if spec.escalation_policy_ref else []
+    policies = objects.lookup(kwargs["policy_specs"], namespace, policy_ref)
+    runbooks = objects.lookup(kwargs["runbook_specs"], namespace, [spec.runbook_ref.name] if spec.runbook_ref else [])
+    await objects.write_ready(kinds.INCIDENT, body, memo, checks.check_incident(spec, policies, runbooks))

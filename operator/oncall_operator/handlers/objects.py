@@ -1,0 +1,133 @@
+"""Schedules, policies and runbooks: check what the schema cannot, and say so in ``Ready``.
+
+Kopf indexes keep the latest spec of every schedule, policy and runbook in memory, so a check
+of references costs no API call; a timer re-checks each object so that a reference that
+appears later (the schedule applied after its policy) turns ``Ready`` true by itself.
+"""
+
+import asyncio
+import collections.abc as cabc
+import datetime as dt
+from typing import Any
+
+import kopf
+import pydantic
+
+from oncall_operator.api import GROUP, VERSION, base, kinds, policy, runbook, schedule
+from oncall_operator.domain import checks, conditions
+from oncall_operator.handlers import settings
+
+RECHECK = settings.CONFIG.recheck_seconds
+SpecIndex = kopf.Index[tuple[str | None, str], Any]
+
+
+def _parse(model: type[pydantic.BaseModel], spec: cabc.Mapping[str, Any]) -> Any:
+    try:
+        return model.model_validate(dict(spec))
+    except pydantic.ValidationError:
+        return None
+
+
+@kopf.index(GROUP, VERSION, kinds.SCHEDULE.plural)
+def schedule_specs(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str | None, str], Any]:
+    return {(namespace, name): _parse(schedule.OnCallScheduleSpec, spec)}
+
+
+@kopf.index(GROUP, VERSION, kinds.POLICY.plural)
+def policy_specs(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str | None, str], Any]:
+    return {(namespace, name): _parse(policy.EscalationPolicySpec, spec)}
+
+
+@kopf.index(GROUP, VERSION, kinds.RUNBOOK.plural)
+def runbook_specs(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str | None, str], Any]:
+    return {(namespace, name): _parse(runbook.RunbookSpec, spec)}
+
+
+def lookup(index: SpecIndex, namespace: str, names: cabc.Iterable[str]) -> dict[str, Any]:
+    """The parsed specs of the named objects that exist in ``namespace``."""
+    found = {}
+    for name in names:
+        store = index.get((namespace, name))
+        spec = next(iter(store), None) if store is not None else None
+        if spec is not None:
+            found[name] = spec
+    return found
+
+
+async def write_ready(kind: kinds.Kind, body: kopf.Body, memo: Any, verdict: conditions.Verdict) -> None:
+    """Write ``Ready`` and observedGeneration when they changed; post an Event on a flip."""
+    status = body.get("status") or {}
+    old = [base.Condition.model_validate(c) for c in status.get("conditions") or []]
+    generation = body["metadata"].get("generation")
+    new = conditions.ready(old, verdict, generation, dt.datetime.now(dt.UTC).replace(microsecond=0))
+    if conditions.same(old, new) and status.get("observedGeneration") == generation:
+        return
+    meta = body["metadata"]
+    patch = {"observedGeneration": generation, "conditions": [c.wire() for c in new]}
+    await asyncio.to_thread(memo.kube.patch_status, kind.plural, meta["namespace"], meta["name"], patch)
+    was = next((c.status for c in old if c.type == conditions.READY), None)
+    now = next(c.status for c in new if c.type == conditions.READY)
+    if was != now:
+        (kopf.info if verdict.ok else kopf.warn)(body, reason=verdict.reason, message=verdict.message)
+
+
+def _schedule_refs(spec: policy.EscalationPolicySpec) -> set[str]:
+    targets = [t for level in spec.levels for t in level.targets] + [r.target for r in spec.routes]
+    return {t.schedule.name for t in targets if t.schedule is not None}
+
+
+async def check_schedule(body: kopf.Body, memo: Any) -> None:
+    spec = schedule.OnCallScheduleSpec.model_validate(dict(body["spec"]))
+    await write_ready(kinds.SCHEDULE, body, memo, checks.check_schedule(spec))
+
+
+async def check_policy(body: kopf.Body, memo: Any, schedules: SpecIndex) -> None:
+    spec = policy.EscalationPolicySpec.model_validate(dict(body["spec"]))
+    namespace = body["metadata"]["namespace"]
+    found = lookup(schedules, namespace, _schedule_refs(spec))
+    secrets: dict[str, frozenset[str]] = {}
+    for name in {c.secret_ref.name for c in spec.channels if c.secret_ref is not None}:
+        keys = await asyncio.to_thread(memo.kube.secret_keys, namespace, name)
+        if keys is not None:
+            secrets[name] = keys
+    await write_ready(kinds.POLICY, body, memo, checks.check_policy(spec, found, secrets))
+
+
+async def check_runbook(body: kopf.Body, memo: Any, policies: SpecIndex) -> None:
+    spec = runbook.RunbookSpec.model_validate(dict(body["spec"]))
+    refs = [spec.escalation_policy_ref.name] if spec.escalation_policy_ref else []
+    found = lookup(policies, body["metadata"]["namespace"], refs)
+    await write_ready(kinds.RUNBOOK, body, memo, checks.check_runbook(spec, found))
+
+
+@kopf.on.event(GROUP, VERSION, kinds.SCHEDULE.plural)
+async def schedule_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    if type != "DELETED":
+        await check_schedule(body, memo)
+
+
+@kopf.timer(GROUP, VERSION, kinds.SCHEDULE.plural, interval=RECHECK)
+async def schedule_recheck(body: kopf.Body, memo: Any, **_: Any) -> None:
+    await check_schedule(body, memo)
+
+
+@kopf.on.event(GROUP, VERSION, kinds.POLICY.plural)
+async def policy_changed(type: str, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    if type != "DELETED":
+        await check_policy(body, memo, kwargs["schedule_specs"])
+
+
+@kopf.timer(GROUP, VERSION, kinds.POLICY.plural, interval=RECHECK)
+async def policy_recheck(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    await check_policy(body, memo, kwargs["schedule_specs"])
+
+
+@kopf.on.event(GROUP, VERSION, kinds.RUNBOOK.plural)
+async def runbook_changed(type: str, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    if type != "DELETED":
+        await check_runbook(body, memo, kwargs["policy_specs"])
+
+
+@kopf.timer(GROUP, VERSION, kinds.RUNBOOK.plural, interval=RECHECK)
+async def runbook_recheck(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    await check_runbook(body, memo, kwargs["policy_specs"])

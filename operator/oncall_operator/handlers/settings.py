@@ -1,0 +1,53 @@
+"""Operator-wide settings: where Kopf keeps its bookkeeping, watch timeouts, the API client.
+
+Kopf's progress and diff-base go to ``oncall.dev/`` annotations, never into ``.status``
+(which is ours, KEP-1623). Watches get server and client timeouts because a watch without
+them can freeze silently on a half-open connection.
+"""
+
+import dataclasses
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from oncall_operator.adapters import kube
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """What the operator reads from its environment, with the defaults it runs on."""
+
+    namespace: str = "oncall-system"
+    recheck_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls) -> "Config":
+        return cls(
+            namespace=os.environ.get("ONCALL_NAMESPACE", cls.namespace),
+            recheck_seconds=float(os.environ.get("ONCALL_RECHECK_SECONDS", cls.recheck_seconds)),
+        )
+
+
+CONFIG = Config.from_env()
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="oncall.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="oncall.dev", key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = "oncall.dev/finalizer"
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.posting.level = logging.INFO
+    memo.kube = kube.Kube.connect()
+    memo.config = CONFIG
+    logger.info(
+        "oncall-operator configured: namespace=%s recheck=%ss",
+        CONFIG.namespace,
+        CONFIG.recheck_seconds,
+    )

@@ -1,0 +1,24 @@
+"""Shared test helpers: polling for eventual state (never for timing), paths."""
+
+import pathlib
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.2, what: str = "") -> T:
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``.
+
+    This waits for the cluster to converge; it asserts nothing about how fast.
+    """
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}; last value: {last!r}")

@@ -1,0 +1,138 @@
+"""The real control plane for the end-to-end tests: one per session, a namespace per test.
+
+etcd, kube-apiserver and kube-controller-manager are the binaries ``hack/build-tools.sh``
+built from their Go modules; kubectl is the real one built beside them. Nothing here fakes
+the API. At the end of the session no control-plane process may be left running.
+"""
+
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes
+import pytest
+
+from oncall_operator import devcluster
+from tests.conftest import REPO, eventually
+
+pytestmark = pytest.mark.e2e
+
+
+class Kubectl:
+    """The real kubectl, bound to the session's kubeconfig."""
+
+    def __init__(self, binary: pathlib.Path, kubeconfig: pathlib.Path) -> None:
+        self.binary, self.kubeconfig = binary, kubeconfig
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(self.binary), "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+        return proc
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "-o", "json").stdout)
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devcluster.ControlPlane]:
+    bindir = devcluster.default_bindir(devcluster.default_workdir(REPO))
+    workdir = tmp_path_factory.mktemp("control-plane")
+    plane = devcluster.ControlPlane(workdir, bindir)
+    with plane:
+        pids = [p.pid for p in plane.state.processes]
+        yield plane
+    left = [pid for pid in pids if _alive(pid)]
+    assert not left, f"control-plane processes left running after teardown: {left}"
+    stray = subprocess.run(["pgrep", "-af", str(workdir)], capture_output=True, text=True).stdout.strip()
+    assert not stray, f"processes still using the session's control-plane dir: {stray}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie of ours has exited; it only waits to be reaped
+    stat = pathlib.Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+
+@pytest.fixture(scope="session")
+def kubectl(control_plane: devcluster.ControlPlane) -> Kubectl:
+    return Kubectl(control_plane.bindir / "kubectl", control_plane.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def api(control_plane: devcluster.ControlPlane) -> kubernetes.client.ApiClient:
+    return kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def crds(kubectl: Kubectl) -> None:
+    kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
+    kubectl.run(
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=60s",
+        "crd",
+        "-l",
+        "app.kubernetes.io/part-of=oncall-operator",
+    )
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
+    base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"{base}-{uuid.uuid4().hex[:6]}"
+    kubectl.run("create", "namespace", name)
+    yield name
+    kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def operator(
+    control_plane: devcluster.ControlPlane, crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[pathlib.Path]:
+    """The operator itself, as users run it (`oncall-operator run`), in a child process."""
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    env = {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig), "ONCALL_RECHECK_SECONDS": "1"}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "oncall_operator.cli", "run", "--verbose"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        eventually(
+            lambda: proc.poll() is not None or "configured: namespace" in log.read_text(),
+            30,
+            what="operator start-up",
+        )
+        assert proc.poll() is None, f"operator exited at start-up:\n{log.read_text()[-3000:]}"
+        yield log
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if "Traceback" in log.read_text():
+            print(f"operator log (tail):\n{log.read_text()[-4000:]}")

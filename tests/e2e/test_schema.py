@@ -1,0 +1,226 @@
+"""The CRDs on a real API server: installed, listed, and refusing bad objects at apply time."""
+
+import pathlib
+import textwrap
+
+import pytest
+
+from tests.conftest import REPO
+from tests.e2e.conftest import Kubectl
+
+pytestmark = pytest.mark.usefixtures("crds")
+
+SCHEDULE = """
+apiVersion: oncall.dev/v1alpha1
+kind: OnCallSchedule
+metadata: {name: bad}
+spec:
+  timeZone: Europe/Berlin
+  roles:
+    - name: primary
+      layers:
+        - name: weekly
+          rotation: {participants: [Ada], turnLength: 1w, handoffTime: "09:00", start: "2026-01-05"}
+"""
+
+POLICY = """
+apiVersion: oncall.dev/v1alpha1
+kind: EscalationPolicy
+metadata: {name: bad}
+spec:
+  levels:
+    - {name: l1, after: "0", targets: [{user: Ada}], channels: [slack]}
+  channels: [{name: slack, type: Slack, secretRef: {name: s, key: url}}]
+  severities: [{severity: critical, response: Page, responseTime: 5m, channels: [slack]}]
+"""
+
+RUNBOOK = """
+apiVersion: oncall.dev/v1alpha1
+kind: Runbook
+metadata: {name: bad}
+spec:
+  trigger: {event: OOMKilled}
+  actions:
+    - {name: raise, type: raiseMemoryLimit, raiseMemoryLimit: {maxLimit: 2Gi}}
+"""
+
+INCIDENT = """
+apiVersion: oncall.dev/v1alpha1
+kind: Incident
+metadata: {name: bad}
+spec: {title: Something broke, severity: critical}
+"""
+
+
+def test_crds_are_established(kubectl: Kubectl) -> None:
+    for plural in ("oncallschedules", "escalationpolicies", "runbooks", "incidents"):
+        crd = kubectl.json("get", "crd", f"{plural}.oncall.dev")
+        established = [c for c in crd["status"]["conditions"] if c["type"] == "Established"]
+        assert established and established[0]["status"] == "True", plural
+
+
+def test_every_example_applies_and_get_oncall_lists_all_four_kinds(kubectl: Kubectl, namespace: str) -> None:
+    examples = sorted(pathlib.Path(REPO / "examples").glob("*.yaml"))
+    assert len(examples) >= 4
+    for path in examples:
+        kubectl.run("apply", "-n", namespace, "-f", str(path))
+    kubectl.run("apply", "-n", namespace, "-f", "-", stdin=INCIDENT.replace("name: bad", "name: db-down"))
+    listed = kubectl.run("get", "oncall", "-n", namespace, "-o", "name").stdout.split()
+    assert sorted(listed) == sorted(
+        [
+            "oncallschedule.oncall.dev/valeo-oncall",
+            "escalationpolicy.oncall.dev/valeo-escalation",
+            "runbook.oncall.dev/api-error-rate",
+            "runbook.oncall.dev/pod-oom-killed",
+            "runbook.oncall.dev/connection-pool-exhaustion",
+            "runbook.oncall.dev/compliance-violation",
+            "incident.oncall.dev/db-down",
+        ]
+    )
+    short = kubectl.run("get", "ocs,escpol,rb,inc", "-n", namespace, "-o", "name").stdout.split()
+    assert sorted(short) == sorted(listed)
+
+
+def _edit(doc: str, old: str, new: str) -> str:
+    assert old in doc, old
+    return doc.replace(old, new)
+
+
+INVALID = [
+    (
+        "empty-rotation",
+        _edit(SCHEDULE, "participants: [Ada]", "participants: []"),
+        "spec.roles[0].layers[0].rotation.participants",
+    ),
+    ("no-roles", SCHEDULE.split("  roles:")[0] + "  roles: []\n", "spec.roles"),
+    (
+        "bad-duration",
+        _edit(SCHEDULE, "turnLength: 1w", "turnLength: 1 week"),
+        "spec.roles[0].layers[0].rotation.turnLength",
+    ),
+    (
+        "bad-handoff-time",
+        _edit(SCHEDULE, 'handoffTime: "09:00"', 'handoffTime: "25:00"'),
+        "spec.roles[0].layers[0].rotation.handoffTime",
+    ),
+    ("timezone-shape", _edit(SCHEDULE, "Europe/Berlin", "Europe Berlin"), "spec.timeZone"),
+    (
+        "override-ends-before-start",
+        SCHEDULE
+        + "  overrides: [{role: primary, user: Bob, start: '2026-02-02T00:00:00Z', end: '2026-02-01T00:00:00Z'}]\n",
+        "spec.overrides[0].end",
+    ),
+    (
+        "override-unknown-role",
+        SCHEDULE
+        + "  overrides: [{role: tertiary, user: Bob, start: '2026-02-01T00:00:00Z', end: '2026-02-02T00:00:00Z'}]\n",
+        "spec.overrides",
+    ),
+    (
+        "restriction-empty-window",
+        _edit(
+            SCHEDULE,
+            'start: "2026-01-05"}',
+            'start: "2026-01-05"}\n          restrictions: [{from: "08:00", to: "08:00"}]',
+        ),
+        "spec.roles[0].layers[0].restrictions[0].to",
+    ),
+    (
+        "bad-ack-timeout",
+        POLICY.replace("spec:\n", "spec:\n  ackTimeout: 5 minutes\n"),
+        "spec.ackTimeout",
+    ),
+    ("first-level-not-at-zero", _edit(POLICY, 'after: "0"', "after: 5m"), "spec.levels"),
+    ("undeclared-channel", _edit(POLICY, "channels: [slack]}", "channels: [sms]}"), "spec.levels"),
+    (
+        "target-with-two-kinds",
+        _edit(POLICY, "targets: [{user: Ada}]", "targets: [{user: Ada, team: sre}]"),
+        "spec.levels[0].targets[0]",
+    ),
+    (
+        "unknown-severity-in-policy",
+        _edit(POLICY, "severity: critical", "severity: urgent"),
+        "spec.severities[0].severity",
+    ),
+    (
+        "unknown-severity",
+        _edit(INCIDENT, "severity: critical", "severity: urgent"),
+        "spec.severity",
+    ),
+    ("incident-without-title", _edit(INCIDENT, "title: Something broke, ", ""), "spec.title"),
+    (
+        "trigger-names-nothing",
+        _edit(RUNBOOK, "trigger: {event: OOMKilled}", "trigger: {matchers: []}"),
+        "spec.trigger",
+    ),
+    ("unknown-event", _edit(RUNBOOK, "event: OOMKilled", "event: CrashLoop"), "spec.trigger.event"),
+    (
+        "action-without-settings",
+        _edit(RUNBOOK, ", raiseMemoryLimit: {maxLimit: 2Gi}", ""),
+        "spec.actions[0].raiseMemoryLimit",
+    ),
+    (
+        "factor-not-above-one",
+        _edit(RUNBOOK, "{maxLimit: 2Gi}", "{maxLimit: 2Gi, factor: 0.5}"),
+        "spec.actions[0].raiseMemoryLimit.factor",
+    ),
+    (
+        "negative-cap",
+        _edit(
+            RUNBOOK,
+            "{name: raise, type: raiseMemoryLimit, raiseMemoryLimit: {maxLimit: 2Gi}}",
+            "{name: up, type: scale, scale: {maxReplicas: -1}}",
+        ),
+        "spec.actions[0].scale.maxReplicas",
+    ),
+    (
+        "bad-quantity",
+        _edit(RUNBOOK, "maxLimit: 2Gi", "maxLimit: two gigs"),
+        "spec.actions[0].raiseMemoryLimit.maxLimit",
+    ),
+    (
+        "guardrail-zero-actions",
+        RUNBOOK + "  guardrails: {maxActions: 0}\n",
+        "spec.guardrails.maxActions",
+    ),
+    ("unknown-field", RUNBOOK + "  autoFix: true\n", "autoFix"),
+]
+
+
+@pytest.mark.parametrize(("case", "manifest", "field"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_object_is_rejected_naming_the_field(
+    kubectl: Kubectl, namespace: str, case: str, manifest: str, field: str
+) -> None:
+    proc = kubectl.run("apply", "-n", namespace, "-f", "-", stdin=textwrap.dedent(manifest), check=False)
+    assert proc.returncode != 0, f"{case}: the API server accepted it"
+    assert field in proc.stderr, f"{case}: the error does not name {field}: {proc.stderr}"
+
+
+def test_kubectl_get_incidents_shows_the_board_columns(kubectl: Kubectl, namespace: str) -> None:
+    kubectl.run("apply", "-n", namespace, "-f", "-", stdin=_edit(INCIDENT, "name: bad", "name: api-down"))
+    status = (
+        '{"status": {"phase": "Acknowledged", "onCall": "DevOps Lead", '
+        '"target": "Deployment/shop/api", "escalation": {"level": 2}}}'
+    )
+    kubectl.run(
+        "patch",
+        "incident",
+        "api-down",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        status,
+    )
+    header, row = kubectl.run("get", "incidents", "-n", namespace).stdout.splitlines()
+    assert header.split() == ["NAME", "SEVERITY", "PHASE", "LEVEL", "ON-CALL", "TARGET", "AGE"]
+    assert row.split()[:7] == [
+        "api-down",
+        "critical",
+        "Acknowledged",
+        "2",
+        "DevOps",
+        "Lead",
+        "Deployment/shop/api",
+    ]
