@@ -5,6 +5,7 @@ built from their Go modules; kubectl is the real one built beside them. Nothing 
 the API. At the end of the session no control-plane process may be left running.
 """
 
+import contextlib
 import json
 import os
 import pathlib
@@ -104,35 +105,72 @@ def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]
     kubectl.run("delete", "namespace", name, "--wait=false", check=False)
 
 
-@pytest.fixture(scope="session")
+class OperatorProcess:
+    """The operator as users run it (``oncall-operator run``), as a child process of the test.
+
+    Start, kill (SIGKILL, like a crashed pod) and start again to test resumption; every run
+    appends to one log file, which is printed when the test fails.
+    """
+
+    def __init__(
+        self, kubeconfig: pathlib.Path, log: pathlib.Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
+        self.kubeconfig, self.log, self.args = kubeconfig, log, args
+        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "ONCALL_RECHECK_SECONDS": "1", **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> "OperatorProcess":
+        assert self.proc is None, "already running"
+        marker = self.log.read_text() if self.log.exists() else ""
+        with self.log.open("a") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "oncall_operator.cli", "run", "--verbose", *self.args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+        self.starts += 1
+        proc = self.proc
+
+        def started() -> bool:
+            return proc.poll() is not None or self.log.read_text().count("configured: namespace") > marker.count(
+                "configured: namespace"
+            )
+
+        eventually(started, 30, what="operator start-up")
+        assert proc.poll() is None, f"operator exited at start-up:\n{self.log.read_text()[-3000:]}"
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """Die at once, as a crashed or evicted operator would: no clean-up, no goodbye."""
+        self.stop(signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
 def operator(
     control_plane: devcluster.ControlPlane, crds: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[pathlib.Path]:
-    """The operator itself, as users run it (`oncall-operator run`), in a child process."""
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    env = {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig), "ONCALL_RECHECK_SECONDS": "1"}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "oncall_operator.cli", "run", "--verbose"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+) -> Iterator[OperatorProcess]:
+    """One operator for the tests of a module. Modules that start and kill their own
+    operators (``OperatorProcess``) do not use this fixture, so two never act at once."""
+    process = OperatorProcess(control_plane.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    process.start()
     try:
-        eventually(
-            lambda: proc.poll() is not None or "configured: namespace" in log.read_text(),
-            30,
-            what="operator start-up",
-        )
-        assert proc.poll() is None, f"operator exited at start-up:\n{log.read_text()[-3000:]}"
-        yield log
+        yield process
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        if "Traceback" in log.read_text():
-            print(f"operator log (tail):\n{log.read_text()[-4000:]}")
+        process.stop()
+        if "Traceback" in process.log.read_text():
+            print(f"operator log (tail):\n{process.log.read_text()[-4000:]}")

@@ -11,6 +11,7 @@ from typing import Any
 
 import kopf
 
+from oncall_operator.adapters import incidents
 from oncall_operator.api import GROUP, VERSION, incident, kinds
 from oncall_operator.domain import checks, lifecycle
 from oncall_operator.handlers import objects
@@ -24,9 +25,15 @@ async def incident_changed(type: str, body: kopf.Body, memo: Any, **kwargs: Any)
     meta = body["metadata"]
     if not (body.get("status") or {}).get("phase"):
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        status = lifecycle.opened(spec, now).wire()
-        await asyncio.to_thread(memo.kube.patch_status, kinds.INCIDENT.plural, meta["namespace"], meta["name"], status)
-        kopf.info(body, reason="Triggered", message=status["timeline"][0]["message"])
+
+        def open_once(current: incident.Incident) -> incident.IncidentStatus | None:
+            return lifecycle.opened(current.spec, now) if not (current.status and current.status.phase) else None
+
+        written = await asyncio.to_thread(
+            incidents.update_status, memo.kube, meta["namespace"], meta["name"], open_once
+        )
+        if written and written.changed:
+            kopf.info(body, reason="Triggered", message=lifecycle.opened(spec, now).timeline[0].message)
         return
     namespace = meta["namespace"]
     policy_ref = [spec.escalation_policy_ref.name] if spec.escalation_policy_ref else []

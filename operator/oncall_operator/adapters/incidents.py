@@ -1,0 +1,94 @@
+"""Reading, opening and updating Incidents without ever losing a concurrent write.
+
+Several parts of the operator write one Incident's status (the escalation engine, the OOM
+remediation, the intake, a person acknowledging with kubectl). A merge patch would let one
+overwrite another's timeline entry, so every status write here is a read-modify-write with
+the object's resourceVersion as a precondition, retried on a conflict: the API server, not
+memory, decides the order. Creation uses deterministic names, so a duplicate delivery meets
+AlreadyExists instead of opening a second Incident.
+"""
+
+import collections.abc as cabc
+import dataclasses
+from typing import Any
+
+import kubernetes
+
+from oncall_operator.adapters import kube
+from oncall_operator.api import GROUP, VERSION, incident, kinds
+
+PLURAL = kinds.INCIDENT.plural
+Mutation = cabc.Callable[[incident.Incident], incident.IncidentStatus | None]
+"""Given the current Incident, return its new status, or None to leave it as it is."""
+
+
+class ConflictsExhausted(RuntimeError):
+    """The Incident kept changing under us; the caller should retry later."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Written:
+    incident: incident.Incident
+    changed: bool
+
+
+def get(k: kube.Kube, namespace: str, name: str) -> incident.Incident | None:
+    raw = _get_raw(k, namespace, name)
+    return None if raw is None else incident.Incident.model_validate(raw)
+
+
+def create(
+    k: kube.Kube, namespace: str, name: str, spec: incident.IncidentSpec, labels: dict[str, str] | None = None
+) -> tuple[incident.Incident, bool]:
+    """Create the Incident, or return the existing one of that name; the bool says 'created'."""
+    body: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": kinds.INCIDENT.kind,
+        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+        "spec": spec.wire(),
+    }
+    try:
+        raw = k.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        return incident.Incident.model_validate(raw), True
+    except kubernetes.client.ApiException as error:
+        if error.status != 409:
+            raise
+    found = get(k, namespace, name)
+    if found is None:  # deleted between the two calls: try once more
+        raw = k.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        return incident.Incident.model_validate(raw), True
+    return found, False
+
+
+def update_status(k: kube.Kube, namespace: str, name: str, mutate: Mutation, attempts: int = 8) -> Written | None:
+    """Apply ``mutate`` to the latest Incident and write the status back, retrying on conflicts.
+
+    Returns None when the Incident does not exist.
+    """
+    for _ in range(attempts):
+        raw = _get_raw(k, namespace, name)
+        if raw is None:
+            return None
+        current = incident.Incident.model_validate(raw)
+        status = mutate(current)
+        if status is None:
+            return Written(current, False)
+        raw["status"] = status.wire()
+        try:
+            written = k.custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, raw)
+        except kubernetes.client.ApiException as error:
+            if error.status == 409:
+                continue
+            raise
+        return Written(incident.Incident.model_validate(written), True)
+    raise ConflictsExhausted(f"Incident {namespace}/{name} changed {attempts} times while being updated")
+
+
+def _get_raw(k: kube.Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        raw: dict[str, Any] = k.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    except kubernetes.client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return raw
