@@ -63,13 +63,18 @@ class Phase(enum.StrEnum):
 
 
 class Notification(base.Model):
+    """One message to one channel; ``key`` names the escalation step, so no step runs twice."""
+
+    key: Annotated[str, pydantic.Field(min_length=1, max_length=128)]
     at: dt.datetime
     level: Annotated[int, pydantic.Field(ge=0, le=100)]
     loop: Annotated[int, pydantic.Field(ge=0, le=100)] = 0
     user: Annotated[str, pydantic.Field(max_length=256)] = ""
     channel: Annotated[str, pydantic.Field(max_length=63)]
-    kind: Annotated[str, pydantic.Field(max_length=32, description="page, reminder, acknowledge, resolve")] = "page"
-    result: Annotated[str, pydantic.Field(max_length=32)]
+    kind: Annotated[
+        str, pydantic.Field(max_length=32, description="page, reminder, status-update, notify, acknowledge, resolve")
+    ] = "page"
+    result: Annotated[str, pydantic.Field(max_length=32, description="Pending, Delivered or Failed")]
     message: Annotated[str, pydantic.Field(max_length=2048)] = ""
 
 

@@ -1,0 +1,271 @@
+"""The escalation engine: given a policy, an Incident and ``now``, what must be sent now.
+
+It is a reconciler, not an event log: every decision is derived from the Incident's status
+(phase, when escalation started, which steps already have a notification recorded) and the
+clock value passed in. A restarted or newly elected operator therefore resumes exactly where
+the last one stopped: a step whose key is recorded is never sent again, a step that came due
+while nobody was running is sent on the next tick. Each step has a key (``page/L2/loop0@<start>``)
+and the caller records a Pending notification under that key *before* sending.
+
+Handbook semantics: levels fire at ``after`` since the start unless the Incident is already
+acknowledged (or, for ``unless: Resolved`` levels, resolved); an unacknowledged page is
+repeated once when ``ackTimeout`` passes before the next level is due (not on levels that
+send status updates, which remind anyway); a level with ``statusUpdateEvery`` reminds at that
+cadence until resolved (after an outage, one catch-up reminder, not a burst); the whole chain
+repeats ``repeat.times``; ``Notify`` severities send once (and remind once when the response
+time passes unacknowledged); acknowledgement and resolution are told to the channels paged.
+"""
+
+import collections.abc as cabc
+import dataclasses
+import datetime as dt
+
+from oncall_operator.api import durations, incident, policy
+
+Phase = incident.Phase
+PAGE_KINDS = ("page", "reminder", "status-update", "notify")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipient:
+    name: str
+    email: str | None = None
+    slack: str | None = None
+
+
+Resolver = cabc.Callable[[policy.Target, dt.datetime], list[Recipient]]
+"""Who a target means at an instant (a schedule role's on-call people, a user, a team)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Send:
+    """One step's message, to be delivered to each of ``channels``."""
+
+    key: str
+    kind: str
+    level: int
+    loop: int
+    channels: tuple[str, ...]
+    recipients: tuple[Recipient, ...]
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    status: incident.IncidentStatus
+    sends: tuple[Send, ...]
+    wake_at: dt.datetime | None
+
+
+def _rule(spec: policy.EscalationPolicySpec, severity: str) -> policy.SeverityRule:
+    for rule in spec.severities:
+        if rule.severity == severity:
+            return rule
+    return policy.SeverityRule(severity=severity, response=policy.Response.PAGE, channels=[spec.channels[0].name])
+
+
+def _matches(route: policy.Route, labels: cabc.Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in route.match.items())
+
+
+class _Run:
+    """One decision in progress: the status being updated and what to send."""
+
+    def __init__(self, spec: policy.EscalationPolicySpec, inc: incident.Incident, now: dt.datetime, resolve: Resolver):
+        assert inc.status is not None
+        self.spec, self.inc, self.now, self.resolve = spec, inc, now, resolve
+        self.status = inc.status.model_copy(deep=True)
+        self.esc = self.status.escalation
+        if self.esc.started_at is None:
+            self.esc.started_at = self.status.first_seen or now
+        self.start: dt.datetime = self.esc.started_at
+        self.epoch = f"@{int(self.start.timestamp())}"
+        self.sent = {n.key for n in self.esc.notifications}
+        self.sends: list[Send] = []
+        self.future: list[dt.datetime] = []
+
+    def key(self, step: str) -> str:
+        return step + self.epoch
+
+    def recipients(self, targets: cabc.Sequence[policy.Target], first_level: bool) -> tuple[Recipient, ...]:
+        if first_level:
+            labels = self.inc.spec.source.labels
+            for route in self.spec.routes:
+                if _matches(route, labels) and (routed := self.resolve(route.target, self.now)):
+                    return tuple(routed)
+        people: dict[str, Recipient] = {}
+        for target in targets:
+            for r in self.resolve(target, self.now):
+                people.setdefault(r.name, r)
+        return tuple(people.values())
+
+    def send(
+        self,
+        step: str,
+        kind: str,
+        level: int,
+        loop: int,
+        channels: cabc.Sequence[str],
+        recipients: tuple[Recipient, ...],
+        text: str,
+    ) -> None:
+        key = self.key(step)
+        if key in self.sent:
+            return
+        self.sent.add(key)
+        self.sends.append(Send(key, kind, level, loop, tuple(channels), recipients, text))
+        who = ", ".join(r.name for r in recipients) or "nobody on call"
+        for channel in channels:
+            self.esc.notifications.append(
+                incident.Notification(
+                    key=key,
+                    at=self.now,
+                    level=level,
+                    loop=loop,
+                    user=who[:256],
+                    channel=channel,
+                    kind=kind,
+                    result="Pending",
+                )
+            )
+        self.status.timeline.append(
+            incident.TimelineEntry(
+                at=self.now,
+                type=kind.title().replace("-", ""),
+                message=f"{text} -> {who} via {', '.join(channels)}"[:4096],
+            )
+        )
+        if kind in ("page", "notify") and recipients:
+            self.status.on_call = who[:256]
+
+    def due(self, at: dt.datetime) -> bool:
+        if at <= self.now:
+            return True
+        self.future.append(at)
+        return False
+
+
+def decide(spec: policy.EscalationPolicySpec, inc: incident.Incident, now: dt.datetime, resolve: Resolver) -> Decision:
+    """What to send at ``now`` and the status that records it; ``wake_at`` is the next due step."""
+    if inc.status is None or inc.status.phase is None:
+        raise ValueError("an Incident is escalated only after it has been opened")
+    run = _Run(spec, inc, now, resolve)
+    phase = run.status.phase
+    title = f"[{inc.spec.severity.value}] {inc.spec.title}"
+    paged = [n for n in run.esc.notifications if n.kind in PAGE_KINDS and n.result != "Failed"]
+    channels = tuple(dict.fromkeys(n.channel for n in paged))
+    last = paged[-1] if paged else None
+    told = tuple(Recipient(n) for n in (last.user.split(", ") if last else []))
+    if phase == Phase.RESOLVED:
+        if channels:
+            run.send("resolve", "resolve", run.esc.level, run.esc.loop, channels, told, f"Resolved: {title}")
+        run.esc.next_step_at = run.esc.next_reminder_at = None
+        return Decision(run.status, tuple(run.sends), None)
+    acked = phase in (Phase.ACKNOWLEDGED, Phase.MITIGATED)
+    if phase == Phase.ACKNOWLEDGED and channels:
+        by = run.status.acknowledged_by or "someone"
+        run.send(
+            "acknowledge", "acknowledge", run.esc.level, run.esc.loop, channels, told, f"Acknowledged by {by}: {title}"
+        )
+    rule = _rule(spec, inc.spec.severity.value)
+    if rule.response == policy.Response.NOTIFY:
+        _notify_once(run, rule, title, acked)
+    else:
+        _escalate(run, title, acked)
+    wake = min(run.future, default=None)
+    run.esc.next_step_at = wake
+    return Decision(run.status, tuple(run.sends), wake)
+
+
+def _notify_once(run: _Run, rule: policy.SeverityRule, title: str, acked: bool) -> None:
+    first = run.spec.levels[0]
+    who = run.recipients(first.targets, first_level=True)
+    run.send(
+        "notify",
+        "notify",
+        1,
+        0,
+        rule.channels,
+        who,
+        f"{title} (respond within {rule.response_time or 'next business day'})",
+    )
+    run.esc.level = max(run.esc.level, 1)
+    if rule.response_time and not acked:
+        at = run.start + durations.parse(rule.response_time)
+        if run.due(at):
+            run.send("reminder/response", "reminder", 1, 0, rule.channels, who, f"Response overdue: {title}")
+
+
+def _repeat_gap(spec: policy.EscalationPolicySpec) -> dt.timedelta:
+    if spec.repeat.after:
+        return durations.parse(spec.repeat.after)
+    afters = [durations.parse(level.after) for level in spec.levels]
+    gap = afters[-1] - afters[-2] if len(afters) > 1 else afters[-1]
+    return max(gap, dt.timedelta(minutes=1))
+
+
+def _escalate(run: _Run, title: str, acked: bool) -> None:
+    spec = run.spec
+    ack_timeout = durations.parse(spec.ack_timeout)
+    loop_start = run.start
+    for loop in range(spec.repeat.times + 1):
+        fired: list[tuple[int, dt.datetime]] = []
+        for n, level in enumerate(spec.levels, start=1):
+            at = loop_start + durations.parse(level.after)
+            skip = level.unless == policy.Unless.ACKNOWLEDGED and acked
+            key = f"page/L{n}/loop{loop}"
+            if run.key(key) in run.sent:
+                fired.append((n, at))
+                continue
+            if skip or not run.due(at):
+                continue
+            who = run.recipients(level.targets, first_level=(n == 1))
+            channels = level.channels or _rule(spec, run.inc.spec.severity.value).channels
+            room = " War room opened." if level.war_room else ""
+            run.send(key, "page", n, loop, channels, who, f"Level {n} ({level.name}): {title}.{room}")
+            run.esc.level, run.esc.loop = n, loop
+            fired.append((n, at))
+        _reminders(run, fired, loop, loop_start, title, acked, ack_timeout)
+        if acked or len(fired) < len(spec.levels):
+            return
+        loop_start = loop_start + durations.parse(spec.levels[-1].after) + _repeat_gap(spec)
+        if not run.due(loop_start):
+            return
+
+
+def _reminders(
+    run: _Run,
+    fired: list[tuple[int, dt.datetime]],
+    loop: int,
+    loop_start: dt.datetime,
+    title: str,
+    acked: bool,
+    ack_timeout: dt.timedelta,
+) -> None:
+    if not fired:
+        return
+    n, at = fired[-1]
+    level = run.spec.levels[n - 1]
+    channels = level.channels or _rule(run.spec, run.inc.spec.severity.value).channels
+    who = run.recipients(level.targets, first_level=(n == 1))
+    following = [loop_start + durations.parse(lv.after) for lv in run.spec.levels[n:]]
+    overdue = at + ack_timeout
+    reminds_anyway = level.status_update_every is not None  # its status updates nag already
+    if not acked and not reminds_anyway and (not following or overdue < following[0]) and run.due(overdue):
+        run.send(f"reminder/L{n}/loop{loop}", "reminder", n, loop, channels, who, f"Acknowledgement overdue: {title}")
+    if level.status_update_every:
+        every = durations.parse(level.status_update_every)
+        count = int((run.now - at) / every)
+        if count >= 1:
+            run.send(
+                f"status-update/L{n}/loop{loop}/{count}",
+                "status-update",
+                n,
+                loop,
+                channels,
+                who,
+                f"Status update #{count} due: {title}",
+            )
+        nxt = at + (count + 1) * every
+        run.esc.next_reminder_at = nxt
+        run.due(nxt)
