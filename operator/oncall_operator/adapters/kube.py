@@ -57,3 +57,16 @@ class Kube:
             {"status": status},
             _content_type="application/merge-patch+json",
         )
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        """One value of a Secret, decoded, or None when the Secret or the key is missing."""
+        import base64
+
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        raw = (secret.data or {}).get(key)
+        return None if raw is None else base64.b64decode(raw).decode()

@@ -1,0 +1,245 @@
+"""``kubectl oncall``: the on-call handbook from the terminal.
+
+    kubectl oncall who [SCHEDULE] [--at TIME]        who is on call now (or at TIME) and next
+    kubectl oncall ack INCIDENT                      acknowledge: stops the escalation
+    kubectl oncall resolve INCIDENT [--note TEXT]    resolve: stops reminders, tells who was paged
+    kubectl oncall timeline INCIDENT                 what happened, in order
+    kubectl oncall override SCHEDULE --user U --from T --to T [--role R] [--reason TEXT]
+
+kubectl finds this as ``kubectl-oncall`` on PATH (installed with the package). Acknowledge
+and resolve record who did it: the user the API server authenticated (SelfSubjectReview),
+not a name typed on the command line. Every error is one line on stderr and a non-zero exit.
+"""
+
+import argparse
+import datetime as dt
+import sys
+from typing import Any
+
+import kubernetes
+
+from oncall_operator.adapters import incidents, kube
+from oncall_operator.api import GROUP, VERSION, incident, kinds, schedule
+
+
+class PluginError(Exception):
+    """A problem worth one line to the user."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def parse_time(text: str, now: dt.datetime) -> dt.datetime:
+    """RFC 3339, or ``now``, or ``now+2h``-style offsets (durations as in the API)."""
+    from oncall_operator.api import durations
+
+    if text == "now":
+        return now
+    if text.startswith("now+"):
+        return now + durations.parse(text[4:])
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise PluginError(f"{text!r} is not a time: use RFC 3339 (2026-03-01T09:00:00Z), now, or now+2h") from error
+    if value.tzinfo is None:
+        raise PluginError(f"{text!r} has no time zone: add Z or an offset like +01:00")
+    return value
+
+
+def whoami(k: kube.Kube) -> str:
+    """The authenticated user name, as the API server sees it."""
+    review = kubernetes.client.V1SelfSubjectReview(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview")
+    try:
+        answer = kubernetes.client.AuthenticationV1Api(k.api).create_self_subject_review(review)
+        info = answer.status.user_info if answer.status else None
+        return str(info.username) if info is not None and info.username else "unknown"
+    except kubernetes.client.ApiException:
+        return "unknown"
+
+
+def _incident(k: kube.Kube, namespace: str, name: str) -> incident.Incident:
+    found = incidents.get(k, namespace, name)
+    if found is None:
+        raise PluginError(f'incident "{name}" not found in namespace "{namespace}"')
+    return found
+
+
+def _transition(k: kube.Kube, namespace: str, name: str, to: incident.Phase, note: str) -> str:
+    user, now = whoami(k), _now()
+    outcome = {"text": ""}
+
+    def mutate(current: incident.Incident) -> incident.IncidentStatus | None:
+        status = (current.status or incident.IncidentStatus()).model_copy(deep=True)
+        if status.phase == incident.Phase.RESOLVED:
+            raise PluginError(f'incident "{name}" is already resolved (by {status.resolved_by or "the operator"})')
+        if to == incident.Phase.ACKNOWLEDGED and status.phase == incident.Phase.ACKNOWLEDGED:
+            outcome["text"] = f'incident "{name}" was already acknowledged by {status.acknowledged_by}'
+            return None
+        status.phase = to
+        if to == incident.Phase.ACKNOWLEDGED:
+            status.acknowledged_by, status.acknowledged_at = user, now
+        else:
+            status.resolved_by, status.resolved_at = user, now
+        message = f"{to.value} by {user}" + (f": {note}" if note else "")
+        status.timeline.append(incident.TimelineEntry(at=now, type=to.value, message=message, actor=user))
+        outcome["text"] = f'incident "{name}" {to.value.lower()} by {user}'
+        return status
+
+    _incident(k, namespace, name)
+    incidents.update_status(k, namespace, name, mutate)
+    return outcome["text"]
+
+
+def cmd_ack(k: kube.Kube, args: argparse.Namespace) -> str:
+    return _transition(k, args.namespace, args.incident, incident.Phase.ACKNOWLEDGED, "")
+
+
+def cmd_resolve(k: kube.Kube, args: argparse.Namespace) -> str:
+    return _transition(k, args.namespace, args.incident, incident.Phase.RESOLVED, args.note or "")
+
+
+def cmd_timeline(k: kube.Kube, args: argparse.Namespace) -> str:
+    inc = _incident(k, args.namespace, args.incident)
+    status = inc.status or incident.IncidentStatus()
+    lines = [f"{inc.metadata.name}: [{inc.spec.severity.value}] {inc.spec.title}  phase={status.phase or '-'}"]
+    for entry in status.timeline:
+        lines.append(f"{entry.at.isoformat()}  {entry.type:<14} {entry.actor:<20} {entry.message}")
+    failed = [n for n in status.escalation.notifications if n.result == "Failed"]
+    for n in failed:
+        lines.append(f"{n.at.isoformat()}  {'NotifyFailed':<14} {n.channel:<20} {n.message}")
+    return "\n".join(lines)
+
+
+def _schedules(k: kube.Kube, namespace: str, name: str | None) -> list[schedule.OnCallSchedule]:
+    try:
+        if name:
+            raw = [k.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, kinds.SCHEDULE.plural, name)]
+        else:
+            raw = k.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, kinds.SCHEDULE.plural)["items"]
+    except kubernetes.client.ApiException as error:
+        if error.status == 404:
+            raise PluginError(f'schedule "{name}" not found in namespace "{namespace}"') from error
+        raise
+    if not raw:
+        raise PluginError(f'no OnCallSchedule in namespace "{namespace}"')
+    return [schedule.OnCallSchedule.model_validate(r) for r in raw]
+
+
+def cmd_who(k: kube.Kube, args: argparse.Namespace) -> str:
+    from oncall_operator.domain import schedules as resolver
+
+    now = _now()
+    at = parse_time(args.at, now) if args.at else now
+    lines = []
+    for sched in _schedules(k, args.namespace, args.schedule):
+        lines.append(f"{sched.metadata.name} ({sched.spec.time_zone}) at {at.isoformat()}:")
+        for role in resolver.role_summaries(sched.spec, at):
+            lines.append("  " + role)
+    return "\n".join(lines)
+
+
+def cmd_override(k: kube.Kube, args: argparse.Namespace) -> str:
+    now = _now()
+    start, end = parse_time(args.start, now), parse_time(args.end, now)
+    if end <= start:
+        raise PluginError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
+    for _ in range(5):
+        [sched] = _schedules(k, args.namespace, args.schedule)
+        roles = [r.name for r in sched.spec.roles]
+        role = args.role or ("primary" if "primary" in roles else roles[0])
+        if role not in roles:
+            raise PluginError(f'schedule "{args.schedule}" has no role "{role}" (roles: {", ".join(roles)})')
+        members = [m.name for m in sched.spec.members]
+        if members and args.user not in members:
+            raise PluginError(
+                f'"{args.user}" is not a member of schedule "{args.schedule}" (members: {", ".join(members)})'
+            )
+        override = schedule.Override(role=role, user=args.user, start=start, end=end, reason=args.reason or "")
+        body = sched.model_dump(by_alias=True, exclude_none=True, mode="json")
+        body["spec"]["overrides"] = [*body["spec"].get("overrides", []), override.wire()]
+        body.pop("status", None)
+        try:
+            k.custom.replace_namespaced_custom_object(
+                GROUP, VERSION, args.namespace, kinds.SCHEDULE.plural, args.schedule, body
+            )
+        except kubernetes.client.ApiException as error:
+            if error.status == 409:
+                continue
+            raise
+        span = f"from {start.isoformat()} to {end.isoformat()}"
+        return f'override added to "{args.schedule}": {args.user} covers {role} {span}'
+    raise PluginError(f'schedule "{args.schedule}" kept changing; try again')
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kubectl oncall", description=__doc__.splitlines()[0])
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    parser.add_argument("--context", help="kubeconfig context")
+    parser.add_argument("-n", "--namespace", help="namespace (default: the context's, else 'default')")
+    sub = parser.add_subparsers(dest="command", required=True)
+    who = sub.add_parser("who", help="who is on call now (or --at a time), and who is next")
+    who.add_argument("schedule", nargs="?")
+    who.add_argument("--at", help="RFC 3339 time, now, or now+2h")
+    who.set_defaults(run=cmd_who)
+    for name, fn, text in (
+        ("ack", cmd_ack, "acknowledge an incident"),
+        ("resolve", cmd_resolve, "resolve an incident"),
+        ("timeline", cmd_timeline, "print an incident's timeline"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("incident")
+        p.set_defaults(run=fn)
+        if name == "resolve":
+            p.add_argument("--note", help="what fixed it")
+    over = sub.add_parser("override", help="let somebody cover a role for a time range")
+    over.add_argument("schedule")
+    over.add_argument("--user", required=True)
+    over.add_argument("--from", dest="start", required=True)
+    over.add_argument("--to", dest="end", required=True)
+    over.add_argument("--role")
+    over.add_argument("--reason")
+    over.set_defaults(run=cmd_override)
+    return parser
+
+
+def _connect(args: argparse.Namespace) -> kube.Kube:
+    try:
+        kubernetes.config.load_kube_config(config_file=args.kubeconfig, context=args.context)  # type: ignore[no-untyped-call]
+        contexts, active = kubernetes.config.list_kube_config_contexts(config_file=args.kubeconfig)  # type: ignore[no-untyped-call]
+    except (kubernetes.config.ConfigException, FileNotFoundError) as error:
+        raise PluginError(f"cannot load kubeconfig: {error}") from error
+    if not args.namespace:
+        context = next((c for c in contexts if c["name"] == args.context), active) if args.context else active
+        args.namespace = (context or {}).get("context", {}).get("namespace") or "default"
+    return kube.Kube(kubernetes.client.ApiClient())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        k = _connect(args)
+        print(args.run(k, args))
+    except PluginError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except kubernetes.client.ApiException as error:
+        print(f"error: the API server said {error.status} {error.reason}: {_api_message(error)}", file=sys.stderr)
+        return 1
+    except (OSError, kubernetes.config.ConfigException) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _api_message(error: Any) -> str:
+    import json
+
+    try:
+        return str(json.loads(error.body).get("message", ""))
+    except (TypeError, ValueError):
+        return ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
