@@ -16,6 +16,8 @@ def _run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = os.path.abspath(args.kubeconfig)
     if args.operator_namespace:
         os.environ["ONCALL_NAMESPACE"] = args.operator_namespace
+    # the watch scope, for the handlers' own check before any write (settings.Config.watch_namespaces)
+    os.environ["ONCALL_WATCH_NAMESPACES"] = ",".join(args.namespace or [])
     import kopf  # imported late: `crds` and `dev-cluster` must work without a cluster
 
     from oncall_operator import handlers  # registers every handler

@@ -5,6 +5,7 @@
     kubectl oncall resolve INCIDENT [--note TEXT]    resolve: stops reminders, tells who was paged
     kubectl oncall timeline INCIDENT                 what happened, in order
     kubectl oncall override SCHEDULE --user U --from T --to T [--role R] [--reason TEXT]
+    kubectl oncall calendar SCHEDULE [--days N]      the schedule as an iCalendar feed (RFC 5545)
 
 kubectl finds this as ``kubectl-oncall`` on PATH (installed with the package). Acknowledge
 and resolve record who did it: the user the API server authenticated (SelfSubjectReview),
@@ -20,6 +21,7 @@ import kubernetes
 
 from oncall_operator.adapters import incidents, kube
 from oncall_operator.api import GROUP, VERSION, incident, kinds, schedule
+from oncall_operator.domain import checks, ical, schedules
 
 
 class PluginError(Exception):
@@ -127,16 +129,37 @@ def _schedules(k: kube.Kube, namespace: str, name: str | None) -> list[schedule.
 
 
 def cmd_who(k: kube.Kube, args: argparse.Namespace) -> str:
-    from oncall_operator.domain import schedules as resolver
-
     now = _now()
     at = parse_time(args.at, now) if args.at else now
     lines = []
     for sched in _schedules(k, args.namespace, args.schedule):
-        lines.append(f"{sched.metadata.name} ({sched.spec.time_zone}) at {at.isoformat()}:")
-        for role in resolver.role_summaries(sched.spec, at):
-            lines.append("  " + role)
+        spec = sched.spec
+        if not checks.zone_exists(spec.time_zone):
+            raise PluginError(f'schedule "{sched.metadata.name}": {spec.time_zone!r} is not an IANA time zone')
+        found = schedules.status(spec, at)
+        zone = schedules.zone_of(spec)
+        lines.append(f"{sched.metadata.name} ({spec.time_zone}) at {at.astimezone(zone).isoformat()}:")
+        for role in found.roles:
+            who = ", ".join(role.on_call) or "nobody"
+            then = (
+                f"  until {role.until.astimezone(zone).isoformat()}, then {', '.join(role.next) or 'nobody'}"
+                if role.until
+                else ""
+            )
+            lines.append(f"  {role.role:<20} {who}{then}")
     return "\n".join(lines)
+
+
+def cmd_calendar(k: kube.Kube, args: argparse.Namespace) -> str:
+    [sched] = _schedules(k, args.namespace, args.schedule)
+    if not checks.zone_exists(sched.spec.time_zone):
+        raise PluginError(f'schedule "{args.schedule}": {sched.spec.time_zone!r} is not an IANA time zone')
+    now = _now()
+    start = now - dt.timedelta(days=args.past_days)
+    feed = ical.render(
+        sched.metadata.name, sched.spec, start, now + dt.timedelta(days=args.days), now, namespace=args.namespace
+    )
+    return feed.rstrip("\r\n")
 
 
 def cmd_override(k: kube.Kube, args: argparse.Namespace) -> str:
@@ -192,6 +215,11 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(run=fn)
         if name == "resolve":
             p.add_argument("--note", help="what fixed it")
+    cal = sub.add_parser("calendar", help="the schedule as an iCalendar (RFC 5545) feed, for calendar apps")
+    cal.add_argument("schedule")
+    cal.add_argument("--days", type=int, default=90, help="how far ahead (default 90)")
+    cal.add_argument("--past-days", type=int, default=7, help="how far back (default 7)")
+    cal.set_defaults(run=cmd_calendar)
     over = sub.add_parser("override", help="let somebody cover a role for a time range")
     over.add_argument("schedule")
     over.add_argument("--user", required=True)

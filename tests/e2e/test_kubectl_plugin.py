@@ -130,3 +130,22 @@ def test_override_is_added_and_shown_by_who(kubectl: Kubectl, namespace: str) ->
     assert who.returncode == 0, who.stderr
     primary = next(line for line in who.stdout.splitlines() if line.strip().startswith("primary"))
     assert "SRE Engineer 2" in primary
+
+
+def test_calendar_feed_parses_and_agrees_with_who(kubectl: Kubectl, namespace: str) -> None:
+    import datetime as dt
+
+    import icalendar
+    import recurring_ical_events
+
+    kubectl.run("apply", "-n", namespace, "-f", str(REPO / "examples/schedule.yaml"))
+    proc = oncall(kubectl, namespace, "calendar", "valeo-oncall", "--days", "30")
+    assert proc.returncode == 0, proc.stderr
+    calendar = icalendar.Calendar.from_ical(proc.stdout)
+    now = dt.datetime.now(dt.UTC)
+    current = recurring_ical_events.of(calendar).at((now.year, now.month, now.day, now.hour))
+    [primary] = [str(e["SUMMARY"]) for e in current if str(e["SUMMARY"]).startswith("primary: ")]
+    person = primary.removeprefix("primary: ")
+    who = oncall(kubectl, namespace, "who", "valeo-oncall").stdout
+    line = next(x for x in who.splitlines() if x.strip().startswith("primary"))
+    assert line.split()[1:3] == person.split()[:2]  # the same person, from two independent readings

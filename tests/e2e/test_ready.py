@@ -1,5 +1,6 @@
 """The running operator checks what the schema cannot and reports it in the Ready condition."""
 
+import datetime as dt
 import pathlib
 from typing import Any
 
@@ -99,3 +100,31 @@ spec:
     assert "spec.runbookRef.name: Runbook 'pod-oom-killed' not found" in cond["message"]
     row = kubectl.run("get", "inc", "-n", namespace).stdout.splitlines()[1].split()
     assert row[:5] == ["web-oom", "warning", "Triggered", "0", "Deployment/shop/web[app]"]
+
+
+def test_schedule_status_shows_who_is_on_call_next_handoff_and_coverage(kubectl: Kubectl, namespace: str) -> None:
+    kubectl.run("apply", "-n", namespace, "-f", str(REPO / "examples/schedule.yaml"))
+    wait_ready(kubectl, "oncallschedule/valeo-oncall", namespace, "True", "Valid")
+    status = kubectl.json("get", "ocs/valeo-oncall", "-n", namespace)["status"]
+    assert status["onCall"].startswith("primary=") and "secondary=CTO / Engineering Manager" in status["onCall"]
+    assert status["nextHandoff"] and [r["role"] for r in status["roles"]][:2] == ["primary", "secondary"]
+    [covered] = [c for c in status["conditions"] if c["type"] == "Covered"]
+    assert (covered["status"], covered["reason"]) == ("True", "Covered")
+    header, row = kubectl.run("get", "ocs", "-n", namespace).stdout.splitlines()
+    assert header.split()[:4] == ["NAME", "TIMEZONE", "ON-CALL", "NEXT-HANDOFF"]
+    assert row.split()[:2] == ["valeo-oncall", "Europe/Berlin"] and status["nextHandoff"] in row
+
+
+def test_a_hole_in_the_rotation_is_reported_as_a_coverage_gap(kubectl: Kubectl, namespace: str) -> None:
+    later = (dt.date.today() + dt.timedelta(days=3)).isoformat()
+    manifest = (REPO / "examples/schedule.yaml").read_text().replace('start: "2026-01-05"', f'start: "{later}"', 1)
+    kubectl.run("apply", "-n", namespace, "-f", "-", stdin=manifest)
+    wait_ready(kubectl, "oncallschedule/valeo-oncall", namespace, "True", "Valid")
+
+    def gap() -> dict[str, Any] | None:
+        status = kubectl.json("get", "ocs/valeo-oncall", "-n", namespace).get("status") or {}
+        found = [c for c in status.get("conditions", []) if c["type"] == "Covered" and c["status"] == "False"]
+        return found[0] if found else None
+
+    covered = eventually(gap, 30, what="Covered=False")
+    assert covered["reason"] == "CoverageGap" and covered["message"].startswith("primary has nobody on call from ")

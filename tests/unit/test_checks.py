@@ -181,3 +181,19 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
     )
     verdict = checks.check_schedule(schedule.OnCallScheduleSpec.model_validate(spec))
     assert verdict.reason == "UnknownTimeZone" and "participants" in verdict.message
+
+
+def test_overlapping_overrides_are_allowed_and_explained() -> None:
+    overrides = [
+        {"role": "primary", "user": "Backend Lead", "start": "2026-02-01T00:00:00Z", "end": "2026-02-03T00:00:00Z"},
+        {"role": "primary", "user": "SRE Engineer 1", "start": "2026-02-02T00:00:00Z", "end": "2026-02-04T00:00:00Z"},
+        {"role": "secondary", "user": "Backend Lead", "start": "2026-02-02T00:00:00Z", "end": "2026-02-04T00:00:00Z"},
+    ]
+    verdict = checks.check_schedule(
+        schedule.OnCallScheduleSpec.model_validate(edited(SCHEDULE, "overrides", overrides))
+    )
+    assert verdict.ok and verdict.reason == "Valid"
+    assert verdict.message.endswith(
+        "note: spec.overrides[0] and [1] overlap on primary from 2026-02-02T00:00:00+00:00 to "
+        "2026-02-03T00:00:00+00:00: 'SRE Engineer 1' (listed later) is on call there"
+    )

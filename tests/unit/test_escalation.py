@@ -29,8 +29,8 @@ def resolver(business_hours: bool = False) -> escalation.Resolver:
         if target.schedule is not None:
             if target.schedule.role.endswith("-support") and not business_hours:
                 return []
-            return [escalation.Recipient(ON_CALL[target.schedule.role])]
-        return [escalation.Recipient(target.user or target.team or "?")]
+            return [escalation.Recipient(name=ON_CALL[target.schedule.role])]
+        return [escalation.Recipient(name=target.user or target.team or "?")]
 
     return resolve
 

@@ -141,6 +141,15 @@ class LocalRef(Model):
     name: Name
 
 
+class ObjectRef(Model):
+    """A reference to another object of this API: in the referring object's namespace unless
+    ``namespace`` says otherwise (an Incident in a workload's namespace that a default Runbook
+    in the operator's namespace opened refers to that Runbook and its policy there)."""
+
+    name: Name
+    namespace: Annotated[str, pydantic.Field(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")] | None = None
+
+
 class SecretKeyRef(Model):
     """A key of a Secret in the object's namespace (credentials never sit in a spec)."""
 

@@ -49,8 +49,8 @@ class IncidentSpec(base.Model):
     severity: base.Severity
     source: Source = Source(type=SourceType.MANUAL)
     target: Target = Target()
-    runbook_ref: base.LocalRef | None = None
-    escalation_policy_ref: base.LocalRef | None = None
+    runbook_ref: base.ObjectRef | None = None
+    escalation_policy_ref: base.ObjectRef | None = None
     description: Annotated[str, pydantic.Field(max_length=16384)] = ""
 
 
@@ -87,6 +87,9 @@ class Escalation(base.Model):
     started_at: dt.datetime | None = None
     next_step_at: dt.datetime | None = None
     next_reminder_at: dt.datetime | None = None
+    closed: Annotated[
+        bool, pydantic.Field(description="Resolved and everybody paged was told: nothing left to send")
+    ] = False
     notifications: Annotated[list[Notification], pydantic.Field(max_length=500)] = []
 
 
@@ -113,6 +116,26 @@ class ActionRecord(base.Model):
     before: Annotated[str, pydantic.Field(max_length=1024)] = ""
     after: Annotated[str, pydantic.Field(max_length=1024)] = ""
     reason: Annotated[str, pydantic.Field(max_length=4096)] = ""
+    type: Annotated[str, pydantic.Field(max_length=63, description="The action's type, e.g. raiseMemoryLimit")] = ""
+    patch: Annotated[
+        str, pydantic.Field(max_length=8192, description="The exact JSON patch sent, planned or recommended")
+    ] = ""
+    occurrence: Annotated[
+        str, pydantic.Field(max_length=512, description="Key of the occurrence (e.g. the OOM kill) it answered")
+    ] = ""
+
+
+class Detection(base.Model):
+    """What was seen when a trigger occurred (an OOM kill): the facts behind an action."""
+
+    at: dt.datetime
+    key: Annotated[str, pydantic.Field(max_length=512)]
+    pod: Annotated[str, pydantic.Field(max_length=253)] = ""
+    container: Annotated[str, pydantic.Field(max_length=63)] = ""
+    restart_count: Annotated[int, pydantic.Field(ge=0)] = 0
+    finished_at: Annotated[str, pydantic.Field(max_length=64)] = ""
+    limit: Annotated[str, pydantic.Field(max_length=64, description="The container's memory limit then")] = ""
+    request: Annotated[str, pydantic.Field(max_length=64, description="The container's memory request then")] = ""
 
 
 class Guardrails(base.Model):
@@ -128,9 +151,13 @@ class Guardrails(base.Model):
         list[Annotated[str, pydantic.Field(max_length=512)]],
         pydantic.Field(
             max_length=200,
-            description="Keys of trigger occurrences already counted (e.g. pod UID/container/restartCount)",
+            description="Keys of trigger occurrences already counted (e.g. pod UID/container/finishedAt)",
         ),
     ] = []
+    healthy_since: Annotated[
+        dt.datetime | None,
+        pydantic.Field(description="Since when the mitigated workload's rollout has been complete without a trigger"),
+    ] = None
 
 
 class ChecklistItem(base.Model):
@@ -158,6 +185,7 @@ class IncidentStatus(base.ObjectStatus):
     resolved_at: dt.datetime | None = None
     escalation: Escalation = Escalation()
     actions: Annotated[list[ActionRecord], pydantic.Field(max_length=200)] = []
+    detections: Annotated[list[Detection], pydantic.Field(max_length=100, description="The latest occurrences")] = []
     guardrails: Guardrails = Guardrails()
     checklist: Annotated[list[ChecklistItem], pydantic.Field(max_length=50)] = []
     timeline: Annotated[list[TimelineEntry], pydantic.Field(max_length=1000)] = []

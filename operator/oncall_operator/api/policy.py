@@ -117,6 +117,15 @@ class Channel(base.Model):
         ),
     ] = None
     email: EmailSettings | None = None
+    endpoint: Annotated[
+        str | None,
+        pydantic.Field(
+            max_length=2048,
+            pattern=r"^https?://[^\s]+$",
+            description="PagerDuty: the Events API v2 URL (default https://events.pagerduty.com/v2/enqueue; "
+            "EU accounts: https://events.eu.pagerduty.com/v2/enqueue)",
+        ),
+    ] = None
 
 
 class Response(enum.StrEnum):

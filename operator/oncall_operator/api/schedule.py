@@ -8,6 +8,7 @@ Handoffs happen at the wall-clock ``handoffTime`` in ``timeZone``, across DST ch
 """
 
 import datetime as dt
+import enum
 from typing import Annotated
 
 import pydantic
@@ -52,11 +53,27 @@ class Layer(base.Model):
     restrictions: Annotated[list[Restriction], pydantic.Field(max_length=14)] = []
 
 
+class Coverage(enum.StrEnum):
+    """Which empty time is a gap: every moment (``Always``), or only inside restriction windows (``Restricted``)."""
+
+    ALWAYS = "Always"
+    RESTRICTED = "Restricted"
+
+
 class Role(base.Model):
     """One answer to "who is on call": a stack of layers, the later layer winning where it covers."""
 
     name: base.Identifier
     description: Annotated[str, pydantic.Field(max_length=1024)] = ""
+    coverage: Annotated[
+        Coverage,
+        pydantic.Field(
+            description=(
+                "Always: any time with nobody on call is a coverage gap. Restricted: time outside every "
+                "layer's restriction windows is intended off-hours; only holes inside a window are gaps."
+            )
+        ),
+    ] = Coverage.ALWAYS
     layers: Annotated[
         list[Layer],
         pydantic.Field(

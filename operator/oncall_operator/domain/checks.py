@@ -66,7 +66,21 @@ def check_schedule(spec: schedule.OnCallScheduleSpec) -> conditions.Verdict:
                 )
             )
     roles = ", ".join(r.name for r in spec.roles)
-    return verdict(problems, f"{len(spec.roles)} roles ({roles}) in {spec.time_zone}")
+    return verdict(problems, f"{len(spec.roles)} roles ({roles}) in {spec.time_zone}" + _overlaps(spec))
+
+
+def _overlaps(spec: schedule.OnCallScheduleSpec) -> str:
+    """A note on overrides that overlap: allowed (they stack), but say who wins where."""
+    notes = []
+    for n, later in enumerate(spec.overrides):
+        for m, earlier in enumerate(spec.overrides[:n]):
+            if earlier.role == later.role and earlier.start < later.end and later.start < earlier.end:
+                start, end = max(earlier.start, later.start), min(earlier.end, later.end)
+                notes.append(
+                    f"spec.overrides[{m}] and [{n}] overlap on {later.role} from {start.isoformat()} to "
+                    f"{end.isoformat()}: {later.user!r} (listed later) is on call there"
+                )
+    return "; note: " + "; ".join(notes) if notes else ""
 
 
 def _schedule_target(

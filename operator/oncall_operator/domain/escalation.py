@@ -20,17 +20,14 @@ import collections.abc as cabc
 import dataclasses
 import datetime as dt
 
-from oncall_operator.api import durations, incident, policy
+from oncall_operator.api import durations, incident, policy, schedule
 
 Phase = incident.Phase
 PAGE_KINDS = ("page", "reminder", "status-update", "notify")
 
 
-@dataclasses.dataclass(frozen=True)
-class Recipient:
-    name: str
-    email: str | None = None
-    slack: str | None = None
+Recipient = schedule.Member
+"""Somebody to tell, with the addresses the schedule's members list gives."""
 
 
 Resolver = cabc.Callable[[policy.Target, dt.datetime], list[Recipient]]
@@ -155,11 +152,12 @@ def decide(spec: policy.EscalationPolicySpec, inc: incident.Incident, now: dt.da
     paged = [n for n in run.esc.notifications if n.kind in PAGE_KINDS and n.result != "Failed"]
     channels = tuple(dict.fromkeys(n.channel for n in paged))
     last = paged[-1] if paged else None
-    told = tuple(Recipient(n) for n in (last.user.split(", ") if last else []))
+    told = tuple(Recipient(name=n) for n in (last.user.split(", ") if last else []))
     if phase == Phase.RESOLVED:
         if channels:
             run.send("resolve", "resolve", run.esc.level, run.esc.loop, channels, told, f"Resolved: {title}")
         run.esc.next_step_at = run.esc.next_reminder_at = None
+        run.esc.closed = True
         return Decision(run.status, tuple(run.sends), None)
     acked = phase in (Phase.ACKNOWLEDGED, Phase.MITIGATED)
     if phase == Phase.ACKNOWLEDGED and channels:

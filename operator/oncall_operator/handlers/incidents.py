@@ -36,7 +36,11 @@ async def incident_changed(type: str, body: kopf.Body, memo: Any, **kwargs: Any)
             kopf.info(body, reason="Triggered", message=lifecycle.opened(spec, now).timeline[0].message)
         return
     namespace = meta["namespace"]
-    policy_ref = [spec.escalation_policy_ref.name] if spec.escalation_policy_ref else []
-    policies = objects.lookup(kwargs["policy_specs"], namespace, policy_ref)
-    runbooks = objects.lookup(kwargs["runbook_specs"], namespace, [spec.runbook_ref.name] if spec.runbook_ref else [])
+    pref, rref = spec.escalation_policy_ref, spec.runbook_ref  # in the Incident's namespace unless they say
+    policies = objects.lookup(
+        kwargs["policy_specs"], (pref and pref.namespace) or namespace, [pref.name] if pref else []
+    )
+    runbooks = objects.lookup(
+        kwargs["runbook_specs"], (rref and rref.namespace) or namespace, [rref.name] if rref else []
+    )
     await objects.write_ready(kinds.INCIDENT, body, memo, checks.check_incident(spec, policies, runbooks))

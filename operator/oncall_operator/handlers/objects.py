@@ -14,7 +14,7 @@ import kopf
 import pydantic
 
 from oncall_operator.api import GROUP, VERSION, base, kinds, policy, runbook, schedule
-from oncall_operator.domain import checks, conditions
+from oncall_operator.domain import checks, conditions, schedules
 from oncall_operator.handlers import settings
 
 RECHECK = settings.CONFIG.recheck_seconds
@@ -54,21 +54,36 @@ def lookup(index: SpecIndex, namespace: str, names: cabc.Iterable[str]) -> dict[
     return found
 
 
-async def write_ready(kind: kinds.Kind, body: kopf.Body, memo: Any, verdict: conditions.Verdict) -> None:
-    """Write ``Ready`` and observedGeneration when they changed; post an Event on a flip."""
+async def write_ready(
+    kind: kinds.Kind,
+    body: kopf.Body,
+    memo: Any,
+    verdict: conditions.Verdict,
+    more: cabc.Mapping[str, conditions.Verdict] | None = None,
+    fields: cabc.Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``Ready`` (and ``more`` conditions, and status ``fields``) when any changed; Event on a flip."""
     status = body.get("status") or {}
     old = [base.Condition.model_validate(c) for c in status.get("conditions") or []]
     generation = body["metadata"].get("generation")
-    new = conditions.ready(old, verdict, generation, dt.datetime.now(dt.UTC).replace(microsecond=0))
-    if conditions.same(old, new) and status.get("observedGeneration") == generation:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    new = conditions.ready(old, verdict, generation, now)
+    for type_, extra in (more or {}).items():
+        new = conditions.put(new, type_, _status_of(extra), extra.reason, extra.message, generation, now)
+    unchanged = all(status.get(k) == v for k, v in (fields or {}).items())
+    if conditions.same(old, new) and status.get("observedGeneration") == generation and unchanged:
         return
     meta = body["metadata"]
-    patch = {"observedGeneration": generation, "conditions": [c.wire() for c in new]}
+    patch = {**(fields or {}), "observedGeneration": generation, "conditions": [c.wire() for c in new]}
     await asyncio.to_thread(memo.kube.patch_status, kind.plural, meta["namespace"], meta["name"], patch)
-    was = next((c.status for c in old if c.type == conditions.READY), None)
-    now = next(c.status for c in new if c.type == conditions.READY)
-    if was != now:
-        (kopf.info if verdict.ok else kopf.warn)(body, reason=verdict.reason, message=verdict.message)
+    for type_, verdict_ in [(conditions.READY, verdict), *(more or {}).items()]:
+        was = next((c.status for c in old if c.type == type_), None)
+        if was != _status_of(verdict_):
+            (kopf.info if verdict_.ok else kopf.warn)(body, reason=verdict_.reason, message=verdict_.message)
+
+
+def _status_of(verdict: conditions.Verdict) -> base.ConditionStatus:
+    return base.ConditionStatus.TRUE if verdict.ok else base.ConditionStatus.FALSE
 
 
 def _schedule_refs(spec: policy.EscalationPolicySpec) -> set[str]:
@@ -77,8 +92,18 @@ def _schedule_refs(spec: policy.EscalationPolicySpec) -> set[str]:
 
 
 async def check_schedule(body: kopf.Body, memo: Any) -> None:
+    """Ready, and who is on call now, the next handoff and the coverage of the next 14 days."""
     spec = schedule.OnCallScheduleSpec.model_validate(dict(body["spec"]))
-    await write_ready(kinds.SCHEDULE, body, memo, checks.check_schedule(spec))
+    verdict = checks.check_schedule(spec)
+    if not verdict.ok:  # an unknown zone: nobody can be resolved
+        await write_ready(kinds.SCHEDULE, body, memo, verdict)
+        return
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    found = schedules.status(spec, now)
+    fields = found.wire()
+    fields.pop("conditions", None)
+    coverage = schedules.coverage_verdict(found.gaps)
+    await write_ready(kinds.SCHEDULE, body, memo, verdict, {"Covered": coverage}, fields)
 
 
 async def check_policy(body: kopf.Body, memo: Any, schedules: SpecIndex) -> None:

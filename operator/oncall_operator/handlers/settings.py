@@ -21,12 +21,21 @@ class Config:
 
     namespace: str = "oncall-system"
     recheck_seconds: float = 30.0
+    tick_seconds: float = 5.0
+    """How often each open Incident's escalation is looked at (ONCALL_TICK_SECONDS)."""
+    watch_namespaces: tuple[str, ...] = ()
+    """The ``run --namespace`` patterns (Kopf globs); empty means cluster-wide."""
+    dry_run: bool = False
+    """Operator-wide dry-run of remediations (ONCALL_DRY_RUN): plan and record, write nothing."""
 
     @classmethod
     def from_env(cls) -> "Config":
         return cls(
             namespace=os.environ.get("ONCALL_NAMESPACE", cls.namespace),
             recheck_seconds=float(os.environ.get("ONCALL_RECHECK_SECONDS", cls.recheck_seconds)),
+            tick_seconds=float(os.environ.get("ONCALL_TICK_SECONDS", cls.tick_seconds)),
+            watch_namespaces=tuple(p for p in os.environ.get("ONCALL_WATCH_NAMESPACES", "").split(",") if p),
+            dry_run=os.environ.get("ONCALL_DRY_RUN", "").strip().lower() in ("1", "true", "yes", "on"),
         )
 
 
@@ -45,6 +54,7 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
     settings.watching.connect_timeout = 10
     settings.posting.level = logging.INFO
     memo.kube = kube.Kube.connect()
+    memo.kube.api.user_agent = "oncall-operator"  # the field manager its writes show in managedFields
     memo.config = CONFIG
     logger.info(
         "oncall-operator configured: namespace=%s recheck=%ss",

@@ -1,0 +1,258 @@
+"""Escalation end to end: the operator pages real local receivers and a real SMTP server.
+
+Seconds-scale policy (L1 at 0, L2 at 4s, L3 at 8s, ack due in 2s), the operator ticking
+every half second. Slack and PagerDuty payloads are validated by the receivers against the
+documented fields; email goes through aiosmtpd. This module starts and kills its own
+operators (``OperatorProcess``), so it does not use the shared ``operator`` fixture.
+"""
+
+import email
+import email.policy
+import json
+import pathlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from oncall_operator import devcluster
+from tests.conftest import eventually
+from tests.e2e.conftest import Kubectl, OperatorProcess
+from tests.e2e.test_kubectl_plugin import oncall
+from tests.peers import LoopbackController, Peer, ThreadedPeer
+
+ROUTING_KEY = "R0UT1NGKEY0000000000000000000001"
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or envelope.content
+        assert isinstance(content, bytes)
+        msg = email.message_from_bytes(content, policy=email.policy.default)
+        assert isinstance(msg, email.message.EmailMessage)
+        self.messages.append(msg)
+        return "250 2.0.0 accepted"
+
+
+@pytest.fixture
+def peer() -> Iterator[Peer]:
+    with ThreadedPeer() as p:
+        yield p
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    box = Inbox()
+    controller = LoopbackController(box, hostname="127.0.0.1", port=0)
+    controller.start()  # type: ignore[no-untyped-call]
+    try:
+        yield box, controller.port
+    finally:
+        controller.stop()  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+def operator_process(
+    control_plane: devcluster.ControlPlane, crds: None, tmp_path: pathlib.Path
+) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(control_plane.kubeconfig, tmp_path / "operator.log", env={"ONCALL_TICK_SECONDS": "0.5"})
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def setup(kubectl: Kubectl, namespace: str, peer: Peer, smtp_port: int, slack_mode: str = "ok") -> None:
+    slack_url = peer.url(f"/services/{slack_mode}/T000/B000/XXXXSECRETXXXX")
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pd"}, "stringData": {"routingKey": ROUTING_KEY}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "slack"}, "stringData": {"webhookURL": slack_url}},
+        {
+            "apiVersion": "oncall.dev/v1alpha1",
+            "kind": "OnCallSchedule",
+            "metadata": {"name": "team"},
+            "spec": {
+                "timeZone": "Europe/Berlin",
+                "roles": [
+                    {
+                        "name": "primary",
+                        "layers": [{"name": "weekly", "rotation": {"participants": ["Ada"], "start": "2026-01-05"}}],
+                    },
+                    {
+                        "name": "secondary",
+                        "layers": [{"name": "always", "rotation": {"participants": ["Bob"], "start": "2026-01-05"}}],
+                    },
+                ],
+                "members": [
+                    {"name": "Ada", "email": "ada@example.com", "slack": "U0ADA0001"},
+                    {"name": "Bob", "email": "bob@example.com"},
+                    {"name": "Cy", "email": "cy@example.com"},
+                ],
+            },
+        },
+        {
+            "apiVersion": "oncall.dev/v1alpha1",
+            "kind": "EscalationPolicy",
+            "metadata": {"name": "fast"},
+            "spec": {
+                "ackTimeout": "2s",
+                "levels": [
+                    {
+                        "name": "l1",
+                        "after": "0",
+                        "targets": [{"schedule": {"name": "team", "role": "primary"}}],
+                        "channels": ["pagerduty", "email"],
+                    },
+                    {
+                        "name": "l2",
+                        "after": "4s",
+                        "targets": [
+                            {"schedule": {"name": "team", "role": "primary"}},
+                            {"schedule": {"name": "team", "role": "secondary"}},
+                        ],
+                        "channels": ["pagerduty", "slack"],
+                    },
+                    {"name": "l3", "after": "8s", "targets": [{"user": "Cy"}], "channels": ["slack"]},
+                ],
+                "channels": [
+                    {
+                        "name": "pagerduty",
+                        "type": "PagerDuty",
+                        "secretRef": {"name": "pd", "key": "routingKey"},
+                        "endpoint": peer.url("/v2/enqueue"),
+                    },
+                    {"name": "slack", "type": "Slack", "secretRef": {"name": "slack", "key": "webhookURL"}},
+                    {
+                        "name": "email",
+                        "type": "Email",
+                        "email": {
+                            "smtpHost": "127.0.0.1",
+                            "smtpPort": smtp_port,
+                            "startTls": False,
+                            "from": "oncall@example.com",
+                        },
+                    },
+                ],
+                "severities": [
+                    {"severity": "critical", "response": "Page", "responseTime": "5m", "channels": ["pagerduty"]}
+                ],
+            },
+        },
+    ]
+    for obj in objects:
+        kubectl.run("apply", "-n", namespace, "-f", "-", stdin=json.dumps(obj))
+
+
+def open_incident(kubectl: Kubectl, namespace: str) -> None:
+    incident = {
+        "apiVersion": "oncall.dev/v1alpha1",
+        "kind": "Incident",
+        "metadata": {"name": "checkout-down"},
+        "spec": {
+            "title": "Checkout is down",
+            "severity": "critical",
+            "escalationPolicyRef": {"name": "fast"},
+            "target": {"kind": "Deployment", "namespace": namespace, "name": "checkout"},
+        },
+    }
+    kubectl.run("apply", "-n", namespace, "-f", "-", stdin=json.dumps(incident))
+
+
+def notifications(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
+    status = kubectl.json("get", "incident/checkout-down", "-n", namespace).get("status") or {}
+    return list(status.get("escalation", {}).get("notifications", []))
+
+
+def steps(kubectl: Kubectl, namespace: str) -> list[tuple[str, str, str]]:
+    return [(n["key"].split("@")[0], n["channel"], n["result"]) for n in notifications(kubectl, namespace)]
+
+
+def pd_events(peer: Peer) -> list[tuple[str, str]]:
+    return [(e["event_action"], e.get("payload", {}).get("summary", "")) for e in peer.accepted_at("/v2/enqueue")]
+
+
+def test_pages_through_pagerduty_email_and_slack_until_acknowledged(
+    kubectl: Kubectl, namespace: str, peer: Peer, inbox: tuple[Inbox, int], operator_process: OperatorProcess
+) -> None:
+    box, port = inbox
+    setup(kubectl, namespace, peer, port)
+    operator_process.start()
+    open_incident(kubectl, namespace)
+    eventually(
+        lambda: ("page/L1/loop0", "email", "Delivered") in steps(kubectl, namespace), 30, what="L1 page delivered"
+    )
+    [(action, summary)] = eventually(lambda: pd_events(peer), 10, what="the PagerDuty trigger")
+    assert action == "trigger" and "Level 1 (l1)" in summary and "Checkout is down" in summary
+    [event] = peer.accepted_at("/v2/enqueue")
+    assert event["routing_key"] == ROUTING_KEY and event["payload"]["severity"] == "critical"
+    assert event["dedup_key"] == f"oncall.dev/{namespace}/checkout-down"
+    [mail] = box.messages
+    assert mail["To"] == "ada@example.com" and mail["Subject"].startswith("[CRITICAL]")
+    assert "kubectl oncall ack checkout-down" in mail.get_content()
+    status = kubectl.json("get", "incident/checkout-down", "-n", namespace)["status"]
+    assert status["onCall"] == "Ada" and status["escalation"]["level"] == 1
+
+    ack = oncall(kubectl, namespace, "ack", "checkout-down")
+    assert ack.returncode == 0, ack.stderr
+    eventually(
+        lambda: (
+            ("acknowledge", f"oncall.dev/{namespace}/checkout-down")
+            in [(e["event_action"], e["dedup_key"]) for e in peer.accepted_at("/v2/enqueue")]
+        ),
+        15,
+        what="PagerDuty acknowledge",
+    )
+    time.sleep(9)  # past L2 (4s) and L3 (8s): an acknowledged Incident must not climb
+    keys = [k for k, _, _ in steps(kubectl, namespace)]
+    assert "page/L2/loop0" not in keys and "page/L3/loop0" not in keys
+    assert peer.accepted_at("/services/ok/T000/B000/XXXXSECRETXXXX") == []  # slack is only on L2 and L3
+    assert [a for a, _ in pd_events(peer)] == ["trigger", "acknowledge"]
+
+
+def test_restart_mid_escalation_neither_repeats_nor_skips_a_step(
+    kubectl: Kubectl, namespace: str, peer: Peer, inbox: tuple[Inbox, int], operator_process: OperatorProcess
+) -> None:
+    setup(kubectl, namespace, peer, inbox[1])
+    operator_process.start()
+    open_incident(kubectl, namespace)
+    eventually(lambda: ("page/L1/loop0", "pagerduty", "Delivered") in steps(kubectl, namespace), 30, what="L1 page")
+    operator_process.kill()  # like a crashed pod: nothing is flushed, nothing said
+    time.sleep(5)  # L2 comes due while no operator runs
+    operator_process.start()
+    eventually(
+        lambda: ("page/L3/loop0", "slack", "Delivered") in steps(kubectl, namespace), 30, what="L3 after the restart"
+    )
+    time.sleep(1.5)
+    keys = [(k, c) for k, c, _ in steps(kubectl, namespace)]
+    assert len(keys) == len(set(keys)), f"a step was recorded twice: {keys}"
+    # every level paged exactly once; L1's ack reminder, due at 2s while nobody ran, is moot once L2 pages
+    assert {k for k, _ in keys} >= {"page/L1/loop0", "page/L2/loop0", "page/L3/loop0"}
+    summaries = [s for a, s in pd_events(peer) if a == "trigger"]
+    assert sum("Level 1 (l1)" in s for s in summaries) == 1
+    assert sum("Level 2 (l2)" in s for s in summaries) == 1
+    slack = peer.accepted_at("/services/ok/T000/B000/XXXXSECRETXXXX")
+    texts = [json.dumps(m) for m in slack]
+    assert sum("Level 3 (l3)" in t for t in texts) == 1 and sum("Level 2 (l2)" in t for t in texts) == 1
+    assert "<@U0ADA0001>" in next(t for t in texts if "Level 2 (l2)" in t)  # Ada's Slack ID from the members
+    assert operator_process.starts == 2
+
+
+def test_a_failing_channel_is_recorded_and_does_not_block_the_others(
+    kubectl: Kubectl, namespace: str, peer: Peer, inbox: tuple[Inbox, int], operator_process: OperatorProcess
+) -> None:
+    setup(kubectl, namespace, peer, inbox[1], slack_mode="revoked")
+    operator_process.start()
+    open_incident(kubectl, namespace)
+    eventually(lambda: ("page/L2/loop0", "slack", "Failed") in steps(kubectl, namespace), 30, what="the Slack failure")
+    assert ("page/L2/loop0", "pagerduty", "Delivered") in steps(kubectl, namespace)
+    status = kubectl.json("get", "incident/checkout-down", "-n", namespace)["status"]
+    failed = [e for e in status["timeline"] if e["type"] == "NotificationFailed"]
+    assert failed and "slack" in failed[0]["message"] and "404" in failed[0]["message"]
+    assert "XXXXSECRETXXXX" not in json.dumps(status)  # the webhook URL is a credential
+    timeline = oncall(kubectl, namespace, "timeline", "checkout-down").stdout
+    assert "NotificationFailed" in timeline
