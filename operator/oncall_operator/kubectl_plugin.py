@@ -6,6 +6,7 @@
     kubectl oncall timeline INCIDENT                 what happened, in order
     kubectl oncall override SCHEDULE --user U --from T --to T [--role R] [--reason TEXT]
     kubectl oncall calendar SCHEDULE [--days N]      the schedule as an iCalendar feed (RFC 5545)
+    kubectl oncall report INCIDENT                   the post-incident review report
 
 kubectl finds this as ``kubectl-oncall`` on PATH (installed with the package). Acknowledge
 and resolve record who did it: the user the API server authenticated (SelfSubjectReview),
@@ -150,6 +151,20 @@ def cmd_who(k: kube.Kube, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def cmd_report(k: kube.Kube, args: argparse.Namespace) -> str:
+    inc = _incident(k, args.namespace, args.incident)
+    if inc.status is None or inc.status.review is None:
+        phase = inc.status.phase.value if inc.status and inc.status.phase else "new"
+        raise PluginError(
+            f'incident "{args.incident}" has no review yet (phase {phase}; reviews open when a '
+            "critical or warning incident is resolved)"
+        )
+    data = k.config_map_data(args.namespace, inc.status.review.report_config_map)
+    if data is None or "report.md" not in data:
+        raise PluginError(f'the report ConfigMap "{inc.status.review.report_config_map}" is missing')
+    return data["report.md"].rstrip("\n")
+
+
 def cmd_calendar(k: kube.Kube, args: argparse.Namespace) -> str:
     [sched] = _schedules(k, args.namespace, args.schedule)
     if not checks.zone_exists(sched.spec.time_zone):
@@ -215,6 +230,9 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(run=fn)
         if name == "resolve":
             p.add_argument("--note", help="what fixed it")
+    rep = sub.add_parser("report", help="print the post-incident review report of a resolved incident")
+    rep.add_argument("incident")
+    rep.set_defaults(run=cmd_report)
     cal = sub.add_parser("calendar", help="the schedule as an iCalendar (RFC 5545) feed, for calendar apps")
     cal.add_argument("schedule")
     cal.add_argument("--days", type=int, default=90, help="how far ahead (default 90)")

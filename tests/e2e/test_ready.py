@@ -128,3 +128,33 @@ def test_a_hole_in_the_rotation_is_reported_as_a_coverage_gap(kubectl: Kubectl, 
 
     covered = eventually(gap, 30, what="Covered=False")
     assert covered["reason"] == "CoverageGap" and covered["message"].startswith("primary has nobody on call from ")
+
+
+def test_resolving_a_critical_incident_opens_its_review(kubectl: Kubectl, namespace: str) -> None:
+    from tests.e2e.test_kubectl_plugin import oncall
+
+    manifest = """
+apiVersion: oncall.dev/v1alpha1
+kind: Incident
+metadata: {name: db-down}
+spec: {title: Database down, severity: critical}
+"""
+    kubectl.run("apply", "-n", namespace, "-f", "-", stdin=manifest)
+    eventually(lambda: (kubectl.json("get", "incident/db-down", "-n", namespace).get("status") or {}).get("phase"), 30)
+    early = oncall(kubectl, namespace, "report", "db-down")
+    assert early.returncode == 1 and "has no review yet" in early.stderr
+    assert oncall(kubectl, namespace, "resolve", "db-down", "--note", "failed over to the replica").returncode == 0
+
+    def reviewed() -> dict[str, Any] | None:
+        return kubectl.json("get", "incident/db-down", "-n", namespace)["status"].get("review")  # type: ignore[no-any-return]
+
+    found = eventually(reviewed, 30, what="the review")
+    assert found["reportConfigMap"] == "db-down-review" and found["dueAt"]
+    report = oncall(kubectl, namespace, "report", "db-down")
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.startswith("# Incident report: Database down")
+    assert "| Resolved | admin | Resolved by admin: failed over to the replica |" in report.stdout
+    owner = kubectl.json("get", "configmap/db-down-review", "-n", namespace)["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"]) == ("Incident", "db-down")
+    timeline = kubectl.json("get", "incident/db-down", "-n", namespace)["status"]["timeline"]
+    assert [e["type"] for e in timeline].count("ReviewOpened") == 1

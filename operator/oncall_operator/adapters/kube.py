@@ -70,3 +70,29 @@ class Kube:
             raise
         raw = (secret.data or {}).get(key)
         return None if raw is None else base64.b64decode(raw).decode()
+
+    def put_config_map(
+        self, namespace: str, name: str, data: dict[str, str], owner: dict[str, Any], labels: dict[str, str]
+    ) -> None:
+        """Create the ConfigMap, owned by ``owner`` (garbage-collected with it), or replace its data."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels, "ownerReferences": [owner]},
+            "data": data,
+        }
+        try:
+            self.core.create_namespaced_config_map(namespace, body)
+        except kubernetes.client.ApiException as error:
+            if error.status != 409:
+                raise
+            self.core.patch_namespaced_config_map(name, namespace, {"data": data})
+
+    def config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        try:
+            found = self.core.read_namespaced_config_map(name, namespace)
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict(found.data or {})
