@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-tools: ## kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd (built once per machine)
+tools: ## kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, helm, alertmanager, amtool (built once per machine)
 	hack/build-tools.sh
 
 cluster-up: venv tools ## start the local control plane (idempotent); writes .cluster/kubeconfig

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the pinned binaries the local control plane and the tests run (kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl, etcd) from their Go modules, once per
-# machine, into a versioned cache outside the repo, then links them into .cluster/bin/.
+# kube-controller-manager, kube-scheduler, kubectl, etcd, helm, alertmanager, amtool) from
+# their Go modules, once per machine, into a versioned cache outside the repo, then links
+# them into .cluster/bin/.
 # These machines have no Docker and no download sites, so kind/envtest cannot be used.
 #
-# usage: hack/build-tools.sh [GROUP...]      GROUP: kube etcd (default: all)
+# usage: hack/build-tools.sh [GROUP...]      GROUP: kube etcd helm alertmanager (default: all)
 # env:   ONCALL_TOOLS_CACHE  cache root (default ~/.cache/oncall-operator/tools)
 set -euo pipefail
 
@@ -56,10 +57,33 @@ etcd() {
     build_group etcd "$v" "-s -w" go.etcd.io/etcd/server/v3
 }
 
-groups=("$@"); [ ${#groups[@]} -eq 0 ] && groups=(etcd kube)
+helm() {
+    # helm's Makefile stamps its version, and the Kubernetes version `helm template` assumes
+    # without a cluster (default v1.20), from its client-go; do the same.
+    local v; v=$(pin helm helm.sh/helm/v3)
+    local cg; cg=$(pin helm k8s.io/client-go)
+    local minor=${cg#v0.}; minor=${minor%%.*}
+    local ld="-s -w -X helm.sh/helm/v3/internal/version.version=$v -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+    for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+        ld+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
+    done
+    build_group helm "$v" "$ld" helm.sh/helm/v3/cmd/helm
+}
+
+alertmanager() {
+    # v0.31.x is the last release whose module still carries the compiled UI assets.
+    local v; v=$(pin alertmanager github.com/prometheus/alertmanager)
+    local p=github.com/prometheus/common/version
+    local ld="-s -w -X $p.Version=${v#v} -X $p.Revision=$v -X $p.Branch=HEAD"
+    ld+=" -X $p.BuildUser=oncall-operator -X $p.BuildDate=19700101-00:00:00"
+    build_group alertmanager "$v" "$ld" github.com/prometheus/alertmanager/cmd/alertmanager \
+        github.com/prometheus/alertmanager/cmd/amtool
+}
+
+groups=("$@"); [ ${#groups[@]} -eq 0 ] && groups=(etcd kube helm alertmanager)
 for g in "${groups[@]}"; do
     case $g in
-        kube|etcd) "$g" ;;
-        *) echo "build-tools: unknown group '$g' (known: kube etcd)" >&2; exit 2 ;;
+        kube|etcd|helm|alertmanager) "$g" ;;
+        *) echo "build-tools: unknown group '$g' (known: kube etcd helm alertmanager)" >&2; exit 2 ;;
     esac
 done

@@ -116,7 +116,13 @@ class OperatorProcess:
         self, kubeconfig: pathlib.Path, log: pathlib.Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
     ) -> None:
         self.kubeconfig, self.log, self.args = kubeconfig, log, args
-        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "ONCALL_RECHECK_SECONDS": "1", **(env or {})}
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "ONCALL_RECHECK_SECONDS": "1",
+            "ONCALL_HTTP_ADDRESS": "127.0.0.1:0",  # the intake on a free port: operators never compete for 8080
+            **(env or {}),
+        }
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 

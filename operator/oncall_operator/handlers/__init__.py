@@ -4,6 +4,6 @@ Importing this package registers every handler with Kopf's default registry; ``c
 does that before ``kopf.run``.
 """
 
-from oncall_operator.handlers import escalation, incidents, objects, review, settings
+from oncall_operator.handlers import escalation, incidents, intake, metrics, objects, review, settings
 
-__all__ = ["escalation", "incidents", "objects", "review", "settings"]
+__all__ = ["escalation", "incidents", "intake", "metrics", "objects", "review", "settings"]

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-from oncall_operator.adapters import incidents
+from oncall_operator.adapters import incidents, metrics
 from oncall_operator.adapters.notifiers import dispatch
 from oncall_operator.api import GROUP, VERSION, incident, kinds, policy, schedule
 from oncall_operator.domain import escalation, schedules
@@ -134,6 +134,7 @@ async def escalate(
         return value
 
     results = await dispatch.deliver(claimed, written.incident, spec, secret, memo.http, now)
+    metrics.record_escalation(claimed, results, spec)
     await asyncio.to_thread(incidents.update_status, memo.kube, meta["namespace"], meta["name"], _record(results, now))
     for send in claimed:
         failed = [r for r in results if r.key == send.key and not r.ok]

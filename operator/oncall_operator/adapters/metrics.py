@@ -1,0 +1,158 @@
+"""Every Prometheus metric the operator exports, declared once, on one registry served at /metrics.
+
+Counters count what this process did (alerts received, pages, notifications, remediations);
+Prometheus' ``rate()`` copes with the reset a restart brings. The incident board is different:
+``oncall_incidents_open`` must be right at any moment, also just after a restart, so it is not
+a counter kept up to date but a collector that counts, at scrape time, the Incidents the
+operator currently sees (Kopf lists them all at start-up and reports every change).
+
+Time to acknowledge and time to resolve (MTTA, MTTR) are observed once per transition: when
+the Incident shows an ``acknowledgedAt``/``resolvedAt`` that this process has not observed
+and that is not older than the process itself. A restarted operator re-lists every Incident;
+the transitions it finds there happened before it started and were observed (or missed) by
+its predecessor, so they are not counted a second time. Durations run from the start of the
+Incident's current episode (its escalation start, which a reopening moves), else first seen.
+"""
+
+import collections.abc as cabc
+import datetime as dt
+import threading
+
+import prometheus_client
+from prometheus_client import core, registry
+
+from oncall_operator.adapters.notifiers import dispatch
+from oncall_operator.api import base, incident, policy
+from oncall_operator.domain import escalation
+
+REGISTRY = prometheus_client.CollectorRegistry()
+prometheus_client.ProcessCollector(registry=REGISTRY)
+prometheus_client.PlatformCollector(registry=REGISTRY)
+
+_MINUTE, _HOUR, _DAY = 60.0, 3600.0, 86400.0
+ALERTS_RECEIVED = prometheus_client.Counter(
+    "oncall_alerts_received",
+    "Alerts in the Alertmanager notifications the intake accepted, by alert status",
+    ["status"],
+    registry=REGISTRY,
+)
+INTAKE_REQUESTS = prometheus_client.Counter(
+    "oncall_intake_requests",
+    "Requests to the alert intake, by HTTP status code answered",
+    ["code"],
+    registry=REGISTRY,
+)
+ESCALATIONS = prometheus_client.Counter(
+    "oncall_escalations",
+    "Escalation levels paged (one per level and loop of an Incident), by level",
+    ["level"],
+    registry=REGISTRY,
+)
+NOTIFICATIONS = prometheus_client.Counter(
+    "oncall_notifications",
+    "Messages sent to a channel, by channel type and result (delivered, failed)",
+    ["channel", "result"],
+    registry=REGISTRY,
+)
+REMEDIATIONS = prometheus_client.Counter(
+    "oncall_remediations",
+    "Runbook actions decided, by action type and result (Applied, DryRun, Refused, AwaitingApproval, Failed...)",
+    ["action", "result"],
+    registry=REGISTRY,
+)
+TIME_TO_ACKNOWLEDGE = prometheus_client.Histogram(
+    "oncall_incident_time_to_acknowledge_seconds",
+    "From an Incident's (re)opening to its acknowledgement (MTTA), by severity",
+    ["severity"],
+    buckets=(30, _MINUTE, 2 * _MINUTE, 5 * _MINUTE, 10 * _MINUTE, 15 * _MINUTE, 30 * _MINUTE, _HOUR, 4 * _HOUR, _DAY),
+    registry=REGISTRY,
+)
+TIME_TO_RESOLVE = prometheus_client.Histogram(
+    "oncall_incident_time_to_resolve_seconds",
+    "From an Incident's (re)opening to its resolution (MTTR), by severity",
+    ["severity"],
+    buckets=(_MINUTE, 5 * _MINUTE, 15 * _MINUTE, 30 * _MINUTE, _HOUR, 2 * _HOUR, 4 * _HOUR, 8 * _HOUR, _DAY, 7 * _DAY),
+    registry=REGISTRY,
+)
+OPEN_PHASES = tuple(p for p in incident.Phase if p != incident.Phase.RESOLVED)
+
+
+def record_remediation(action: str, result: str) -> None:
+    """Count one runbook action's outcome: ``action`` its type (``raiseMemoryLimit``), ``result`` its
+    :class:`~oncall_operator.api.incident.ActionState` value (``Applied``, ``Refused``, ``DryRun``...)."""
+    REMEDIATIONS.labels(action=action or "unknown", result=result or "unknown").inc()
+
+
+def record_alerts(statuses: cabc.Iterable[str]) -> None:
+    for status in statuses:
+        ALERTS_RECEIVED.labels(status=status).inc()
+
+
+def record_escalation(
+    sends: cabc.Iterable[escalation.Send], results: cabc.Iterable[dispatch.Result], spec: policy.EscalationPolicySpec
+) -> None:
+    """Count the pages among ``sends`` by level, and each delivery by channel type and result."""
+    for send in sends:
+        if send.kind == "page":
+            ESCALATIONS.labels(level=str(send.level)).inc()
+    types = {c.name: c.type.value.lower() for c in spec.channels}
+    for result in results:
+        NOTIFICATIONS.labels(
+            channel=types.get(result.channel, "unknown"), result="delivered" if result.ok else "failed"
+        ).inc()
+
+
+class Board(registry.Collector):
+    """The Incidents this process sees: the open-incident gauge, and MTTA/MTTR observed once."""
+
+    def __init__(self, started: dt.datetime) -> None:
+        self.started = started.replace(microsecond=0)
+        self._lock = threading.Lock()
+        self._open: dict[str, tuple[str, str]] = {}
+        self._observed: dict[str, set[str]] = {}
+
+    def see(self, uid: str, inc: incident.Incident) -> None:
+        status = inc.status
+        severity = inc.spec.severity.value
+        with self._lock:
+            if status is None or status.phase is None or status.phase == incident.Phase.RESOLVED:
+                self._open.pop(uid, None)
+            else:
+                self._open[uid] = (severity, status.phase.value)
+            if status is None:
+                return
+            begun = status.escalation.started_at or status.first_seen
+            done = self._observed.setdefault(uid, set())
+            for what, at, histogram in (
+                ("ack", status.acknowledged_at, TIME_TO_ACKNOWLEDGE),
+                ("resolve", status.resolved_at, TIME_TO_RESOLVE),
+            ):
+                mark = f"{what}@{at.isoformat()}" if at else ""
+                if at is None or begun is None or at < self.started or mark in done:
+                    continue
+                done.add(mark)
+                histogram.labels(severity=severity).observe(max((at - begun).total_seconds(), 0.0))
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            self._open.pop(uid, None)
+            self._observed.pop(uid, None)
+
+    def collect(self) -> cabc.Iterator[core.Metric]:
+        family = core.GaugeMetricFamily(
+            "oncall_incidents_open",
+            "Incidents not resolved, by severity and phase (from the Incidents the operator sees)",
+            labels=["severity", "phase"],
+        )
+        with self._lock:
+            counts: dict[tuple[str, str], int] = {}
+            for key in self._open.values():
+                counts[key] = counts.get(key, 0) + 1
+        for severity in base.Severity:
+            for phase in OPEN_PHASES:
+                family.add_metric([severity.value, phase.value], counts.get((severity.value, phase.value), 0))
+        yield family
+
+
+BOARD = Board(dt.datetime.now(dt.UTC))
+REGISTRY.register(BOARD)
