@@ -53,3 +53,7 @@ lint: venv crds-check
 
 clean: cluster-down
 	rm -rf .cluster $(VENV)
+
+.PHONY: bench-oom
+bench-oom: venv tools ## OOM kill -> patched workload latency, operator vs a bare watch-and-patch client (JSON in bench/results/)
+	$(BIN)/python bench/oom_latency.py $(BENCH_ARGS)

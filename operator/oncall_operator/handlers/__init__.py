@@ -4,6 +4,16 @@ Importing this package registers every handler with Kopf's default registry; ``c
 does that before ``kopf.run``.
 """
 
-from oncall_operator.handlers import escalation, incidents, intake, metrics, objects, review, settings
+from oncall_operator.handlers import (
+    escalation,
+    incidents,
+    intake,
+    metrics,
+    objects,
+    pods,
+    remediation,
+    review,
+    settings,
+)
 
-__all__ = ["escalation", "incidents", "intake", "metrics", "objects", "review", "settings"]
+__all__ = ["escalation", "incidents", "intake", "metrics", "objects", "pods", "remediation", "review", "settings"]

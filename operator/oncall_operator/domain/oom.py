@@ -1,0 +1,128 @@
+"""OOM kills as the kubelet reports them in pod status, each with an identity to count it once.
+
+A container's OOM kill shows up in ``state.terminated`` (while it is down, or for good with
+``restartPolicy: Never``) and then in ``lastState.terminated`` once it runs again or waits in
+back-off; VPA reads both, Robusta only the first and misses kills. One kill is therefore seen in
+many pod updates, and across them its ``restartCount`` is not stable (N while terminated or in
+back-off, N+1 once restarted), so the dedup key is pod UID + container + ``finishedAt``
+(falling back to the container ID, then the restart count, when a status lacks the time). The
+key is what the Incident remembers in ``status.guardrails.seen``.
+
+The limit and request recorded with each kill are the pod's own (what the container ran with),
+which is what tells a kill under the current template from one under a template already raised.
+"""
+
+import collections.abc as cabc
+import dataclasses
+from typing import Any
+
+OOM_REASON = "OOMKilled"
+_STATUS_LISTS = (("containerStatuses", False), ("initContainerStatuses", True))
+
+
+@dataclasses.dataclass(frozen=True)
+class OwnerRef:
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Kill:
+    """One OOM kill of one container run."""
+
+    key: str
+    container: str
+    init: bool
+    restart_count: int
+    finished_at: str
+    exit_code: int | None
+    limit: str | None
+    request: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class PodFacts:
+    name: str
+    namespace: str
+    uid: str
+    created: str
+    labels: cabc.Mapping[str, str]
+    annotations: cabc.Mapping[str, str]
+    owner: OwnerRef | None
+    qos_class: str
+    kills: tuple[Kill, ...]
+
+
+def has_oom(status: cabc.Mapping[str, Any] | None) -> bool:
+    """Cheap test for the watch filter: does any container status mention an OOM kill?"""
+    for field, _ in _STATUS_LISTS:
+        for cs in (status or {}).get(field) or ():
+            for which in ("state", "lastState"):
+                if ((cs.get(which) or {}).get("terminated") or {}).get("reason") == OOM_REASON:
+                    return True
+    return False
+
+
+def kill_key(pod_uid: str, container: str, finished_at: str, container_id: str, restart_count: int) -> str:
+    identity = finished_at or container_id or f"restart-{restart_count}"
+    return f"{pod_uid}/{container}/{identity}"
+
+
+def _memory(spec: cabc.Mapping[str, Any], field: str, container: str) -> tuple[str | None, str | None]:
+    for c in spec.get(field) or ():
+        if c.get("name") == container:
+            resources = c.get("resources") or {}
+            return (resources.get("limits") or {}).get("memory"), (resources.get("requests") or {}).get("memory")
+    return None, None
+
+
+def _controller(meta: cabc.Mapping[str, Any]) -> OwnerRef | None:
+    for ref in meta.get("ownerReferences") or ():
+        if ref.get("controller"):
+            return OwnerRef(ref.get("apiVersion", ""), ref["kind"], ref["name"], ref.get("uid", ""))
+    return None
+
+
+def read_pod(pod: cabc.Mapping[str, Any]) -> PodFacts:
+    """The facts of a pod the remediation needs, with every OOM kill its status shows."""
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    uid = meta.get("uid", "")
+    kills: dict[str, Kill] = {}
+    for field, init in _STATUS_LISTS:
+        spec_field = "initContainers" if init else "containers"
+        for cs in status.get(field) or ():
+            name, restarts = cs.get("name", ""), int(cs.get("restartCount") or 0)
+            for which in ("state", "lastState"):
+                term = (cs.get(which) or {}).get("terminated") or {}
+                if term.get("reason") != OOM_REASON:
+                    continue
+                finished = term.get("finishedAt") or ""
+                key = kill_key(uid, name, finished, term.get("containerID") or "", restarts)
+                limit, request = _memory(spec, spec_field, name)
+                exit_code = term.get("exitCode")
+                kills.setdefault(
+                    key,
+                    Kill(
+                        key,
+                        name,
+                        init,
+                        restarts,
+                        finished,
+                        None if exit_code is None else int(exit_code),
+                        limit,
+                        request,
+                    ),
+                )
+    return PodFacts(
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        uid=uid,
+        created=meta.get("creationTimestamp") or "",
+        labels=dict(meta.get("labels") or {}),
+        annotations=dict(meta.get("annotations") or {}),
+        owner=_controller(meta),
+        qos_class=status.get("qosClass", ""),
+        kills=tuple(sorted(kills.values(), key=lambda k: (k.finished_at, k.restart_count, k.key))),
+    )

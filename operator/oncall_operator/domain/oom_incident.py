@@ -1,0 +1,204 @@
+"""The Incident an OOM-killed workload gets, and how each kill and action is written into it.
+
+One open Incident per workload and trigger, under a deterministic name (``oom-<kind>-<name>-<hash>``)
+so that two operators or a retry meet AlreadyExists instead of opening a second one. Every kill
+is appended to it (occurrences, detections, timeline) and its key goes into
+``status.guardrails.seen``, which is what makes a kill count once across re-listings and
+restarts. ``record`` is applied to the *latest* Incident inside an optimistic-concurrency loop,
+so it re-checks the keys against what it is given and returns None when there is nothing new.
+
+Phases: a counted kill turns Mitigated back into Triggered and Resolved into Reopened; an
+applied action makes it Mitigated unless a human is needed (a restart at the cap), because
+the escalation engine treats Mitigated as handled. The condition ``NeedsHuman`` says when the
+automation stopped and why. ``settle`` resolves a Mitigated Incident once the workload's
+rollout has been complete, with no new kill, for the runbook's quiet period.
+"""
+
+import collections.abc as cabc
+import datetime as dt
+import hashlib
+import re
+
+from oncall_operator.api import base, incident, runbook
+from oncall_operator.domain import conditions, lifecycle, matching, oom, remediation
+
+TRIGGER_LABEL = "oncall.dev/trigger"
+KIND_LABEL = "oncall.dev/workload-kind"
+NEEDS_HUMAN = "NeedsHuman"
+SEEN_MAX, DETECTIONS_MAX, ACTIONS_MAX, TIMELINE_MAX, TIMES_MAX = 200, 100, 200, 1000, 100
+Phase = incident.Phase
+
+
+def incident_name(kind: str, namespace: str, name: str) -> str:
+    """``oom-<kind>-<name>-<8 hex of namespace/kind/name>``: a DNS label of at most 63 characters."""
+    digest = hashlib.sha256(f"{namespace}/{kind}/{name}".encode()).hexdigest()[:8]
+    prefix = f"oom-{kind.lower()}-"
+    room = 63 - len(prefix) - 1 - len(digest)
+    safe = re.sub(r"[^a-z0-9-]", "-", name.lower())[:room].strip("-")
+    return f"{prefix}{safe}-{digest}" if safe else f"{prefix}{digest}"
+
+
+def labels(kind: str) -> dict[str, str]:
+    return {
+        TRIGGER_LABEL: runbook.TriggerEvent.OOM_KILLED.value,
+        KIND_LABEL: kind.lower(),
+        "app.kubernetes.io/managed-by": "oncall-operator",
+    }
+
+
+def _ref(name: str, namespace: str, home: str) -> base.ObjectRef:
+    return base.ObjectRef(name=name, namespace=None if namespace == home else namespace)
+
+
+def spec(
+    pod: oom.PodFacts, kill: oom.Kill, kind: str, name: str, chosen: matching.Chosen | None
+) -> incident.IncidentSpec:
+    ns = pod.namespace
+    policy = chosen.spec.escalation_policy_ref if chosen else None
+    return incident.IncidentSpec(
+        title=f"{kind} {ns}/{name}: container {kill.container} OOMKilled",
+        severity=chosen.spec.severity if chosen else base.Severity.WARNING,
+        source=incident.Source(
+            type=incident.SourceType.OOM_KILL,
+            labels={
+                "reason": oom.OOM_REASON,
+                "namespace": ns,
+                "workload": name,
+                "workload_type": kind.lower(),
+                "container": kill.container,
+            },
+        ),
+        target=incident.Target(kind=kind, namespace=ns, name=name, container=kill.container),
+        runbook_ref=_ref(chosen.name, chosen.namespace, ns) if chosen else None,
+        escalation_policy_ref=_ref(policy.name, chosen.namespace, ns) if chosen and policy else None,
+        description=chosen.spec.description if chosen else "",
+    )
+
+
+def _fresh(
+    spec: incident.IncidentSpec, status: incident.IncidentStatus | None, now: dt.datetime
+) -> tuple[incident.IncidentStatus, int]:
+    """A copy to change, and the kills counted so far (``opened`` counts its own creation as 1)."""
+    if status is None or status.phase is None:
+        return lifecycle.opened(spec, now), 0
+    out = status.model_copy(deep=True)
+    return out, out.occurrences if out.guardrails.seen else 0
+
+
+def _add(status: incident.IncidentStatus, now: dt.datetime, type_: str, message: str) -> None:
+    status.timeline = [*status.timeline, incident.TimelineEntry(at=now, type=type_, message=message[:4096])][
+        -TIMELINE_MAX:
+    ]
+
+
+def _needs_human(status: incident.IncidentStatus, value: bool, reason: str, message: str, now: dt.datetime) -> None:
+    flag = base.ConditionStatus.TRUE if value else base.ConditionStatus.FALSE
+    was = next((c.status for c in status.conditions if c.type == NEEDS_HUMAN), None)
+    status.conditions = conditions.put(status.conditions, NEEDS_HUMAN, flag, reason, message[:4096], None, now)
+    if value and was != flag:
+        _add(status, now, NEEDS_HUMAN, f"{reason}: {message}")
+
+
+def record(
+    spec: incident.IncidentSpec,
+    status: incident.IncidentStatus | None,
+    plan: remediation.Plan,
+    out: remediation.Outcome,
+    now: dt.datetime,
+    pod: str,
+    checklist: cabc.Sequence[str] = (),
+) -> incident.IncidentStatus | None:
+    """The status with ``plan``'s new kills and ``out`` recorded, or None when they are recorded already."""
+    st, counted = _fresh(spec, status, now)
+    seen = list(st.guardrails.seen)
+    new = [k for k in plan.new if k.key not in set(seen)]
+    if not new:
+        return None
+    if not st.checklist and checklist:
+        st.checklist = [incident.ChecklistItem(title=t[:512]) for t in checklist[:50]]
+    st.occurrences = counted + len(new)
+    st.last_seen = now
+    st.guardrails.seen = (seen + [k.key for k in new])[-SEEN_MAX:]
+    for k in new:
+        st.detections = [
+            *st.detections,
+            incident.Detection(
+                at=now,
+                key=k.key,
+                pod=pod,
+                container=k.container,
+                restart_count=k.restart_count,
+                finished_at=k.finished_at,
+                limit=k.limit or "",
+                request=k.request or "",
+            ),
+        ][-DETECTIONS_MAX:]
+        _add(
+            st,
+            now,
+            oom.OOM_REASON,
+            f"container {k.container} of pod {pod} OOM-killed (restart {k.restart_count}, finished "
+            f"{k.finished_at or 'unknown'}, limit {k.limit or 'none'}, request {k.request or 'none'})",
+        )
+    if out.state is None:
+        _add(st, now, plan.reason or "Recorded", out.message)
+        return st
+    if st.phase == Phase.RESOLVED:
+        st.phase, st.resolved_at, st.resolved_by = Phase.REOPENED, None, ""
+        _add(st, now, "Reopened", "OOM-killed again after it was resolved")
+    elif st.phase == Phase.MITIGATED:
+        st.phase = Phase.TRIGGERED
+    st.guardrails.healthy_since = None
+    change = plan.change
+    st.actions = [
+        *st.actions,
+        incident.ActionRecord(
+            at=now,
+            action=change.action if change else "",
+            type=change.type.value if change else "",
+            state=out.state,
+            before=change.before if change else "",
+            after=change.after if change else "",
+            reason=f"{out.reason}: {out.message}"[:4096],
+            patch=change.patch[:8192] if change and change.ops else "",
+            occurrence=plan.kill.key if plan.kill else "",
+        ),
+    ][-ACTIONS_MAX:]
+    _add(st, now, f"Action{out.state.value}", f"{out.reason}: {out.message}")
+    if out.state == incident.ActionState.APPLIED:
+        st.guardrails.last_action_at = now
+        st.guardrails.action_times = [*st.guardrails.action_times, now][-TIMES_MAX:]
+        if change and change.type == runbook.ActionType.RAISE_MEMORY_LIMIT:
+            st.guardrails.raises += 1
+        if not out.needs_human:
+            st.phase = Phase.MITIGATED
+    if out.needs_human:
+        _needs_human(st, True, out.reason, out.message, now)
+    elif out.state == incident.ActionState.APPLIED:
+        _needs_human(st, False, "Mitigated", out.message, now)
+    return st
+
+
+def settle(
+    status: incident.IncidentStatus | None, complete: bool, quiet: dt.timedelta, now: dt.datetime
+) -> incident.IncidentStatus | None:
+    """Resolve a Mitigated Incident after ``quiet`` of complete rollout; None when nothing changes."""
+    if status is None or status.phase != Phase.MITIGATED:
+        return None
+    since = status.guardrails.healthy_since
+    st = status.model_copy(deep=True)
+    if not complete:
+        if since is None:
+            return None
+        st.guardrails.healthy_since = None
+        return st
+    if since is None:
+        st.guardrails.healthy_since = now
+        return st
+    if now - since < quiet:
+        return None
+    st.phase, st.resolved_at, st.resolved_by = Phase.RESOLVED, now, "oncall-operator"
+    _add(st, now, "Resolved", f"the new pods have run without an OOM kill since {since.isoformat()}")
+    if any(c.type == NEEDS_HUMAN for c in st.conditions):
+        _needs_human(st, False, "Resolved", "resolved after the quiet period", now)
+    return st

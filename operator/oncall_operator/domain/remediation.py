@@ -1,0 +1,396 @@
+"""What to do about an OOM kill: one exact patch to send, or a refusal with its reason.
+
+``plan`` is pure: the pod's kills, the workload, the namespace's annotations, the runbook, the
+Incident's guardrail state and ``now`` go in; a :class:`Plan` comes out. The executor runs it
+(server-side dry-runs, then the patch) and :mod:`oom_incident` records the result. Each
+guardrail answers a failure seen in other tools (DESIGN.md section 6), and they are checked in
+a fixed order so the reason recorded is the most useful one: what the workload *is* (owner,
+runbook, limit, cap, raises so far, QoS) before what it *says* (opt-out, paused, GitOps) before
+timing (cooldown, rate) before the mode (dry-run).
+
+Two checks make "no second raise for one OOM" hold even when the Incident lost the kill's key
+(the operator died between the patch and the Incident write): the patch names the kill in a
+workload annotation (:data:`workload.MARKER`), and a kill of a pod whose limit is already below
+the template's is *superseded* (the template was raised since that pod was made).
+
+The patch is a JSON patch with ``test`` operations on the container's name and on the exact
+values it replaces, so it applies only to the workload as read: a concurrent edit makes it fail
+(422) instead of being overwritten.
+"""
+
+import collections.abc as cabc
+import copy
+import dataclasses
+import datetime as dt
+import enum
+import json
+from fractions import Fraction
+from typing import Any
+
+from oncall_operator.api import durations, incident, runbook
+from oncall_operator.domain import matching, oom, quantity, workload
+
+ActionType = runbook.ActionType
+State = incident.ActionState
+
+
+class Mode(enum.StrEnum):
+    NOTHING = "Nothing"  # every kill is counted already: no write at all
+    RECORD = "Record"  # count the kills, no action (superseded)
+    REFUSE = "Refuse"  # count them, record the action refused (and what it would have been)
+    AWAIT = "AwaitApproval"  # the runbook wants a person to approve this action
+    RECOVER = "Recover"  # the change was applied before a crash: record it as applied
+    DRY_RUN = "DryRun"  # server-side dry-run only, record the planned patch
+    APPLY = "Apply"  # server-side dry-run, then the patch
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    action: str
+    type: ActionType
+    container: str
+    before: str
+    after: str
+    ops: tuple[dict[str, Any], ...]
+    template: cabc.Mapping[str, Any]
+    summary: str
+
+    @property
+    def patch(self) -> str:
+        return json.dumps(list(self.ops), separators=(",", ":"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    mode: Mode
+    new: tuple[oom.Kill, ...] = ()
+    kill: oom.Kill | None = None
+    change: Change | None = None
+    reason: str = ""
+    message: str = ""
+    needs_human: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Situation:
+    pod: oom.PodFacts
+    target_kind: str
+    workload: workload.Workload | None
+    namespace_annotations: cabc.Mapping[str, str]
+    runbook: matching.Chosen | None
+    status: incident.IncidentStatus | None
+    dry_run: bool
+    now: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How a plan ended, once the executor ran it; ``state`` None means no action to record."""
+
+    state: State | None
+    reason: str = ""
+    message: str = ""
+    needs_human: bool = False
+
+
+class _Stop(Exception):
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+
+def next_limit(old: Fraction, rule: runbook.RaiseMemoryLimit) -> tuple[Fraction, str]:
+    """VPA's rule: max(old x factor, old + minStep), rounded up to whole Mi, capped at maxLimit."""
+    wanted = max(old * Fraction(str(rule.factor)), old + quantity.parse(rule.min_step))
+    cap = quantity.parse(rule.max_limit)
+    mib = quantity.ceil_mi(wanted)
+    if mib * quantity.MI >= cap:
+        return cap, rule.max_limit
+    return Fraction(mib * quantity.MI), quantity.mi(mib)
+
+
+def plan(s: Situation) -> Plan:
+    seen = set(s.status.guardrails.seen) if s.status else set()
+    new = tuple(k for k in s.pod.kills if k.key not in seen)
+    if not new:
+        return Plan(Mode.NOTHING)
+    kill = new[-1]
+    try:
+        return _plan(s, new, kill)
+    except _Stop as stop:
+        return stop.plan
+
+
+def _refuse(
+    new: tuple[oom.Kill, ...],
+    kill: oom.Kill,
+    reason: str,
+    message: str,
+    change: Change | None = None,
+    human: bool = True,
+) -> _Stop:
+    if change is not None:
+        message = f"{message}; recommended: {change.summary}"
+    return _Stop(Plan(Mode.REFUSE, new, kill, change, reason, message, human))
+
+
+def _plan(s: Situation, new: tuple[oom.Kill, ...], kill: oom.Kill) -> Plan:
+    w = s.workload
+    if w is None and s.target_kind in workload.SUPPORTED:
+        raise _refuse(new, kill, "OwnerNotFound", f"the {s.target_kind} that owns pod {s.pod.name} was not found")
+    if w is None or s.target_kind not in workload.SUPPORTED:
+        what = "a bare Pod" if s.target_kind == "Pod" else f"a {s.target_kind}"
+        raise _refuse(new, kill, "UnsupportedOwner", f"{what} has no template the operator may patch")
+    if w.marker and w.marker in {k.key for k in new}:
+        return _recovered(s, w, new)
+    if s.runbook is None:
+        raise _refuse(new, kill, "NoRunbook", "no Runbook with trigger event OOMKilled matches this workload")
+    spec = s.runbook.spec
+    raise_action = next((a for a in spec.actions if a.type == ActionType.RAISE_MEMORY_LIMIT), None)
+    restart_action = next((a for a in spec.actions if a.type == ActionType.RESTART_ROLLOUT), None)
+    if raise_action is None and restart_action is None:
+        raise _refuse(
+            new, kill, "NoApplicableAction", f"Runbook {s.runbook.name} has no raiseMemoryLimit or restartRollout"
+        )
+    container = w.container(kill.container, kill.init)
+    if container is None:
+        raise _refuse(
+            new, kill, "ContainerNotInTemplate", f"container {kill.container} is not in the {w.kind}'s pod template"
+        )
+    if raise_action is not None and raise_action.raise_memory_limit is not None:
+        action, change, reason, message = _raise(s, w, container, kill, new, raise_action, restart_action)
+    else:
+        assert restart_action is not None
+        action = restart_action
+        _restarted_since(s, w, new, kill)
+        change = _restart(w, restart_action.name, kill, s.now)
+        reason, message = "Applied", change.summary
+    _gates(s, w, new, kill, change, action)
+    if s.dry_run or spec.guardrails.dry_run:
+        where = "operator-wide (ONCALL_DRY_RUN)" if s.dry_run else f"Runbook {s.runbook.name} (guardrails.dryRun)"
+        msg = f"dry-run mode {where}: {change.summary} planned, nothing written"
+        return Plan(Mode.DRY_RUN, new, kill, change, "DryRun", msg, True)
+    return Plan(Mode.APPLY, new, kill, change, reason, message, reason == "AtCap")
+
+
+def _restarted_since(s: Situation, w: workload.Workload, new: tuple[oom.Kill, ...], kill: oom.Kill) -> None:
+    if w.restarted_at and _time(s.pod.created) < _time(w.restarted_at):
+        msg = f"pod {s.pod.name} predates the last restart of the rollout ({w.restarted_at})"
+        raise _Stop(Plan(Mode.RECORD, new, kill, None, "Superseded", msg))
+
+
+def _raise(
+    s: Situation,
+    w: workload.Workload,
+    container: workload.Container,
+    kill: oom.Kill,
+    new: tuple[oom.Kill, ...],
+    action: runbook.Action,
+    restart_action: runbook.Action | None,
+) -> tuple[runbook.Action, Change, str, str]:
+    rule = action.raise_memory_limit
+    assert rule is not None
+    if container.limit is None:
+        had = f" (the pod got {kill.limit} at admission, e.g. from a LimitRange default)" if kill.limit else ""
+        raise _refuse(
+            new,
+            kill,
+            "NoMemoryLimit",
+            f"container {container.name} has no memory limit in the {w.kind}'s template{had}: "
+            "set resources.limits.memory; the operator does not guess one",
+        )
+    old = quantity.parse(container.limit)
+    ran_with = quantity.parse(kill.limit) if kill.limit else None
+    if ran_with is not None and ran_with != old:
+        if ran_with < old:
+            msg = f"pod {s.pod.name} ran with {kill.limit}; the template has {container.limit} since"
+            raise _Stop(Plan(Mode.RECORD, new, kill, None, "Superseded", msg))
+        raise _refuse(
+            new,
+            kill,
+            "LimitManagedElsewhere",
+            f"pod {s.pod.name} ran with {kill.limit} but the template says {container.limit}: "
+            "something else sets this limit at admission (a VPA or a webhook)",
+        )
+    if old >= quantity.parse(rule.max_limit):
+        if not rule.restart_at_cap:
+            raise _refuse(new, kill, "AtCap", f"limit {container.limit} is at the cap {rule.max_limit}: likely a leak")
+        _restarted_since(s, w, new, kill)
+        change = _restart(w, restart_action.name if restart_action else action.name, kill, s.now)
+        return action, change, "AtCap", f"limit {container.limit} is at the cap {rule.max_limit}: {change.summary}"
+    change = _raise_change(w, container, new, kill, action.name, rule)
+    status = s.status or incident.IncidentStatus()
+    if status.guardrails.raises >= rule.max_raises:
+        raise _refuse(
+            new,
+            kill,
+            "RaiseLimitReached",
+            f"{status.guardrails.raises} raises already (maxRaises {rule.max_raises}): likely a leak",
+            change,
+        )
+    return action, change, "Applied", change.summary
+
+
+def _gates(
+    s: Situation,
+    w: workload.Workload,
+    new: tuple[oom.Kill, ...],
+    kill: oom.Kill,
+    change: Change,
+    action: runbook.Action,
+) -> None:
+    assert s.runbook is not None
+    guard = s.runbook.spec.guardrails
+    if action.approval == runbook.Approval.REQUIRED:
+        msg = f"action {action.name} needs approval: {change.summary}"
+        raise _Stop(Plan(Mode.AWAIT, new, kill, change, "ApprovalRequired", msg, True))
+    where = workload.opted_out(s.namespace_annotations, w.annotations, f"the {w.kind}")
+    if where:
+        raise _refuse(new, kill, "OptedOut", f"{where} says {workload.OPT_OUT}: {workload.OPT_OUT_VALUE}", change)
+    if w.paused:
+        raise _refuse(new, kill, "Paused", f"the {w.kind} is paused: nothing is changed or restarted", change)
+    tracker = workload.gitops_tracker(w.labels, w.annotations)
+    if tracker and not guard.allow_git_ops:
+        msg = f"tracked by {tracker}: change it in git (or set guardrails.allowGitOps)"
+        raise _refuse(new, kill, "GitOpsManaged", msg, change)
+    status = s.status or incident.IncidentStatus()
+    last = status.guardrails.last_action_at
+    cooldown = durations.parse(guard.cooldown)
+    if last is not None and s.now < last + cooldown:
+        msg = f"last action at {last.isoformat()}, cooldown {guard.cooldown}"
+        raise _refuse(new, kill, "Cooldown", msg, change, human=False)
+    window = durations.parse(guard.window)
+    recent = [t for t in status.guardrails.action_times if t > s.now - window]
+    if len(recent) >= guard.max_actions:
+        msg = f"{len(recent)} actions in the last {guard.window} (maxActions {guard.max_actions})"
+        raise _refuse(new, kill, "RateLimited", msg, change)
+
+
+def _recovered(s: Situation, w: workload.Workload, new: tuple[oom.Kill, ...]) -> Plan:
+    kill = next(k for k in new if k.key == w.marker)
+    c = w.container(kill.container, kill.init)
+    after = f"limits.memory={c.limit}" if c and c.limit else f"restartedAt={w.restarted_at}"
+    before = f"limits.memory={kill.limit}" if c and c.limit and kill.limit != c.limit else ""
+    action_type = ActionType.RAISE_MEMORY_LIMIT if before else ActionType.RESTART_ROLLOUT
+    change = Change("recovered", action_type, kill.container, before, after, (), w.template, "")
+    msg = f"the {w.kind} already carries the change for this kill ({after}); recorded after an operator restart"
+    return Plan(Mode.RECOVER, new, kill, change, "Recovered", msg)
+
+
+def _marker_ops(w: workload.Workload, kill: oom.Kill) -> list[dict[str, Any]]:
+    if w.annotations is None:  # adding the whole map: only onto the object exactly as read
+        return [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": w.resource_version},
+            {"op": "add", "path": "/metadata/annotations", "value": {workload.MARKER: kill.key}},
+        ]
+    return [{"op": "add", "path": f"/metadata/annotations/{_escape(workload.MARKER)}", "value": kill.key}]
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _raise_change(
+    w: workload.Workload,
+    c: workload.Container,
+    new: tuple[oom.Kill, ...],
+    kill: oom.Kill,
+    action: str,
+    rule: runbook.RaiseMemoryLimit,
+) -> Change:
+    assert c.limit is not None
+    old = quantity.parse(c.limit)
+    new_limit, new_limit_text = next_limit(old, rule)
+    candidates: list[str | None] = [None]
+    if c.request is not None:
+        old_req = quantity.parse(c.request)
+        if rule.raise_request:
+            req, req_text = next_limit(old_req, rule)
+            candidates = [req_text if req < new_limit else new_limit_text, new_limit_text, None]
+        else:
+            candidates = [None, new_limit_text]
+    qos_before = workload.qos_class(w.template.get("spec") or {})
+    chosen = None
+    for request in candidates:
+        template = _with_memory(w.template, c, new_limit_text, request)
+        if rule.allow_qos_change or workload.qos_class(template.get("spec") or {}) == qos_before:
+            chosen = (request, template)
+            break
+    if chosen is None:
+        msg = f"raising {c.name} would change the pod's QoS class {qos_before} (allowQoSChange is false)"
+        raise _refuse(new, kill, "QoSChange", msg)
+    request, template = chosen
+    ops: list[dict[str, Any]] = [
+        {"op": "test", "path": f"{c.path}/name", "value": c.name},
+        {"op": "test", "path": f"{c.path}/resources/limits/memory", "value": c.limit},
+        {"op": "replace", "path": f"{c.path}/resources/limits/memory", "value": new_limit_text},
+    ]
+    before, after = f"limits.memory={c.limit}", f"limits.memory={new_limit_text}"
+    if request is not None and c.request is not None:
+        ops += [
+            {"op": "test", "path": f"{c.path}/resources/requests/memory", "value": c.request},
+            {"op": "replace", "path": f"{c.path}/resources/requests/memory", "value": request},
+        ]
+        before += f" requests.memory={c.request}"
+        after += f" requests.memory={request}"
+    ops += _marker_ops(w, kill)
+    summary = f"raise memory of container {c.name} in {w.kind} {w.name}: {before} -> {after}"
+    return Change(action, ActionType.RAISE_MEMORY_LIMIT, c.name, before, after, tuple(ops), template, summary)
+
+
+def _with_memory(
+    template: cabc.Mapping[str, Any], c: workload.Container, limit: str, request: str | None
+) -> dict[str, Any]:
+    out = copy.deepcopy(dict(template))
+    target = out["spec"]["initContainers" if c.init else "containers"][c.index]
+    resources = target.setdefault("resources", {})
+    resources.setdefault("limits", {})["memory"] = limit
+    if request is not None:
+        resources.setdefault("requests", {})["memory"] = request
+    return out
+
+
+def _restart(w: workload.Workload, action: str, kill: oom.Kill, now: dt.datetime) -> Change:
+    stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    key = _escape(workload.RESTARTED_AT)
+    ops: list[dict[str, Any]] = []
+    if w.template_annotations is None:
+        ops += [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": w.resource_version},
+            {"op": "add", "path": "/spec/template/metadata/annotations", "value": {workload.RESTARTED_AT: stamp}},
+        ]
+    else:
+        if w.restarted_at:
+            ops.append({"op": "test", "path": f"/spec/template/metadata/annotations/{key}", "value": w.restarted_at})
+        ops.append({"op": "add", "path": f"/spec/template/metadata/annotations/{key}", "value": stamp})
+    ops += _marker_ops(w, kill)
+    template = copy.deepcopy(dict(w.template))
+    template.setdefault("metadata", {}).setdefault("annotations", {})[workload.RESTARTED_AT] = stamp
+    before, after = f"restartedAt={w.restarted_at or 'never'}", f"restartedAt={stamp}"
+    summary = f"restart the rollout of {w.kind} {w.name} ({workload.RESTARTED_AT}={stamp})"
+    return Change(action, ActionType.RESTART_ROLLOUT, kill.container, before, after, tuple(ops), template, summary)
+
+
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def outcome(plan: Plan, rejected: str | None = None, failed: str | None = None) -> Outcome:
+    """The result of running ``plan``: ``rejected`` is a dry-run's refusal, ``failed`` the patch's error."""
+    if plan.mode == Mode.RECORD:
+        return Outcome(None, plan.reason, plan.message)
+    if plan.mode == Mode.RECOVER:
+        return Outcome(State.APPLIED, plan.reason, plan.message)
+    if plan.mode == Mode.REFUSE:
+        return Outcome(State.REFUSED, plan.reason, plan.message, plan.needs_human)
+    if plan.mode == Mode.AWAIT:
+        return Outcome(State.AWAITING_APPROVAL, plan.reason, plan.message, True)
+    if plan.mode == Mode.DRY_RUN:
+        verdict = f"the server would reject it: {rejected}" if rejected else "the server-side dry-run accepted it"
+        return Outcome(State.DRY_RUN, "DryRunRejected" if rejected else "DryRun", f"{plan.message}; {verdict}", True)
+    if rejected:
+        assert plan.change is not None
+        msg = f"server-side dry-run rejected {plan.change.summary}: {rejected}; nothing written"
+        return Outcome(State.REFUSED, "DryRunRejected", msg, True)
+    if failed:
+        return Outcome(State.FAILED, "PatchFailed", failed, True)
+    return Outcome(State.APPLIED, plan.reason, plan.message, plan.needs_human)
