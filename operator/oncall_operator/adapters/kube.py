@@ -46,17 +46,28 @@ class Kube:
             raise
         return frozenset((secret.data or {}).keys()) | frozenset((secret.string_data or {}).keys())
 
-    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge ``status`` into the object's status subresource."""
-        self.custom.patch_namespaced_custom_object_status(
-            GROUP,
-            VERSION,
-            namespace,
-            plural,
-            name,
-            {"status": status},
-            _content_type="application/merge-patch+json",
-        )
+    def patch_status(
+        self, plural: str, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+    ) -> bool:
+        """Merge ``status`` into the object's status subresource.
+
+        With ``resource_version`` the write happens only if the object has not changed since
+        (the API server answers 409 otherwise): returns False then, and the caller's next look
+        at the newer object decides again. Conditions are a list, so without this guard a merge
+        patch could drop a condition another writer has just added.
+        """
+        body: dict[str, Any] = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, body, _content_type="application/merge-patch+json"
+            )
+        except kubernetes.client.ApiException as error:
+            if error.status == 409 and resource_version:
+                return False
+            raise
+        return True
 
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         """One value of a Secret, decoded, or None when the Secret or the key is missing."""

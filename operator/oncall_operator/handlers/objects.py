@@ -75,7 +75,11 @@ async def write_ready(
         return
     meta = body["metadata"]
     patch = {**(fields or {}), "observedGeneration": generation, "conditions": [c.wire() for c in new]}
-    await asyncio.to_thread(memo.kube.patch_status, kind.plural, meta["namespace"], meta["name"], patch)
+    written = await asyncio.to_thread(
+        memo.kube.patch_status, kind.plural, meta["namespace"], meta["name"], patch, meta.get("resourceVersion")
+    )
+    if not written:
+        return  # changed meanwhile: the next event (or recheck) decides on the newer object
     for type_, verdict_ in [(conditions.READY, verdict), *(more or {}).items()]:
         was = next((c.status for c in old if c.type == type_), None)
         if was != _status_of(verdict_):

@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Any
 
 import kopf
+import kubernetes
 
 from oncall_operator.adapters import incidents
 from oncall_operator.api import GROUP, VERSION, incident, kinds
@@ -24,7 +25,7 @@ def report_name(incident_name: str) -> str:
 
 
 @kopf.on.event(GROUP, VERSION, kinds.INCIDENT.plural, when=lambda status, **_: status.get("phase") == "Resolved")
-async def open_review(type: str, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+async def open_review(type: str, body: kopf.Body, memo: Any, logger: kopf.Logger, **kwargs: Any) -> None:
     if type == "DELETED":
         return
     inc = incident.Incident.model_validate(dict(body))
@@ -44,7 +45,13 @@ async def open_review(type: str, body: kopf.Body, memo: Any, **kwargs: Any) -> N
     owner = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kinds.INCIDENT.kind, "name": meta["name"], "uid": meta["uid"]}
     data = {REPORT_KEY: review.render(inc, due_at, steps)}
     labels = {"app.kubernetes.io/part-of": "oncall-operator", "oncall.dev/incident": meta["name"][:63]}
-    await asyncio.to_thread(memo.kube.put_config_map, meta["namespace"], name, data, owner, labels)
+    try:
+        await asyncio.to_thread(memo.kube.put_config_map, meta["namespace"], name, data, owner, labels)
+    except kubernetes.client.ApiException as error:
+        if error.status in (403, 404, 409):  # the namespace is going away, or the Incident is gone
+            logger.warning("post-incident review not opened: %s %s", error.status, error.reason)
+            return
+        raise
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
     def record(current: incident.Incident) -> incident.IncidentStatus | None:
