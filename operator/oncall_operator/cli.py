@@ -1,6 +1,7 @@
 """The ``oncall-operator`` command: run the operator, manage the local control plane, make CRDs.
 
 oncall-operator run [--kubeconfig PATH] [--namespace NS ...]   the operator, in the foreground
+                    [--peering NAME [--priority N]]           one of several replicas (one acts)
 oncall-operator dev-cluster up|down|status                     the local control plane
 oncall-operator crds [--check]                                 generate or check crds/
 """
@@ -8,7 +9,9 @@ oncall-operator crds [--check]                                 generate or check
 import argparse
 import logging
 import os
+import secrets
 import sys
+import time
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -18,6 +21,9 @@ def _run(args: argparse.Namespace) -> int:
         os.environ["ONCALL_NAMESPACE"] = args.operator_namespace
     # the watch scope, for the handlers' own check before any write (settings.Config.watch_namespaces)
     os.environ["ONCALL_WATCH_NAMESPACES"] = ",".join(args.namespace or [])
+    if args.peering:  # read by handlers.peering: the lifetime, and the leadership metric
+        os.environ["ONCALL_PEERING"] = args.peering
+        os.environ["ONCALL_PEERING_LIFETIME"] = str(args.peering_lifetime)
     import kopf  # imported late: `crds` and `dev-cluster` must work without a cluster
 
     from oncall_operator import handlers  # registers every handler
@@ -31,10 +37,21 @@ def _run(args: argparse.Namespace) -> int:
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,
-        standalone=True,
+        standalone=not args.peering,
+        peering_name=args.peering or None,
+        priority=_priority(args) if args.peering else None,
         liveness_endpoint=args.liveness,
     )
     return 0
+
+
+def _priority(args: argparse.Namespace) -> int:
+    """The given priority, or one by seniority: the replica that started first acts."""
+    if args.priority is not None:
+        return int(args.priority)
+    from oncall_operator.domain import peering
+
+    return peering.seniority_priority(time.time_ns() // 1_000_000, secrets.randbelow(peering.JITTER))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +84,23 @@ def main(argv: list[str] | None = None) -> int:
         "--liveness",
         default=None,
         help="serve Kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz",
+    )
+    run.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="run as one of several replicas: Kopf peering NAME lets one act (default: standalone)",
+    )
+    run.add_argument(
+        "--priority",
+        type=int,
+        help="this replica's peering priority; distinct per replica (default: the first started acts)",
+    )
+    run.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=15,
+        metavar="SECONDS",
+        help="how long a silent replica counts as alive: the takeover time after a crash (default: 15)",
     )
     run.add_argument("--verbose", "-v", action="store_true")
 

@@ -10,10 +10,22 @@ from oncall_operator.handlers import (
     intake,
     metrics,
     objects,
+    peering,
     pods,
     remediation,
     review,
     settings,
 )
 
-__all__ = ["escalation", "incidents", "intake", "metrics", "objects", "pods", "remediation", "review", "settings"]
+__all__ = [
+    "escalation",
+    "incidents",
+    "intake",
+    "metrics",
+    "objects",
+    "peering",
+    "pods",
+    "remediation",
+    "review",
+    "settings",
+]

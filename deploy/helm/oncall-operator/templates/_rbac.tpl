@@ -1,0 +1,42 @@
+{{/* The working set: what the operator does in each namespace it watches (see rbac.yaml). */}}
+{{- define "oncall-operator.workingRules" -}}
+# the four kinds: Kopf lists and watches them, and patches its finalizer and annotations in
+- apiGroups: [oncall.dev]
+  resources: [oncallschedules, escalationpolicies, runbooks]
+  verbs: [list, watch, patch]
+# Incidents: opened by the OOM watch and the intake (deterministic names), read before each write
+- apiGroups: [oncall.dev]
+  resources: [incidents]
+  verbs: [get, list, watch, create, patch]
+# the Ready condition and status fields
+- apiGroups: [oncall.dev]
+  resources: [oncallschedules/status, escalationpolicies/status, runbooks/status]
+  verbs: [patch]
+# Incident status: read-modify-write guarded by resourceVersion (PUT), conditions (merge patch)
+- apiGroups: [oncall.dev]
+  resources: [incidents/status]
+  verbs: [update, patch]
+# Pods: watched for OOM kills, never written; `create` only for the server-side dry-run of the
+# pod a patched template would make (the API server authorizes a dry-run like the real call)
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch, create]
+# the workload a remediation changes (and its dry-run); owners followed from a pod
+- apiGroups: [apps]
+  resources: [deployments, statefulsets]
+  verbs: [get, patch]
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [get]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get]
+# post-incident review reports (owned by their Incident)
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, create, patch]
+# Events about the objects it acts on (Kopf's and the remediation's)
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end -}}

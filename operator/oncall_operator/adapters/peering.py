@@ -1,0 +1,47 @@
+"""The peering objects Kopf's replicas keep alive in, read for the leadership metric; and its metrics.
+
+Kopf reads and writes these objects itself (``kopf.dev/v1`` ClusterKopfPeering when the
+operator watches the whole cluster, a KopfPeering per watched namespace otherwise); the
+operator only reads them, to export which replica acts. The metrics are declared here, next to
+the only code that sets them, and served from the default registry like every other metric.
+"""
+
+from typing import Any
+
+import kubernetes
+import prometheus_client
+
+from oncall_operator.adapters import kube, metrics
+
+GROUP, VERSION = "kopf.dev", "v1"
+
+ACTIVE = prometheus_client.Gauge(
+    "oncall_operator_active",
+    "1 when this replica is the one acting (Kopf peering: highest live priority, or standalone), else 0.",
+    registry=metrics.REGISTRY,
+)
+PEERS = prometheus_client.Gauge(
+    "oncall_operator_peers",
+    "Replicas alive in the peering object (their keep-alive not expired), as this replica sees it.",
+    registry=metrics.REGISTRY,
+)
+WATCH_HEARTBEAT = prometheus_client.Gauge(
+    "oncall_operator_watch_heartbeat_timestamp_seconds",
+    "When this replica's watch last delivered an event of the peering object, which every replica's "
+    "keep-alive updates every few seconds: a stale value on the active replica means a stalled watch.",
+    registry=metrics.REGISTRY,
+)
+
+
+def status(k: kube.Kube, name: str, namespace: str | None) -> dict[str, Any] | None:
+    """The peering object's ``status`` (identity -> keep-alive record), or None when it does not exist."""
+    try:
+        if namespace is None:
+            obj = k.custom.get_cluster_custom_object(GROUP, VERSION, "clusterkopfpeerings", name)
+        else:
+            obj = k.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "kopfpeerings", name)
+    except kubernetes.client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return dict(obj.get("status") or {})

@@ -1,0 +1,177 @@
+"""High availability: two replicas, one acts; a crashed leader's standby finishes its escalation once.
+
+Both replicas run exactly as the chart's pods would: the rendered Deployment's arguments
+(``--peering``, the chart's default lifetime of 15 s), its environment, and a TokenRequest
+token of the chart's ServiceAccount. They elect the active one through Kopf peering in the
+chart's ClusterKopfPeering: the first started leads. The test checks that only the leader
+acts (on an OOM kill and on an Incident), SIGKILLs it in the middle of an escalation, and
+counts what the receivers got per level: every level exactly once, whoever sent it. It
+measures the takeover (from the kill to the standby's first notification) and a graceful
+handover (SIGTERM: Kopf withdraws its record, the standby resumes at once), and prints both.
+"""
+
+import datetime as dt
+import json
+import pathlib
+import re
+import time
+from collections.abc import Callable, Iterator
+
+import kubernetes
+import pytest
+
+from oncall_operator import devcluster
+from tests.conftest import eventually
+from tests.e2e import test_escalation as esc
+from tests.e2e.conftest import Kubectl, OperatorProcess
+from tests.e2e.helm_support import Helm, chart_operator, install, service_account_kubeconfig, uninstall
+from tests.e2e.oom_support import AGENT, Cluster, runbook, workload
+from tests.e2e.test_helm import http
+from tests.peers import LoopbackController, Peer, ThreadedPeer
+
+pytestmark = pytest.mark.e2e
+SLACK = "/services/ok/T000/B000/XXXXSECRETXXXX"
+
+
+@pytest.fixture(scope="module")
+def helm(control_plane: devcluster.ControlPlane) -> Helm:
+    return Helm(control_plane.bindir / "helm")
+
+
+@pytest.fixture
+def peer() -> Iterator[Peer]:
+    with ThreadedPeer() as p:
+        yield p
+
+
+@pytest.fixture
+def smtp_port() -> Iterator[int]:
+    controller = LoopbackController(esc.Inbox(), hostname="127.0.0.1", port=0)
+    controller.start()  # type: ignore[no-untyped-call]
+    try:
+        yield controller.port
+    finally:
+        controller.stop()  # type: ignore[no-untyped-call]
+
+
+class Replica:
+    """One operator process of the release, and what it says about itself on /metrics."""
+
+    def __init__(self, process: OperatorProcess, port: int) -> None:
+        self.process, self.port = process, port
+
+    def gauge(self, name: str) -> float | None:
+        code, text = http("GET", f"http://127.0.0.1:{self.port}/metrics")
+        found = re.search(rf"^{name} (\S+)$", text, re.M) if code == 200 else None
+        return float(found.group(1)) if found else None
+
+    def active(self) -> bool:
+        return self.gauge("oncall_operator_active") == 1.0
+
+    def standing_by(self) -> bool:
+        return self.gauge("oncall_operator_active") == 0.0 and self.gauge("oncall_operator_peers") == 2.0
+
+    def acted(self) -> list[str]:
+        """The handler, timer and OOM lines of its log: what it did to objects."""
+        return [
+            line
+            for line in self.process.log.read_text().splitlines()
+            if "kopf.objects:" in line or "oncall_operator.executor" in line
+        ]
+
+
+def log_time(log: pathlib.Path, text: str) -> float:
+    """The wall-clock time of the first log line containing ``text``."""
+    line = next(x for x in log.read_text().splitlines() if text in x)
+    stamp = dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").astimezone()
+    return stamp.timestamp()
+
+
+def test_one_replica_acts_and_the_standby_finishes_a_crashed_leaders_escalation(
+    helm: Helm,
+    kubectl: Kubectl,
+    control_plane: devcluster.ControlPlane,
+    namespace: str,
+    peer: Peer,
+    smtp_port: int,
+    tmp_path: pathlib.Path,
+    record_property: Callable[[str, object], None],
+) -> None:
+    release = install(helm, kubectl, f"ha{namespace[-6:]}", namespace, dry_run_first=False)
+    kubeconfig = service_account_kubeconfig(control_plane, kubectl, release, tmp_path / "sa.kubeconfig")
+    replicas: list[Replica] = []
+
+    def replica(pod: str) -> Replica:
+        process, port = chart_operator(release, kubeconfig, tmp_path / f"{pod}.log", pod, ONCALL_TICK_SECONDS="0.5")
+        replicas.append(Replica(process, port))
+        return replicas[-1]
+
+    admin = kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
+    admin.user_agent = AGENT
+    cluster = Cluster(admin, kubectl)
+    try:
+        esc.setup(kubectl, namespace, peer, smtp_port)
+        cluster.apply(namespace, runbook(), workload("Deployment", "web", "200Mi", request="100Mi"))
+        a = replica("pod-a")
+        a.process.start()
+        eventually(a.active, 30, what="the first replica leading")
+        b = replica("pod-b")
+        b.process.start()
+        eventually(b.standing_by, 30, what="the second replica standing by, seeing two peers")
+        assert a.active()
+
+        # exactly one acts: on an OOM kill...
+        cluster.kill(namespace, cluster.wait_pod(namespace, "app=web"))
+        cluster.wait_limit("Deployment", namespace, "web", "300Mi")
+        cluster.wait_incident(namespace, "Deployment", "web", "mitigated", phase="Mitigated")
+        # ...and on an Incident's escalation
+        esc.open_incident(kubectl, namespace)
+        eventually(lambda: ("page/L1/loop0", "pagerduty", "Delivered") in esc.steps(kubectl, namespace), 30, what="L1")
+        assert any("OOM" in line for line in a.acted()) and any("incident_tick" in line for line in a.acted())
+        assert b.acted() == [], b.acted()[:5]
+
+        # the leader crashes in the middle of the escalation
+        sent = len(peer.accepted)
+        killed = time.time()
+        a.process.kill()
+        eventually(lambda: len(peer.accepted) > sent, 60, interval=0.05, what="the standby's first notification")
+        takeover = time.time() - killed
+        resumed = log_time(b.process.log, "Resuming operations") - killed
+        eventually(
+            lambda: ("page/L3/loop0", "slack", "Delivered") in esc.steps(kubectl, namespace), 30, what="L3 by pod-b"
+        )
+        time.sleep(1.5)  # anything sent twice would have arrived by now
+        keys = [(k, c) for k, c, _ in esc.steps(kubectl, namespace)]
+        assert len(keys) == len(set(keys)), f"a step was claimed twice: {keys}"
+        triggers = [s for action, s in esc.pd_events(peer) if action == "trigger"]
+        slack = [json.dumps(m) for m in peer.accepted_at(SLACK)]
+        per_level = {
+            level: (sum(f"Level {level} (l{level})" in s for s in triggers), sum(f"Level {level}" in t for t in slack))
+            for level in (1, 2, 3)
+        }
+        assert per_level == {1: (1, 0), 2: (1, 1), 3: (0, 1)}, per_level  # pagerduty, slack per level
+        assert b.active() and any("incident_tick" in line for line in b.acted())
+
+        # a restarted replica does not take the lead back; a graceful exit hands over at once
+        c = replica("pod-c")
+        c.process.start()
+        eventually(c.standing_by, 30, what="the restarted replica standing by (the older one keeps leading)")
+        assert b.active()
+        stopped = time.time()
+        b.process.stop()  # SIGTERM, as at a rolling update or a drain
+        eventually(c.active, 30, interval=0.05, what="the last replica leading")
+        handover = log_time(c.process.log, "Resuming operations") - stopped
+
+        lifetime = next(a for a in release.operator_args(0) if a.startswith("--peering-lifetime"))
+        record_property("takeover_seconds", round(takeover, 2))
+        record_property("graceful_handover_seconds", round(handover, 2))
+        print(
+            f"\nHA: takeover after SIGKILL {takeover:.1f}s to the standby's first notification "
+            f"(resumed {resumed:.1f}s after the kill; peering {lifetime}); "
+            f"graceful handover after SIGTERM {handover:.2f}s"
+        )
+        assert handover < 5  # the leaving replica withdrew its record; nobody waited for a lifetime
+    finally:
+        for r in replicas:
+            r.process.stop()
+        uninstall(kubectl, release)
