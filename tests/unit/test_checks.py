@@ -197,3 +197,13 @@ def test_overlapping_overrides_are_allowed_and_explained() -> None:
         "note: spec.overrides[0] and [1] overlap on primary from 2026-02-02T00:00:00+00:00 to "
         "2026-02-03T00:00:00+00:00: 'SRE Engineer 1' (listed later) is on call there"
     )
+
+
+def test_a_secret_the_operator_may_not_read_is_named_as_such() -> None:
+    pol = policy.EscalationPolicySpec.model_validate(POLICY)
+    sched = {"valeo-oncall": schedule.OnCallScheduleSpec.model_validate(SCHEDULE)}
+    verdict = checks.check_policy(
+        pol, sched, {k: v for k, v in SECRETS.items() if k != "oncall-slack"}, frozenset({"oncall-slack"})
+    )
+    assert (verdict.ok, verdict.reason) == (False, "SecretNotReadable")
+    assert verdict.message.startswith("spec.channels[1].secretRef: the operator may not read Secret 'oncall-slack'")

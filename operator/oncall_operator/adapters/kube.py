@@ -43,6 +43,8 @@ class Kube:
         except kubernetes.client.ApiException as error:
             if error.status == 404:
                 return None
+            if error.status == 403:
+                raise PermissionError(f"may not read Secret {name!r} in namespace {namespace!r}") from error
             raise
         return frozenset((secret.data or {}).keys()) | frozenset((secret.string_data or {}).keys())
 

@@ -123,6 +123,7 @@ def check_policy(
     spec: policy.EscalationPolicySpec,
     schedules: cabc.Mapping[str, schedule.OnCallScheduleSpec],
     secrets: Secrets,
+    forbidden: frozenset[str] = frozenset(),
 ) -> conditions.Verdict:
     problems: list[Problem] = []
     previous = None
@@ -153,7 +154,15 @@ def check_policy(
         ref = channel.secret_ref
         if ref is None:
             continue
-        if ref.name not in secrets:
+        if ref.name in forbidden:
+            problems.append(
+                Problem(
+                    "SecretNotReadable",
+                    f"spec.channels[{n}].secretRef: the operator may not read Secret {ref.name!r} in this namespace "
+                    "(RBAC: the Helm chart's rbac.secretNamespaces)",
+                )
+            )
+        elif ref.name not in secrets:
             problems.append(
                 Problem(
                     "SecretNotFound",

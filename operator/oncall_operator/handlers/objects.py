@@ -115,11 +115,16 @@ async def check_policy(body: kopf.Body, memo: Any, schedules: SpecIndex) -> None
     namespace = body["metadata"]["namespace"]
     found = lookup(schedules, namespace, _schedule_refs(spec))
     secrets: dict[str, frozenset[str]] = {}
+    forbidden: set[str] = set()
     for name in {c.secret_ref.name for c in spec.channels if c.secret_ref is not None}:
-        keys = await asyncio.to_thread(memo.kube.secret_keys, namespace, name)
+        try:
+            keys = await asyncio.to_thread(memo.kube.secret_keys, namespace, name)
+        except PermissionError:
+            forbidden.add(name)
+            continue
         if keys is not None:
             secrets[name] = keys
-    await write_ready(kinds.POLICY, body, memo, checks.check_policy(spec, found, secrets))
+    await write_ready(kinds.POLICY, body, memo, checks.check_policy(spec, found, secrets, frozenset(forbidden)))
 
 
 async def check_runbook(body: kopf.Body, memo: Any, policies: SpecIndex) -> None:
