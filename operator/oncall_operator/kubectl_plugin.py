@@ -7,22 +7,24 @@
     kubectl oncall override SCHEDULE --user U --from T --to T [--role R] [--reason TEXT]
     kubectl oncall calendar SCHEDULE [--days N]      the schedule as an iCalendar feed (RFC 5545)
     kubectl oncall report INCIDENT                   the post-incident review report
+    kubectl oncall approve INCIDENT ACTION           approve a runbook action that awaits approval
+    kubectl oncall check INCIDENT N                  tick item N (1-based) of the incident's checklist
 
-kubectl finds this as ``kubectl-oncall`` on PATH (installed with the package). Acknowledge
-and resolve record who did it: the user the API server authenticated (SelfSubjectReview),
-not a name typed on the command line. Every error is one line on stderr and a non-zero exit.
+kubectl finds this as ``kubectl-oncall`` on PATH (installed with the package). Acknowledge,
+resolve, approve and check record who did it: the user the API server authenticated
+(SelfSubjectReview), not a name typed on the command line. Every error is one line on stderr and a non-zero exit.
 """
 
 import argparse
 import datetime as dt
 import sys
-from typing import Any
+from typing import Any, cast
 
 import kubernetes
 
 from oncall_operator.adapters import incidents, kube
 from oncall_operator.api import GROUP, VERSION, incident, kinds, schedule
-from oncall_operator.domain import checks, ical, schedules
+from oncall_operator.domain import actions, checks, ical, schedules
 
 
 class PluginError(Exception):
@@ -100,6 +102,32 @@ def cmd_ack(k: kube.Kube, args: argparse.Namespace) -> str:
 
 def cmd_resolve(k: kube.Kube, args: argparse.Namespace) -> str:
     return _transition(k, args.namespace, args.incident, incident.Phase.RESOLVED, args.note or "")
+
+
+def _by_user(k: kube.Kube, namespace: str, name: str, change: Any) -> str:
+    """Apply ``change(status, user, now) -> (status | None, text)`` to the latest Incident; its text."""
+    user, now = whoami(k), _now()
+    outcome = {"text": ""}
+
+    def mutate(current: incident.Incident) -> incident.IncidentStatus | None:
+        status = current.status or incident.IncidentStatus()
+        try:
+            new, outcome["text"] = change(status, user, now)
+        except ValueError as error:
+            raise PluginError(f'incident "{name}": {error}') from error
+        return cast(incident.IncidentStatus | None, new)
+
+    _incident(k, namespace, name)
+    incidents.update_status(k, namespace, name, mutate)
+    return outcome["text"]
+
+
+def cmd_approve(k: kube.Kube, args: argparse.Namespace) -> str:
+    return _by_user(k, args.namespace, args.incident, lambda st, user, now: actions.approve(st, args.action, user, now))
+
+
+def cmd_check(k: kube.Kube, args: argparse.Namespace) -> str:
+    return _by_user(k, args.namespace, args.incident, lambda st, user, now: actions.check(st, args.item, user, now))
 
 
 def cmd_timeline(k: kube.Kube, args: argparse.Namespace) -> str:
@@ -230,6 +258,14 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(run=fn)
         if name == "resolve":
             p.add_argument("--note", help="what fixed it")
+    approve = sub.add_parser("approve", help="approve a runbook action that awaits approval")
+    approve.add_argument("incident")
+    approve.add_argument("action", help="the action's name in the runbook")
+    approve.set_defaults(run=cmd_approve)
+    chk = sub.add_parser("check", help="tick an item of the incident's checklist")
+    chk.add_argument("incident")
+    chk.add_argument("item", type=int, help="the item's number, from 1")
+    chk.set_defaults(run=cmd_check)
     rep = sub.add_parser("report", help="print the post-incident review report of a resolved incident")
     rep.add_argument("incident")
     rep.set_defaults(run=cmd_report)

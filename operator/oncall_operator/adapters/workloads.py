@@ -33,6 +33,12 @@ _PATHS = {
     "StatefulSet": "/apis/apps/v1/namespaces/{ns}/statefulsets/{name}",
     "ReplicaSet": "/apis/apps/v1/namespaces/{ns}/replicasets/{name}",
     "Job": "/apis/batch/v1/namespaces/{ns}/jobs/{name}",
+    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps/{name}",
+}
+_LISTS = {
+    "ReplicaSet": "/apis/apps/v1/namespaces/{ns}/replicasets",
+    "ControllerRevision": "/apis/apps/v1/namespaces/{ns}/controllerrevisions",
+    "HorizontalPodAutoscaler": "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
 }
 AGENT = "oncall-operator"
 
@@ -131,6 +137,12 @@ async def read(api: Api, kind: str, namespace: str, name: str) -> dict[str, Any]
     if obj is not None:
         obj.setdefault("kind", kind)
     return obj
+
+
+async def list_items(api: Api, kind: str, namespace: str) -> list[dict[str, Any]]:
+    """Every object of ``kind`` (ReplicaSet, ControllerRevision, HorizontalPodAutoscaler) in ``namespace``, as dicts."""
+    found = await api.call("GET", _LISTS[kind].format(ns=namespace))
+    return [dict(item, kind=kind) for item in (found or {}).get("items") or ()]
 
 
 def guess(pod: oom.PodFacts) -> Target | None:

@@ -167,6 +167,17 @@ class ChecklistItem(base.Model):
     at: dt.datetime | None = None
 
 
+class Approval(base.Model):
+    """A person's go-ahead for a runbook action that requires approval (``kubectl oncall approve``)."""
+
+    action: Annotated[str, pydantic.Field(min_length=1, max_length=63)]
+    round: Annotated[
+        str, pydantic.Field(max_length=512, description="The occurrence (round of actions) it was given for")
+    ] = ""
+    by: Annotated[str, pydantic.Field(max_length=256)]
+    at: dt.datetime
+
+
 class Review(base.Model):
     due_at: dt.datetime
     report_config_map: Annotated[str, pydantic.Field(max_length=253)] = ""
@@ -188,6 +199,7 @@ class IncidentStatus(base.ObjectStatus):
     detections: Annotated[list[Detection], pydantic.Field(max_length=100, description="The latest occurrences")] = []
     guardrails: Guardrails = Guardrails()
     checklist: Annotated[list[ChecklistItem], pydantic.Field(max_length=50)] = []
+    approvals: Annotated[list[Approval], pydantic.Field(max_length=100)] = []
     timeline: Annotated[list[TimelineEntry], pydantic.Field(max_length=1000)] = []
     review: Review | None = None
 

@@ -156,6 +156,16 @@ class Action(base.Model):
     name: base.Identifier
     type: ActionType
     approval: Approval = Approval.AUTOMATIC
+    continue_: Annotated[
+        bool,
+        pydantic.Field(
+            alias="continue",
+            description=(
+                "Run the next action even after this one applied. Actions run in order; one that does not "
+                "apply (nothing to roll back, no flag named) always lets the next run; notify never stops the list"
+            ),
+        ),
+    ] = False
     raise_memory_limit: RaiseMemoryLimit | None = None
     scale: Scale | None = None
     rollback: Rollback | None = None

@@ -5,6 +5,7 @@ does that before ``kopf.run``.
 """
 
 from oncall_operator.handlers import (
+    actions,
     escalation,
     incidents,
     intake,
@@ -18,6 +19,7 @@ from oncall_operator.handlers import (
 )
 
 __all__ = [
+    "actions",
     "escalation",
     "incidents",
     "intake",

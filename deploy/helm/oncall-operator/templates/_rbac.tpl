@@ -25,13 +25,22 @@
 - apiGroups: [apps]
   resources: [deployments, statefulsets]
   verbs: [get, patch]
+# replicasets: an owner followed from a pod (get), a rollback's previous revision (list);
+# controllerrevisions: a StatefulSet's previous revision (list)
 - apiGroups: [apps]
   resources: [replicasets]
-  verbs: [get]
+  verbs: [get, list]
+- apiGroups: [apps]
+  resources: [controllerrevisions]
+  verbs: [list]
+# scale refuses when a HorizontalPodAutoscaler manages the workload (it would fight the change)
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [list]
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get]
-# post-incident review reports (owned by their Incident)
+# post-incident review reports (owned by their Incident); feature flags (setFeatureFlag)
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, create, patch]
