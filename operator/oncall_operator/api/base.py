@@ -30,6 +30,12 @@ class Model(pydantic.BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+def keyed(*keys: str) -> dict[str, Any]:
+    """``json_schema_extra`` for a list whose items are unique by ``keys`` (a map list):
+    the API server then refuses duplicates and server-side apply merges items by key."""
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
+
+
 def validations(*rules: tuple[str, str] | tuple[str, str, str]) -> dict[str, Any]:
     """CEL rules for ``json_schema_extra``: (rule, message[, fieldPath])."""
     out = []
@@ -123,7 +129,7 @@ ConditionList = Annotated[
     list[Condition],
     pydantic.Field(
         max_length=16,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        json_schema_extra=keyed("type"),
     ),
 ]
 

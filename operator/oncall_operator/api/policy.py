@@ -238,10 +238,7 @@ class EscalationPolicySpec(base.Model):
         pydantic.Field(
             min_length=1,
             max_length=10,
-            json_schema_extra={
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["name"],
-            },
+            json_schema_extra=base.keyed("name"),
         ),
     ]
     repeat: Repeat = Repeat()
@@ -250,10 +247,7 @@ class EscalationPolicySpec(base.Model):
         pydantic.Field(
             min_length=1,
             max_length=20,
-            json_schema_extra={
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["name"],
-            },
+            json_schema_extra=base.keyed("name"),
         ),
     ]
     severities: Annotated[
@@ -261,20 +255,14 @@ class EscalationPolicySpec(base.Model):
         pydantic.Field(
             min_length=1,
             max_length=3,
-            json_schema_extra={
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["severity"],
-            },
+            json_schema_extra=base.keyed("severity"),
         ),
     ]
     teams: Annotated[
         list[Team],
         pydantic.Field(
             max_length=100,
-            json_schema_extra={
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["name"],
-            },
+            json_schema_extra=base.keyed("name"),
         ),
     ] = []
     routes: Annotated[list[Route], pydantic.Field(max_length=50)] = []

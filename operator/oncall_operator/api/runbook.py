@@ -204,10 +204,7 @@ class RunbookSpec(base.Model):
         list[Action],
         pydantic.Field(
             max_length=20,
-            json_schema_extra={
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["name"],
-            },
+            json_schema_extra=base.keyed("name"),
         ),
     ] = []
     guardrails: Guardrails = Guardrails()

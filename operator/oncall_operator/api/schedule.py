@@ -79,10 +79,7 @@ class Role(base.Model):
         pydantic.Field(
             min_length=1,
             max_length=10,
-            json_schema_extra={
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["name"],
-            },
+            json_schema_extra=base.keyed("name"),
         ),
     ]
 
@@ -142,10 +139,7 @@ class OnCallScheduleSpec(base.Model):
         pydantic.Field(
             min_length=1,
             max_length=32,
-            json_schema_extra={
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["name"],
-            },
+            json_schema_extra=base.keyed("name"),
         ),
     ]
     overrides: Annotated[list[Override], pydantic.Field(max_length=200)] = []
@@ -153,10 +147,7 @@ class OnCallScheduleSpec(base.Model):
         list[Member],
         pydantic.Field(
             max_length=500,
-            json_schema_extra={
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["name"],
-            },
+            json_schema_extra=base.keyed("name"),
         ),
     ] = []
 
