@@ -155,15 +155,20 @@ def chart_operator(
     return process, http
 
 
-def denials(log: str) -> list[str]:
-    """The log records (a line with its traceback) in which the API server refused a call (403)."""
+def log_records(log: str) -> list[str]:
+    """The operator log as records: a timestamped line with the traceback lines that follow it."""
     records: list[str] = []
     for line in log.splitlines():
         if re.match(r"\d{4}-\d\d-\d\d ", line) or not records:
             records.append(line)
         else:
             records[-1] += "\n" + line
-    return [r for r in records if DENIED.search(r)]
+    return records
+
+
+def denials(log: str) -> list[str]:
+    """The log records (a line with its traceback) in which the API server refused a call (403)."""
+    return [r for r in log_records(log) if DENIED.search(r)]
 
 
 def secret_outside(record: str, allowed: str) -> bool:
