@@ -57,3 +57,13 @@ clean: cluster-down
 .PHONY: bench-oom
 bench-oom: venv tools ## OOM kill -> patched workload latency, operator vs a bare watch-and-patch client (JSON in bench/results/)
 	$(BIN)/python bench/oom_latency.py $(BENCH_ARGS)
+
+.PHONY: bench
+BENCH_SIZES ?= 1000,5000,10000
+bench: venv tools $(VENV)/.bench-installed ## cluster-scale benchmarks on a kwok-simulated cluster (bench/results/); BENCH_SIZES=1000,5000 BENCH_ARGS=--profile
+	hack/build-tools.sh kwok
+	$(BIN)/python bench/cluster_scale.py --sizes $(BENCH_SIZES) $(BENCH_ARGS)
+
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $@

@@ -5,7 +5,8 @@
 # them into .cluster/bin/.
 # These machines have no Docker and no download sites, so kind/envtest cannot be used.
 #
-# usage: hack/build-tools.sh [GROUP...]      GROUP: kube etcd helm alertmanager (default: all)
+# usage: hack/build-tools.sh [GROUP...]      GROUP: kube etcd helm alertmanager kwok
+#        (default: all but kwok, which only `make bench` builds)
 # env:   ONCALL_TOOLS_CACHE  cache root (default ~/.cache/oncall-operator/tools)
 set -euo pipefail
 
@@ -80,10 +81,17 @@ alertmanager() {
         github.com/prometheus/alertmanager/cmd/amtool
 }
 
+kwok() {
+    # The node/pod simulator for bench/ (built only by `make bench`). Its version is a constant
+    # in the module (pkg/consts), so nothing needs stamping.
+    local v; v=$(pin kwok sigs.k8s.io/kwok)
+    build_group kwok "$v" "-s -w" sigs.k8s.io/kwok/cmd/kwok
+}
+
 groups=("$@"); [ ${#groups[@]} -eq 0 ] && groups=(etcd kube helm alertmanager)
 for g in "${groups[@]}"; do
     case $g in
-        kube|etcd|helm|alertmanager) "$g" ;;
-        *) echo "build-tools: unknown group '$g' (known: kube etcd helm alertmanager)" >&2; exit 2 ;;
+        kube|etcd|helm|alertmanager|kwok) "$g" ;;
+        *) echo "build-tools: unknown group '$g' (known: kube etcd helm alertmanager kwok)" >&2; exit 2 ;;
     esac
 done

@@ -1,0 +1,791 @@
+"""Benchmarks at cluster scale (issue 7): the figures DESIGN.md section 8 sets targets for.
+
+On a simulated cluster (bench/simcluster.py: the local control plane with kube-scheduler, and kwok
+playing the kubelets of fake nodes) that grows through the sizes asked for (1k, 5k, 10k pods by
+default), each size measures, with one operator process watching every pod of the cluster:
+
+(a) OOM kill -> patched workload, p50/p95/p99, for the operator and for the floor in the same
+    run. The floor is bench/oom_latency.py's bare client (list, watch pods, send the same JSON
+    patch, nothing else), imported, not copied, with its Deployment shape, its watcher of patched
+    Deployments and its percentile summary. The kill is made by kwok's stage (a label on the pod;
+    kwok writes ``lastState.terminated`` OOMKilled/137 and ``restartCount`` 1 as a kubelet would).
+    Latency runs from the moment the harness's own pod watch sees the kill to the moment its
+    Deployment watch sees the raised limit, so kwok's reaction time is not counted for either.
+(b) Alert intake -> Incident -> first notification at several rates (10, 50, 200 alerts/s):
+    Alertmanager v4 payloads, one alert group each, posted with aiohttp to /api/v1/alerts; the
+    first page arrives at the webhook receiver of tests/peers.py through an EscalationPolicy.
+(c) The operator's peak memory (VmHWM from /proc) and CPU (utime+stime from /proc) at each size.
+(d) API requests per remediation, from the API server's own ``apiserver_request_total``. That
+    metric has no user-agent or user label, so requests are attributed by difference: the same
+    number of kills is measured for the floor and for the operator, and everything else that
+    runs (kwok, kube-controller-manager's rollouts, the scheduler, the harness) does the same work
+    per kill in both windows; what the operator window has on top is the operator's. Writes to
+    Pods must be zero: checked that way and, object by object, on the managedFields of every pod
+    (no field manager ``oncall-operator`` or ``kopf``).
+
+The figures are for notes (bench/results/*.json, a PNG chart and a markdown summary), never for
+timed assertions. Run it with ``make bench`` (``BENCH_ARGS="--sizes 1000,5000"`` to choose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from typing import Any
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+for _path in (REPO, REPO / "bench"):  # bench/ modules and tests.peers, however this file is run
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+import aiohttp  # noqa: E402
+import kubernetes  # noqa: E402
+import oom_latency as floorlib  # noqa: E402  (the other bench's floor and measurement helpers)
+import simcluster  # noqa: E402
+from aiohttp import test_utils, web  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from tests import peers  # noqa: E402
+
+from oncall_operator.domain import alerts as am  # noqa: E402
+from oncall_operator.domain import oom  # noqa: E402
+
+CHUNK = 100  # filler pods per Deployment
+WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY", "CREATE", "UPDATE"}
+BACKGROUND = {"leases", "nodes", "events", "endpointslices", "endpoints", "subjectaccessreviews"}
+OUR_MANAGERS = {"oncall-operator", "kopf"}
+ALERT_NAME = "BenchAlert"
+
+
+# --- (a) OOM kills through kwok ---------------------------------------------------------------
+
+
+class OomWatch:
+    """The harness's own watch on the pods it labelled for a kill: when each kill became visible."""
+
+    def __init__(self, api: kubernetes.client.ApiClient, namespace: str) -> None:
+        self.core = kubernetes.client.CoreV1Api(api)
+        self.namespace = namespace
+        self.seen: dict[str, float] = {}  # Deployment name (the pod's app label) -> time
+        self.cond = threading.Condition()
+        self.stopped = False
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stopped:
+            try:
+                self._watch()
+            except Exception as error:  # a watch cut by the server (or by the cluster stopping): watch again
+                if not self.stopped:
+                    print(f"pod watch restarted: {error!r}", flush=True)
+                time.sleep(0.2)
+
+    def _watch(self) -> None:
+        if not self.stopped:
+            w = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+            selector = f"{simcluster.OOM_LABEL}=true"
+            for event in w.stream(  # type: ignore[no-untyped-call]
+                self.core.list_namespaced_pod, self.namespace, label_selector=selector, timeout_seconds=30
+            ):
+                pod = event["raw_object"]
+                app = (pod.get("metadata", {}).get("labels") or {}).get("app", "")
+                if app and app not in self.seen and oom.has_oom(pod.get("status")):
+                    with self.cond:
+                        self.seen[app] = time.time()
+                        self.cond.notify_all()
+
+    def wait(self, app: str, timeout: float = 60) -> float:
+        with self.cond:
+            if not self.cond.wait_for(lambda: app in self.seen, timeout):
+                raise TimeoutError(f"kwok did not report the OOM kill of {app} within {timeout}s")
+            return self.seen[app]
+
+
+def kill(core: Any, namespace: str, pod: str) -> None:
+    """Ask kwok for an OOM kill of ``pod`` (bench/kwok/stages.yaml, stage pod-container-oomkilled)."""
+    meta = {
+        "labels": {simcluster.OOM_LABEL: "true"},
+        "annotations": {"bench.oncall.dev/oom-reason": "OOMKilled", "bench.oncall.dev/oom-exit-code": "137"},
+    }
+    core.patch_namespaced_pod(pod, namespace, {"metadata": meta})
+
+
+def running_pod(core: Any, namespace: str, app: str) -> str | None:
+    pods = core.list_namespaced_pod(namespace, label_selector=f"app={app}", field_selector="status.phase=Running")
+    return str(pods.items[0].metadata.name) if pods.items else None
+
+
+def measure_ooms(
+    core: Any, deployments: floorlib.Observer, kills: OomWatch, ns: str, names: list[str], warmup: int, gap: float
+) -> tuple[list[float], list[float]]:
+    """Kill one pod per Deployment, one at a time; (latencies from the kill seen, from the label sent) in ms."""
+    seen_ms, sent_ms = [], []
+    for i, name in enumerate(names):
+        pod = simcluster.wait(lambda n=name: running_pod(core, ns, n), 120, f"a Running pod of {name}")
+        time.sleep(gap)  # let the previous remediation's writes and rollout pass: latency, not throughput
+        sent = time.time()
+        kill(core, ns, pod)
+        patched = deployments.wait(name, 60)
+        visible = kills.wait(name, 5)
+        if i >= warmup:
+            seen_ms.append((patched - visible) * 1000)
+            sent_ms.append((patched - sent) * 1000)
+    return seen_ms, sent_ms
+
+
+def summary(ms: list[float]) -> dict[str, Any]:
+    out = floorlib._summary(ms)  # n, p50, p90, p99, mean, max, samples: the other bench's definitions
+    ordered = sorted(ms)
+    out["p95_ms"] = round(ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))], 1)
+    return out
+
+
+# --- (c) the operator's own cost --------------------------------------------------------------
+
+
+class ProcSampler:
+    """Samples a process's CPU seconds and RSS from /proc every ``every`` seconds, with named marks."""
+
+    def __init__(self, pid: int, every: float = 0.25) -> None:
+        self.pid, self.every = pid, every
+        self.samples: list[tuple[float, float, float]] = []  # (monotonic, cpu seconds, rss MiB)
+        self.marks: dict[str, int] = {}
+        self.stopped = False
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def read(self) -> tuple[float, float, float] | None:
+        try:
+            stat = pathlib.Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            status = pathlib.Path(f"/proc/{self.pid}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+        rss = next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:")), 0)
+        return time.monotonic(), (int(stat[11]) + int(stat[12])) / self.tick, rss / 1024
+
+    def _run(self) -> None:
+        while not self.stopped:
+            if (sample := self.read()) is None:
+                return
+            self.samples.append(sample)
+            time.sleep(self.every)
+
+    def mark(self, name: str) -> None:
+        if (sample := self.read()) is not None:
+            self.samples.append(sample)
+        self.marks[name] = len(self.samples) - 1
+
+    def between(self, start: str, end: str) -> dict[str, float]:
+        window = self.samples[self.marks[start] : self.marks[end] + 1]
+        (t0, c0, _), (t1, c1, _) = window[0], window[-1]
+        return {
+            "seconds": round(t1 - t0, 1),
+            "cpu_seconds": round(c1 - c0, 2),
+            "cpu_cores_avg": round((c1 - c0) / max(t1 - t0, 1e-9), 3),
+            "rss_mib_max": round(max(s[2] for s in window), 1),
+        }
+
+    def peak_mib(self) -> float:
+        status = pathlib.Path(f"/proc/{self.pid}/status").read_text()
+        return round(next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmHWM:")), 0) / 1024, 1)
+
+
+def settle(sampler: ProcSampler, timeout: float, quiet: float = 0.15) -> float:
+    """Wait until the operator's CPU use over 2 s stays under ``quiet`` cores (its start-up listing is done)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        a = sampler.read()
+        time.sleep(2)
+        b = sampler.read()
+        if a and b and (b[1] - a[1]) / (b[0] - a[0]) < quiet:
+            break
+    return round(time.monotonic() - t0, 1)
+
+
+# --- (d) the API server's request counters ----------------------------------------------------
+
+
+def api_requests(sim: simcluster.SimCluster) -> collections.Counter[str]:
+    """``apiserver_request_total`` summed by verb, resource[/subresource] and dry run, from /metrics (admin cert)."""
+    counts: collections.Counter[str] = collections.Counter()
+    for family in text_string_to_metric_families(sim.kubectl("get", "--raw", "/metrics")):
+        if family.name != "apiserver_request":
+            continue
+        for s in family.samples:
+            if not s.name.endswith("_total") or not s.labels.get("resource"):
+                continue
+            res = s.labels["resource"] + (f"/{s.labels['subresource']}" if s.labels.get("subresource") else "")
+            dry = " (dry-run)" if s.labels.get("dry_run") else ""
+            counts[f"{s.labels['verb']} {res}{dry}"] += int(s.value)
+    return counts
+
+
+def per_kill(before: collections.Counter[str], after: collections.Counter[str], kills: int) -> dict[str, float]:
+    delta = after.copy()
+    delta.subtract(before)
+    return {k: v / kills for k, v in delta.items() if v > 0}
+
+
+def attribute(floor: dict[str, float], operator: dict[str, float], floor_own: dict[str, float]) -> dict[str, Any]:
+    """The operator's requests per remediation: its window minus the floor's, plus what the floor itself sent."""
+    extra = {}
+    for key in sorted(set(floor) | set(operator)):
+        resource = key.split()[1].split("/")[0]
+        if resource in BACKGROUND and not key.startswith("POST events"):
+            continue  # heartbeats, leases and the like scale with wall time, not with kills
+        diff = operator.get(key, 0.0) - floor.get(key, 0.0) + floor_own.get(key, 0.0)
+        if abs(diff) >= 0.05:
+            extra[key] = round(diff, 2)
+    writes = {k: v for k, v in extra.items() if k.split()[0] in WRITE_VERBS and "(dry-run)" not in k}
+    pods = sum(v for k, v in writes.items() if k.split()[1].split("/")[0] == "pods")
+    return {
+        "requests_per_remediation": extra,
+        "total_per_remediation": round(sum(extra.values()), 2),
+        "writes_per_remediation": round(sum(writes.values()), 2),
+        "dry_runs_per_remediation": round(sum(v for k, v in extra.items() if "(dry-run)" in k), 2),
+        "pod_writes_per_remediation": round(pods, 2),
+    }
+
+
+def pod_managers(core: Any, namespace: str) -> dict[str, int]:
+    """Field managers that ever wrote each pod of ``namespace``, with the number of pods."""
+    raw = core.list_namespaced_pod(namespace, _preload_content=False)
+    found: collections.Counter[str] = collections.Counter()
+    for pod in json.loads(raw.data)["items"]:
+        for manager in {m.get("manager", "") for m in pod["metadata"].get("managedFields") or []}:
+            found[manager] += 1
+    return dict(found)
+
+
+# --- (b) alerts -> Incident -> first notification --------------------------------------------
+
+
+class Receiver:
+    """tests/peers.py's receivers on a thread's event loop, noting when each Incident's first page arrived."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, float] = {}
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        ref: list[peers.Peer] = []
+        app = peers.build_app(ref)
+
+        @web.middleware
+        async def stamp(request: web.Request, handler: Any) -> web.StreamResponse:
+            now = time.time()
+            if request.path.startswith("/hook/"):
+                with_body = await request.json()
+                name = ((with_body or {}).get("incident") or {}).get("name")
+                if name and with_body.get("kind") == "page":
+                    self.first.setdefault(name, now)
+            response: web.StreamResponse = await handler(request)
+            return response
+
+        app.middlewares.append(stamp)
+        self.server = test_utils.TestServer(app, host="127.0.0.1")
+        ref.append(peers.Peer(self.server))
+        self.peer = ref[0]
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start_server(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def handbook(namespace: str, hook_url: str) -> list[dict[str, Any]]:
+    """A webhook-only EscalationPolicy paging at once, a Runbook for the bench alert, one for OOM kills."""
+    return [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hook"}, "stringData": {"url": hook_url}},
+        {
+            "apiVersion": "oncall.dev/v1alpha1",
+            "kind": "EscalationPolicy",
+            "metadata": {"name": "bench"},
+            "spec": {
+                "ackTimeout": "1h",
+                "levels": [{"name": "l1", "after": "0", "targets": [{"user": "Ada"}], "channels": ["hook"]}],
+                "channels": [{"name": "hook", "type": "Webhook", "secretRef": {"name": "hook", "key": "url"}}],
+                "severities": [{"severity": "critical", "response": "Page", "channels": ["hook"]}],
+            },
+        },
+        {
+            "apiVersion": "oncall.dev/v1alpha1",
+            "kind": "Runbook",
+            "metadata": {"name": "bench-alert"},
+            "spec": {
+                "trigger": {"alertName": ALERT_NAME},
+                "severity": "critical",
+                "escalationPolicyRef": {"name": "bench"},
+                "steps": [{"title": "Look"}],
+            },
+        },
+        {
+            "apiVersion": "oncall.dev/v1alpha1",
+            "kind": "Runbook",
+            "metadata": {"name": "bench"},
+            "spec": {
+                "trigger": {"event": "OOMKilled"},
+                "actions": [{"name": "raise", "type": "raiseMemoryLimit", "raiseMemoryLimit": {"maxLimit": "1Gi"}}],
+                "guardrails": {"cooldown": "0"},
+            },
+        },
+    ]
+
+
+def alert_payload(namespace: str, run: str, seq: int) -> dict[str, Any]:
+    """An Alertmanager webhook v4 body with one firing alert, its own alert group."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    labels = {"alertname": ALERT_NAME, "severity": "critical", "namespace": namespace, "run": run, "seq": str(seq)}
+    return {
+        "version": "4",
+        "groupKey": f'{{}}:{{alertname="{ALERT_NAME}", run="{run}", seq="{seq}"}}',
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "oncall",
+        "groupLabels": {"alertname": ALERT_NAME, "run": run, "seq": str(seq)},
+        "commonLabels": labels,
+        "commonAnnotations": {"summary": f"bench alert {run}/{seq}"},
+        "externalURL": "http://127.0.0.1:9093",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": labels,
+                "annotations": {"summary": f"bench alert {run}/{seq}"},
+                "startsAt": now,
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://127.0.0.1:9090/graph",
+                "fingerprint": am.fingerprint(labels),
+            }
+        ],
+    }
+
+
+async def post_alerts(url: str, namespace: str, rate: float, count: int) -> dict[str, Any]:
+    """Post ``count`` alert groups at ``rate``/s, open loop (each on its own schedule, not after the last answer)."""
+    run = uuid.uuid4().hex[:6]
+    sent: dict[str, float] = {}
+    answers: list[tuple[int, float]] = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+
+        async def one(seq: int, at: float) -> None:
+            await asyncio.sleep(max(0.0, at - time.monotonic()))
+            body = alert_payload(namespace, run, seq)
+            sent[am.incident_name(am.parse(body))] = time.time()
+            t0 = time.monotonic()
+            try:
+                async with http.post(url, json=body, timeout=aiohttp.ClientTimeout(total=60)) as reply:
+                    await reply.read()
+                    answers.append((reply.status, (time.monotonic() - t0) * 1000))
+            except (aiohttp.ClientError, TimeoutError):
+                answers.append((0, (time.monotonic() - t0) * 1000))
+
+        start = time.monotonic() + 0.2
+        await asyncio.gather(*(one(i, start + i / rate) for i in range(count)))
+        achieved = count / max(time.monotonic() - start, 1e-9)
+    codes = collections.Counter(str(code) for code, _ in answers)
+    return {"sent": sent, "codes": dict(codes), "intake_ms": [ms for _, ms in answers], "achieved_rate": achieved}
+
+
+def alert_scenario(url: str, namespace: str, receiver: Receiver, rate: float, seconds: float) -> dict[str, Any]:
+    count = max(1, round(rate * seconds))
+    posted = asyncio.run(post_alerts(url, namespace, rate, count))
+    sent: dict[str, float] = posted["sent"]
+    deadline = time.monotonic() + 60 + seconds
+    while time.monotonic() < deadline and not all(n in receiver.first for n in sent):
+        time.sleep(0.2)
+    latencies = [(receiver.first[n] - t) * 1000 for n, t in sent.items() if n in receiver.first]
+    result: dict[str, Any] = {
+        "rate": rate,
+        "alerts": count,
+        "achieved_rate": round(posted["achieved_rate"], 1),
+        "codes": posted["codes"],
+        "notified": len(latencies),
+        "missing": count - len(latencies),
+        "intake": {k: v for k, v in summary(posted["intake_ms"]).items() if k != "samples_ms"},
+    }
+    if latencies:
+        result["first_notification"] = {k: v for k, v in summary(latencies).items() if k != "samples_ms"}
+    return result
+
+
+# --- one size -----------------------------------------------------------------------------------
+
+
+def grow(sim: simcluster.SimCluster, ns: str, pods: int, targets: list[str], have: int) -> float:
+    """Add filler Deployments (CHUNK pods each) and the target Deployments until ``pods`` pods run."""
+    t0 = time.monotonic()
+    sim.nodes(pods)
+    filler = max(0, pods - len(targets) - have)
+    start = have // CHUNK
+    objs = [
+        floorlib._deployment(f"fill-{start + i}", min(CHUNK, filler - i * CHUNK))
+        for i in range((filler + CHUNK - 1) // CHUNK)
+    ]
+    objs += [floorlib._deployment(name, 1) for name in targets]
+    for i in range(0, len(objs), 50):
+        sim.apply(objs[i : i + 50], ns)
+    want = have + filler + len(targets)
+    simcluster.wait(lambda: sim.ready_replicas(ns) >= want, 1800, f"{want} Running pods", every=3)
+    return round(time.monotonic() - t0, 1)
+
+
+def bench_size(
+    sim: simcluster.SimCluster, ns: str, pods: int, have: int, args: argparse.Namespace, workdir: pathlib.Path
+) -> tuple[dict[str, Any], int]:
+    api = sim.api
+    core = kubernetes.client.CoreV1Api(api)
+    per_phase = args.samples + args.warmup
+    tag = f"s{pods}"
+    targets = {p: [f"t-{tag}-{p}-{i}" for i in range(per_phase)] for p in ("floor", "op")}
+    grow_s = grow(sim, ns, pods, targets["floor"] + targets["op"], have)
+    running = sim.ready_replicas(ns)
+    print(f"[{pods}] {running} pods Running on {sim.node_count} kwok nodes after {grow_s}s", flush=True)
+    result: dict[str, Any] = {"pods": running, "nodes": sim.node_count, "grow_seconds": grow_s}
+    deployments = floorlib.Observer(api, ns)
+    kills = OomWatch(api, ns)
+    env = {**os.environ, "KUBECONFIG": str(sim.kubeconfig)}
+
+    # the floor: oom_latency.py's bare client, in its own process, watching every pod of the cluster
+    t0 = time.monotonic()
+    cmd = [
+        sys.executable,
+        floorlib.__file__,
+        "floor",
+        "--kubeconfig",
+        str(sim.kubeconfig),
+        "--prefix",
+        f"t-{tag}-floor-",
+    ]
+    floor_proc = floorlib._start(cmd, env, workdir / f"floor-{pods}.log", "ready", timeout=300)
+    floor_start = time.monotonic() - t0
+    try:
+        before = api_requests(sim)
+        seen, sent = measure_ooms(core, deployments, kills, ns, targets["floor"], args.warmup, args.gap)
+        floor_calls = per_kill(before, api_requests(sim), per_phase)
+        result["floor"] = {
+            **summary(seen),
+            "from_label_ms": summary(sent)["p50_ms"],
+            "startup_s": round(floor_start, 1),
+        }
+        result["floor"].update(floorlib._memory(floor_proc.pid))
+    finally:
+        floorlib._stop(floor_proc)
+    print(f"[{pods}] floor p50 {result['floor']['p50_ms']} p99 {result['floor']['p99_ms']} ms", flush=True)
+
+    # the operator, as `oncall-operator run`, with its intake on a port of its own
+    with Receiver() as receiver:
+        sim.apply(handbook(ns, receiver.peer.url("/hook/ok")), ns)
+        port = floorlib_free_port()
+        op_env = {**env, "ONCALL_NAMESPACE": ns, "ONCALL_HTTP_ADDRESS": f"127.0.0.1:{port}"}
+        t0 = time.monotonic()
+        cmd = [sys.executable, "-m", "oncall_operator.cli", "run"]
+        if args.variant != "baseline":  # one Kopf setting changed, for before/after figures
+            cmd = [sys.executable, str(REPO / "bench" / "operator_variants.py"), args.variant, "run"]
+        proc = floorlib._start(cmd, op_env, workdir / f"operator-{pods}.log", "configured: namespace", timeout=300)
+        sampler = ProcSampler(proc.pid)
+        sampler.mark("start")
+        profiler = None
+        try:
+            settled = settle(sampler, 300)
+            sampler.mark("settled")
+            result["operator_startup_s"] = round(time.monotonic() - t0, 1)
+            result["operator_settle_s"] = settled
+            if args.profile and pods == max(args.sizes):
+                profiler = start_profile(proc.pid, args.out, pods)
+            before = api_requests(sim)
+            seen, sent = measure_ooms(core, deployments, kills, ns, targets["op"], args.warmup, args.gap)
+            op_calls = per_kill(before, api_requests(sim), per_phase)
+            sampler.mark("oom-done")
+            result["operator"] = {**summary(seen), "from_label_ms": summary(sent)["p50_ms"]}
+            print(
+                f"[{pods}] operator p50 {result['operator']['p50_ms']} p99 {result['operator']['p99_ms']} ms",
+                flush=True,
+            )
+            floor_own = {"PATCH deployments": 1.0}  # oom_latency.floor sends one patch per kill and nothing else
+            result["api"] = attribute(floor_calls, op_calls, floor_own)
+            result["api"]["raw_floor_per_kill"] = {k: round(v, 2) for k, v in sorted(floor_calls.items())}
+            result["api"]["raw_operator_per_kill"] = {k: round(v, 2) for k, v in sorted(op_calls.items())}
+            managers = pod_managers(core, ns)
+            result["pod_field_managers"] = managers
+            result["pod_writes_by_operator_objects"] = sum(v for k, v in managers.items() if k in OUR_MANAGERS)
+            alerts = []
+            for rate in args.alert_rates:
+                a = alert_scenario(f"http://127.0.0.1:{port}/api/v1/alerts", ns, receiver, rate, args.alert_seconds)
+                alerts.append(a)
+                fn = a.get("first_notification", {})
+                print(
+                    f"[{pods}] alerts {rate}/s: first page p50 {fn.get('p50_ms')} p99 {fn.get('p99_ms')} ms, "
+                    f"{a['missing']} missing, codes {a['codes']}",
+                    flush=True,
+                )
+            result["alerts"] = alerts
+            sampler.mark("alerts-done")
+            if profiler is not None:
+                result["profile"] = stop_profile(profiler)
+                profiler = None
+            # clear the Incidents while the operator runs (they carry its finalizer), so the next
+            # size's operator does not start with this one's backlog
+            sim.kubectl("delete", "incidents", "--all", "-n", ns, "--wait=false")
+            t_clear = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                simcluster.wait(lambda: not sim.kubectl("get", "incidents", "-n", ns, "-o", "name"), 300, "", every=2)
+            result["incidents_cleared_s"] = round(time.monotonic() - t_clear, 1)
+        finally:
+            if profiler is not None:
+                stop_profile(profiler)
+            result.setdefault("operator", {})
+            result["operator"]["peak_rss_mib"] = sampler.peak_mib() if proc.poll() is None else None
+            sampler.stopped = True
+            floorlib._stop(proc)
+        result["operator"]["cpu"] = {
+            "startup": sampler.between("start", "settled"),
+            "oom": sampler.between("settled", "oom-done"),
+            "alerts": sampler.between("oom-done", "alerts-done"),
+        }
+        result["operator"]["rss_mib_steady"] = sampler.between("settled", "oom-done")["rss_mib_max"]
+    deployments.stop = True
+    kills.stopped = True
+    result["ratio_p50"] = round(result["operator"]["p50_ms"] / max(result["floor"]["p50_ms"], 0.1), 2)
+    result["ratio_p95"] = round(result["operator"]["p95_ms"] / max(result["floor"]["p95_ms"], 0.1), 2)
+    result["ratio_p99"] = round(result["operator"]["p99_ms"] / max(result["floor"]["p99_ms"], 0.1), 2)
+    return result, running
+
+
+def floorlib_free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- profiling (py-spy) --------------------------------------------------------------------------
+
+
+def start_profile(pid: int, out: pathlib.Path, pods: int) -> tuple[subprocess.Popen[bytes], pathlib.Path]:
+    spy = pathlib.Path(sys.executable).parent / "py-spy"
+    path = out / f"profile-{pods}.txt"
+    cmd = [str(spy), "record", "--pid", str(pid), "--rate", "50", "--format", "raw", "--output", str(path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return proc, path
+
+
+def stop_profile(handle: tuple[subprocess.Popen[bytes], pathlib.Path]) -> dict[str, Any]:
+    proc, path = handle
+    proc.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        simcluster.stop(proc)
+    return top_costs(path) if path.exists() else {"error": "py-spy wrote nothing"}
+
+
+def top_costs(path: pathlib.Path, top: int = 15) -> dict[str, Any]:
+    """Collapsed stacks -> the frames with the most samples, inclusive and self."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        frames = [f for f in stack.split(";") if f]
+        count = int(n)
+        total += count
+        for frame in set(frames):
+            inclusive[frame] += count
+        if frames:
+            own[frames[-1]] += count
+
+    def pct(c: collections.Counter[str]) -> list[tuple[str, float]]:
+        return [(f, round(100 * v / max(total, 1), 1)) for f, v in c.most_common(top)]
+
+    return {"file": str(path), "samples": total, "inclusive_pct": pct(inclusive), "self_pct": pct(own)}
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+
+def chart(results: dict[str, Any], path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = results["sizes"]
+    pods = [s["pods"] for s in sizes]
+    fig, (lat, mem, alert) = plt.subplots(1, 3, figsize=(15, 4.5))
+    for who, style in (("operator", "-o"), ("floor", "--s")):
+        for p in ("p50_ms", "p99_ms"):
+            lat.plot(pods, [s[who][p] for s in sizes], style, label=f"{who} {p[:3]}")
+    lat.set(title="OOM kill -> patched Deployment", xlabel="pods in the cluster", ylabel="ms")
+    lat.legend()
+    mem.plot(pods, [s["operator"]["peak_rss_mib"] or 0 for s in sizes], "-o", label="operator peak RSS")
+    mem.plot(pods, [s["operator"]["rss_mib_steady"] for s in sizes], "-^", label="operator RSS, OOM phase")
+    mem.plot(pods, [s["floor"]["peak_rss_mib"] for s in sizes], "--s", label="floor peak RSS")
+    mem.axhline(150, color="grey", linestyle=":", label="target 150 MiB")
+    mem.set(title="Memory", xlabel="pods in the cluster", ylabel="MiB")
+    mem.legend()
+    for s in sizes:
+        rates = [a["rate"] for a in s["alerts"]]
+        p99 = [a.get("first_notification", {}).get("p99_ms", float("nan")) for a in s["alerts"]]
+        alert.plot(rates, p99, "-o", label=f"{s['pods']} pods")
+    alert.axhline(1000, color="grey", linestyle=":", label="target p99 1 s at 50/s")
+    alert.set(title="Alert -> first notification p99", xlabel="alerts/s", ylabel="ms", xscale="log", yscale="log")
+    alert.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"# Cluster-scale bench, {results['at']}",
+        "",
+        f"`{results['command']}` on {results['cores']} cores; kwok {results['kwok']}; "
+        f"operator {results.get('variant', 'baseline')}; "
+        f"{results['samples']} kills per phase after {results['warmup']} warm-up, {results['gap_s']} s apart; "
+        f"total {results['seconds']} s.",
+        "",
+        "## OOM kill -> patched Deployment (ms; from the kill seen by a watch to the patch seen by a watch)",
+        "",
+        "| pods | floor p50 | floor p95 | floor p99 | operator p50 | operator p95 | operator p99 "
+        "| ratio p50 | ratio p99 |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in results["sizes"]:
+        f, o = s["floor"], s["operator"]
+        lines.append(
+            f"| {s['pods']} | {f['p50_ms']} | {f['p95_ms']} | {f['p99_ms']} | {o['p50_ms']} | {o['p95_ms']} | "
+            f"{o['p99_ms']} | {s['ratio_p50']}x | {s['ratio_p99']}x |"
+        )
+    lines += [
+        "",
+        "Targets (DESIGN.md 8): p50 within 2x, p99 within 5x of the floor at 10,000 pods.",
+        "",
+        "## The operator's cost",
+        "",
+        "| pods | peak RSS MiB | RSS in OOM phase | floor peak RSS MiB | start-up CPU s | settle s "
+        "| CPU cores (OOM phase) | "
+        "API writes/remediation | dry runs/remediation | requests/remediation | pod writes |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in results["sizes"]:
+        o, a = s["operator"], s["api"]
+        lines.append(
+            f"| {s['pods']} | {o['peak_rss_mib']} | {o['rss_mib_steady']} | {s['floor']['peak_rss_mib']} | "
+            f"{o['cpu']['startup']['cpu_seconds']} | "
+            f"{s['operator_settle_s']} | {o['cpu']['oom']['cpu_cores_avg']} | {a['writes_per_remediation']} | "
+            f"{a['dry_runs_per_remediation']} | {a['total_per_remediation']} | "
+            f"{a['pod_writes_per_remediation']} (objects: {s['pod_writes_by_operator_objects']}) |"
+        )
+    lines += [
+        "",
+        "Targets: under 150 MiB at 10,000 pods; at most 3 API writes per remediation; zero writes to Pods.",
+        "Requests per remediation are the API server's `apiserver_request_total` in the operator's window minus",
+        "the floor's (same kills, same rollouts), plus the floor's own one patch; the metric has no user-agent label.",
+        "",
+        "## Alert -> Incident -> first notification (ms)",
+        "",
+        "| pods | rate/s | achieved/s | alerts | notified | intake p50 | intake p99 | first page p50 | p95 | p99 |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in results["sizes"]:
+        for a in s["alerts"]:
+            fn = a.get("first_notification", {})
+            lines.append(
+                f"| {s['pods']} | {a['rate']} | {a['achieved_rate']} | {a['alerts']} | {a['notified']} | "
+                f"{a['intake']['p50_ms']} | {a['intake']['p99_ms']} | {fn.get('p50_ms')} | {fn.get('p95_ms')} | "
+                f"{fn.get('p99_ms')} |"
+            )
+    lines += ["", "Target: p99 under 1 s at 50 alerts/s.", ""]
+    for s in results["sizes"]:
+        if "profile" in s and "self_pct" in s["profile"]:
+            lines += [f"## py-spy profile at {s['pods']} pods (top frames by own samples)", ""]
+            lines += [f"- {pct}% {frame}" for frame, pct in s["profile"]["self_pct"][:10]]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="1000,5000,10000", help="pods in the cluster, comma-separated, growing")
+    parser.add_argument("--samples", type=int, default=30, help="kills per phase (floor, operator) and size")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--gap", type=float, default=1.0, help="seconds between two kills")
+    parser.add_argument("--alert-rates", default="10,50,200", help="alerts per second, comma-separated")
+    parser.add_argument("--alert-seconds", type=float, default=5.0, help="how long each rate is posted")
+    parser.add_argument("--profile", action="store_true", help="py-spy the operator at the largest size")
+    parser.add_argument("--variant", default="baseline", help="bench/operator_variants.py: the operator with a fix")
+    parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument("--out", type=pathlib.Path, default=REPO / "bench" / "results")
+    parser.add_argument("--logs", type=pathlib.Path, help="keep the operator's, the floor's and kwok's logs here")
+    parser.add_argument(
+        "--workdir", type=pathlib.Path, help="the cluster's and the logs' directory (default: a temp dir)"
+    )
+    args = parser.parse_args()
+    args.sizes = sorted(int(x) for x in args.sizes.split(","))
+    args.alert_rates = [float(x) for x in args.alert_rates.split(",") if x]
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    results: dict[str, Any] = {
+        "at": stamp,
+        "command": " ".join(["python", "bench/cluster_scale.py", *sys.argv[1:]]),
+        "cores": os.cpu_count(),
+        "kwok": simcluster.kwok_version(),
+        "samples": args.samples,
+        "warmup": args.warmup,
+        "gap_s": args.gap,
+        "variant": args.variant,
+        "sizes": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="cluster-bench-") as tmp:
+        workdir = args.workdir or pathlib.Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            with simcluster.SimCluster(workdir) as sim:
+                results["cluster_startup_s"] = sim.startup_s
+                ns = f"bench-scale-{uuid.uuid4().hex[:6]}"
+                sim.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+                sim.kubectl("create", "namespace", ns)
+                have = 0
+                for pods in args.sizes:
+                    t0 = time.monotonic()
+                    size, have = bench_size(sim, ns, pods, have, args, workdir)
+                    size["seconds"] = round(time.monotonic() - t0, 1)
+                    results["sizes"].append(size)
+                    print(f"[{pods}] done in {size['seconds']} s", flush=True)
+        finally:
+            if args.logs:
+                args.logs.mkdir(parents=True, exist_ok=True)
+                for log in workdir.glob("*.log"):
+                    (args.logs / log.name).write_text(log.read_text())
+    results["seconds"] = round(time.monotonic() - started, 1)
+    base = args.out / f"cluster_scale-{stamp}{'' if args.variant == 'baseline' else '-' + args.variant}"
+    base.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    base.with_suffix(".md").write_text(markdown(results))
+    if not args.no_chart:
+        chart(results, base.with_suffix(".png"))
+    print(f"wrote {base}.json, .md{'' if args.no_chart else ', .png'} in {results['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

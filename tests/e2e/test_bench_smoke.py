@@ -1,0 +1,76 @@
+"""The cluster-scale bench harness runs end to end at small scale and writes what the notes read.
+
+``make bench`` is slow and CI never runs it, so without this test the harness would rot unseen.
+It runs bench/cluster_scale.py exactly as ``make bench`` does, on its own simulated cluster
+(control plane with kube-scheduler, plus kwok), at 50 pods, a few OOM kills per phase and one
+second of alerts, then checks the JSON has every figure the notes quote. It asserts no timing:
+the figures are for notes, never for tests (DESIGN.md section 8).
+
+kwok is built here through ``hack/build-tools.sh kwok`` rather than skipped when absent: the
+build is a cache hit once per machine, and cold it takes about 2.5 minutes on 2 cores (module
+downloads included), which is affordable once per CI machine, whereas a skip would mean the
+harness is never exercised in CI at all. The test is skipped only where Go is missing.
+"""
+
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def kwok() -> pathlib.Path:
+    if shutil.which("go") is None:
+        pytest.skip("kwok is built from its Go module and Go is not installed")
+    build = subprocess.run([str(REPO / "hack" / "build-tools.sh"), "kwok"], capture_output=True, text=True, timeout=900)
+    assert build.returncode == 0, f"hack/build-tools.sh kwok failed:\n{build.stdout}\n{build.stderr}"
+    return REPO / ".cluster" / "bin" / "kwok"
+
+
+@pytest.mark.timeout(1200)  # a cold kwok build is in the fixture; the run itself takes about 40 s
+def test_the_harness_runs_at_small_scale_and_writes_every_figure(kwok: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    assert kwok.exists()
+    workdir, out = tmp_path / "work", tmp_path / "results"
+    cmd = [
+        sys.executable,
+        str(REPO / "bench" / "cluster_scale.py"),
+        "--sizes=50",
+        "--samples=3",
+        "--warmup=0",
+        "--gap=0.5",
+        "--alert-rates=10",
+        "--alert-seconds=1",
+        "--no-chart",  # matplotlib is a bench extra, not a test dependency
+        f"--out={out}",
+        f"--workdir={workdir}",
+    ]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert run.returncode == 0, f"bench failed:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
+
+    [result] = [json.loads(p.read_text()) for p in out.glob("cluster_scale-*.json")]
+    assert [p.suffix for p in sorted(out.glob("cluster_scale-*"))] == [".json", ".md"]
+    assert {"at", "command", "cores", "kwok", "samples", "seconds", "sizes"} <= result.keys()
+    [size] = result["sizes"]
+    assert size["pods"] >= 50 and size["nodes"] >= 2
+    for who in ("floor", "operator"):
+        assert {"n", "p50_ms", "p95_ms", "p99_ms"} <= size[who].keys() and size[who]["n"] == 3
+    assert {"peak_rss_mib", "cpu"} <= size["operator"].keys()
+    assert {"startup", "oom", "alerts"} == size["operator"]["cpu"].keys()
+    assert {"ratio_p50", "ratio_p95", "ratio_p99"} <= size.keys()
+    api = size["api"]
+    assert {"requests_per_remediation", "writes_per_remediation", "pod_writes_per_remediation"} <= api.keys()
+    assert api["requests_per_remediation"].get("PATCH deployments", 0) >= 1  # the remediation itself
+    assert size["pod_writes_by_operator_objects"] == 0  # the operator never writes a Pod
+    [alerts] = size["alerts"]
+    assert alerts["rate"] == 10 and alerts["notified"] == alerts["alerts"] == 10
+    assert {"p50_ms", "p95_ms", "p99_ms"} <= alerts["first_notification"].keys()
+
+    left = subprocess.run(["pgrep", "-af", str(workdir)], capture_output=True, text=True).stdout.strip()
+    assert not left, f"bench processes left running: {left}"
