@@ -10,12 +10,15 @@ as the provider does (Slack: 200 ``ok`` or 400 ``invalid_payload``; PagerDuty: 2
 import asyncio
 import dataclasses
 import datetime as dt
+import email
+import email.policy
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import test_utils, web
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 # --- the Slack and PagerDuty receivers: validation as documented --------------------------
 
@@ -219,3 +222,18 @@ class LoopbackController(Controller):
         assert isinstance(self.server, asyncio.Server)
         self.port = self.server.sockets[0].getsockname()[1]
         super()._trigger_server()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it unannotated
+
+
+class Inbox:
+    """The aiosmtpd handler of the end-to-end tests: keeps every message delivered."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or envelope.content
+        assert isinstance(content, bytes)
+        msg = email.message_from_bytes(content, policy=email.policy.default)
+        assert isinstance(msg, email.message.EmailMessage)
+        self.messages.append(msg)
+        return "250 2.0.0 accepted"

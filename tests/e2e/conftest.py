@@ -21,6 +21,7 @@ import kubernetes
 import pytest
 
 from oncall_operator import devcluster
+from tests import peers
 from tests.conftest import REPO, eventually
 
 pytestmark = pytest.mark.e2e
@@ -180,3 +181,27 @@ def operator(
         process.stop()
         if "Traceback" in process.log.read_text():
             print(f"operator log (tail):\n{process.log.read_text()[-4000:]}")
+
+
+@pytest.fixture
+def peer() -> Iterator[peers.Peer]:
+    """Local Slack / PagerDuty / webhook receivers that check payloads (tests/peers.py)."""
+    with peers.ThreadedPeer() as p:
+        yield p
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[peers.Inbox, int]]:
+    """A real SMTP server (aiosmtpd) on a free loopback port, and what it received."""
+    box = peers.Inbox()
+    controller = peers.LoopbackController(box, hostname="127.0.0.1", port=0)
+    controller.start()
+    try:
+        yield box, controller.port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_port(inbox: tuple[peers.Inbox, int]) -> int:
+    return inbox[1]

@@ -6,8 +6,6 @@ documented fields; email goes through aiosmtpd. This module starts and kills its
 operators (``OperatorProcess``), so it does not use the shared ``operator`` fixture.
 """
 
-import email
-import email.policy
 import json
 import pathlib
 import time
@@ -15,45 +13,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from oncall_operator import devcluster
 from tests.conftest import eventually
 from tests.e2e.conftest import Kubectl, OperatorProcess
 from tests.e2e.test_kubectl_plugin import oncall
-from tests.peers import LoopbackController, Peer, ThreadedPeer
+from tests.peers import Inbox, Peer
 
 ROUTING_KEY = "R0UT1NGKEY0000000000000000000001"
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        content = envelope.original_content or envelope.content
-        assert isinstance(content, bytes)
-        msg = email.message_from_bytes(content, policy=email.policy.default)
-        assert isinstance(msg, email.message.EmailMessage)
-        self.messages.append(msg)
-        return "250 2.0.0 accepted"
-
-
-@pytest.fixture
-def peer() -> Iterator[Peer]:
-    with ThreadedPeer() as p:
-        yield p
-
-
-@pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    box = Inbox()
-    controller = LoopbackController(box, hostname="127.0.0.1", port=0)
-    controller.start()  # type: ignore[no-untyped-call]
-    try:
-        yield box, controller.port
-    finally:
-        controller.stop()  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import json
 import pathlib
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import kubernetes
 import pytest
@@ -27,7 +27,7 @@ from tests.e2e.conftest import Kubectl, OperatorProcess
 from tests.e2e.helm_support import Helm, chart_operator, install, service_account_kubeconfig, uninstall
 from tests.e2e.oom_support import AGENT, Cluster, runbook, workload
 from tests.e2e.test_helm import http
-from tests.peers import LoopbackController, Peer, ThreadedPeer
+from tests.peers import Peer
 
 pytestmark = pytest.mark.e2e
 SLACK = "/services/ok/T000/B000/XXXXSECRETXXXX"
@@ -36,22 +36,6 @@ SLACK = "/services/ok/T000/B000/XXXXSECRETXXXX"
 @pytest.fixture(scope="module")
 def helm(control_plane: devcluster.ControlPlane) -> Helm:
     return Helm(control_plane.bindir / "helm")
-
-
-@pytest.fixture
-def peer() -> Iterator[Peer]:
-    with ThreadedPeer() as p:
-        yield p
-
-
-@pytest.fixture
-def smtp_port() -> Iterator[int]:
-    controller = LoopbackController(esc.Inbox(), hostname="127.0.0.1", port=0)
-    controller.start()  # type: ignore[no-untyped-call]
-    try:
-        yield controller.port
-    finally:
-        controller.stop()  # type: ignore[no-untyped-call]
 
 
 class Replica:

@@ -41,7 +41,7 @@ from tests.e2e.helm_support import (
 )
 from tests.e2e.oom_support import AGENT, Cluster, runbook, workload
 from tests.e2e.test_kubectl_plugin import oncall
-from tests.peers import LoopbackController, Peer, ThreadedPeer
+from tests.peers import Peer
 
 pytestmark = pytest.mark.e2e
 FEATURES = ("serviceMonitor.enabled=true", "prometheusRule.enabled=true", "intake.tokenSecret=intake-token")
@@ -296,22 +296,6 @@ def test_service_account_may_do_its_job_and_nothing_more(
 
 
 # --- the operator as the chart's ServiceAccount --------------------------------------------------
-
-
-@pytest.fixture
-def peer() -> Iterator[Peer]:
-    with ThreadedPeer() as p:
-        yield p
-
-
-@pytest.fixture
-def smtp_port() -> Iterator[int]:
-    controller = LoopbackController(esc.Inbox(), hostname="127.0.0.1", port=0)
-    controller.start()  # type: ignore[no-untyped-call]
-    try:
-        yield controller.port
-    finally:
-        controller.stop()  # type: ignore[no-untyped-call]
 
 
 def alert(namespace: str) -> dict[str, Any]:
