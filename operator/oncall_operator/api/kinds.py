@@ -79,7 +79,6 @@ POLICY = Kind(
     status=policy.EscalationPolicyStatus,
     columns=(
         Column("Ack-Timeout", ".spec.ackTimeout"),
-        Column("Levels", ".spec.levels[*].name"),
         READY,
         REASON,
         AGE,
@@ -98,7 +97,6 @@ RUNBOOK = Kind(
         Column("Alert", ".spec.trigger.alertName"),
         Column("Event", ".spec.trigger.event"),
         Column("Severity", ".spec.severity"),
-        Column("Actions", ".spec.actions[*].type"),
         READY,
         REASON,
         AGE,
