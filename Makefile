@@ -46,8 +46,8 @@ crds-check: venv
 	$(BIN)/oncall-operator crds --check
 
 lint: venv crds-check
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

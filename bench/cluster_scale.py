@@ -72,45 +72,18 @@ ALERT_NAME = "BenchAlert"
 # --- (a) OOM kills through kwok ---------------------------------------------------------------
 
 
-class OomWatch:
+def _killed_app(pod: dict[str, Any]) -> str | None:
+    """The pod's app label (its Deployment) once kwok reports the OOM kill in its status."""
+    app = (pod.get("metadata", {}).get("labels") or {}).get("app", "")
+    return str(app) if app and oom.has_oom(pod.get("status")) else None
+
+
+def oom_watch(api: kubernetes.client.ApiClient, namespace: str) -> floorlib.FirstSeen:
     """The harness's own watch on the pods it labelled for a kill: when each kill became visible."""
-
-    def __init__(self, api: kubernetes.client.ApiClient, namespace: str) -> None:
-        self.core = kubernetes.client.CoreV1Api(api)
-        self.namespace = namespace
-        self.seen: dict[str, float] = {}  # Deployment name (the pod's app label) -> time
-        self.cond = threading.Condition()
-        self.stopped = False
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        while not self.stopped:
-            try:
-                self._watch()
-            except Exception as error:  # a watch cut by the server (or by the cluster stopping): watch again
-                if not self.stopped:
-                    print(f"pod watch restarted: {error!r}", flush=True)
-                time.sleep(0.2)
-
-    def _watch(self) -> None:
-        if not self.stopped:
-            w = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
-            selector = f"{simcluster.OOM_LABEL}=true"
-            for event in w.stream(  # type: ignore[no-untyped-call]
-                self.core.list_namespaced_pod, self.namespace, label_selector=selector, timeout_seconds=30
-            ):
-                pod = event["raw_object"]
-                app = (pod.get("metadata", {}).get("labels") or {}).get("app", "")
-                if app and app not in self.seen and oom.has_oom(pod.get("status")):
-                    with self.cond:
-                        self.seen[app] = time.time()
-                        self.cond.notify_all()
-
-    def wait(self, app: str, timeout: float = 60) -> float:
-        with self.cond:
-            if not self.cond.wait_for(lambda: app in self.seen, timeout):
-                raise TimeoutError(f"kwok did not report the OOM kill of {app} within {timeout}s")
-            return self.seen[app]
+    core = kubernetes.client.CoreV1Api(api)
+    return floorlib.FirstSeen(
+        core.list_namespaced_pod, namespace, _killed_app, "OOM kill", label_selector=f"{simcluster.OOM_LABEL}=true"
+    )
 
 
 def kill(core: Any, namespace: str, pod: str) -> None:
@@ -128,7 +101,13 @@ def running_pod(core: Any, namespace: str, app: str) -> str | None:
 
 
 def measure_ooms(
-    core: Any, deployments: floorlib.Observer, kills: OomWatch, ns: str, names: list[str], warmup: int, gap: float
+    core: Any,
+    deployments: floorlib.FirstSeen,
+    kills: floorlib.FirstSeen,
+    ns: str,
+    names: list[str],
+    warmup: int,
+    gap: float,
 ) -> tuple[list[float], list[float]]:
     """Kill one pod per Deployment, one at a time; (latencies from the kill seen, from the label sent) in ms."""
     seen_ms, sent_ms = [], []
@@ -458,8 +437,8 @@ def bench_size(
     running = sim.ready_replicas(ns)
     print(f"[{pods}] {running} pods Running on {sim.node_count} kwok nodes after {grow_s}s", flush=True)
     result: dict[str, Any] = {"pods": running, "nodes": sim.node_count, "grow_seconds": grow_s}
-    deployments = floorlib.Observer(api, ns)
-    kills = OomWatch(api, ns)
+    deployments = floorlib.deployment_watch(api, ns)
+    kills = oom_watch(api, ns)
     env = {**os.environ, "KUBECONFIG": str(sim.kubeconfig)}
 
     # the floor: oom_latency.py's bare client, in its own process, watching every pod of the cluster
@@ -561,7 +540,7 @@ def bench_size(
         }
         result["operator"]["rss_mib_steady"] = sampler.between("settled", "oom-done")["rss_mib_max"]
     deployments.stop = True
-    kills.stopped = True
+    kills.stop = True
     result["ratio_p50"] = round(result["operator"]["p50_ms"] / max(result["floor"]["p50_ms"], 0.1), 2)
     result["ratio_p95"] = round(result["operator"]["p95_ms"] / max(result["floor"]["p95_ms"], 0.1), 2)
     result["ratio_p99"] = round(result["operator"]["p99_ms"] / max(result["floor"]["p99_ms"], 0.1), 2)

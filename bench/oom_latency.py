@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import kubernetes
@@ -62,6 +63,7 @@ async def floor(kubeconfig: str, prefix: str) -> None:
     cfg = kubernetes.client.Configuration()
     kubernetes.config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)  # type: ignore[no-untyped-call]
     context = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+    assert cfg.cert_file, "the floor authenticates with the admin client certificate"
     context.load_cert_chain(cfg.cert_file, cfg.key_file)
     done: set[str] = set()
     async with aiohttp.ClientSession(base_url=cfg.host, connector=aiohttp.TCPConnector(ssl=context)) as http:
@@ -91,14 +93,24 @@ async def floor(kubeconfig: str, prefix: str) -> None:
 # --- the harness -------------------------------------------------------------------------------
 
 
-class Observer:
-    """Watches the bench's Deployments and notes when each one's limit became RAISED."""
+class FirstSeen:
+    """A watch in a thread that notes when each key first showed up: the harness's own clock.
 
-    def __init__(self, api: kubernetes.client.ApiClient, namespace: str) -> None:
+    ``key`` maps a watched object (the raw dict) to the key it stands for, or None while it does
+    not count yet. A watch the server cuts is simply started again.
+    """
+
+    def __init__(
+        self,
+        list_call: Callable[..., Any],
+        namespace: str,
+        key: Callable[[dict[str, Any]], str | None],
+        what: str,
+        **params: Any,
+    ) -> None:
+        self.list_call, self.namespace, self.key, self.what, self.params = list_call, namespace, key, what, params
         self.seen: dict[str, float] = {}
         self.changed = threading.Condition()
-        self.apps = kubernetes.client.AppsV1Api(api)
-        self.namespace = namespace
         self.stop = False
         threading.Thread(target=self._run, daemon=True).start()
 
@@ -106,27 +118,39 @@ class Observer:
         while not self.stop:
             try:
                 self._watch()
-            except Exception:  # the control plane going away at the end, or a dropped watch
+            except Exception as error:  # a watch cut by the server, or the control plane going away
                 if not self.stop:
+                    print(f"{self.what} watch restarted: {error!r}", flush=True)
                     time.sleep(0.2)
 
     def _watch(self) -> None:
-        w = kubernetes.watch.Watch()
-        for event in w.stream(self.apps.list_namespaced_deployment, self.namespace, timeout_seconds=60):
-            obj = event["object"]
-            limit = (obj.spec.template.spec.containers[0].resources.limits or {}).get("memory")
-            if limit == RAISED and obj.metadata.name not in self.seen:
+        w = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+        for event in w.stream(self.list_call, self.namespace, timeout_seconds=60, **self.params):  # type: ignore[no-untyped-call]
+            found = self.key(event["raw_object"])
+            if found and found not in self.seen:
                 with self.changed:
-                    self.seen[obj.metadata.name] = time.time()
+                    self.seen[found] = time.time()
                     self.changed.notify_all()
             if self.stop:
                 return
 
-    def wait(self, name: str, timeout: float = 60) -> float:
+    def wait(self, key: str, timeout: float = 60) -> float:
         with self.changed:
-            if not self.changed.wait_for(lambda: name in self.seen, timeout):
-                raise TimeoutError(f"deployment {name} was not patched within {timeout}s")
-            return self.seen[name]
+            if not self.changed.wait_for(lambda: key in self.seen, timeout):
+                raise TimeoutError(f"{self.what}: {key} not seen within {timeout}s")
+            return self.seen[key]
+
+
+def raised(deployment: dict[str, Any]) -> str | None:
+    """The Deployment's name once its first container's memory limit is RAISED."""
+    containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}]
+    limit = ((containers[0].get("resources") or {}).get("limits") or {}).get("memory")
+    return str(deployment["metadata"]["name"]) if limit == RAISED else None
+
+
+def deployment_watch(api: kubernetes.client.ApiClient, namespace: str) -> FirstSeen:
+    """Watches the bench's Deployments and notes when each one's limit became RAISED."""
+    return FirstSeen(kubernetes.client.AppsV1Api(api).list_namespaced_deployment, namespace, raised, "deployment patch")
 
 
 def _deployment(name: str, replicas: int) -> dict[str, Any]:
@@ -178,7 +202,7 @@ def _wait(probe: Any, timeout: float, what: str) -> Any:
     raise TimeoutError(what)
 
 
-def _measure(core: Any, obs: Observer, namespace: str, names: list[str], warmup: int, gap: float) -> list[float]:
+def _measure(core: Any, obs: FirstSeen, namespace: str, names: list[str], warmup: int, gap: float) -> list[float]:
     """Kill one pod per Deployment, one at a time, ``gap`` seconds apart (latency, not throughput)."""
     latencies = []
     for i, name in enumerate(names):
@@ -261,7 +285,7 @@ def run(
     t0 = time.monotonic()
     _wait(lambda: len(_pods(core, ns)) >= filler + 2 * per_phase, 600, f"{pods} pods")
     print(f"{len(_pods(core, ns))} pods in {time.monotonic() - t0:.0f}s", flush=True)
-    obs = Observer(api, ns)
+    obs = deployment_watch(api, ns)
     result: dict[str, Any] = {"pods": len(_pods(core, ns)), "warmup": warmup, "gap_s": gap, "cores": os.cpu_count()}
 
     cmd = [sys.executable, __file__, "floor", "--kubeconfig", str(kubeconfig), "--prefix", "t-floor-"]
