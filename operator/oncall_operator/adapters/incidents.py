@@ -60,13 +60,22 @@ def create(
     return found, False
 
 
-def update_status(k: kube.Kube, namespace: str, name: str, mutate: Mutation, attempts: int = 8) -> Written | None:
+def update_status(
+    k: kube.Kube,
+    namespace: str,
+    name: str,
+    mutate: Mutation,
+    attempts: int = 8,
+    known: cabc.Mapping[str, Any] | None = None,
+) -> Written | None:
     """Apply ``mutate`` to the latest Incident and write the status back, retrying on conflicts.
 
-    Returns None when the Incident does not exist.
+    ``known`` is the Incident as the caller last saw it (a watch event, a create's answer): the
+    first attempt starts from it instead of a GET, and its resourceVersion makes a stale copy a
+    409, after which the Incident is read. Returns None when the Incident does not exist.
     """
-    for _ in range(attempts):
-        raw = _get_raw(k, namespace, name)
+    for attempt in range(attempts):
+        raw = _copy(known) if attempt == 0 and known is not None else _get_raw(k, namespace, name)
         if raw is None:
             return None
         current = incident.Incident.model_validate(raw)
@@ -82,6 +91,18 @@ def update_status(k: kube.Kube, namespace: str, name: str, mutate: Mutation, att
             raise
         return Written(incident.Incident.model_validate(written), True)
     raise ConflictsExhausted(f"Incident {namespace}/{name} changed {attempts} times while being updated")
+
+
+def _copy(known: cabc.Mapping[str, Any]) -> dict[str, Any]:
+    """A plain copy of what the caller saw, with what a status PUT needs and nothing Kopf-specific."""
+    meta = dict(known.get("metadata") or {})
+    return {
+        "apiVersion": known.get("apiVersion", f"{GROUP}/{VERSION}"),
+        "kind": known.get("kind", kinds.INCIDENT.kind),
+        "metadata": meta,
+        "spec": known.get("spec") or {},
+        "status": known.get("status") or {},
+    }
 
 
 def _get_raw(k: kube.Kube, namespace: str, name: str) -> dict[str, Any] | None:

@@ -32,6 +32,20 @@ WATCH_HEARTBEAT = prometheus_client.Gauge(
     registry=metrics.REGISTRY,
 )
 
+_acting = False
+
+
+def set_acting(acting: bool) -> None:
+    """Record whether this replica acts; the gauge and :func:`acting` always agree."""
+    global _acting
+    _acting = acting
+    ACTIVE.set(1 if acting else 0)
+
+
+def acting() -> bool:
+    """Whether this replica acts now: the loops the operator runs itself (not Kopf's) ask this."""
+    return _acting
+
 
 def status(k: kube.Kube, name: str, namespace: str | None) -> dict[str, Any] | None:
     """The peering object's ``status`` (identity -> keep-alive record), or None when it does not exist."""

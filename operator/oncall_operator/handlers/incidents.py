@@ -19,6 +19,7 @@ from oncall_operator.handlers import objects
 
 @kopf.on.event(GROUP, VERSION, kinds.INCIDENT.plural)
 async def incident_changed(type: str, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    objects.mark_filled(memo)
     if type == "DELETED":
         return
     spec = incident.IncidentSpec.model_validate(dict(body["spec"]))

@@ -7,6 +7,7 @@ appears later (the schedule applied after its policy) turns ``Ready`` true by it
 
 import asyncio
 import collections.abc as cabc
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -41,6 +42,40 @@ def policy_specs(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) ->
 @kopf.index(GROUP, VERSION, kinds.RUNBOOK.plural)
 def runbook_specs(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str | None, str], Any]:
     return {(namespace, name): _parse(runbook.RunbookSpec, spec)}
+
+
+@dataclasses.dataclass
+class Indices:
+    """The three indices, for the operator's own loops (the pod watch, the intake, the escalation
+    scheduler), which Kopf does not call as handlers and so does not hand its indices to.
+
+    Kopf fills an index from its first listing before it calls any resource handler, so
+    ``filled`` is set by the first call of one (:func:`mark_filled`); until then a reader that
+    must not miss an object lists it from the API instead.
+    """
+
+    policies: SpecIndex
+    runbooks: SpecIndex
+    schedules: SpecIndex
+    filled: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    def runbook_candidates(self) -> list[tuple[str, str, Any]] | None:
+        """Every Runbook as (namespace, name, spec or None), or None while the index may be incomplete."""
+        if not self.filled.is_set():
+            return None
+        return [(ns or "", name, next(iter(store), None)) for (ns, name), store in self.runbooks.items()]
+
+
+@kopf.on.startup()
+async def keep_indices(memo: Any, **kwargs: Any) -> None:
+    memo.indices = Indices(kwargs["policy_specs"], kwargs["runbook_specs"], kwargs["schedule_specs"])
+
+
+def mark_filled(memo: Any) -> None:
+    """Called from resource handlers: Kopf runs them only once every index holds its first listing."""
+    indices: Indices | None = getattr(memo, "indices", None)
+    if indices is not None and not indices.filled.is_set():
+        indices.filled.set()
 
 
 def lookup(index: SpecIndex, namespace: str, names: cabc.Iterable[str]) -> dict[str, Any]:
@@ -136,6 +171,7 @@ async def check_runbook(body: kopf.Body, memo: Any, policies: SpecIndex) -> None
 
 @kopf.on.event(GROUP, VERSION, kinds.SCHEDULE.plural)
 async def schedule_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    mark_filled(memo)
     if type != "DELETED":
         await check_schedule(body, memo)
 
@@ -147,6 +183,7 @@ async def schedule_recheck(body: kopf.Body, memo: Any, **_: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, kinds.POLICY.plural)
 async def policy_changed(type: str, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    mark_filled(memo)
     if type != "DELETED":
         await check_policy(body, memo, kwargs["schedule_specs"])
 
@@ -158,6 +195,7 @@ async def policy_recheck(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, kinds.RUNBOOK.plural)
 async def runbook_changed(type: str, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    mark_filled(memo)
     if type != "DELETED":
         await check_runbook(body, memo, kwargs["policy_specs"])
 

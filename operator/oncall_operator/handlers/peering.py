@@ -62,7 +62,7 @@ WHERE = "cluster-wide" if CLUSTERWIDE else f"in {', '.join(settings.CONFIG.watch
 @kopf.on.startup()
 async def peering_start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any) -> None:
     if PEERING.name is None:
-        peering_api.ACTIVE.set(1)
+        peering_api.set_acting(True)
         return
     settings.peering.lifetime = PEERING.lifetime
     logger.info(
@@ -109,7 +109,7 @@ _SEEN: dict[str | None, Any] = {}
 def _judge(priority: int) -> None:
     now = dt.datetime.now(dt.UTC)
     records = [_SEEN.get(scope) or {} for scope in dict.fromkeys([*SCOPES, *_SEEN])]
-    peering_api.ACTIVE.set(1 if records and all(peering.leads(r, now, priority) for r in records) else 0)
+    peering_api.set_acting(bool(records) and all(peering.leads(r, now, priority) for r in records))
     peering_api.PEERS.set(min((len(peering.live(r, now)) for r in records), default=0))
 
 
