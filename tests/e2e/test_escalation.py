@@ -227,3 +227,19 @@ def test_a_failing_channel_is_recorded_and_does_not_block_the_others(
     assert "XXXXSECRETXXXX" not in json.dumps(status)  # the webhook URL is a credential
     timeline = oncall(kubectl, namespace, "timeline", "checkout-down").stdout
     assert "NotificationFailed" in timeline
+
+
+def test_incidents_carry_no_kopf_state_and_delete_without_an_operator(
+    kubectl: Kubectl, namespace: str, peer: Peer, inbox: tuple[Inbox, int], operator_process: OperatorProcess
+) -> None:
+    """Escalation timing lives in the operator's loop, not in Kopf timers: no finalizer, no annotations."""
+    setup(kubectl, namespace, peer, inbox[1])
+    operator_process.start()
+    open_incident(kubectl, namespace)
+    eventually(lambda: ("page/L2/loop0", "pagerduty", "Delivered") in steps(kubectl, namespace), 30, what="L2 page")
+    meta = kubectl.json("get", "incident/checkout-down", "-n", namespace)["metadata"]
+    assert not meta.get("finalizers"), meta.get("finalizers")
+    assert not [a for a in meta.get("annotations") or {} if a.startswith("oncall.dev/")], meta.get("annotations")
+    operator_process.stop()
+    kubectl.run("delete", "incident/checkout-down", "-n", namespace, "--wait=true", "--timeout=20s")
+    assert kubectl.run("get", "incident/checkout-down", "-n", namespace, check=False).returncode != 0

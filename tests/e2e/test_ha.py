@@ -57,11 +57,11 @@ class Replica:
 
     def acted(self) -> list[str]:
         """The handler, timer and OOM lines of its log: what it did to objects."""
-        return [
-            line
-            for line in self.process.log.read_text().splitlines()
-            if "kopf.objects:" in line or "oncall_operator.executor" in line
-        ]
+        return [line for line in self.process.log.read_text().splitlines() if any(who in line for who in ACTORS)]
+
+
+ACTORS = ("kopf.objects:", "oncall_operator.executor", "oncall_operator.handlers.escalation")
+"""Log lines that only an acting replica writes: Kopf's handler lines, remediations, claimed steps."""
 
 
 def log_time(log: pathlib.Path, text: str) -> float:
@@ -111,7 +111,7 @@ def test_one_replica_acts_and_the_standby_finishes_a_crashed_leaders_escalation(
         # ...and on an Incident's escalation
         esc.open_incident(kubectl, namespace)
         eventually(lambda: ("page/L1/loop0", "pagerduty", "Delivered") in esc.steps(kubectl, namespace), 30, what="L1")
-        assert any("OOM" in line for line in a.acted()) and any("incident_tick" in line for line in a.acted())
+        assert any("OOM" in line for line in a.acted()) and any("claimed page/" in line for line in a.acted())
         assert b.acted() == [], b.acted()[:5]
 
         # the leader crashes in the middle of the escalation
@@ -134,7 +134,7 @@ def test_one_replica_acts_and_the_standby_finishes_a_crashed_leaders_escalation(
             for level in (1, 2, 3)
         }
         assert per_level == {1: (1, 0), 2: (1, 1), 3: (0, 1)}, per_level  # pagerduty, slack per level
-        assert b.active() and any("incident_tick" in line for line in b.acted())
+        assert b.active() and any("claimed page/" in line for line in b.acted())
 
         # a restarted replica does not take the lead back; a graceful exit hands over at once
         c = replica("pod-c")

@@ -30,6 +30,8 @@ class ConflictsExhausted(RuntimeError):
 class Written:
     incident: incident.Incident
     changed: bool
+    raw: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The Incident as the API server last answered (for a later ``known=``)."""
 
 
 def get(k: kube.Kube, namespace: str, name: str) -> incident.Incident | None:
@@ -72,7 +74,9 @@ def update_status(
 
     ``known`` is the Incident as the caller last saw it (a watch event, a create's answer): the
     first attempt starts from it instead of a GET, and its resourceVersion makes a stale copy a
-    409, after which the Incident is read. Returns None when the Incident does not exist.
+    409, after which the Incident is read. A ``mutate`` that finds nothing to do on ``known``
+    writes nothing: a newer version reaches its watcher as an event, which judges again.
+    Returns None when the Incident does not exist.
     """
     for attempt in range(attempts):
         raw = _copy(known) if attempt == 0 and known is not None else _get_raw(k, namespace, name)
@@ -81,15 +85,17 @@ def update_status(
         current = incident.Incident.model_validate(raw)
         status = mutate(current)
         if status is None:
-            return Written(current, False)
+            return Written(current, False, raw)
         raw["status"] = status.wire()
         try:
             written = k.custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, raw)
         except kubernetes.client.ApiException as error:
             if error.status == 409:
                 continue
+            if error.status == 404:
+                return None
             raise
-        return Written(incident.Incident.model_validate(written), True)
+        return Written(incident.Incident.model_validate(written), True, written)
     raise ConflictsExhausted(f"Incident {namespace}/{name} changed {attempts} times while being updated")
 
 

@@ -6,6 +6,7 @@ does that before ``kopf.run``.
 
 from oncall_operator.handlers import (
     actions,
+    board,
     escalation,
     incidents,
     intake,
@@ -20,6 +21,7 @@ from oncall_operator.handlers import (
 
 __all__ = [
     "actions",
+    "board",
     "escalation",
     "incidents",
     "intake",

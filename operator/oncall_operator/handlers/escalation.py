@@ -1,27 +1,29 @@
-"""Drive each open Incident's escalation: a tick per Incident, the decisions in its status.
+"""Drive one open Incident's escalation: ask the pure engine what is due, claim it, send it.
 
-A Kopf timer looks at every Incident every ``ONCALL_TICK_SECONDS``. It asks the pure engine
-what is due; when something is, it first records the step as Pending on the Incident (a
-write guarded by resourceVersion, so of two operators only one wins the step), then sends,
-then records Delivered or Failed. Everything needed to resume is in the Incident, so a
-restarted or newly elected operator continues where the last one stopped.
+:mod:`~oncall_operator.handlers.board` calls :func:`escalate` on every change of an Incident
+and again when its next step is due. When something is due it first records the step as
+Pending on the Incident (a write guarded by resourceVersion, so of two operators only one wins
+the step), then sends, then records Delivered or Failed. Everything needed to resume is in the
+Incident, so a restarted or newly elected operator continues where the last one stopped.
 """
 
 import asyncio
 import collections.abc as cabc
+import dataclasses
 import datetime as dt
+import logging
 from typing import Any
 
 import aiohttp
 import kopf
 
-from oncall_operator.adapters import incidents, metrics
+from oncall_operator.adapters import incidents, metrics, workloads
 from oncall_operator.adapters.notifiers import dispatch
-from oncall_operator.api import GROUP, VERSION, incident, kinds, policy, schedule
+from oncall_operator.api import incident, policy, schedule
 from oncall_operator.domain import escalation, schedules
-from oncall_operator.handlers import objects, settings
+from oncall_operator.handlers import objects
 
-TICK = settings.CONFIG.tick_seconds
+log = logging.getLogger(__name__)
 
 
 @kopf.on.startup()
@@ -95,37 +97,44 @@ def _record(results: cabc.Sequence[dispatch.Result], now: dt.datetime) -> incide
     return mutate
 
 
-async def escalate(
-    body: kopf.Body,
-    memo: Any,
-    policies: objects.SpecIndex,
-    runbooks: objects.SpecIndex,
-    schedule_index: objects.SpecIndex,
-) -> None:
+@dataclasses.dataclass(frozen=True)
+class Looked:
+    """What one look at an Incident left: the Incident as last written (None: no write), and when to look again."""
+
+    raw: dict[str, Any] | None
+    wake_at: dt.datetime | None
+
+
+async def escalate(body: cabc.Mapping[str, Any], memo: Any, indices: objects.Indices) -> Looked:
+    """Send what is due for one Incident, claimed in its status first; no API call when nothing is."""
     inc = incident.Incident.model_validate(dict(body))
     if inc.status is None or inc.status.phase is None:
-        return
-    found = policy_for(inc, policies, runbooks)
+        return Looked(None, None)
+    found = policy_for(inc, indices.policies, indices.runbooks)
     if found is None:
-        return
+        return Looked(None, None)
     namespace, spec = found
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    resolve = resolver(namespace, spec, schedule_index)
-    if not escalation.decide(spec, inc, now, resolve).sends and inc.status.escalation.started_at is not None:
-        return  # nothing due: no API call at all
+    resolve = resolver(namespace, spec, indices.schedules)
+    first = escalation.decide(spec, inc, now, resolve)
+    if not first.sends and inc.status.escalation.started_at is not None:
+        return Looked(None, first.wake_at)  # nothing due: no API call at all
     claimed: list[escalation.Send] = []
+    wake: list[dt.datetime | None] = [first.wake_at]
 
     def claim(current: incident.Incident) -> incident.IncidentStatus | None:
         if current.status is None or current.status.phase is None:
             return None
         decision = escalation.decide(spec, current, now, resolve)
-        claimed[:] = decision.sends
+        claimed[:], wake[0] = decision.sends, decision.wake_at
         return decision.status if decision.status != current.status else None
 
     meta = body["metadata"]
-    written = await asyncio.to_thread(incidents.update_status, memo.kube, meta["namespace"], meta["name"], claim)
+    ns, name = meta["namespace"], meta["name"]
+    written = await asyncio.to_thread(incidents.update_status, memo.kube, ns, name, claim, known=body)
     if written is None or not claimed:
-        return
+        return Looked(written.raw if written and written.changed else None, wake[0])
+    log.info("Incident %s/%s: claimed %s", ns, name, ", ".join(f"{s.key} ({', '.join(s.channels)})" for s in claimed))
 
     async def secret(channel: policy.Channel) -> str | None:
         ref = channel.secret_ref
@@ -135,17 +144,16 @@ async def escalate(
 
     results = await dispatch.deliver(claimed, written.incident, spec, secret, memo.http, now)
     metrics.record_escalation(claimed, results, spec)
-    await asyncio.to_thread(incidents.update_status, memo.kube, meta["namespace"], meta["name"], _record(results, now))
+    recorded = await asyncio.to_thread(
+        incidents.update_status, memo.kube, ns, name, _record(results, now), known=written.raw
+    )
     for send in claimed:
         failed = [r for r in results if r.key == send.key and not r.ok]
-        (kopf.warn if failed else kopf.info)(body, reason=send.kind.title().replace("-", ""), message=send.text[:1000])
+        workloads.post_event(dict(body), bool(failed), send.kind.title().replace("-", ""), send.text[:1000])
+    return Looked((recorded or written).raw, wake[0])
 
 
-def _open(status: kopf.Status, **_: Any) -> bool:
+def is_open(status: cabc.Mapping[str, Any]) -> bool:
+    """Opened, and not Resolved with everybody told: the escalation may still have something to send."""
     phase = status.get("phase")
     return bool(phase) and not (phase == incident.Phase.RESOLVED.value and status.get("escalation", {}).get("closed"))
-
-
-@kopf.timer(GROUP, VERSION, kinds.INCIDENT.plural, interval=TICK, when=_open)
-async def incident_tick(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-    await escalate(body, memo, kwargs["policy_specs"], kwargs["runbook_specs"], kwargs["schedule_specs"])

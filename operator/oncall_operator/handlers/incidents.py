@@ -1,8 +1,8 @@
 """Incidents: give a new Incident its first status, and check what it refers to.
 
-Only the opening step lives here for now; the escalation engine and remediation add their
-own handlers. Whatever made the Incident (the intake, the OOM watch, a person with kubectl),
-the board shows it the same way.
+Only the opening step lives here; the escalation (:mod:`~oncall_operator.handlers.board`),
+the runbook actions and the review have their own handlers. Whatever made the Incident (the
+intake, the OOM watch, a person with kubectl), the board shows it the same way.
 """
 
 import asyncio
@@ -31,7 +31,7 @@ async def incident_changed(type: str, body: kopf.Body, memo: Any, **kwargs: Any)
             return lifecycle.opened(current.spec, now) if not (current.status and current.status.phase) else None
 
         written = await asyncio.to_thread(
-            incidents.update_status, memo.kube, meta["namespace"], meta["name"], open_once
+            incidents.update_status, memo.kube, meta["namespace"], meta["name"], open_once, known=body
         )
         if written and written.changed:
             kopf.info(body, reason="Triggered", message=lifecycle.opened(spec, now).timeline[0].message)

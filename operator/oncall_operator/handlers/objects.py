@@ -58,6 +58,8 @@ class Indices:
     runbooks: SpecIndex
     schedules: SpecIndex
     filled: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    generation: int = 0
+    """Bumped on every change of a Schedule, Policy or Runbook: decisions taken before may differ now."""
 
     def runbook_candidates(self) -> list[tuple[str, str, Any]] | None:
         """Every Runbook as (namespace, name, spec or None), or None while the index may be incomplete."""
@@ -71,11 +73,18 @@ async def keep_indices(memo: Any, **kwargs: Any) -> None:
     memo.indices = Indices(kwargs["policy_specs"], kwargs["runbook_specs"], kwargs["schedule_specs"])
 
 
-def mark_filled(memo: Any) -> None:
-    """Called from resource handlers: Kopf runs them only once every index holds its first listing."""
+def mark_filled(memo: Any, changed: bool = False) -> None:
+    """Called from resource handlers: Kopf runs them only once every index holds its first listing.
+
+    ``changed``: an indexed object changed (its handler calls this), so looks taken before are stale.
+    """
     indices: Indices | None = getattr(memo, "indices", None)
-    if indices is not None and not indices.filled.is_set():
+    if indices is None:
+        return
+    if not indices.filled.is_set():
         indices.filled.set()
+    if changed:
+        indices.generation += 1
 
 
 def lookup(index: SpecIndex, namespace: str, names: cabc.Iterable[str]) -> dict[str, Any]:
@@ -171,7 +180,7 @@ async def check_runbook(body: kopf.Body, memo: Any, policies: SpecIndex) -> None
 
 @kopf.on.event(GROUP, VERSION, kinds.SCHEDULE.plural)
 async def schedule_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
-    mark_filled(memo)
+    mark_filled(memo, changed=True)
     if type != "DELETED":
         await check_schedule(body, memo)
 
@@ -183,7 +192,7 @@ async def schedule_recheck(body: kopf.Body, memo: Any, **_: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, kinds.POLICY.plural)
 async def policy_changed(type: str, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-    mark_filled(memo)
+    mark_filled(memo, changed=True)
     if type != "DELETED":
         await check_policy(body, memo, kwargs["schedule_specs"])
 
@@ -195,7 +204,7 @@ async def policy_recheck(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, kinds.RUNBOOK.plural)
 async def runbook_changed(type: str, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-    mark_filled(memo)
+    mark_filled(memo, changed=True)
     if type != "DELETED":
         await check_runbook(body, memo, kwargs["policy_specs"])
 
