@@ -7,6 +7,7 @@ resolve, reopen) and the escalation state machine build on the status made here.
 import datetime as dt
 
 from oncall_operator.api import incident
+from oncall_operator.domain import conditions
 
 
 def target_text(target: incident.Target) -> str:
@@ -32,3 +33,17 @@ def opened(spec: incident.IncidentSpec, now: dt.datetime) -> incident.IncidentSt
             )
         ],
     )
+
+
+def with_ready(
+    status: incident.IncidentStatus, verdict: conditions.Verdict, generation: int, now: dt.datetime
+) -> incident.IncidentStatus:
+    """``status`` with the Ready condition of ``verdict`` for ``generation``.
+
+    The operator's own writers (the OOM watch, the intake) put it into the status write they
+    make anyway, so the Incident's handler finds Ready already said and writes nothing more.
+    """
+    updated = status.model_copy(deep=True)
+    updated.conditions = conditions.ready(list(status.conditions), verdict, generation, now)
+    updated.observed_generation = generation
+    return updated

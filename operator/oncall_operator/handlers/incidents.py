@@ -13,7 +13,7 @@ import kopf
 
 from oncall_operator.adapters import incidents
 from oncall_operator.api import GROUP, VERSION, incident, kinds
-from oncall_operator.domain import checks, lifecycle
+from oncall_operator.domain import lifecycle
 from oncall_operator.handlers import objects
 
 
@@ -28,7 +28,10 @@ async def incident_changed(type: str, body: kopf.Body, memo: Any, **kwargs: Any)
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
         def open_once(current: incident.Incident) -> incident.IncidentStatus | None:
-            return lifecycle.opened(current.spec, now) if not (current.status and current.status.phase) else None
+            if current.status and current.status.phase:
+                return None
+            verdict = objects.incident_verdict(memo.indices, current.spec, meta["namespace"])
+            return lifecycle.with_ready(lifecycle.opened(current.spec, now), verdict, current.metadata.generation, now)
 
         written = await asyncio.to_thread(
             incidents.update_status, memo.kube, meta["namespace"], meta["name"], open_once, known=body
@@ -36,12 +39,5 @@ async def incident_changed(type: str, body: kopf.Body, memo: Any, **kwargs: Any)
         if written and written.changed:
             kopf.info(body, reason="Triggered", message=lifecycle.opened(spec, now).timeline[0].message)
         return
-    namespace = meta["namespace"]
-    pref, rref = spec.escalation_policy_ref, spec.runbook_ref  # in the Incident's namespace unless they say
-    policies = objects.lookup(
-        kwargs["policy_specs"], (pref and pref.namespace) or namespace, [pref.name] if pref else []
-    )
-    runbooks = objects.lookup(
-        kwargs["runbook_specs"], (rref and rref.namespace) or namespace, [rref.name] if rref else []
-    )
-    await objects.write_ready(kinds.INCIDENT, body, memo, checks.check_incident(spec, policies, runbooks))
+    verdict = objects.incident_verdict(memo.indices, spec, meta["namespace"])
+    await objects.write_ready(kinds.INCIDENT, body, memo, verdict)

@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 import pydantic
 
-from oncall_operator.api import GROUP, VERSION, base, kinds, policy, runbook, schedule
+from oncall_operator.api import GROUP, VERSION, base, incident, kinds, policy, runbook, schedule
 from oncall_operator.domain import checks, conditions, schedules
 from oncall_operator.handlers import settings
 
@@ -96,6 +96,14 @@ def lookup(index: SpecIndex, namespace: str, names: cabc.Iterable[str]) -> dict[
         if spec is not None:
             found[name] = spec
     return found
+
+
+def incident_verdict(indices: "Indices", spec: incident.IncidentSpec, namespace: str) -> conditions.Verdict:
+    """Whether the Incident's references resolve (its own check, from the indices: no API call)."""
+    pref, rref = spec.escalation_policy_ref, spec.runbook_ref  # in the Incident's namespace unless they say
+    policies = lookup(indices.policies, (pref and pref.namespace) or namespace, [pref.name] if pref else [])
+    runbooks = lookup(indices.runbooks, (rref and rref.namespace) or namespace, [rref.name] if rref else [])
+    return checks.check_incident(spec, policies, runbooks)
 
 
 async def write_ready(
