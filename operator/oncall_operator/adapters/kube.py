@@ -6,7 +6,9 @@ the network. Not-found is a value here (``None``), not an exception, because a m
 reference is an ordinary answer for the checks.
 """
 
+import collections.abc as cabc
 import dataclasses
+import time
 from typing import Any
 
 import kubernetes
@@ -109,3 +111,27 @@ class Kube:
                 return None
             raise
         return dict(found.data or {})
+
+
+class SecretValues:
+    """Secret values the notifiers use, each kept for ``ttl`` seconds after it is read.
+
+    Every page would otherwise read its channel's Secret first: one request per notification
+    while the API server is busiest (an alert storm). A rotated credential is picked up within
+    ``ttl``; a missing Secret or key is not kept, so fixing it takes effect at the next send.
+    """
+
+    def __init__(self, kube: Kube, ttl: float = 30.0, clock: cabc.Callable[[], float] = time.monotonic) -> None:
+        self.kube, self.ttl, self.clock = kube, ttl, clock
+        self._kept: dict[tuple[str, str, str], tuple[float, str]] = {}
+
+    def value(self, namespace: str, name: str, key: str) -> str | None:
+        found = self._kept.get((namespace, name, key))
+        if found is not None and self.clock() - found[0] < self.ttl:
+            return found[1]
+        value = self.kube.secret_value(namespace, name, key)
+        if value is None:
+            self._kept.pop((namespace, name, key), None)
+        else:
+            self._kept[(namespace, name, key)] = (self.clock(), value)
+        return value

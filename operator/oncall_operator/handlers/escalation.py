@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-from oncall_operator.adapters import incidents, metrics, workloads
+from oncall_operator.adapters import incidents, kube, metrics, workloads
 from oncall_operator.adapters.notifiers import dispatch
 from oncall_operator.api import incident, policy, schedule
 from oncall_operator.domain import escalation, schedules
@@ -139,7 +139,9 @@ async def escalate(body: cabc.Mapping[str, Any], memo: Any, indices: objects.Ind
     async def secret(channel: policy.Channel) -> str | None:
         ref = channel.secret_ref
         assert ref is not None
-        value: str | None = await asyncio.to_thread(memo.kube.secret_value, namespace, ref.name, ref.key)
+        if getattr(memo, "secrets", None) is None:
+            memo.secrets = kube.SecretValues(memo.kube)
+        value: str | None = await asyncio.to_thread(memo.secrets.value, namespace, ref.name, ref.key)
         return value
 
     results = await dispatch.deliver(claimed, written.incident, spec, secret, memo.http, now)
