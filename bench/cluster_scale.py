@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -54,6 +55,7 @@ for _path in (REPO, REPO / "bench"):  # bench/ modules and tests.peers, however 
 import aiohttp  # noqa: E402
 import kubernetes  # noqa: E402
 import oom_latency as floorlib  # noqa: E402  (the other bench's floor and measurement helpers)
+import scale_report  # noqa: E402
 import simcluster  # noqa: E402
 from aiohttp import test_utils, web  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
@@ -432,13 +434,13 @@ def bench_size(
     core = kubernetes.client.CoreV1Api(api)
     per_phase = args.samples + args.warmup
     tag = f"s{pods}"
-    targets = {p: [f"t-{tag}-{p}-{i}" for i in range(per_phase)] for p in ("floor", "op")}
-    grow_s = grow(sim, ns, pods, targets["floor"] + targets["op"], have)
+    phases = ("floor", "op", "before") if args.before_tree else ("floor", "op")
+    targets = {p: [f"t-{tag}-{p}-{i}" for i in range(per_phase)] for p in phases}
+    grow_s = grow(sim, ns, pods, [t for p in phases for t in targets[p]], have)
     running = sim.ready_replicas(ns)
     print(f"[{pods}] {running} pods Running on {sim.node_count} kwok nodes after {grow_s}s", flush=True)
     result: dict[str, Any] = {"pods": running, "nodes": sim.node_count, "grow_seconds": grow_s}
-    deployments = floorlib.deployment_watch(api, ns)
-    kills = oom_watch(api, ns)
+    watches = (floorlib.deployment_watch(api, ns), oom_watch(api, ns))
     env = {**os.environ, "KUBECONFIG": str(sim.kubeconfig)}
 
     # the floor: oom_latency.py's bare client, in its own process, watching every pod of the cluster
@@ -456,7 +458,7 @@ def bench_size(
     floor_start = time.monotonic() - t0
     try:
         before = api_requests(sim)
-        seen, sent = measure_ooms(core, deployments, kills, ns, targets["floor"], args.warmup, args.gap)
+        seen, sent = measure_ooms(core, *watches, ns, targets["floor"], args.warmup, args.gap)
         floor_calls = per_kill(before, api_requests(sim), per_phase)
         result["floor"] = {
             **summary(seen),
@@ -468,49 +470,84 @@ def bench_size(
         floorlib._stop(floor_proc)
     print(f"[{pods}] floor p50 {result['floor']['p50_ms']} p99 {result['floor']['p99_ms']} ms", flush=True)
 
-    # the operator, as `oncall-operator run`, with its intake on a port of its own
     with Receiver() as receiver:
         sim.apply(handbook(ns, receiver.peer.url("/hook/ok")), ns)
+        phase = Phase(sim, ns, pods, args, workdir, env, receiver, watches, floor_calls)
+        result.update(phase.run("operator", targets["op"], None, profile=args.profile and pods == max(args.sizes)))
+        if args.before_tree:  # the operator as it was at --before, same cluster, same floor
+            result["before"] = phase.run("before", targets["before"], args.before_tree, profile=False)
+    for w in watches:
+        w.stop = True
+    for who in (result, result.get("before")):
+        if who:
+            for p in ("p50", "p95", "p99"):
+                who[f"ratio_{p}"] = round(who["operator"][f"{p}_ms"] / max(result["floor"][f"{p}_ms"], 0.1), 2)
+    return result, running
+
+
+@dataclasses.dataclass
+class Phase:
+    """One operator process measured on one size: OOM kills, API requests, alerts, memory and CPU."""
+
+    sim: simcluster.SimCluster
+    ns: str
+    pods: int
+    args: argparse.Namespace
+    workdir: pathlib.Path
+    env: dict[str, str]
+    receiver: Receiver
+    watches: tuple[floorlib.FirstSeen, floorlib.FirstSeen]
+    floor_calls: dict[str, float]
+
+    def run(self, label: str, names: list[str], tree: pathlib.Path | None, profile: bool) -> dict[str, Any]:
+        sim, ns, pods, args = self.sim, self.ns, self.pods, self.args
+        core = kubernetes.client.CoreV1Api(sim.api)
         port = floorlib_free_port()
-        op_env = {**env, "ONCALL_NAMESPACE": ns, "ONCALL_HTTP_ADDRESS": f"127.0.0.1:{port}"}
+        op_env = {**self.env, "ONCALL_NAMESPACE": ns, "ONCALL_HTTP_ADDRESS": f"127.0.0.1:{port}"}
+        if tree is not None:  # the older code first on the path: it shadows the installed package
+            op_env["PYTHONPATH"] = os.pathsep.join([str(tree / "operator"), op_env.get("PYTHONPATH", "")])
         t0 = time.monotonic()
         cmd = [sys.executable, "-m", "oncall_operator.cli", "run"]
-        if args.variant != "baseline":  # one Kopf setting changed, for before/after figures
+        if args.variant != "baseline" and tree is None:  # one Kopf setting changed, for before/after figures
             cmd = [sys.executable, str(REPO / "bench" / "operator_variants.py"), args.variant, "run"]
-        proc = floorlib._start(cmd, op_env, workdir / f"operator-{pods}.log", "configured: namespace", timeout=300)
+        log = self.workdir / f"{label}-{pods}.log"
+        proc = floorlib._start(cmd, op_env, log, "configured: namespace", timeout=300)
         sampler = ProcSampler(proc.pid)
         sampler.mark("start")
         profiler = None
+        result: dict[str, Any] = {}
         try:
             settled = settle(sampler, 300)
             sampler.mark("settled")
             result["operator_startup_s"] = round(time.monotonic() - t0, 1)
             result["operator_settle_s"] = settled
-            if args.profile and pods == max(args.sizes):
+            if profile:
                 profiler = start_profile(proc.pid, args.out, pods)
             before = api_requests(sim)
-            seen, sent = measure_ooms(core, deployments, kills, ns, targets["op"], args.warmup, args.gap)
+            per_phase = len(names)
+            seen, sent = measure_ooms(core, *self.watches, ns, names, args.warmup, args.gap)
             op_calls = per_kill(before, api_requests(sim), per_phase)
             sampler.mark("oom-done")
             result["operator"] = {**summary(seen), "from_label_ms": summary(sent)["p50_ms"]}
             print(
-                f"[{pods}] operator p50 {result['operator']['p50_ms']} p99 {result['operator']['p99_ms']} ms",
+                f"[{pods}] {label} p50 {result['operator']['p50_ms']} p99 {result['operator']['p99_ms']} ms",
                 flush=True,
             )
             floor_own = {"PATCH deployments": 1.0}  # oom_latency.floor sends one patch per kill and nothing else
-            result["api"] = attribute(floor_calls, op_calls, floor_own)
-            result["api"]["raw_floor_per_kill"] = {k: round(v, 2) for k, v in sorted(floor_calls.items())}
+            result["api"] = attribute(self.floor_calls, op_calls, floor_own)
+            result["api"]["raw_floor_per_kill"] = {k: round(v, 2) for k, v in sorted(self.floor_calls.items())}
             result["api"]["raw_operator_per_kill"] = {k: round(v, 2) for k, v in sorted(op_calls.items())}
             managers = pod_managers(core, ns)
             result["pod_field_managers"] = managers
             result["pod_writes_by_operator_objects"] = sum(v for k, v in managers.items() if k in OUR_MANAGERS)
             alerts = []
             for rate in args.alert_rates:
-                a = alert_scenario(f"http://127.0.0.1:{port}/api/v1/alerts", ns, receiver, rate, args.alert_seconds)
+                url = f"http://127.0.0.1:{port}/api/v1/alerts"
+                a = alert_scenario(url, ns, self.receiver, rate, args.alert_seconds)
                 alerts.append(a)
                 fn = a.get("first_notification", {})
                 print(
-                    f"[{pods}] alerts {rate}/s: first page p50 {fn.get('p50_ms')} p99 {fn.get('p99_ms')} ms, "
+                    f"[{pods}] {label} alerts {rate}/s: first page p50 {fn.get('p50_ms')} p99 {fn.get('p99_ms')} ms, "
                     f"{a['missing']} missing, codes {a['codes']}",
                     flush=True,
                 )
@@ -519,8 +556,8 @@ def bench_size(
             if profiler is not None:
                 result["profile"] = stop_profile(profiler)
                 profiler = None
-            # clear the Incidents while the operator runs (they carry its finalizer), so the next
-            # size's operator does not start with this one's backlog
+            # clear the Incidents while the operator runs (an older operator put its finalizer on
+            # them), so the next phase does not start with this one's backlog
             sim.kubectl("delete", "incidents", "--all", "-n", ns, "--wait=false")
             t_clear = time.monotonic()
             with contextlib.suppress(TimeoutError):
@@ -539,12 +576,20 @@ def bench_size(
             "alerts": sampler.between("oom-done", "alerts-done"),
         }
         result["operator"]["rss_mib_steady"] = sampler.between("settled", "oom-done")["rss_mib_max"]
-    deployments.stop = True
-    kills.stop = True
-    result["ratio_p50"] = round(result["operator"]["p50_ms"] / max(result["floor"]["p50_ms"], 0.1), 2)
-    result["ratio_p95"] = round(result["operator"]["p95_ms"] / max(result["floor"]["p95_ms"], 0.1), 2)
-    result["ratio_p99"] = round(result["operator"]["p99_ms"] / max(result["floor"]["p99_ms"], 0.1), 2)
-    return result, running
+        return result
+
+
+def checkout(ref: str, workdir: pathlib.Path) -> tuple[pathlib.Path, str]:
+    """The operator's code at ``ref`` (git archive into ``workdir``), and the commit it names."""
+    git = ["git", "-C", str(REPO)]
+    commit = subprocess.run(
+        [*git, "rev-parse", "--verify", f"{ref}^{{commit}}"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    tree = workdir / f"before-{commit[:12]}"
+    tree.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit, "operator"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    return tree, commit
 
 
 def floorlib_free_port() -> int:
@@ -599,109 +644,6 @@ def top_costs(path: pathlib.Path, top: int = 15) -> dict[str, Any]:
     return {"file": str(path), "samples": total, "inclusive_pct": pct(inclusive), "self_pct": pct(own)}
 
 
-# --- output ---------------------------------------------------------------------------------------
-
-
-def chart(results: dict[str, Any], path: pathlib.Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sizes = results["sizes"]
-    pods = [s["pods"] for s in sizes]
-    fig, (lat, mem, alert) = plt.subplots(1, 3, figsize=(15, 4.5))
-    for who, style in (("operator", "-o"), ("floor", "--s")):
-        for p in ("p50_ms", "p99_ms"):
-            lat.plot(pods, [s[who][p] for s in sizes], style, label=f"{who} {p[:3]}")
-    lat.set(title="OOM kill -> patched Deployment", xlabel="pods in the cluster", ylabel="ms")
-    lat.legend()
-    mem.plot(pods, [s["operator"]["peak_rss_mib"] or 0 for s in sizes], "-o", label="operator peak RSS")
-    mem.plot(pods, [s["operator"]["rss_mib_steady"] for s in sizes], "-^", label="operator RSS, OOM phase")
-    mem.plot(pods, [s["floor"]["peak_rss_mib"] for s in sizes], "--s", label="floor peak RSS")
-    mem.axhline(150, color="grey", linestyle=":", label="target 150 MiB")
-    mem.set(title="Memory", xlabel="pods in the cluster", ylabel="MiB")
-    mem.legend()
-    for s in sizes:
-        rates = [a["rate"] for a in s["alerts"]]
-        p99 = [a.get("first_notification", {}).get("p99_ms", float("nan")) for a in s["alerts"]]
-        alert.plot(rates, p99, "-o", label=f"{s['pods']} pods")
-    alert.axhline(1000, color="grey", linestyle=":", label="target p99 1 s at 50/s")
-    alert.set(title="Alert -> first notification p99", xlabel="alerts/s", ylabel="ms", xscale="log", yscale="log")
-    alert.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-
-
-def markdown(results: dict[str, Any]) -> str:
-    lines = [
-        f"# Cluster-scale bench, {results['at']}",
-        "",
-        f"`{results['command']}` on {results['cores']} cores; kwok {results['kwok']}; "
-        f"operator {results.get('variant', 'baseline')}; "
-        f"{results['samples']} kills per phase after {results['warmup']} warm-up, {results['gap_s']} s apart; "
-        f"total {results['seconds']} s.",
-        "",
-        "## OOM kill -> patched Deployment (ms; from the kill seen by a watch to the patch seen by a watch)",
-        "",
-        "| pods | floor p50 | floor p95 | floor p99 | operator p50 | operator p95 | operator p99 "
-        "| ratio p50 | ratio p99 |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for s in results["sizes"]:
-        f, o = s["floor"], s["operator"]
-        lines.append(
-            f"| {s['pods']} | {f['p50_ms']} | {f['p95_ms']} | {f['p99_ms']} | {o['p50_ms']} | {o['p95_ms']} | "
-            f"{o['p99_ms']} | {s['ratio_p50']}x | {s['ratio_p99']}x |"
-        )
-    lines += [
-        "",
-        "Targets (DESIGN.md 8): p50 within 2x, p99 within 5x of the floor at 10,000 pods.",
-        "",
-        "## The operator's cost",
-        "",
-        "| pods | peak RSS MiB | RSS in OOM phase | floor peak RSS MiB | start-up CPU s | settle s "
-        "| CPU cores (OOM phase) | "
-        "API writes/remediation | dry runs/remediation | requests/remediation | pod writes |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for s in results["sizes"]:
-        o, a = s["operator"], s["api"]
-        lines.append(
-            f"| {s['pods']} | {o['peak_rss_mib']} | {o['rss_mib_steady']} | {s['floor']['peak_rss_mib']} | "
-            f"{o['cpu']['startup']['cpu_seconds']} | "
-            f"{s['operator_settle_s']} | {o['cpu']['oom']['cpu_cores_avg']} | {a['writes_per_remediation']} | "
-            f"{a['dry_runs_per_remediation']} | {a['total_per_remediation']} | "
-            f"{a['pod_writes_per_remediation']} (objects: {s['pod_writes_by_operator_objects']}) |"
-        )
-    lines += [
-        "",
-        "Targets: under 150 MiB at 10,000 pods; at most 3 API writes per remediation; zero writes to Pods.",
-        "Requests per remediation are the API server's `apiserver_request_total` in the operator's window minus",
-        "the floor's (same kills, same rollouts), plus the floor's own one patch; the metric has no user-agent label.",
-        "",
-        "## Alert -> Incident -> first notification (ms)",
-        "",
-        "| pods | rate/s | achieved/s | alerts | notified | intake p50 | intake p99 | first page p50 | p95 | p99 |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for s in results["sizes"]:
-        for a in s["alerts"]:
-            fn = a.get("first_notification", {})
-            lines.append(
-                f"| {s['pods']} | {a['rate']} | {a['achieved_rate']} | {a['alerts']} | {a['notified']} | "
-                f"{a['intake']['p50_ms']} | {a['intake']['p99_ms']} | {fn.get('p50_ms')} | {fn.get('p95_ms')} | "
-                f"{fn.get('p99_ms')} |"
-            )
-    lines += ["", "Target: p99 under 1 s at 50 alerts/s.", ""]
-    for s in results["sizes"]:
-        if "profile" in s and "self_pct" in s["profile"]:
-            lines += [f"## py-spy profile at {s['pods']} pods (top frames by own samples)", ""]
-            lines += [f"- {pct}% {frame}" for frame, pct in s["profile"]["self_pct"][:10]]
-            lines.append("")
-    return "\n".join(lines)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default="1000,5000,10000", help="pods in the cluster, comma-separated, growing")
@@ -712,6 +654,9 @@ def main() -> int:
     parser.add_argument("--alert-seconds", type=float, default=5.0, help="how long each rate is posted")
     parser.add_argument("--profile", action="store_true", help="py-spy the operator at the largest size")
     parser.add_argument("--variant", default="baseline", help="bench/operator_variants.py: the operator with a fix")
+    parser.add_argument(
+        "--before", metavar="REF", help="also measure the operator at this git ref (before/after in one run)"
+    )
     parser.add_argument("--no-chart", action="store_true")
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "bench" / "results")
     parser.add_argument("--logs", type=pathlib.Path, help="keep the operator's, the floor's and kwok's logs here")
@@ -738,6 +683,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as tmp:
         workdir = args.workdir or pathlib.Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
+        args.before_tree = None
+        if args.before:
+            args.before_tree, results["before"] = checkout(args.before, workdir)
         try:
             with simcluster.SimCluster(workdir) as sim:
                 results["cluster_startup_s"] = sim.startup_s
@@ -759,9 +707,9 @@ def main() -> int:
     results["seconds"] = round(time.monotonic() - started, 1)
     base = args.out / f"cluster_scale-{stamp}{'' if args.variant == 'baseline' else '-' + args.variant}"
     base.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    base.with_suffix(".md").write_text(markdown(results))
+    base.with_suffix(".md").write_text(scale_report.markdown(results))
     if not args.no_chart:
-        chart(results, base.with_suffix(".png"))
+        scale_report.chart(results, base.with_suffix(".png"))
     print(f"wrote {base}.json, .md{'' if args.no_chart else ', .png'} in {results['seconds']} s")
     return 0
 

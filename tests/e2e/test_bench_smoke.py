@@ -48,6 +48,7 @@ def test_the_harness_runs_at_small_scale_and_writes_every_figure(kwok: pathlib.P
         "--alert-rates=10",
         "--alert-seconds=1",
         "--no-chart",  # matplotlib is a bench extra, not a test dependency
+        "--before=HEAD",  # the before/after mechanism, here with the same code on both sides
         f"--out={out}",
         f"--workdir={workdir}",
     ]
@@ -71,6 +72,10 @@ def test_the_harness_runs_at_small_scale_and_writes_every_figure(kwok: pathlib.P
     [alerts] = size["alerts"]
     assert alerts["rate"] == 10 and alerts["notified"] == alerts["alerts"] == 10
     assert {"p50_ms", "p95_ms", "p99_ms"} <= alerts["first_notification"].keys()
+    before = size["before"]  # the operator as git archive'd at --before, measured in the same run
+    assert before["operator"]["n"] == 3 and {"ratio_p50", "api", "alerts"} <= before.keys()
+    assert before["alerts"][0]["notified"] == 10
+    assert len(result["before"]) == 40 and "## Before (" in next(out.glob("cluster_scale-*.md")).read_text()
 
     left = subprocess.run(["pgrep", "-af", str(workdir)], capture_output=True, text=True).stdout.strip()
     assert not left, f"bench processes left running: {left}"
