@@ -241,6 +241,67 @@ def attribute(floor: dict[str, float], operator: dict[str, float], floor_own: di
     }
 
 
+OPERATOR_AGENTS = ("oncall-operator", "kopf/")
+"""User agents of the operator's three clients: the official client and aiohttp (ours), and Kopf's."""
+STATE_WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+
+
+class Audit:
+    """The operator's own requests, read from the API server's audit log (bench/kwok/audit-policy.yaml).
+
+    Exact where ``apiserver_request_total`` can only be attributed by difference: every request
+    carries its client's user agent and its answer's code. A window is a byte offset into the log
+    and a wall-clock interval; the log is written in batches, so reading waits for a flush.
+    """
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+
+    def mark(self) -> tuple[int, float]:
+        return (self.path.stat().st_size if self.path.exists() else 0), time.time()
+
+    def count(self, since: tuple[int, float], until: float, per: int) -> dict[str, Any]:
+        time.sleep(2.5)  # --audit-log-batch-max-wait=1s: let the window's last batch reach the file
+        counts: collections.Counter[str] = collections.Counter()
+        with self.path.open("rb") as log:
+            log.seek(since[0])
+            for line in log:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if not str(event.get("userAgent", "")).startswith(OPERATOR_AGENTS):
+                    continue
+                at = dt.datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp()
+                if not since[1] <= at <= until:
+                    continue
+                ref = event.get("objectRef") or {}
+                what = ref.get("resource", "?") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+                dry = " (dry-run)" if "dryRun=All" in event.get("requestURI", "") else ""
+                code = int((event.get("responseStatus") or {}).get("code") or 0)
+                counts[f"{event['verb']} {what}{dry} {code}"] += 1
+        per = max(per, 1)
+
+        def total(keep: Any) -> float:
+            return round(sum(n for k, n in counts.items() if keep(*k.split(" ", 1))) / per, 2)
+
+        def ok_write(verb: str, rest: str) -> bool:
+            return verb in STATE_WRITES and "(dry-run)" not in rest and int(rest.rsplit(" ", 1)[1]) < 400
+
+        return {
+            "requests": {k: round(n / per, 2) for k, n in sorted(counts.items())},
+            "requests_total": total(lambda verb, rest: True),
+            "writes": total(lambda verb, rest: ok_write(verb, rest) and not rest.startswith("events")),
+            "events": total(lambda verb, rest: ok_write(verb, rest) and rest.startswith("events")),
+            "dry_runs": total(lambda verb, rest: "(dry-run)" in rest),
+            "refused": total(lambda verb, rest: int(rest.rsplit(" ", 1)[1]) >= 400),
+            # any attempt counts here, answered or refused; a dry-run writes nothing
+            "pod_writes": total(
+                lambda verb, rest: verb in STATE_WRITES and rest.startswith("pods") and "(dry-run)" not in rest
+            ),
+        }
+
+
 def pod_managers(core: Any, namespace: str) -> dict[str, int]:
     """Field managers that ever wrote each pod of ``namespace``, with the number of pods."""
     raw = core.list_namespaced_pod(namespace, _preload_content=False)
@@ -523,10 +584,11 @@ class Phase:
             result["operator_settle_s"] = settled
             if profile:
                 profiler = start_profile(proc.pid, args.out, pods)
-            before = api_requests(sim)
+            before, audit, window = api_requests(sim), Audit(sim.audit_log), Audit(sim.audit_log).mark()
             per_phase = len(names)
             seen, sent = measure_ooms(core, *self.watches, ns, names, args.warmup, args.gap)
             op_calls = per_kill(before, api_requests(sim), per_phase)
+            oom_until = time.time()
             sampler.mark("oom-done")
             result["operator"] = {**summary(seen), "from_label_ms": summary(sent)["p50_ms"]}
             print(
@@ -537,13 +599,16 @@ class Phase:
             result["api"] = attribute(self.floor_calls, op_calls, floor_own)
             result["api"]["raw_floor_per_kill"] = {k: round(v, 2) for k, v in sorted(self.floor_calls.items())}
             result["api"]["raw_operator_per_kill"] = {k: round(v, 2) for k, v in sorted(op_calls.items())}
+            result["api"]["audit_per_remediation"] = audit.count(window, oom_until, per_phase)
             managers = pod_managers(core, ns)
             result["pod_field_managers"] = managers
             result["pod_writes_by_operator_objects"] = sum(v for k, v in managers.items() if k in OUR_MANAGERS)
             alerts = []
             for rate in args.alert_rates:
                 url = f"http://127.0.0.1:{port}/api/v1/alerts"
+                window = audit.mark()
                 a = alert_scenario(url, ns, self.receiver, rate, args.alert_seconds)
+                a["audit_per_alert"] = audit.count(window, time.time(), a["alerts"])
                 alerts.append(a)
                 fn = a.get("first_notification", {})
                 print(

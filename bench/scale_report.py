@@ -102,6 +102,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{fn.get('p99_ms')} |"
             )
     lines += ["", "Target: p99 under 1 s at 50 alerts/s.", ""]
+    lines += audited(results)
     lines += before_after(results)
     for s in results["sizes"]:
         if "profile" in s and "self_pct" in s["profile"]:
@@ -126,12 +127,44 @@ def before_after(results: dict[str, Any]) -> list[str]:
     for s in sizes:
         for who, r in (("before", s["before"]), ("after", s)):
             o, a = r["operator"], r["api"]
+            audit = a.get("audit_per_remediation")
+            writes = f"{audit['writes']} + {audit['events']} Events" if audit else a["writes_per_remediation"]
+            total = audit["requests_total"] if audit else a["total_per_remediation"]
             pages = ", ".join(
                 f"{x['rate']:g}/s: {x.get('first_notification', {}).get('p99_ms')}" for x in r.get("alerts", [])
             )
             lines.append(
                 f"| {s['pods']} | {who} | {o['p50_ms']} ({r['ratio_p50']}x) | {o['p99_ms']} ({r['ratio_p99']}x) | "
-                f"{o['rss_mib_steady']} | {o['peak_rss_mib']} | {a['writes_per_remediation']} | "
-                f"{a['total_per_remediation']} | {pages} |"
+                f"{o['rss_mib_steady']} | {o['peak_rss_mib']} | {writes} | {total} | {pages} |"
             )
     return [*lines, ""]
+
+
+def audited(results: dict[str, Any]) -> list[str]:
+    """The operator's own requests by its user agents, from the API server's audit log."""
+    rows = []
+    for s in results["sizes"]:
+        for who, r in (("after", s), ("before", s.get("before"))):
+            if not r or "audit_per_remediation" not in r.get("api", {}):
+                continue
+            windows = [("per remediation", r["api"]["audit_per_remediation"])]
+            windows += [(f"per alert at {x['rate']:g}/s", x["audit_per_alert"]) for x in r.get("alerts", [])]
+            for what, a in windows:
+                rows.append(
+                    f"| {s['pods']} | {who if s.get('before') else ''} | {what} | {a['writes']} | {a['events']} | "
+                    f"{a['dry_runs']} | {a['refused']} | {a['requests_total']} | {a['pod_writes']} |"
+                )
+    if not rows:
+        return []
+    return [
+        "## The operator's requests, by its user agents in the API server's audit log",
+        "",
+        "| pods | operator | window | writes (no Events) | Events | dry runs | refused (4xx) | all requests "
+        "| pod writes |",
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *rows,
+        "",
+        "Writes are create/update/patch/delete answered 2xx; a 409 on a resourceVersion precondition is",
+        "counted as refused, not as a write. Per remediation: the OOM window (one kill per Deployment).",
+        "",
+    ]

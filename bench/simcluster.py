@@ -32,6 +32,7 @@ from oncall_operator import devcluster
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STAGES = REPO / "bench" / "kwok" / "stages.yaml"
+AUDIT_POLICY = REPO / "bench" / "kwok" / "audit-policy.yaml"
 FAKE_NODE = ("kwok.x-k8s.io/node", "fake")
 OOM_LABEL = "bench.oncall.dev/oom-kill"
 PODS_PER_NODE = 250
@@ -82,7 +83,18 @@ class SimCluster:
             raise RuntimeError("kwok is not built: run `hack/build-tools.sh kwok` (or `make bench`)")
         self.kwok_bin = binary
         self.workdir = workdir
-        self.plane = devcluster.ControlPlane(workdir / "cluster", bindir(), with_scheduler=True)
+        self.audit_log = workdir / "audit.log"
+        """Every non-watch request to the operator's kinds, pods, workloads and events, with its user agent."""
+        audit = (
+            f"--audit-policy-file={AUDIT_POLICY}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-mode=batch",  # buffered: the log must not slow the requests it counts
+            "--audit-log-batch-max-wait=1s",
+            "--audit-log-maxbackup=0",
+            "--audit-log-maxsize=0",
+        )
+        self.plane = devcluster.ControlPlane(workdir / "cluster", bindir(), with_scheduler=True, apiserver_args=audit)
         self.kwok: subprocess.Popen[bytes] | None = None
         self._api: kubernetes.client.ApiClient | None = None
         self.node_count = 0

@@ -69,9 +69,13 @@ def test_the_harness_runs_at_small_scale_and_writes_every_figure(kwok: pathlib.P
     assert {"requests_per_remediation", "writes_per_remediation", "pod_writes_per_remediation"} <= api.keys()
     assert api["requests_per_remediation"].get("PATCH deployments", 0) >= 1  # the remediation itself
     assert size["pod_writes_by_operator_objects"] == 0  # the operator never writes a Pod
+    audit = api["audit_per_remediation"]  # the operator's own requests, by user agent, from the audit log
+    assert audit["requests"].get("patch deployments 200", 0) >= 1 and audit["dry_runs"] >= 1
+    assert audit["pod_writes"] == 0 and audit["writes"] >= 2, audit  # the patch and the Incident
     [alerts] = size["alerts"]
     assert alerts["rate"] == 10 and alerts["notified"] == alerts["alerts"] == 10
     assert {"p50_ms", "p95_ms", "p99_ms"} <= alerts["first_notification"].keys()
+    assert alerts["audit_per_alert"]["requests"].get("create incidents 201", 0) >= 1
     before = size["before"]  # the operator as git archive'd at --before, measured in the same run
     assert before["operator"]["n"] == 3 and {"ratio_p50", "api", "alerts"} <= before.keys()
     assert before["alerts"][0]["notified"] == 10

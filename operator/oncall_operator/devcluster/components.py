@@ -42,7 +42,9 @@ def etcd(binary: Path, datadir: Path, timeout: float) -> ComponentSpec:
     return ComponentSpec("etcd", binary, ("etcd-client", "etcd-peer"), args, ready, timeout)
 
 
-def kube_apiserver(binary: Path, etcd_url: str, certs: CertPaths, timeout: float) -> ComponentSpec:
+def kube_apiserver(
+    binary: Path, etcd_url: str, certs: CertPaths, timeout: float, extra: tuple[str, ...] = ()
+) -> ComponentSpec:
     context = admin_context(certs)
 
     def args(p: Ports) -> list[str]:
@@ -72,6 +74,7 @@ def kube_apiserver(binary: Path, etcd_url: str, certs: CertPaths, timeout: float
             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
             f"--proxy-client-cert-file={certs.proxy_client_cert}",
             f"--proxy-client-key-file={certs.proxy_client_key}",
+            *extra,
         ]
 
     def ready(p: Ports) -> bool:

@@ -53,10 +53,13 @@ class ControlPlane:
         *,
         with_scheduler: bool = False,
         timeouts: Timeouts | None = None,
+        apiserver_args: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir.absolute()
         self.bindir = bindir.absolute()
         self.with_scheduler = with_scheduler
+        self.apiserver_args = apiserver_args
+        """More kube-apiserver flags (the bench turns on its audit log with them)."""
         self.timeouts = timeouts or Timeouts()
         self._running: list[Running] = []
         self._state: ClusterState | None = None
@@ -126,7 +129,9 @@ class ControlPlane:
         try:
             etcd = self._launch(components.etcd(binaries["etcd"], data, t.component), logs, pick)
             etcd_url = f"http://127.0.0.1:{etcd.ports['etcd-client']}"
-            spec = components.kube_apiserver(binaries["kube-apiserver"], etcd_url, certs, t.apiserver)
+            spec = components.kube_apiserver(
+                binaries["kube-apiserver"], etcd_url, certs, t.apiserver, self.apiserver_args
+            )
             api = self._launch(spec, logs, pick)
             server = f"https://127.0.0.1:{api.ports['kube-apiserver']}"
             write_kubeconfig(kubeconfig, server, certs)
