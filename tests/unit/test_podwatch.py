@@ -1,11 +1,14 @@
-"""The pod watch's pure parts: splitting the stream into lines, decoding events, choosing what to watch.
+"""The pod watch's parts without I/O: splitting the stream, decoding events, what to watch, dispatching.
 
 The stream is split by hand because aiohttp's ``readline`` refuses lines over 64 KiB and a pod
 with big annotations is larger; the table cuts the same events at every kind of boundary.
-The list+watch itself is tested against a real API server (``tests/e2e/test_pod_watch.py``).
+The dispatcher's tasks run in this loop with callbacks that record what they were handed. The
+list+watch itself is tested against a real API server (``tests/e2e/test_pod_watch.py``).
 """
 
+import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -80,3 +83,54 @@ def test_plain_names_are_watched_one_by_one_and_globs_cluster_wide(
     patterns: tuple[str, ...], expected: tuple[str, ...]
 ) -> None:
     assert podwatch.paths(patterns) == expected
+
+
+def pod(name: str, version: str) -> dict[str, Any]:
+    return {"metadata": {"uid": f"uid-{name}", "name": name, "namespace": "ns", "resourceVersion": version}}
+
+
+async def test_one_pod_is_handled_at_a_time_and_only_its_newest_status_waits() -> None:
+    seen: list[tuple[str, str]] = []
+
+    async def handle(p: dict[str, Any]) -> None:
+        seen.append((p["metadata"]["name"], p["metadata"]["resourceVersion"]))
+
+    dispatcher = podwatch.Dispatcher(handle, concurrency=4)
+    for name, version in (("a", "1"), ("a", "2"), ("b", "1"), ("a", "3")):
+        dispatcher.submit(pod(name, version))  # no task has run yet: a/1 runs, a/3 waits, a/2 is superseded
+    await asyncio.gather(*list(dispatcher.tasks))
+    assert sorted(seen) == [("a", "1"), ("a", "3"), ("b", "1")]
+    assert seen.index(("a", "1")) < seen.index(("a", "3"))
+    assert not dispatcher.busy and not dispatcher.waiting
+
+
+async def test_a_failure_is_logged_and_the_others_are_still_handled(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[str] = []
+
+    async def handle(p: dict[str, Any]) -> None:
+        if p["metadata"]["resourceVersion"] == "1":
+            raise RuntimeError("boom")
+        seen.append(p["metadata"]["name"])
+
+    dispatcher = podwatch.Dispatcher(handle, concurrency=1)
+    for name, version in (("bad", "1"), ("bad", "2"), ("good", "5")):
+        dispatcher.submit(pod(name, version))
+    await asyncio.gather(*list(dispatcher.tasks))
+    assert sorted(seen) == ["bad", "good"]  # the newer status of the failed pod was still handled
+    assert "OOM ns/bad: handling failed" in caplog.text and "RuntimeError: boom" in caplog.text
+
+
+async def test_close_cancels_what_runs_and_what_waits() -> None:
+    started = asyncio.Event()
+
+    async def handle(p: dict[str, Any]) -> None:
+        started.set()
+        await asyncio.Event().wait()  # never done by itself
+
+    dispatcher = podwatch.Dispatcher(handle, concurrency=1)
+    dispatcher.submit(pod("a", "1"))
+    dispatcher.submit(pod("b", "1"))  # waits for the one slot
+    tasks = list(dispatcher.tasks)
+    await started.wait()
+    await dispatcher.close()
+    assert all(t.cancelled() for t in tasks)
