@@ -48,6 +48,8 @@ CHUNK = 64 * 1024
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 ACTING_POLL = 1.0
 """Seconds between looks at :func:`peering.acting` (itself refreshed every few seconds with peering)."""
+QUIET = 1.0
+"""A watch that ends sooner than this (seconds) without any event is retried after a backoff."""
 GLOB = frozenset("*?[")
 
 RESTARTS = prometheus_client.Counter(
@@ -213,12 +215,14 @@ class PodWatch:
                     RESTARTS.labels("list").inc()
                     follower.resource_version = await self.list_pods(follower.path)
                     follower.failures = 0
-                if await self.watch(follower):
+                began = asyncio.get_running_loop().time()
+                seen = await self.watch(follower)
+                RESTARTS.labels("timeout").inc()
+                if seen or asyncio.get_running_loop().time() - began >= QUIET:
                     follower.failures = 0
-                    RESTARTS.labels("timeout").inc()
                     continue
-                delay = self._backoff(follower)  # a watch that ended at once, with nothing: do not spin
-                log.debug("pod watch %s: ended without an event; again in %.1fs", follower.path, delay)
+                delay = self._backoff(follower)  # ended at once, with nothing: a proxy, say; do not spin
+                log.debug("pod watch %s: ended at once without an event; again in %.1fs", follower.path, delay)
             except Expired as error:
                 RESTARTS.labels("expired").inc()
                 log.info("pod watch %s: %s; listing again", follower.path, error)
