@@ -130,12 +130,13 @@ async def test_kills_on_the_list_are_handed_over_page_by_page_then_the_watch_goe
     lists = restarts("list")
     async with w.running(w.watch.run()):
         assert await w.next(2) == ["p1", "p3"]  # on pages 1 and 2 of the list
-        assert f"pod watch /api/v1/namespaces/{namespace}/pods: listed 5 pods in 3 page(s)" in caplog.text
+        listed = f"pod watch /api/v1/namespaces/{namespace}/pods: listed 5 pods in 3 page(s)"
+        await until(lambda: listed in caplog.text, "the last page (the pods are handed over while it is read)")
         assert restarts("list") == lists + 1
-        listed = w.follower.resource_version
+        version = w.follower.resource_version
         await asyncio.to_thread(cluster.kill, namespace, pods["p4"], 1)  # now the watch sees it
         assert await w.next() == ["p4"]
-        assert w.handed.empty() and w.follower.resource_version != listed
+        assert w.handed.empty() and w.follower.resource_version != version
 
 
 async def test_a_standby_watches_nothing_and_lists_afresh_each_time_it_starts_to_act(
