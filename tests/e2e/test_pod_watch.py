@@ -1,7 +1,8 @@
 """The operator's own pod watch, against the real API server: big pods, pages, stand-by.
 
-One test runs the whole operator (the shared ``operator`` fixture) on a pod whose JSON is larger
-than the 64 KiB a line may have in aiohttp's ``readline``. The others run the watch of
+The last test runs the whole operator (the shared ``operator`` fixture; last, so that it does not
+act on the other tests' pods) on a pod whose JSON is larger than the 64 KiB a line may have in
+aiohttp's ``readline``. The others run the watch of
 :mod:`oncall_operator.adapters.podwatch` in the test's own event loop, on the test's namespace,
 with a callback that records which pods it was handed: the kills on the first list are handed
 over, page by page (``continue`` tokens), then those the watch sees; a replica that does not act
@@ -39,20 +40,6 @@ def cluster(control_plane: devcluster.ControlPlane, kubectl: Kubectl) -> Cluster
     client = kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
     client.user_agent = AGENT
     return Cluster(client, kubectl)
-
-
-def test_an_oom_killed_pod_larger_than_64_kib_is_remediated(
-    cluster: Cluster, namespace: str, operator: OperatorProcess
-) -> None:
-    fat = workload("Deployment", "fat", "100Mi")
-    fat["spec"]["template"]["metadata"]["annotations"] = {f"example.com/blob-{i}": "x" * 40_000 for i in range(3)}
-    cluster.apply(namespace, runbook(), fat)
-    pod = cluster.wait_pod(namespace, "app=fat")
-    assert len(json.dumps(pod)) > 64 * 1024  # one watch event, one line over the limit
-    cluster.kill(namespace, pod)
-    cluster.wait_limit("Deployment", namespace, "fat", "200Mi")
-    cluster.wait_incident(namespace, "Deployment", "fat", "mitigated", phase="Mitigated")
-    cluster.assert_pods_untouched(namespace)
 
 
 def bare(name: str) -> dict[str, Any]:
@@ -160,3 +147,17 @@ async def test_a_standby_watches_nothing_and_lists_afresh_each_time_it_starts_to
         await asyncio.to_thread(cluster.kill, namespace, pods["p1"], 1)
         peering.set_acting(True)  # a new term: a fresh list shows both kills
         assert await w.next(2) == ["p0", "p1"]
+
+
+def test_an_oom_killed_pod_larger_than_64_kib_is_remediated(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    fat = workload("Deployment", "fat", "100Mi")
+    fat["spec"]["template"]["metadata"]["annotations"] = {f"example.com/blob-{i}": "x" * 40_000 for i in range(3)}
+    cluster.apply(namespace, runbook(), fat)
+    pod = cluster.wait_pod(namespace, "app=fat")
+    assert len(json.dumps(pod)) > 64 * 1024  # one watch event, one line over the limit
+    cluster.kill(namespace, pod)
+    cluster.wait_limit("Deployment", namespace, "fat", "200Mi")
+    cluster.wait_incident(namespace, "Deployment", "fat", "mitigated", phase="Mitigated")
+    cluster.assert_pods_untouched(namespace)
