@@ -14,6 +14,8 @@ PodSecurity) and discards.
 """
 
 import collections
+import collections.abc as cabc
+import contextlib
 import dataclasses
 import json
 import ssl
@@ -120,6 +122,18 @@ class Api:
             if reply.status >= 400:
                 raise ApiError(reply.status, _message(text, reply.status))
             return cast(dict[str, Any], json.loads(text)) if text else {}
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, path: str, timeout: aiohttp.ClientTimeout, **params: str
+    ) -> cabc.AsyncIterator[aiohttp.ClientResponse]:
+        """A GET whose body the caller reads as it arrives (a watch), with a timeout of its own; ApiError on refusal."""
+        async with self.session.get(
+            path.lstrip("/"), params=params, headers=self._headers(), proxy=self.config.proxy or None, timeout=timeout
+        ) as reply:
+            if reply.status >= 400:
+                raise ApiError(reply.status, _message(await reply.text(), reply.status))
+            yield reply
 
 
 def _message(text: str, status: int) -> str:

@@ -1,33 +1,67 @@
-"""Pods: watch for OOM kills, and only watch.
+"""Pods: watch for OOM kills, and only watch (never a write, annotation, label or finalizer on a Pod).
 
-``@kopf.on.event`` is the one Kopf handler that stores nothing on the object it handles (no
-annotation, label, finalizer or status: Kopf's state-keeping handlers on Pods caused endless
-patching and stuck Terminating pods elsewhere, kopf #686 and #1104). The ``when`` filter reads
-the container statuses in memory, so the many pod events without an OOM kill cost no API call.
-The module logger is used instead of Kopf's per-object ``logger``, which would post every
-message as an Event about the Pod. Everything else is in :mod:`oncall_operator.executor`.
+The watch is the operator's own (:mod:`oncall_operator.adapters.podwatch`), not a Kopf handler:
+Kopf lists all pods unpaginated and keeps memory and a worker per pod before any filter runs
+(349 MiB at 10,000 pods, for a target of 150). A startup handler starts it once the OOM state and
+Kopf's indices are in ``memo`` (startup handlers run in registration order: ``settings``,
+``objects`` and ``oom_state`` come first); a cleanup handler stops it, its remediations and its
+session before ``oom_close``. Each OOM-killed pod goes to :func:`oncall_operator.executor.remediate`
+with the Runbooks of Kopf's index or, until Kopf has filled it just after a start, of the API (the
+two namespaces a runbook is chosen from: the pod's and the operator's). The executor's Events go
+through :class:`oncall_operator.adapters.events.Poster`: Kopf's poster serves only Kopf's tasks.
 """
 
-import logging
+import asyncio
+import contextlib
+import contextvars
 from typing import Any
 
 import kopf
 
 from oncall_operator import executor
-from oncall_operator.domain import oom
-from oncall_operator.handlers import objects, settings
+from oncall_operator.adapters import alert_incidents, events, podwatch, workloads
+from oncall_operator.api import runbook
+from oncall_operator.handlers import objects
+from oncall_operator.handlers import settings as config
 
-log = logging.getLogger(__name__)
+assert objects  # imported first: its startup handler puts the indices in memo before ours runs
 
 
 @kopf.on.startup()
 def oom_state(memo: Any, **_: Any) -> None:
     memo.oom = executor.OomState()
     memo.oom_options = executor.Options(
-        operator_namespace=settings.CONFIG.namespace,
-        watch_namespaces=settings.CONFIG.watch_namespaces,
-        dry_run=settings.CONFIG.dry_run,
+        operator_namespace=config.CONFIG.namespace,
+        watch_namespaces=config.CONFIG.watch_namespaces,
+        dry_run=config.CONFIG.dry_run,
     )
+
+
+@kopf.on.startup()
+async def pod_watch_start(memo: Any, settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def handle(pod: dict[str, Any]) -> None:
+        candidates = await runbook_candidates(memo, pod["metadata"].get("namespace", ""))
+        await executor.remediate(memo.kube, memo.oom, pod, candidates, memo.oom_options)
+
+    memo.pod_watch_api = workloads.Api(memo.kube)
+    memo.pod_watch = podwatch.PodWatch(memo.pod_watch_api, config.CONFIG.watch_namespaces, handle)
+    memo.pod_watch_events = events.Poster(memo.pod_watch_api, settings)
+    context = contextvars.copy_context()  # the executor's kopf.event calls need a poster: Kopf's is not here
+    context.run(memo.pod_watch_events.bind)
+    memo.pod_watch_task = asyncio.create_task(memo.pod_watch.run(), name="pod watch", context=context)
+
+
+@kopf.on.cleanup()
+async def pod_watch_stop(memo: Any, **_: Any) -> None:
+    """Before ``oom_close``: the remediations are cancelled before their session closes."""
+    task = getattr(memo, "pod_watch_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await memo.pod_watch.close()
+        await memo.pod_watch_events.close()
+        await memo.pod_watch_api.close()
 
 
 @kopf.on.cleanup()
@@ -36,15 +70,12 @@ async def oom_close(memo: Any, **_: Any) -> None:
         await memo.oom.close()
 
 
-def _oom_in_status(status: kopf.Status, **_: Any) -> bool:
-    return oom.has_oom(status)
-
-
-def runbook_candidates(index: objects.SpecIndex) -> list[tuple[str, str, Any]]:
-    return [(ns or "", name, next(iter(store), None)) for (ns, name), store in index.items()]
-
-
-@kopf.on.event("", "v1", "pods", when=_oom_in_status)
-async def pod_oom_killed(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-    candidates = runbook_candidates(kwargs["runbook_specs"])
-    await executor.remediate(memo.kube, memo.oom, body, candidates, memo.oom_options)
+async def runbook_candidates(memo: Any, namespace: str) -> list[tuple[str, str, runbook.RunbookSpec | None]]:
+    """Kopf's index of Runbooks; until it is filled, the Runbooks of the namespaces one is chosen from."""
+    indexed = memo.indices.runbook_candidates()
+    if indexed is not None:
+        return list(indexed)
+    found: list[tuple[str, str, runbook.RunbookSpec | None]] = []
+    for ns in dict.fromkeys([namespace, config.CONFIG.namespace]):
+        found += await asyncio.to_thread(alert_incidents.runbooks, memo.kube, ns)
+    return found
