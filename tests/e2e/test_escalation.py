@@ -238,6 +238,12 @@ def test_incidents_carry_no_kopf_state_and_delete_without_an_operator(
     open_incident(kubectl, namespace)
     eventually(lambda: ("page/L2/loop0", "pagerduty", "Delivered") in steps(kubectl, namespace), 30, what="L2 page")
     meta = kubectl.json("get", "incident/checkout-down", "-n", namespace)["metadata"]
+
+    def pages() -> list[str]:  # L2 comes due between two changes: the loop sends it, and says so in an Event
+        found = kubectl.json("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=checkout-down")
+        return [e["message"] for e in found["items"] if e["reason"] == "Page"]
+
+    assert any("Level 2" in m for m in eventually(lambda: pages() if len(pages()) >= 2 else None, 15, what="Events"))
     assert not meta.get("finalizers"), meta.get("finalizers")
     assert not [a for a in meta.get("annotations") or {} if a.startswith("oncall.dev/")], meta.get("annotations")
     operator_process.stop()

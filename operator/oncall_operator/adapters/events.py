@@ -14,8 +14,10 @@ The two context variables are Kopf internals (``kopf._core.engines.posting``, un
 """
 
 import asyncio
+import contextvars
 import datetime as dt
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 import aiohttp
@@ -72,6 +74,12 @@ class Poster:
             "eventTime": now,
         }
         await self.api.call("POST", f"/api/v1/namespaces/{namespace}/events", body)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> "asyncio.Task[None]":
+        """Run ``coro`` as a task whose ``kopf.event`` calls post through here."""
+        context = contextvars.copy_context()
+        context.run(self.bind)
+        return asyncio.create_task(coro, name=name, context=context)
 
     async def close(self) -> None:
         """Stop, then post what is still queued (the last remediations' Events)."""

@@ -27,7 +27,7 @@ from typing import Any
 
 import kopf
 
-from oncall_operator.adapters import peering
+from oncall_operator.adapters import events, peering, workloads
 from oncall_operator.api import GROUP, VERSION, kinds
 from oncall_operator.handlers import escalation, objects, remediation, settings
 
@@ -144,9 +144,11 @@ async def _loop(memo: Any) -> None:
 
 
 @kopf.on.startup()
-async def board_start(memo: Any, **_: Any) -> None:
+async def board_start(memo: Any, settings: kopf.OperatorSettings, **_: Any) -> None:
     memo.board = Board()
-    memo.board_loop = asyncio.create_task(_loop(memo))
+    memo.board_api = workloads.Api(memo.kube)
+    memo.board_events = events.Poster(memo.board_api, settings)  # Kopf's poster serves only Kopf's tasks
+    memo.board_loop = memo.board_events.spawn(_loop(memo), "escalation loop")
 
 
 @kopf.on.cleanup()
@@ -156,3 +158,5 @@ async def board_stop(memo: Any, **_: Any) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await memo.board_events.close()
+        await memo.board_api.close()

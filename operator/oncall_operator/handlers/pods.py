@@ -13,7 +13,6 @@ through :class:`oncall_operator.adapters.events.Poster`: Kopf's poster serves on
 
 import asyncio
 import contextlib
-import contextvars
 from typing import Any
 
 import kopf
@@ -46,9 +45,8 @@ async def pod_watch_start(memo: Any, settings: kopf.OperatorSettings, **_: Any) 
     memo.pod_watch_api = workloads.Api(memo.kube)
     memo.pod_watch = podwatch.PodWatch(memo.pod_watch_api, config.CONFIG.watch_namespaces, handle)
     memo.pod_watch_events = events.Poster(memo.pod_watch_api, settings)
-    context = contextvars.copy_context()  # the executor's kopf.event calls need a poster: Kopf's is not here
-    context.run(memo.pod_watch_events.bind)
-    memo.pod_watch_task = asyncio.create_task(memo.pod_watch.run(), name="pod watch", context=context)
+    # the executor's kopf.event calls need a poster: Kopf's serves only Kopf's own tasks
+    memo.pod_watch_task = memo.pod_watch_events.spawn(memo.pod_watch.run(), "pod watch")
 
 
 @kopf.on.cleanup()
