@@ -166,6 +166,9 @@ def test_a_new_group_costs_a_create_and_a_status_write_and_a_later_notification_
         inc = kubectl.json("get", f"incident/{name}", "-n", namespace)
         assert inc["spec"]["runbookRef"] == {"name": "requests"}
         assert [c["title"] for c in inc["status"]["checklist"]] == ["Look at the dashboard"]
+        # the API server names the field manager by the user agent's part before the slash
+        meta = kubectl.json("get", f"incident/{name}", "-n", namespace, "--show-managed-fields")["metadata"]
+        assert {m["manager"] for m in meta["managedFields"]} <= {"oncall-operator", "kopf"}, meta["managedFields"]
 
         # the Incident handler's own writes are done once it has written Ready
         eventually(
