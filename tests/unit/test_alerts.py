@@ -413,3 +413,19 @@ def test_truncated_alerts_are_noted() -> None:
 def test_huge_labels_are_bounded_so_the_api_server_takes_the_incident() -> None:
     o = alert_incident.opening(parsed(big="x" * 100_000), [], "oncall-system", ())
     assert len(o.spec.source.labels["big"]) == 1024
+
+
+@pytest.mark.parametrize(
+    ("covered", "present", "read"),
+    [
+        ((), (), ("team-a", "oncall-system")),  # no index to trust: every home is read, in order
+        (("team-a", "oncall-system"), (), ()),  # both covered, neither holds it: a new group, nothing read
+        (("team-a", "oncall-system"), ("oncall-system",), ("oncall-system",)),  # read only where it is
+        (("team-a",), (), ("oncall-system",)),  # the operator's namespace outside the watch: read it
+        (("team-a", "oncall-system"), ("team-a", "oncall-system"), ("team-a", "oncall-system")),
+    ],
+)
+def test_only_the_homes_the_index_cannot_rule_out_are_read(
+    covered: tuple[str, ...], present: tuple[str, ...], read: tuple[str, ...]
+) -> None:
+    assert alert_incident.lookups(("team-a", "oncall-system"), covered, present) == read

@@ -1,19 +1,31 @@
-"""Writing one Alertmanager notification into its Incident through the Kubernetes API.
+"""Writing one Alertmanager notification into its Incident through the Kubernetes API, in as few requests as it can.
 
 The decisions are the domain's (:mod:`~oncall_operator.domain.alert_incident`); this module
-finds the group's Incident, reads the Runbooks a new one may use, creates it under its
+finds the group's Incident, picks the Runbook a new one uses, creates it under its
 deterministic name (a second replica or a duplicate delivery meets AlreadyExists and joins
 the same Incident) and writes the status through the optimistic-concurrency loop of
 :mod:`incidents`. The calls block: run :func:`write` in a worker thread. Every API failure is
 raised as :class:`intake.Unavailable`, which the intake answers with 503 so Alertmanager retries.
 
-Runbooks are read from the API when a group's Incident is created (two list calls, only for a
-new group) rather than from the operator's in-memory index: just after a start-up the index
-may not be filled yet, and the first alert after a restart must still find its runbook.
+Each request counts: at 50 alerts/s the API server and etcd share the cores with the operator,
+so the intake's latency is the number of requests it makes. A new group costs a POST and a
+status PUT, an existing one a GET and a PUT, because the caller hands in a :class:`Seen`: the
+operator's in-memory indices (Kopf's) of Runbooks and Incident names, snapshotted on the event
+loop. A home the indices cover and that holds no Incident of the group's name is not read; the
+create's answer, or the object just read, is the starting point of the status write (no GET).
+The indices are trusted only once Kopf has filled them and while this replica acts (a standby's
+watches are paused, so its indices are frozen); otherwise, and for namespaces outside the
+watch, the Runbooks are listed and the homes read from the API, as just after a start-up the
+first alert must still find its runbook. When the indices offer no Runbook for a new group the
+API is listed too, so a Runbook applied a moment ago (or while this replica stood by) is never
+missed: a missed Runbook would be a missed page, an extra list only costs time.
 """
 
+import collections
 import collections.abc as cabc
+import dataclasses
 import datetime as dt
+import threading
 from typing import Any
 
 import kubernetes
@@ -21,16 +33,87 @@ import pydantic
 import urllib3
 
 from oncall_operator.adapters import incidents, intake, kube
-from oncall_operator.api import GROUP, VERSION, kinds, runbook
-from oncall_operator.domain import alert_incident, alerts
+from oncall_operator.api import GROUP, VERSION, incident, kinds, runbook
+from oncall_operator.domain import alert_incident, alerts, matching
+
+Candidate = tuple[str, str, runbook.RunbookSpec | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Seen:
+    """What the operator's indices say about one delivery's homes, taken on the event loop."""
+
+    covered: frozenset[str]
+    """The group's homes whose Runbooks and Incidents the indices hold completely."""
+    runbooks: tuple[Candidate, ...]
+    """The Runbooks of the covered homes."""
+    incidents: frozenset[str]
+    """The covered homes that hold an Incident of the group's name."""
+
+
+def seen(
+    payload: alerts.Payload,
+    operator_namespace: str,
+    scope: cabc.Sequence[str],
+    runbooks: cabc.Iterable[Candidate] | None,
+    incident_namespaces: cabc.Iterable[str],
+) -> Seen | None:
+    """The snapshot for :func:`write`; None when the indices are not to be trusted (``runbooks`` None)."""
+    if runbooks is None:
+        return None
+    homes = alert_incident.homes(payload, operator_namespace, scope)
+    covered = frozenset(ns for ns in homes if matching.in_scope(ns, scope))
+    return Seen(
+        covered=covered,
+        runbooks=tuple(rb for rb in runbooks if rb[0] in covered),
+        incidents=frozenset(incident_namespaces) & covered,
+    )
+
+
+class Known:
+    """Where this process last found or made each group's Incident (name -> namespace), the latest ``size``.
+
+    It covers the moment between a create and the index seeing it (a duplicate delivery right
+    behind the first is then read, not created again); a stale entry costs one 404.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._where: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> str | None:
+        with self._lock:
+            return self._where.get(name)
+
+    def put(self, name: str, namespace: str) -> None:
+        with self._lock:
+            self._where[name] = namespace
+            self._where.move_to_end(name)
+            while len(self._where) > self.size:
+                self._where.popitem(last=False)
+
+    def forget(self, name: str, namespace: str) -> None:
+        with self._lock:
+            if self._where.get(name) == namespace:
+                del self._where[name]
+
+
+KNOWN = Known()
 
 
 def write(
-    k: kube.Kube, payload: alerts.Payload, now: dt.datetime, operator_namespace: str, scope: cabc.Sequence[str]
+    k: kube.Kube,
+    payload: alerts.Payload,
+    now: dt.datetime,
+    operator_namespace: str,
+    scope: cabc.Sequence[str],
+    seen: Seen | None = None,
+    known: Known = KNOWN,
 ) -> intake.Accepted:
     """Create or update the group's Incident; :class:`intake.Unavailable` when the API fails."""
     try:
-        return _write(k, payload, now, operator_namespace, scope)
+        return _write(k, payload, now, operator_namespace, scope, seen, known)
     except kubernetes.client.ApiException as error:
         raise intake.Unavailable(f"Kubernetes API answered {error.status} {error.reason}") from error
     except (urllib3.exceptions.HTTPError, OSError) as error:
@@ -40,38 +123,70 @@ def write(
 
 
 def _write(
-    k: kube.Kube, payload: alerts.Payload, now: dt.datetime, operator_namespace: str, scope: cabc.Sequence[str]
+    k: kube.Kube,
+    payload: alerts.Payload,
+    now: dt.datetime,
+    operator_namespace: str,
+    scope: cabc.Sequence[str],
+    seen: Seen | None,
+    known: Known,
 ) -> intake.Accepted:
     name = alerts.incident_name(payload)
-    for namespace in alert_incident.homes(payload, operator_namespace, scope):
-        found = incidents.get(k, namespace, name)
-        if found is None:
+    homes = alert_incident.homes(payload, operator_namespace, scope)
+    present = set(seen.incidents if seen else ())
+    if (last := known.get(name)) is not None:
+        present.add(last)
+    for namespace in alert_incident.lookups(homes, seen.covered if seen else (), present):
+        raw = _read(k, namespace, name)
+        if raw is None:
+            known.forget(name, namespace)
             continue
+        known.put(name, namespace)
+        found = incident.Incident.model_validate(raw)
         if (found.status is not None and found.status.detections) or not payload.firing:
-            return _record(k, namespace, name, payload, now, (), (), created=False)
+            return _record(k, namespace, name, payload, now, (), (), False, raw)
         # created, but the first status write failed: this retry brings the checklist and notes
-        opening = _opening(k, payload, operator_namespace, scope, namespace)
-        return _record(k, namespace, name, payload, now, opening.notes, opening.checklist, created=False)
+        opening = _opening(k, payload, operator_namespace, scope, namespace, seen)
+        return _record(k, namespace, name, payload, now, opening.notes, opening.checklist, False, raw)
     if not payload.firing:
         return intake.Accepted(incident="")  # the resolution of a group that never opened an Incident
-    opening = _opening(k, payload, operator_namespace, scope, None)
+    opening = _opening(k, payload, operator_namespace, scope, None, seen)
     try:
-        _, created = incidents.create(k, opening.namespace, opening.name, opening.spec, opening.labels)
+        raw, created = _create(k, opening)
     except kubernetes.client.ApiException as error:
         if error.status != 404 or opening.namespace == operator_namespace:
             raise
         # the alert's namespace does not exist here (an alert about another cluster): ours then
-        opening = _opening(k, payload, operator_namespace, scope, operator_namespace)
-        _, created = incidents.create(k, opening.namespace, opening.name, opening.spec, opening.labels)
-    return _record(k, opening.namespace, opening.name, payload, now, opening.notes, opening.checklist, created)
+        opening = _opening(k, payload, operator_namespace, scope, operator_namespace, seen)
+        raw, created = _create(k, opening)
+    known.put(name, opening.namespace)
+    # AlreadyExists (a peer or a duplicate got there first): the notes and checklist apply only
+    # if its first status write has not happened yet, which record() decides on the latest status
+    return _record(k, opening.namespace, name, payload, now, opening.notes, opening.checklist, created, raw)
 
 
 def _opening(
-    k: kube.Kube, payload: alerts.Payload, operator_namespace: str, scope: cabc.Sequence[str], forced: str | None
+    k: kube.Kube,
+    payload: alerts.Payload,
+    operator_namespace: str,
+    scope: cabc.Sequence[str],
+    forced: str | None,
+    seen: Seen | None,
 ) -> alert_incident.Opening:
     home = forced or alert_incident.home(alert_incident.shared_labels(payload), operator_namespace, scope)
-    found = [rb for ns in dict.fromkeys([home, operator_namespace]) for rb in runbooks(k, ns)]
-    return alert_incident.opening(payload, found, operator_namespace, scope, forced)
+    namespaces = list(dict.fromkeys([home, operator_namespace]))
+    covered = seen.covered if seen else frozenset()
+    found = [rb for ns in namespaces for rb in (_indexed(seen, ns) if ns in covered else runbooks(k, ns))]
+    opening = alert_incident.opening(payload, found, operator_namespace, scope, forced)
+    if opening.spec.runbook_ref is None and covered.intersection(namespaces):
+        # none in the index: ask the API, the index may not have seen a Runbook just applied
+        found = [rb for ns in namespaces for rb in runbooks(k, ns)]
+        opening = alert_incident.opening(payload, found, operator_namespace, scope, forced)
+    return opening
+
+
+def _indexed(seen: Seen | None, namespace: str) -> list[Candidate]:
+    return [rb for rb in (seen.runbooks if seen else ()) if rb[0] == namespace]
 
 
 def _record(
@@ -83,18 +198,57 @@ def _record(
     notes: cabc.Sequence[str],
     checklist: cabc.Sequence[str],
     created: bool,
+    raw: cabc.Mapping[str, Any],
 ) -> intake.Accepted:
     written = incidents.update_status(
         k,
         namespace,
         name,
         lambda current: alert_incident.record(current.spec, current.status, payload, now, notes, checklist),
+        known=raw,
     )
     if written is None:
         raise intake.Unavailable(f"Incident {namespace}/{name} was deleted while being written")
     status = written.incident.status
     phase = status.phase.value if status is not None and status.phase is not None else ""
     return intake.Accepted(f"{namespace}/{name}", created, written.changed, phase)
+
+
+def _create(k: kube.Kube, opening: alert_incident.Opening) -> tuple[dict[str, Any], bool]:
+    """The Incident as created, or as it already was under that name; the bool says 'created'.
+
+    :func:`incidents.create` answers with a model; the status write needs the object itself.
+    """
+    body: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": kinds.INCIDENT.kind,
+        "metadata": {"name": opening.name, "namespace": opening.namespace, "labels": dict(opening.labels)},
+        "spec": opening.spec.wire(),
+    }
+    for _ in range(2):  # the second time only if it was deleted between the create and the read
+        try:
+            created: dict[str, Any] = k.custom.create_namespaced_custom_object(
+                GROUP, VERSION, opening.namespace, incidents.PLURAL, body
+            )
+        except kubernetes.client.ApiException as error:
+            if error.status != 409:
+                raise
+        else:
+            return created, True
+        existing = _read(k, opening.namespace, opening.name)
+        if existing is not None:
+            return existing, False
+    raise intake.Unavailable(f"Incident {opening.namespace}/{opening.name} keeps appearing and disappearing")
+
+
+def _read(k: kube.Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        raw: dict[str, Any] = k.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, incidents.PLURAL, name)
+    except kubernetes.client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return raw
 
 
 def runbooks(k: kube.Kube, namespace: str) -> list[tuple[str, str, runbook.RunbookSpec | None]]:

@@ -113,6 +113,16 @@ def homes(payload: alerts.Payload, operator_namespace: str, scope: cabc.Sequence
     return tuple(dict.fromkeys(found))[:4]
 
 
+def lookups(homes: cabc.Sequence[str], covered: cabc.Collection[str], present: cabc.Collection[str]) -> tuple[str, ...]:
+    """The homes where the group's Incident must be read from the API, in :func:`homes` order.
+
+    ``covered`` are the namespaces whose Incidents the operator's in-memory index holds
+    completely, ``present`` those of them where it holds one of the group's name: a covered
+    home without one is known to have none, so reading it would only be a 404.
+    """
+    return tuple(ns for ns in homes if ns not in covered or ns in present)
+
+
 def select_runbook(
     candidates: Candidates, alertname: str, labels: cabc.Mapping[str, str], namespaces: cabc.Sequence[str]
 ) -> matching.Chosen | None:

@@ -5,6 +5,12 @@ The server (:mod:`~oncall_operator.adapters.intake`) runs on the operator's even
 ``/readyz`` and ``/metrics``. Authentication is a bearer token from the Secret that
 ``ONCALL_INTAKE_TOKEN_SECRET`` names (key ``token``, in the operator's namespace); without it
 anyone who reaches the port can open Incidents, which the start-up log says loudly.
+
+Each write gets a snapshot of the operator's indices (Runbooks, and the namespaces of every
+Incident name) taken here on the event loop, so that a new alert group costs two API requests
+(:mod:`~oncall_operator.adapters.alert_incidents` says when the snapshot is not used). The
+writes go through a client of their own (user agent ``oncall-operator/intake``): a pool of
+connections no other loop of the operator queues on, and requests an audit log can attribute.
 """
 
 import asyncio
@@ -17,7 +23,8 @@ import kopf
 import kubernetes
 import urllib3
 
-from oncall_operator.adapters import alert_incidents, intake
+from oncall_operator.adapters import alert_incidents, intake, kube, peering
+from oncall_operator.api import GROUP, VERSION, kinds
 from oncall_operator.domain import alerts
 from oncall_operator.handlers import settings
 
@@ -25,6 +32,7 @@ ADDRESS = os.environ.get("ONCALL_HTTP_ADDRESS", "0.0.0.0:8080")
 TOKEN_SECRET = os.environ.get("ONCALL_INTAKE_TOKEN_SECRET", "")
 TOKEN_KEY = "token"
 READY_CACHE_SECONDS = 5.0
+USER_AGENT = "oncall-operator/intake"  # the API server takes "oncall-operator" as the field manager
 
 
 class Readiness:
@@ -50,8 +58,33 @@ class Readiness:
         return ""
 
 
+@kopf.index(GROUP, VERSION, kinds.INCIDENT.plural)
+def incident_homes(namespace: str | None, name: str, **_: Any) -> dict[str, str]:
+    """The namespaces of every Incident name: the intake opens a new alert group without a read first."""
+    return {name: namespace or ""}
+
+
+def _client(memo: Any) -> kube.Kube:
+    """The intake's own API client, made at the first write (the operator's is configured by then)."""
+    found: kube.Kube | None = getattr(memo, "intake_kube", None)
+    if found is None:
+        api = kubernetes.client.ApiClient(memo.kube.api.configuration)
+        api.user_agent = USER_AGENT
+        found = memo.intake_kube = kube.Kube(api)
+    return found
+
+
+def _seen(memo: Any, names: Any, payload: alerts.Payload) -> alert_incidents.Seen | None:
+    """The indices' view for this delivery, or None while they are not filled or this replica stands by."""
+    indices = getattr(memo, "indices", None)
+    candidates = indices.runbook_candidates() if indices is not None and peering.acting() else None
+    where = names.get(alerts.incident_name(payload), ()) if candidates is not None else ()
+    config = settings.CONFIG
+    return alert_incidents.seen(payload, config.namespace, config.watch_namespaces, candidates, where)
+
+
 @kopf.on.startup()
-async def start_intake(memo: Any, logger: kopf.Logger, **_: Any) -> None:
+async def start_intake(memo: Any, logger: kopf.Logger, **kwargs: Any) -> None:
     try:
         host, port = intake.parse_address(ADDRESS)
     except ValueError as error:
@@ -60,8 +93,9 @@ async def start_intake(memo: Any, logger: kopf.Logger, **_: Any) -> None:
 
     async def write(payload: alerts.Payload) -> intake.Accepted:
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        seen = _seen(memo, kwargs["incident_homes"], payload)
         accepted: intake.Accepted = await asyncio.to_thread(
-            alert_incidents.write, memo.kube, payload, now, config.namespace, config.watch_namespaces
+            alert_incidents.write, _client(memo), payload, now, config.namespace, config.watch_namespaces, seen
         )
         return accepted
 
@@ -99,3 +133,6 @@ async def stop_intake(memo: Any, **_: Any) -> None:
     runner = getattr(memo, "intake", None)
     if runner is not None:
         await runner.cleanup()
+    client = getattr(memo, "intake_kube", None)
+    if client is not None:
+        client.api.close()
