@@ -166,6 +166,9 @@ def test_a_new_group_costs_a_create_and_a_status_write_and_a_later_notification_
         inc = kubectl.json("get", f"incident/{name}", "-n", namespace)
         assert inc["spec"]["runbookRef"] == {"name": "requests"}
         assert [c["title"] for c in inc["status"]["checklist"]] == ["Look at the dashboard"]
+        # Ready is in the intake's own status write, so the Incident handler has nothing to add
+        [ready] = [c for c in inc["status"]["conditions"] if c["type"] == "Ready"]
+        assert (ready["status"], inc["status"]["observedGeneration"]) == ("True", inc["metadata"]["generation"])
         # the API server names the field manager by the user agent's part before the slash
         meta = kubectl.json("get", f"incident/{name}", "-n", namespace, "--show-managed-fields")["metadata"]
         assert {m["manager"] for m in meta["managedFields"]} <= {"oncall-operator", "kopf"}, meta["managedFields"]
@@ -179,6 +182,9 @@ def test_a_new_group_costs_a_create_and_a_status_write_and_a_later_notification_
             30,
             what="the Incident checked by the operator",
         )
+        status_path = f"{API}/{namespace}/incidents/{name}/status"
+        patched = [r for r in wire.since(start, "oncall-operator") if r[:2] == ("PATCH", status_path)]
+        assert patched == [], patched  # no Ready PATCH behind the intake's write
         mark = wire.mark()
         later = served.post(payload(alertname, namespace, ("web-1", "firing"), ("web-2", "firing")))
         assert (later["incident"], later["created"], later["changed"]) == (f"{namespace}/{name}", False, True)

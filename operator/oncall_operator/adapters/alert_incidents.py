@@ -34,9 +34,13 @@ import urllib3
 
 from oncall_operator.adapters import incidents, intake, kube
 from oncall_operator.api import GROUP, VERSION, incident, kinds, runbook
-from oncall_operator.domain import alert_incident, alerts, matching
+from oncall_operator.domain import alert_incident, alerts, conditions, lifecycle, matching
 
 Candidate = tuple[str, str, runbook.RunbookSpec | None]
+
+
+Verdicts = cabc.Callable[[incident.IncidentSpec, str], conditions.Verdict]
+"""(spec, namespace) -> whether the Incident's references resolve."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +53,8 @@ class Seen:
     """The Runbooks of the covered homes."""
     incidents: frozenset[str]
     """The covered homes that hold an Incident of the group's name."""
+    ready: Verdicts | None = None
+    """The Incident's Ready verdict from the same indices: the opening write says it, no later PATCH."""
 
 
 def seen(
@@ -57,6 +63,7 @@ def seen(
     scope: cabc.Sequence[str],
     runbooks: cabc.Iterable[Candidate] | None,
     incident_namespaces: cabc.Iterable[str],
+    ready: Verdicts | None = None,
 ) -> Seen | None:
     """The snapshot for :func:`write`; None when the indices are not to be trusted (``runbooks`` None)."""
     if runbooks is None:
@@ -67,6 +74,7 @@ def seen(
         covered=covered,
         runbooks=tuple(rb for rb in runbooks if rb[0] in covered),
         incidents=frozenset(incident_namespaces) & covered,
+        ready=ready,
     )
 
 
@@ -144,10 +152,10 @@ def _write(
         known.put(name, namespace)
         found = incident.Incident.model_validate(raw)
         if (found.status is not None and found.status.detections) or not payload.firing:
-            return _record(k, namespace, name, payload, now, (), (), False, raw)
+            return _record(k, namespace, name, payload, now, (), (), False, raw, seen)
         # created, but the first status write failed: this retry brings the checklist and notes
         opening = _opening(k, payload, operator_namespace, scope, namespace, seen)
-        return _record(k, namespace, name, payload, now, opening.notes, opening.checklist, False, raw)
+        return _record(k, namespace, name, payload, now, opening.notes, opening.checklist, False, raw, seen)
     if not payload.firing:
         return intake.Accepted(incident="")  # the resolution of a group that never opened an Incident
     opening = _opening(k, payload, operator_namespace, scope, None, seen)
@@ -162,7 +170,7 @@ def _write(
     known.put(name, opening.namespace)
     # AlreadyExists (a peer or a duplicate got there first): the notes and checklist apply only
     # if its first status write has not happened yet, which record() decides on the latest status
-    return _record(k, opening.namespace, name, payload, now, opening.notes, opening.checklist, created, raw)
+    return _record(k, opening.namespace, name, payload, now, opening.notes, opening.checklist, created, raw, seen)
 
 
 def _opening(
@@ -199,14 +207,16 @@ def _record(
     checklist: cabc.Sequence[str],
     created: bool,
     raw: cabc.Mapping[str, Any],
+    seen: Seen | None,
 ) -> intake.Accepted:
-    written = incidents.update_status(
-        k,
-        namespace,
-        name,
-        lambda current: alert_incident.record(current.spec, current.status, payload, now, notes, checklist),
-        known=raw,
-    )
+    def mutate(current: incident.Incident) -> incident.IncidentStatus | None:
+        status = alert_incident.record(current.spec, current.status, payload, now, notes, checklist)
+        if status is None or seen is None or seen.ready is None or status.conditions:
+            return status
+        verdict = seen.ready(current.spec, namespace)
+        return lifecycle.with_ready(status, verdict, current.metadata.generation, now)
+
+    written = incidents.update_status(k, namespace, name, mutate, known=raw)
     if written is None:
         raise intake.Unavailable(f"Incident {namespace}/{name} was deleted while being written")
     status = written.incident.status

@@ -15,6 +15,7 @@ connections no other loop of the operator queues on, and requests an audit log c
 
 import asyncio
 import datetime as dt
+import functools
 import os
 import time
 from typing import Any
@@ -26,7 +27,7 @@ import urllib3
 from oncall_operator.adapters import alert_incidents, intake, kube, peering
 from oncall_operator.api import GROUP, VERSION, kinds
 from oncall_operator.domain import alerts
-from oncall_operator.handlers import settings
+from oncall_operator.handlers import objects, settings
 
 ADDRESS = os.environ.get("ONCALL_HTTP_ADDRESS", "0.0.0.0:8080")
 TOKEN_SECRET = os.environ.get("ONCALL_INTAKE_TOKEN_SECRET", "")
@@ -76,11 +77,12 @@ def _client(memo: Any) -> kube.Kube:
 
 def _seen(memo: Any, names: Any, payload: alerts.Payload) -> alert_incidents.Seen | None:
     """The indices' view for this delivery, or None while they are not filled or this replica stands by."""
-    indices = getattr(memo, "indices", None)
+    indices: objects.Indices | None = getattr(memo, "indices", None)
     candidates = indices.runbook_candidates() if indices is not None and peering.acting() else None
     where = names.get(alerts.incident_name(payload), ()) if candidates is not None else ()
     config = settings.CONFIG
-    return alert_incidents.seen(payload, config.namespace, config.watch_namespaces, candidates, where)
+    ready = functools.partial(objects.incident_verdict, indices) if indices and candidates is not None else None
+    return alert_incidents.seen(payload, config.namespace, config.watch_namespaces, candidates, where, ready)
 
 
 @kopf.on.startup()
