@@ -348,7 +348,7 @@ async def _run(
     written = await asyncio.to_thread(_write, k, ns, name, spec, target.kind, facts.incident, mutate)
     clock.append(("record", time.perf_counter()))
     if written is not None and written.changed and state.caches is not None:
-        state.caches.put_incident(written.incident.wire())
+        state.caches.put_incident(written.raw or written.incident.wire())
     state.remember(kill.key for kill in pod.kills)
     steps_ms = " ".join(f"{b[0]} {(b[1] - a[1]) * 1000:.0f}" for a, b in itertools.pairwise(clock))
     log.info(
