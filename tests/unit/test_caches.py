@@ -112,3 +112,5 @@ def test_scopes_give_a_store_per_watched_namespace_and_none_for_a_pattern() -> N
     assert c.workload("Deployment", "team-b", "web") == (False, None)
     assert c.incidents["team-a"].selector == "oncall.dev/trigger=OOMKilled"
     assert c.incidents["team-a"].path == "/apis/oncall.dev/v1alpha1/namespaces/team-a/incidents"
+    many = caches.Caches(tuple(f"team-{i}" for i in range(40)))
+    assert len(many.stores()) == 3 * caches.MAX_NAMESPACES + 1  # the connection pool stays for the hot path

@@ -40,6 +40,7 @@ from oncall_operator.domain import oom_incident, workload
 log = logging.getLogger(__name__)
 Trim = cabc.Callable[[dict[str, Any]], dict[str, Any]]
 PAGE = 500
+MAX_NAMESPACES = 16
 WATCH_SECONDS = 290
 _ROLLOUT_STATUS = (
     "observedGeneration",
@@ -243,10 +244,12 @@ class Caches:
     ``scopes`` empty means cluster-wide; otherwise one store per kind per exact namespace name
     (a glob pattern gets no store: its reads go to the API). Namespaces are always watched
     cluster-wide (annotations only; the chart grants list/watch on namespaces in both modes).
+    Each watch holds one connection of the session's pool (aiohttp: 100), which the hot path
+    shares, so at most :data:`MAX_NAMESPACES` watched namespaces get stores; the rest GET.
     """
 
     def __init__(self, scopes: cabc.Sequence[str] = ()) -> None:
-        exact = [s for s in scopes if not any(c in s for c in "*?[]!")]
+        exact = [s for s in scopes if not any(c in s for c in "*?[]!")][:MAX_NAMESPACES]
         self.cluster = not scopes
         self.workloads: dict[tuple[str, str], Store] = {}  # (kind, namespace or "") -> store
         self.incidents: dict[str, Store] = {}
