@@ -7,6 +7,7 @@ request and response handling) and ~1 ms through aiohttp. Host, TLS and credenti
 the official client's ``Configuration`` (``Kube.connect``), whose ``auth_settings()`` also runs
 its token-refresh hook, so both clients authenticate the same way. Incident *writes* stay on
 :mod:`adapters.incidents` (optimistic concurrency); objects are plain dicts, as the domain reads.
+The same session streams watches (``Api.stream``): the pod watch's and :mod:`adapters.caches`'.
 
 Nothing here writes to a Pod: the only Pod call is a server-side *dry-run* create of the pod a
 changed template would make, which the API server admits (LimitRange, ResourceQuota, webhooks,
@@ -202,16 +203,21 @@ async def incident(api: Api, namespace: str, name: str) -> dict[str, Any] | None
     return await api.call("GET", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/incidents/{name}")
 
 
-async def patch(api: Api, kind: str, namespace: str, name: str, ops: list[dict[str, Any]], dry_run: bool) -> None:
-    """Send the JSON patch (as a server-side dry-run when ``dry_run``); raises ApiError."""
+async def patch(
+    api: Api, kind: str, namespace: str, name: str, ops: list[dict[str, Any]], dry_run: bool
+) -> dict[str, Any]:
+    """Send the JSON patch (as a server-side dry-run when ``dry_run``); the object it made; raises ApiError."""
     params = {"fieldManager": AGENT, **({"dryRun": "All"} if dry_run else {})}
     path = _PATHS[kind].format(ns=namespace, name=name)
-    await api.call("PATCH", path, ops, "application/json-patch+json", **params)
+    found = await api.call("PATCH", path, ops, "application/json-patch+json", **params) or {}
+    found.setdefault("kind", kind)
+    return found
 
 
-async def dry_run_pod(api: Api, namespace: str, pod: dict[str, Any]) -> None:
-    """Have the API server admit (and discard) the pod a changed template would create."""
-    await api.call("POST", f"/api/v1/namespaces/{namespace}/pods", pod, dryRun="All", fieldManager=AGENT)
+async def dry_run_pod(api: Api, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
+    """Have the API server admit (and discard) the pod a changed template would create; the pod as admitted."""
+    found = await api.call("POST", f"/api/v1/namespaces/{namespace}/pods", pod, dryRun="All", fieldManager=AGENT)
+    return found or {}
 
 
 def post_event(obj: dict[str, Any], warning: bool, reason: str, text: str) -> None:

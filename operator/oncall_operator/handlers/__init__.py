@@ -19,9 +19,15 @@ from oncall_operator.handlers import (
     settings,
 )
 
+# isort: split
+# after ``pods``: start-up handlers run in the order they were registered, and this one starts
+# the caches inside the OOM state that ``pods`` sets up (it would otherwise wait for it)
+from oncall_operator.handlers import caches
+
 __all__ = [
     "actions",
     "board",
+    "caches",
     "escalation",
     "incidents",
     "intake",

@@ -21,10 +21,11 @@
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch, create]
-# the workload a remediation changes (and its dry-run); owners followed from a pod
+# the workload a remediation changes (and its dry-run); owners followed from a pod; list and
+# watch feed the remediation's cache, so a kill is answered without reading the workload first
 - apiGroups: [apps]
   resources: [deployments, statefulsets]
-  verbs: [get, patch]
+  verbs: [get, list, watch, patch]
 # replicasets: an owner followed from a pod (get), a rollback's previous revision (list);
 # controllerrevisions: a StatefulSet's previous revision (list)
 - apiGroups: [apps]
