@@ -14,7 +14,7 @@ from typing import Any
 
 import kubernetes
 
-from oncall_operator.adapters import kube
+from oncall_operator.adapters import kube, workloads
 from oncall_operator.api import GROUP, VERSION, incident, kinds
 
 PLURAL = kinds.INCIDENT.plural
@@ -62,6 +62,37 @@ def create(
     return found, False
 
 
+Request = tuple[str, dict[str, Any] | None]
+"""("GET", None) for the latest Incident, or ("PUT", object) for a status write."""
+Answer = tuple[int, dict[str, Any] | None]
+"""(HTTP status, object): 200 with the object, 404 or 409 without."""
+
+
+def _steps(
+    namespace: str, name: str, mutate: Mutation, attempts: int, known: cabc.Mapping[str, Any] | None
+) -> cabc.Generator[Request, Answer, Written | None]:
+    """The read-modify-write loop without I/O: it asks for requests, the two drivers below send them."""
+    for attempt in range(attempts):
+        if attempt == 0 and known is not None:
+            raw: dict[str, Any] | None = _copy(known)
+        else:
+            _, raw = yield ("GET", None)
+        if raw is None:
+            return None
+        current = incident.Incident.model_validate(raw)
+        status = mutate(current)
+        if status is None:
+            return Written(current, False, raw)
+        raw["status"] = status.wire()
+        code, written = yield ("PUT", raw)
+        if code == 404:
+            return None
+        if code == 409 or written is None:
+            continue
+        return Written(incident.Incident.model_validate(written), True, written)
+    raise ConflictsExhausted(f"Incident {namespace}/{name} changed {attempts} times while being updated")
+
+
 def update_status(
     k: kube.Kube,
     namespace: str,
@@ -76,27 +107,57 @@ def update_status(
     first attempt starts from it instead of a GET, and its resourceVersion makes a stale copy a
     409, after which the Incident is read. A ``mutate`` that finds nothing to do on ``known``
     writes nothing: a newer version reaches its watcher as an event, which judges again.
-    Returns None when the Incident does not exist.
+    Returns None when the Incident does not exist. Blocking: for worker threads.
     """
-    for attempt in range(attempts):
-        raw = _copy(known) if attempt == 0 and known is not None else _get_raw(k, namespace, name)
-        if raw is None:
-            return None
-        current = incident.Incident.model_validate(raw)
-        status = mutate(current)
-        if status is None:
-            return Written(current, False, raw)
-        raw["status"] = status.wire()
-        try:
-            written = k.custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, raw)
-        except kubernetes.client.ApiException as error:
-            if error.status == 409:
-                continue
-            if error.status == 404:
-                return None
-            raise
-        return Written(incident.Incident.model_validate(written), True, written)
-    raise ConflictsExhausted(f"Incident {namespace}/{name} changed {attempts} times while being updated")
+    steps = _steps(namespace, name, mutate, attempts, known)
+    try:
+        request = next(steps)
+        while True:
+            request = steps.send(_send(k, namespace, name, request))
+    except StopIteration as done:
+        result: Written | None = done.value
+        return result
+
+
+async def update_status_async(
+    api: workloads.Api,
+    namespace: str,
+    name: str,
+    mutate: Mutation,
+    attempts: int = 8,
+    known: cabc.Mapping[str, Any] | None = None,
+) -> Written | None:
+    """:func:`update_status` on the event loop (aiohttp): no worker thread, so no queue behind a few."""
+    steps = _steps(namespace, name, mutate, attempts, known)
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+    try:
+        request = next(steps)
+        while True:
+            method, raw = request
+            try:
+                found = await api.call(method, path if raw is None else f"{path}/status", raw)
+                answer: Answer = (200 if found is not None else 404, found)
+            except workloads.ApiError as error:
+                if error.status not in (404, 409):
+                    raise
+                answer = (error.status, None)
+            request = steps.send(answer)
+    except StopIteration as done:
+        result: Written | None = done.value
+        return result
+
+
+def _send(k: kube.Kube, namespace: str, name: str, request: Request) -> Answer:
+    _, raw = request
+    if raw is None:
+        found = _get_raw(k, namespace, name)
+        return (200 if found is not None else 404), found
+    try:
+        return 200, k.custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, raw)
+    except kubernetes.client.ApiException as error:
+        if error.status in (404, 409):
+            return error.status, None
+        raise
 
 
 def _copy(known: cabc.Mapping[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from typing import Any
 
 import kopf
 
-from oncall_operator.adapters import events, peering, workloads
+from oncall_operator.adapters import events, kube, peering, workloads
 from oncall_operator.api import GROUP, VERSION, kinds
 from oncall_operator.handlers import escalation, objects, remediation, settings
 
@@ -146,8 +146,9 @@ async def _loop(memo: Any) -> None:
 @kopf.on.startup()
 async def board_start(memo: Any, settings: kopf.OperatorSettings, **_: Any) -> None:
     memo.board = Board()
-    memo.board_api = workloads.Api(memo.kube)
-    memo.board_events = events.Poster(memo.board_api, settings)  # Kopf's poster serves only Kopf's tasks
+    memo.api = workloads.Api(memo.kube)  # async client: the Incident status writes of the loop and the handlers
+    memo.secrets = kube.SecretValues(memo.kube)  # here: Kopf gives each object's handlers a copy of memo
+    memo.board_events = events.Poster(memo.api, settings)  # Kopf's poster serves only Kopf's tasks
     memo.board_loop = memo.board_events.spawn(_loop(memo), "escalation loop")
 
 
@@ -159,4 +160,4 @@ async def board_stop(memo: Any, **_: Any) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await memo.board_events.close()
-        await memo.board_api.close()
+        await memo.api.close()

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-from oncall_operator.adapters import incidents, kube, metrics, workloads
+from oncall_operator.adapters import incidents, metrics, workloads
 from oncall_operator.adapters.notifiers import dispatch
 from oncall_operator.api import incident, policy, schedule
 from oncall_operator.domain import escalation, schedules
@@ -131,7 +131,7 @@ async def escalate(body: cabc.Mapping[str, Any], memo: Any, indices: objects.Ind
 
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
-    written = await asyncio.to_thread(incidents.update_status, memo.kube, ns, name, claim, known=body)
+    written = await incidents.update_status_async(memo.api, ns, name, claim, known=body)
     if written is None or not claimed:
         return Looked(written.raw if written and written.changed else None, wake[0])
     log.info("Incident %s/%s: claimed %s", ns, name, ", ".join(f"{s.key} ({', '.join(s.channels)})" for s in claimed))
@@ -139,16 +139,12 @@ async def escalate(body: cabc.Mapping[str, Any], memo: Any, indices: objects.Ind
     async def secret(channel: policy.Channel) -> str | None:
         ref = channel.secret_ref
         assert ref is not None
-        if getattr(memo, "secrets", None) is None:
-            memo.secrets = kube.SecretValues(memo.kube)
         value: str | None = await asyncio.to_thread(memo.secrets.value, namespace, ref.name, ref.key)
         return value
 
     results = await dispatch.deliver(claimed, written.incident, spec, secret, memo.http, now)
     metrics.record_escalation(claimed, results, spec)
-    recorded = await asyncio.to_thread(
-        incidents.update_status, memo.kube, ns, name, _record(results, now), known=written.raw
-    )
+    recorded = await incidents.update_status_async(memo.api, ns, name, _record(results, now), known=written.raw)
     for send in claimed:
         failed = [r for r in results if r.key == send.key and not r.ok]
         workloads.post_event(dict(body), bool(failed), send.kind.title().replace("-", ""), send.text[:1000])

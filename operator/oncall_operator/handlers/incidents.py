@@ -5,7 +5,6 @@ the runbook actions and the review have their own handlers. Whatever made the In
 intake, the OOM watch, a person with kubectl), the board shows it the same way.
 """
 
-import asyncio
 import datetime as dt
 from typing import Any
 
@@ -54,9 +53,7 @@ async def incident_changed(type: str, body: kopf.Body, memo: Any, **kwargs: Any)
             verdict = objects.incident_verdict(memo.indices, current.spec, meta["namespace"])
             return lifecycle.with_ready(lifecycle.opened(current.spec, now), verdict, current.metadata.generation, now)
 
-        written = await asyncio.to_thread(
-            incidents.update_status, memo.kube, meta["namespace"], meta["name"], open_once, known=body
-        )
+        written = await incidents.update_status_async(memo.api, meta["namespace"], meta["name"], open_once, known=body)
         if written and written.changed:
             kopf.info(body, reason="Triggered", message=lifecycle.opened(spec, now).timeline[0].message)
         return

@@ -7,7 +7,6 @@ and the Incident's ``guardrails.healthySince``, so the quiet period survives a r
 operator: the clock is in the Incident, not in this process.
 """
 
-import asyncio
 import collections.abc as cabc
 import datetime as dt
 from typing import Any
@@ -48,7 +47,7 @@ async def settle(body: cabc.Mapping[str, Any], memo: Any, indices: objects.Indic
     def mutate(current: incident.Incident) -> incident.IncidentStatus | None:
         return oom_incident.settle(current.status, complete, quiet, now)
 
-    written = await asyncio.to_thread(incidents.update_status, memo.kube, meta.namespace, meta.name, mutate, known=body)
+    written = await incidents.update_status_async(memo.api, meta.namespace, meta.name, mutate, known=body)
     if written is None or not written.changed:
         return None
     if written.incident.status and written.incident.status.phase == incident.Phase.RESOLVED:
