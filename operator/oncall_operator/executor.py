@@ -62,7 +62,7 @@ import kubernetes
 
 from oncall_operator.adapters import caches, incidents, kube, workloads
 from oncall_operator.api import GROUP, VERSION, incident, kinds, runbook
-from oncall_operator.domain import matching, oom, oom_incident, remediation, workload
+from oncall_operator.domain import conditions, lifecycle, matching, oom, oom_incident, remediation, workload
 
 log = logging.getLogger(__name__)
 Candidates = cabc.Iterable[tuple[str, str, runbook.RunbookSpec | None]]
@@ -74,6 +74,9 @@ class Options:
     operator_namespace: str
     watch_namespaces: tuple[str, ...] = ()
     dry_run: bool = False
+    ready: cabc.Callable[[incident.IncidentSpec, str], conditions.Verdict | None] | None = None
+    """The new Incident's Ready verdict from the operator's indices (None: not known yet), so the
+    opening status write says it and the Incident's handler has no PATCH to add."""
 
 
 class OomState:
@@ -343,7 +346,9 @@ async def _run(
     steps = [s.title for s in chosen.spec.steps] if chosen else []
 
     def mutate(inc: incident.Incident) -> incident.IncidentStatus | None:
-        return oom_incident.record(inc.spec, inc.status, plan, out, now, pod.name, steps)
+        status = oom_incident.record(inc.spec, inc.status, plan, out, now, pod.name, steps)
+        verdict = opts.ready(inc.spec, ns) if opts.ready is not None else None
+        return lifecycle.first_ready(status, verdict, inc.metadata.generation, now)
 
     written = await asyncio.to_thread(_write, k, ns, name, spec, target.kind, facts.incident, mutate)
     clock.append(("record", time.perf_counter()))

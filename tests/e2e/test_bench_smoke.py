@@ -72,6 +72,10 @@ def test_the_harness_runs_at_small_scale_and_writes_every_figure(kwok: pathlib.P
     audit = api["audit_per_remediation"]  # the operator's own requests, by user agent, from the audit log
     assert audit["requests"].get("patch deployments 200", 0) >= 1 and audit["dry_runs"] >= 1
     assert audit["pod_writes"] == 0 and audit["writes"] >= 2, audit  # the patch and the Incident
+    # DESIGN.md 8: at most 3 writes per remediation (patch, Incident create, its status with Ready in it)
+    assert audit["writes"] <= 3 and not [k for k in audit["requests"] if k.startswith("patch incidents")], audit[
+        "requests"
+    ]
     [alerts] = size["alerts"]
     assert alerts["rate"] == 10 and alerts["notified"] == alerts["alerts"] == 10
     assert {"p50_ms", "p95_ms", "p99_ms"} <= alerts["first_notification"].keys()

@@ -211,10 +211,8 @@ def _record(
 ) -> intake.Accepted:
     def mutate(current: incident.Incident) -> incident.IncidentStatus | None:
         status = alert_incident.record(current.spec, current.status, payload, now, notes, checklist)
-        if status is None or seen is None or seen.ready is None or status.conditions:
-            return status
-        verdict = seen.ready(current.spec, namespace)
-        return lifecycle.with_ready(status, verdict, current.metadata.generation, now)
+        verdict = seen.ready(current.spec, namespace) if seen is not None and seen.ready is not None else None
+        return lifecycle.first_ready(status, verdict, current.metadata.generation, now)
 
     written = incidents.update_status(k, namespace, name, mutate, known=raw)
     if written is None:

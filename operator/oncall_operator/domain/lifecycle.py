@@ -47,3 +47,15 @@ def with_ready(
     updated.conditions = conditions.ready(list(status.conditions), verdict, generation, now)
     updated.observed_generation = generation
     return updated
+
+
+def first_ready(
+    status: incident.IncidentStatus | None,
+    verdict: conditions.Verdict | None,
+    generation: int,
+    now: dt.datetime,
+) -> incident.IncidentStatus | None:
+    """A creator's status write with Ready added when it has none yet and a verdict is known."""
+    if status is None or verdict is None or any(c.type == conditions.READY for c in status.conditions):
+        return status
+    return with_ready(status, verdict, generation, now)

@@ -106,6 +106,15 @@ def incident_verdict(indices: "Indices", spec: incident.IncidentSpec, namespace:
     return checks.check_incident(spec, policies, runbooks)
 
 
+def ready_when_filled(indices: "Indices") -> cabc.Callable[[incident.IncidentSpec, str], conditions.Verdict | None]:
+    """:func:`incident_verdict`, or None while the indices may still miss what the Incident names."""
+
+    def verdict(spec: incident.IncidentSpec, namespace: str) -> conditions.Verdict | None:
+        return incident_verdict(indices, spec, namespace) if indices.filled.is_set() else None
+
+    return verdict
+
+
 async def write_ready(
     kind: kinds.Kind,
     body: kopf.Body,

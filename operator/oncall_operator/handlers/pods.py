@@ -33,6 +33,7 @@ def oom_state(memo: Any, **_: Any) -> None:
         operator_namespace=config.CONFIG.namespace,
         watch_namespaces=config.CONFIG.watch_namespaces,
         dry_run=config.CONFIG.dry_run,
+        ready=objects.ready_when_filled(memo.indices),
     )
 
 

@@ -1,0 +1,46 @@
+"""A creator's opening status write carries Ready, once, and never over a Ready already said."""
+
+import datetime as dt
+
+import pytest
+
+from oncall_operator.api import base, incident
+from oncall_operator.domain import conditions, lifecycle
+
+NOW = dt.datetime(2026, 11, 26, 20, 0, tzinfo=dt.UTC)
+OK = conditions.Verdict(True, "Resolved", "references resolved")
+MISSING = conditions.Verdict(False, "RunbookNotFound", "spec.runbookRef.name: Runbook 'x' not found")
+SPEC = incident.IncidentSpec.model_validate({"title": "t", "severity": "warning"})
+
+
+def opened(*types: str) -> incident.IncidentStatus:
+    status = lifecycle.opened(SPEC, NOW)
+    for t in types:
+        status.conditions = conditions.put(status.conditions, t, base.ConditionStatus.TRUE, "R", "m", None, NOW)
+    return status
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict", "ready", "others"),
+    [
+        (opened(), OK, "True", []),
+        (opened(), MISSING, "False", []),
+        (opened("NeedsHuman"), OK, "True", ["NeedsHuman"]),  # another condition does not stand in for Ready
+        (opened(), None, None, []),  # indices not filled: the Incident's handler says it later
+        (opened("Ready"), MISSING, "True", []),  # already said: the handler's to change, not the creator's
+    ],
+)
+def test_first_ready(
+    status: incident.IncidentStatus, verdict: conditions.Verdict | None, ready: str | None, others: list[str]
+) -> None:
+    out = lifecycle.first_ready(status, verdict, 3, NOW)
+    assert out is not None
+    found = {c.type: c for c in out.conditions}
+    assert (found["Ready"].status.value if "Ready" in found else None) == ready
+    assert sorted(t for t in found if t != "Ready") == others
+    if verdict is not None and "Ready" not in {c.type for c in status.conditions}:
+        assert out.observed_generation == 3 and found["Ready"].observed_generation == 3
+
+
+def test_nothing_to_write_stays_nothing() -> None:
+    assert lifecycle.first_ready(None, OK, 1, NOW) is None
