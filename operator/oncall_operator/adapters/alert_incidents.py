@@ -4,7 +4,7 @@ The decisions are the domain's (:mod:`~oncall_operator.domain.alert_incident`); 
 finds the group's Incident, picks the Runbook a new one uses, creates it under its
 deterministic name (a second replica or a duplicate delivery meets AlreadyExists and joins
 the same Incident) and writes the status through the optimistic-concurrency loop of
-:mod:`incidents`. The calls block: run :func:`write` in a worker thread. Every API failure is
+:mod:`incidents`, on the event loop (aiohttp: no worker thread to queue for). Every API failure is
 raised as :class:`intake.Unavailable`, which the intake answers with 503 so Alertmanager retries.
 
 Each request counts: at 50 alerts/s the API server and etcd share the cores with the operator,
@@ -28,11 +28,10 @@ import datetime as dt
 import threading
 from typing import Any
 
-import kubernetes
+import aiohttp
 import pydantic
-import urllib3
 
-from oncall_operator.adapters import incidents, intake, kube
+from oncall_operator.adapters import incidents, intake, workloads
 from oncall_operator.api import GROUP, VERSION, incident, kinds, runbook
 from oncall_operator.domain import alert_incident, alerts, conditions, lifecycle, matching
 
@@ -110,8 +109,8 @@ class Known:
 KNOWN = Known()
 
 
-def write(
-    k: kube.Kube,
+async def write(
+    api: workloads.Api,
     payload: alerts.Payload,
     now: dt.datetime,
     operator_namespace: str,
@@ -121,17 +120,17 @@ def write(
 ) -> intake.Accepted:
     """Create or update the group's Incident; :class:`intake.Unavailable` when the API fails."""
     try:
-        return _write(k, payload, now, operator_namespace, scope, seen, known)
-    except kubernetes.client.ApiException as error:
-        raise intake.Unavailable(f"Kubernetes API answered {error.status} {error.reason}") from error
-    except (urllib3.exceptions.HTTPError, OSError) as error:
-        raise intake.Unavailable(f"Kubernetes API unreachable: {error}") from error
+        return await _write(api, payload, now, operator_namespace, scope, seen, known)
+    except workloads.ApiError as error:
+        raise intake.Unavailable(f"Kubernetes API answered {error.status}: {error.message}") from error
+    except (aiohttp.ClientError, TimeoutError, OSError) as error:
+        raise intake.Unavailable(f"Kubernetes API unreachable: {error!r}") from error
     except incidents.ConflictsExhausted as error:
         raise intake.Unavailable(str(error)) from error
 
 
-def _write(
-    k: kube.Kube,
+async def _write(
+    api: workloads.Api,
     payload: alerts.Payload,
     now: dt.datetime,
     operator_namespace: str,
@@ -145,36 +144,38 @@ def _write(
     if (last := known.get(name)) is not None:
         present.add(last)
     for namespace in alert_incident.lookups(homes, seen.covered if seen else (), present):
-        raw = _read(k, namespace, name)
+        raw = await _read(api, namespace, name)
         if raw is None:
             known.forget(name, namespace)
             continue
         known.put(name, namespace)
         found = incident.Incident.model_validate(raw)
         if (found.status is not None and found.status.detections) or not payload.firing:
-            return _record(k, namespace, name, payload, now, (), (), False, raw, seen)
+            return await _record(api, namespace, name, payload, now, (), (), False, raw, seen)
         # created, but the first status write failed: this retry brings the checklist and notes
-        opening = _opening(k, payload, operator_namespace, scope, namespace, seen)
-        return _record(k, namespace, name, payload, now, opening.notes, opening.checklist, False, raw, seen)
+        opening = await _opening(api, payload, operator_namespace, scope, namespace, seen)
+        return await _record(api, namespace, name, payload, now, opening.notes, opening.checklist, False, raw, seen)
     if not payload.firing:
         return intake.Accepted(incident="")  # the resolution of a group that never opened an Incident
-    opening = _opening(k, payload, operator_namespace, scope, None, seen)
+    opening = await _opening(api, payload, operator_namespace, scope, None, seen)
     try:
-        raw, created = _create(k, opening)
-    except kubernetes.client.ApiException as error:
+        raw, created = await _create(api, opening)
+    except workloads.ApiError as error:
         if error.status != 404 or opening.namespace == operator_namespace:
             raise
         # the alert's namespace does not exist here (an alert about another cluster): ours then
-        opening = _opening(k, payload, operator_namespace, scope, operator_namespace, seen)
-        raw, created = _create(k, opening)
+        opening = await _opening(api, payload, operator_namespace, scope, operator_namespace, seen)
+        raw, created = await _create(api, opening)
     known.put(name, opening.namespace)
     # AlreadyExists (a peer or a duplicate got there first): the notes and checklist apply only
     # if its first status write has not happened yet, which record() decides on the latest status
-    return _record(k, opening.namespace, name, payload, now, opening.notes, opening.checklist, created, raw, seen)
+    return await _record(
+        api, opening.namespace, name, payload, now, opening.notes, opening.checklist, created, raw, seen
+    )
 
 
-def _opening(
-    k: kube.Kube,
+async def _opening(
+    api: workloads.Api,
     payload: alerts.Payload,
     operator_namespace: str,
     scope: cabc.Sequence[str],
@@ -184,11 +185,11 @@ def _opening(
     home = forced or alert_incident.home(alert_incident.shared_labels(payload), operator_namespace, scope)
     namespaces = list(dict.fromkeys([home, operator_namespace]))
     covered = seen.covered if seen else frozenset()
-    found = [rb for ns in namespaces for rb in (_indexed(seen, ns) if ns in covered else runbooks(k, ns))]
+    found = [rb for ns in namespaces for rb in (_indexed(seen, ns) if ns in covered else await runbooks(api, ns))]
     opening = alert_incident.opening(payload, found, operator_namespace, scope, forced)
     if opening.spec.runbook_ref is None and covered.intersection(namespaces):
         # none in the index: ask the API, the index may not have seen a Runbook just applied
-        found = [rb for ns in namespaces for rb in runbooks(k, ns)]
+        found = [rb for ns in namespaces for rb in await runbooks(api, ns)]
         opening = alert_incident.opening(payload, found, operator_namespace, scope, forced)
     return opening
 
@@ -197,8 +198,8 @@ def _indexed(seen: Seen | None, namespace: str) -> list[Candidate]:
     return [rb for rb in (seen.runbooks if seen else ()) if rb[0] == namespace]
 
 
-def _record(
-    k: kube.Kube,
+async def _record(
+    api: workloads.Api,
     namespace: str,
     name: str,
     payload: alerts.Payload,
@@ -214,7 +215,7 @@ def _record(
         verdict = seen.ready(current.spec, namespace) if seen is not None and seen.ready is not None else None
         return lifecycle.first_ready(status, verdict, current.metadata.generation, now)
 
-    written = incidents.update_status(k, namespace, name, mutate, known=raw)
+    written = await incidents.update_status_async(api, namespace, name, mutate, known=raw)
     if written is None:
         raise intake.Unavailable(f"Incident {namespace}/{name} was deleted while being written")
     status = written.incident.status
@@ -222,11 +223,8 @@ def _record(
     return intake.Accepted(f"{namespace}/{name}", created, written.changed, phase)
 
 
-def _create(k: kube.Kube, opening: alert_incident.Opening) -> tuple[dict[str, Any], bool]:
-    """The Incident as created, or as it already was under that name; the bool says 'created'.
-
-    :func:`incidents.create` answers with a model; the status write needs the object itself.
-    """
+async def _create(api: workloads.Api, opening: alert_incident.Opening) -> tuple[dict[str, Any], bool]:
+    """The Incident as created, or as it already was under that name; the bool says 'created'."""
     body: dict[str, Any] = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": kinds.INCIDENT.kind,
@@ -235,33 +233,29 @@ def _create(k: kube.Kube, opening: alert_incident.Opening) -> tuple[dict[str, An
     }
     for _ in range(2):  # the second time only if it was deleted between the create and the read
         try:
-            created: dict[str, Any] = k.custom.create_namespaced_custom_object(
-                GROUP, VERSION, opening.namespace, incidents.PLURAL, body
-            )
-        except kubernetes.client.ApiException as error:
+            created = await api.call("POST", _path(opening.namespace, incidents.PLURAL), body)
+        except workloads.ApiError as error:
             if error.status != 409:
                 raise
         else:
-            return created, True
-        existing = _read(k, opening.namespace, opening.name)
+            return created or {}, True
+        existing = await _read(api, opening.namespace, opening.name)
         if existing is not None:
             return existing, False
     raise intake.Unavailable(f"Incident {opening.namespace}/{opening.name} keeps appearing and disappearing")
 
 
-def _read(k: kube.Kube, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        raw: dict[str, Any] = k.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, incidents.PLURAL, name)
-    except kubernetes.client.ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return raw
+def _path(namespace: str, plural: str, name: str = "") -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
 
 
-def runbooks(k: kube.Kube, namespace: str) -> list[tuple[str, str, runbook.RunbookSpec | None]]:
+async def _read(api: workloads.Api, namespace: str, name: str) -> dict[str, Any] | None:
+    return await api.call("GET", _path(namespace, incidents.PLURAL, name))
+
+
+async def runbooks(api: workloads.Api, namespace: str) -> list[tuple[str, str, runbook.RunbookSpec | None]]:
     """Every Runbook of ``namespace`` as (namespace, name, spec); a spec that does not parse is None."""
-    listed: dict[str, Any] = k.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, kinds.RUNBOOK.plural)
+    listed = await api.call("GET", _path(namespace, kinds.RUNBOOK.plural)) or {}
     out: list[tuple[str, str, runbook.RunbookSpec | None]] = []
     for item in listed.get("items", []):
         try:

@@ -83,7 +83,7 @@ class OwnerCache:
 class Api:
     """An aiohttp session to the API server, authenticated like the official client."""
 
-    def __init__(self, k: kube.Kube) -> None:
+    def __init__(self, k: kube.Kube, agent: str = AGENT) -> None:
         self.config = k.api.configuration
         context: ssl.SSLContext | bool = False
         if self.config.verify_ssl:
@@ -94,7 +94,7 @@ class Api:
             base_url=self.config.host.rstrip("/") + "/",
             connector=aiohttp.TCPConnector(ssl=context),
             timeout=aiohttp.ClientTimeout(total=30),
-            headers={"User-Agent": AGENT, "Accept": "application/json"},
+            headers={"User-Agent": agent, "Accept": "application/json"},
         )
 
     async def close(self) -> None:

@@ -24,7 +24,7 @@ import kopf
 import kubernetes
 import urllib3
 
-from oncall_operator.adapters import alert_incidents, intake, kube, peering
+from oncall_operator.adapters import alert_incidents, intake, peering, workloads
 from oncall_operator.api import GROUP, VERSION, kinds
 from oncall_operator.domain import alerts
 from oncall_operator.handlers import objects, settings
@@ -65,13 +65,11 @@ def incident_homes(namespace: str | None, name: str, **_: Any) -> dict[str, str]
     return {name: namespace or ""}
 
 
-def _client(memo: Any) -> kube.Kube:
-    """The intake's own API client, made at the first write (the operator's is configured by then)."""
-    found: kube.Kube | None = getattr(memo, "intake_kube", None)
+def _client(memo: Any) -> workloads.Api:
+    """The intake's own API client (aiohttp), made at the first write (the operator's is configured by then)."""
+    found: workloads.Api | None = getattr(memo, "intake_api", None)
     if found is None:
-        api = kubernetes.client.ApiClient(memo.kube.api.configuration)
-        api.user_agent = USER_AGENT
-        found = memo.intake_kube = kube.Kube(api)
+        found = memo.intake_api = workloads.Api(memo.kube, USER_AGENT)
     return found
 
 
@@ -96,10 +94,7 @@ async def start_intake(memo: Any, logger: kopf.Logger, **kwargs: Any) -> None:
     async def write(payload: alerts.Payload) -> intake.Accepted:
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         seen = _seen(memo, kwargs["incident_homes"], payload)
-        accepted: intake.Accepted = await asyncio.to_thread(
-            alert_incidents.write, _client(memo), payload, now, config.namespace, config.watch_namespaces, seen
-        )
-        return accepted
+        return await alert_incidents.write(_client(memo), payload, now, config.namespace, config.watch_namespaces, seen)
 
     async def read_token() -> str:
         try:
@@ -135,6 +130,6 @@ async def stop_intake(memo: Any, **_: Any) -> None:
     runner = getattr(memo, "intake", None)
     if runner is not None:
         await runner.cleanup()
-    client = getattr(memo, "intake_kube", None)
+    client = getattr(memo, "intake_api", None)
     if client is not None:
-        client.api.close()
+        await client.close()

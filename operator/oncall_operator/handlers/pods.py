@@ -76,5 +76,5 @@ async def runbook_candidates(memo: Any, namespace: str) -> list[tuple[str, str, 
         return list(indexed)
     found: list[tuple[str, str, runbook.RunbookSpec | None]] = []
     for ns in dict.fromkeys([namespace, config.CONFIG.namespace]):
-        found += await asyncio.to_thread(alert_incidents.runbooks, memo.kube, ns)
+        found += await alert_incidents.runbooks(memo.pod_watch_api, ns)
     return found
