@@ -184,6 +184,26 @@ class ProcSampler:
         return round(next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmHWM:")), 0) / 1024, 1)
 
 
+def cpu_now(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each named process, and of the whole machine (busy time, all cores)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, pid in pids.items():
+        try:
+            stat = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        out[name] = (int(stat[11]) + int(stat[12])) / tick
+    fields = [int(x) for x in pathlib.Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    out["machine"] = (sum(fields) - fields[3] - fields[4]) / tick  # all but idle and iowait
+    return out
+
+
+def cpu_split(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Cores each process used on average between two :func:`cpu_now` readings."""
+    return {k: round((after[k] - before[k]) / max(seconds, 1e-9), 2) for k in after if k in before}
+
+
 def settle(sampler: ProcSampler, timeout: float, quiet: float = 0.15) -> float:
     """Wait until the operator's CPU use over 2 s stays under ``quiet`` cores (its start-up listing is done)."""
     t0 = time.monotonic()
@@ -607,7 +627,15 @@ class Phase:
             for rate in args.alert_rates:
                 url = f"http://127.0.0.1:{port}/api/v1/alerts"
                 window = audit.mark()
+                pids = {r.name: r.pid for r in sim.plane.state.processes} | {
+                    "operator": proc.pid,
+                    "harness": os.getpid(),
+                }
+                if sim.kwok is not None:
+                    pids["kwok"] = sim.kwok.pid
+                cpu0, t_cpu = cpu_now(pids), time.monotonic()
                 a = alert_scenario(url, ns, self.receiver, rate, args.alert_seconds)
+                a["cpu_cores"] = cpu_split(cpu0, cpu_now(pids), time.monotonic() - t_cpu)
                 a["audit_per_alert"] = audit.count(window, time.time(), a["alerts"])
                 alerts.append(a)
                 fn = a.get("first_notification", {})

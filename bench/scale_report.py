@@ -102,6 +102,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{fn.get('p99_ms')} |"
             )
     lines += ["", "Target: p99 under 1 s at 50 alerts/s.", ""]
+    lines += cpu(results)
     lines += audited(results)
     lines += before_after(results)
     for s in results["sizes"]:
@@ -168,3 +169,26 @@ def audited(results: dict[str, Any]) -> list[str]:
         "counted as refused, not as a write. Per remediation: the OOM window (one kill per Deployment).",
         "",
     ]
+
+
+def cpu(results: dict[str, Any]) -> list[str]:
+    """Who used the cores while alerts were posted: the operator shares them with the cluster it serves."""
+    rows = [
+        f"| {s['pods']} | {a['rate']:g} | " + " | ".join(str(a["cpu_cores"].get(k, "")) for k in CPU_COLUMNS) + " |"
+        for s in results["sizes"]
+        for a in s.get("alerts", [])
+        if "cpu_cores" in a
+    ]
+    if not rows:
+        return []
+    return [
+        "## Cores used while the alerts were handled (all processes share the machine)",
+        "",
+        "| pods | rate/s | " + " | ".join(CPU_COLUMNS) + " |",
+        "| ---: | ---: | " + " | ".join("---:" for _ in CPU_COLUMNS) + " |",
+        *rows,
+        "",
+    ]
+
+
+CPU_COLUMNS = ("machine", "operator", "kube-apiserver", "etcd", "kwok", "kube-controller-manager", "harness")
