@@ -11,11 +11,11 @@ import kopf
 import pydantic
 
 from oncall_operator.adapters import metrics
-from oncall_operator.api import GROUP, VERSION, incident, kinds
+from oncall_operator.api import incident
 
 
-@kopf.on.event(GROUP, VERSION, kinds.INCIDENT.plural)
-async def incident_board(type: str, uid: str, body: kopf.Body, **_: Any) -> None:
+async def on_event(type: str, body: kopf.Body, memo: Any) -> None:
+    uid = body["metadata"]["uid"]
     if type == "DELETED":
         metrics.BOARD.forget(uid)
         return
