@@ -3,7 +3,7 @@
 Escalation and the OOM quiet period are about time passing, not only about changes. Kopf's
 timers would do it, but a timer makes Kopf put its finalizer on every Incident: writes on each
 Incident (measured: three PATCHes per remediation) and an Incident that cannot be deleted while
-no operator runs. So Kopf only watches: :func:`on_event` keeps the latest body of every
+no operator runs. So Kopf only watches: :func:`incident_seen` keeps the latest body of every
 open Incident in :class:`Board` and looks at it at once (a new Incident pages without waiting
 for a tick); one task started with the operator looks again at each Incident whose next step is
 due (``wake_at`` from the engine), at every Incident after a Schedule, Policy or Runbook changed,
@@ -28,6 +28,7 @@ from typing import Any
 import kopf
 
 from oncall_operator.adapters import events, kube, peering, workloads
+from oncall_operator.api import GROUP, VERSION, kinds
 from oncall_operator.handlers import escalation, objects, remediation, settings
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,9 @@ async def look(memo: Any, key: Key, settle: bool = False) -> None:
             entry.looked = -1
 
 
-async def on_event(type: str, body: kopf.Body, memo: Any) -> None:
+@kopf.on.event(GROUP, VERSION, kinds.INCIDENT.plural)
+async def incident_seen(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    objects.mark_filled(memo)
     if type == "DELETED":
         memo.board.forget((body["metadata"]["namespace"], body["metadata"]["name"]))
         return

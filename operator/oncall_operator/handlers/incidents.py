@@ -1,18 +1,11 @@
-"""Incidents: the one Kopf handler of their events, and the opening step and Ready check.
+"""Incidents: give a new Incident its first status, and check what it refers to.
 
-Every change of an Incident goes, in this order, to the runbook actions, the escalation board,
-the opening step and the Ready check here, the metrics and the post-incident review. One
-registration rather than five: Kopf's cost per handler and event (arguments, outcome, a log
-line) was paid five times for each of the several events of every Incident (measured at 50
-alerts/s). One step failing is logged and does not keep the others from running; an event
-handler is not retried by Kopf either way, the next event or the board's next look is.
-Whatever made the Incident (the intake, the OOM watch, a person with kubectl), it is handled
-the same way.
+Only the opening step lives here; the escalation (:mod:`~oncall_operator.handlers.board`),
+the runbook actions and the review have their own handlers. Whatever made the Incident (the
+intake, the OOM watch, a person with kubectl), the board shows it the same way.
 """
 
-import collections.abc as cabc
 import datetime as dt
-import logging
 from typing import Any
 
 import kopf
@@ -20,9 +13,7 @@ import kopf
 from oncall_operator.adapters import incidents
 from oncall_operator.api import GROUP, VERSION, incident, kinds
 from oncall_operator.domain import lifecycle
-from oncall_operator.handlers import actions, board, metrics, objects, review
-
-log = logging.getLogger(__name__)
+from oncall_operator.handlers import objects
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "oncall-operator")
 CREATOR_GRACE = dt.timedelta(seconds=60)
@@ -45,20 +36,8 @@ def _creator_writes_status(meta: Any, now: dt.datetime) -> bool:
 
 
 @kopf.on.event(GROUP, VERSION, kinds.INCIDENT.plural)
-async def incident_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+async def incident_changed(type: str, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
     objects.mark_filled(memo)
-    for step in STEPS:
-        try:
-            await step(type, body, memo)
-        except Exception:
-            meta = body["metadata"]
-            log.exception(
-                "Incident %s/%s: %s.%s failed", meta["namespace"], meta["name"], step.__module__, step.__name__
-            )
-
-
-async def check(type: str, body: kopf.Body, memo: Any) -> None:
-    """Open a new Incident (when no creator will), else say in Ready whether its references resolve."""
     if type == "DELETED":
         return
     spec = incident.IncidentSpec.model_validate(dict(body["spec"]))
@@ -80,7 +59,3 @@ async def check(type: str, body: kopf.Body, memo: Any) -> None:
         return
     verdict = objects.incident_verdict(memo.indices, spec, meta["namespace"])
     await objects.write_ready(kinds.INCIDENT, body, memo, verdict)
-
-
-Step = cabc.Callable[[str, kopf.Body, Any], cabc.Awaitable[None]]
-STEPS: tuple[Step, ...] = (actions.on_event, board.on_event, check, metrics.on_event, review.on_event)

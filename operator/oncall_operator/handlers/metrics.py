@@ -11,11 +11,11 @@ import kopf
 import pydantic
 
 from oncall_operator.adapters import metrics
-from oncall_operator.api import incident
+from oncall_operator.api import GROUP, VERSION, incident, kinds
 
 
-async def on_event(type: str, body: kopf.Body, memo: Any) -> None:
-    uid = body["metadata"]["uid"]
+@kopf.on.event(GROUP, VERSION, kinds.INCIDENT.plural)
+async def incident_board(type: str, uid: str, body: kopf.Body, **_: Any) -> None:
     if type == "DELETED":
         metrics.BOARD.forget(uid)
         return

@@ -7,7 +7,6 @@ Event say so. Idempotent: the status write happens only while ``status.review`` 
 
 import asyncio
 import datetime as dt
-import logging
 from typing import Any
 
 import kopf
@@ -18,7 +17,6 @@ from oncall_operator.api import GROUP, VERSION, incident, kinds
 from oncall_operator.domain import review
 from oncall_operator.handlers import escalation, objects
 
-log = logging.getLogger(__name__)
 REPORT_KEY = "report.md"
 
 
@@ -26,21 +24,21 @@ def report_name(incident_name: str) -> str:
     return f"{incident_name[:245]}-review"
 
 
-async def on_event(type: str, body: kopf.Body, memo: Any) -> None:
-    if type == "DELETED" or (body.get("status") or {}).get("phase") != incident.Phase.RESOLVED.value:
+@kopf.on.event(GROUP, VERSION, kinds.INCIDENT.plural, when=lambda status, **_: status.get("phase") == "Resolved")
+async def open_review(type: str, body: kopf.Body, memo: Any, logger: kopf.Logger, **kwargs: Any) -> None:
+    if type == "DELETED":
         return
     inc = incident.Incident.model_validate(dict(body))
     if not review.needs_review(inc):
         return
     assert inc.status is not None
-    indices: objects.Indices = memo.indices
-    found = escalation.policy_for(inc, indices.policies, indices.runbooks)
+    found = escalation.policy_for(inc, kwargs["policy_specs"], kwargs["runbook_specs"])
     hours = found[1].business_hours if found else None
     due_at = review.due(inc.status.resolved_at or dt.datetime.now(dt.UTC), hours)
     steps: list[str] = []
     if inc.spec.runbook_ref is not None:
         ref: Any = inc.spec.runbook_ref
-        rb = objects.lookup(indices.runbooks, ref.namespace or inc.metadata.namespace, [ref.name]).get(ref.name)
+        rb = objects.lookup(kwargs["runbook_specs"], ref.namespace or inc.metadata.namespace, [ref.name]).get(ref.name)
         steps = [step.title for step in rb.steps] if rb else []
     meta = body["metadata"]
     name = report_name(meta["name"])
@@ -51,7 +49,7 @@ async def on_event(type: str, body: kopf.Body, memo: Any) -> None:
         await asyncio.to_thread(memo.kube.put_config_map, meta["namespace"], name, data, owner, labels)
     except kubernetes.client.ApiException as error:
         if error.status in (403, 404, 409):  # the namespace is going away, or the Incident is gone
-            log.warning("post-incident review of %s not opened: %s %s", meta["name"], error.status, error.reason)
+            logger.warning("post-incident review not opened: %s %s", error.status, error.reason)
             return
         raise
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
