@@ -398,16 +398,7 @@ def handbook(namespace: str, hook_url: str) -> list[dict[str, Any]]:
                 "steps": [{"title": "Look"}],
             },
         },
-        {
-            "apiVersion": "oncall.dev/v1alpha1",
-            "kind": "Runbook",
-            "metadata": {"name": "bench"},
-            "spec": {
-                "trigger": {"event": "OOMKilled"},
-                "actions": [{"name": "raise", "type": "raiseMemoryLimit", "raiseMemoryLimit": {"maxLimit": "1Gi"}}],
-                "guardrails": {"cooldown": "0"},
-            },
-        },
+        floorlib.OOM_RUNBOOK,
     ]
 
 

@@ -41,6 +41,17 @@ from oncall_operator.domain import oom
 REPO = pathlib.Path(__file__).resolve().parents[1]
 LIMIT, RAISED = "100Mi", "200Mi"
 CHUNK = 100  # filler pods per Deployment
+OOM_RUNBOOK: dict[str, Any] = {
+    "apiVersion": "oncall.dev/v1alpha1",
+    "kind": "Runbook",
+    "metadata": {"name": "bench"},
+    "spec": {
+        "trigger": {"event": "OOMKilled"},
+        "actions": [{"name": "raise", "type": "raiseMemoryLimit", "raiseMemoryLimit": {"maxLimit": "1Gi"}}],
+        "guardrails": {"cooldown": "0"},
+    },
+}
+"""The Runbook both benches give the operator: raise the limit of every OOM-killed container, no cooldown."""
 
 
 def _ops(key: str) -> list[dict[str, Any]]:
@@ -299,17 +310,7 @@ def run(
     # the floor's killed pods go, or the operator's start-up listing would record them while it is measured
     k("delete", "deployment", "-n", ns, "--cascade=foreground", "--timeout=300s", *targets["floor"])
 
-    rb = {
-        "apiVersion": "oncall.dev/v1alpha1",
-        "kind": "Runbook",
-        "metadata": {"name": "bench"},
-        "spec": {
-            "trigger": {"event": "OOMKilled"},
-            "actions": [{"name": "raise", "type": "raiseMemoryLimit", "raiseMemoryLimit": {"maxLimit": "1Gi"}}],
-            "guardrails": {"cooldown": "0"},
-        },
-    }
-    k("apply", "-n", ns, "-f", "-", stdin=json.dumps(rb))
+    k("apply", "-n", ns, "-f", "-", stdin=json.dumps(OOM_RUNBOOK))
     cmd = [sys.executable, "-m", "oncall_operator.cli", "run"]
     op_env = {**env, "ONCALL_NAMESPACE": ns, "ONCALL_HTTP_ADDRESS": "127.0.0.1:0"}  # never collide on a port
     proc = _start(cmd, op_env, workdir / "operator.log", "configured: namespace")

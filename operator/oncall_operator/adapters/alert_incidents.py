@@ -144,7 +144,7 @@ async def _write(
     if (last := known.get(name)) is not None:
         present.add(last)
     for namespace in alert_incident.lookups(homes, seen.covered if seen else (), present):
-        raw = await _read(api, namespace, name)
+        raw = await workloads.incident(api, namespace, name)
         if raw is None:
             known.forget(name, namespace)
             continue
@@ -239,18 +239,14 @@ async def _create(api: workloads.Api, opening: alert_incident.Opening) -> tuple[
                 raise
         else:
             return created or {}, True
-        existing = await _read(api, opening.namespace, opening.name)
+        existing = await workloads.incident(api, opening.namespace, opening.name)
         if existing is not None:
             return existing, False
     raise intake.Unavailable(f"Incident {opening.namespace}/{opening.name} keeps appearing and disappearing")
 
 
-def _path(namespace: str, plural: str, name: str = "") -> str:
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
-
-
-async def _read(api: workloads.Api, namespace: str, name: str) -> dict[str, Any] | None:
-    return await api.call("GET", _path(namespace, incidents.PLURAL, name))
+def _path(namespace: str, plural: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}"
 
 
 async def runbooks(api: workloads.Api, namespace: str) -> list[tuple[str, str, runbook.RunbookSpec | None]]:
