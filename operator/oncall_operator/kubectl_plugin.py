@@ -18,13 +18,14 @@ resolve, approve and check record who did it: the user the API server authentica
 import argparse
 import datetime as dt
 import sys
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 import kubernetes
 
 from oncall_operator.adapters import incidents, kube
 from oncall_operator.api import GROUP, VERSION, incident, kinds, schedule
-from oncall_operator.domain import actions, checks, ical, schedules
+from oncall_operator.domain import checks, ical, lifecycle, schedules
 
 
 class PluginError(Exception):
@@ -70,26 +71,23 @@ def _incident(k: kube.Kube, namespace: str, name: str) -> incident.Incident:
     return found
 
 
-def _transition(k: kube.Kube, namespace: str, name: str, to: incident.Phase, note: str) -> str:
+def _edit(
+    k: kube.Kube,
+    namespace: str,
+    name: str,
+    change: Callable[[incident.IncidentStatus, str, dt.datetime], lifecycle.Edit],
+) -> str:
+    """Apply a lifecycle edit, as the user the API server authenticated, to the latest Incident; its sentence."""
     user, now = whoami(k), _now()
     outcome = {"text": ""}
 
     def mutate(current: incident.Incident) -> incident.IncidentStatus | None:
-        status = (current.status or incident.IncidentStatus()).model_copy(deep=True)
-        if status.phase == incident.Phase.RESOLVED:
-            raise PluginError(f'incident "{name}" is already resolved (by {status.resolved_by or "the operator"})')
-        if to == incident.Phase.ACKNOWLEDGED and status.phase == incident.Phase.ACKNOWLEDGED:
-            outcome["text"] = f'incident "{name}" was already acknowledged by {status.acknowledged_by}'
-            return None
-        status.phase = to
-        if to == incident.Phase.ACKNOWLEDGED:
-            status.acknowledged_by, status.acknowledged_at = user, now
-        else:
-            status.resolved_by, status.resolved_at = user, now
-        message = f"{to.value} by {user}" + (f": {note}" if note else "")
-        status.timeline.append(incident.TimelineEntry(at=now, type=to.value, message=message, actor=user))
-        outcome["text"] = f'incident "{name}" {to.value.lower()} by {user}'
-        return status
+        try:
+            new, text = change(current.status or incident.IncidentStatus(), user, now)
+        except ValueError as error:
+            raise PluginError(f'incident "{name}": {error}') from error
+        outcome["text"] = f'incident "{name}" {text}'
+        return new
 
     _incident(k, namespace, name)
     incidents.update_status(k, namespace, name, mutate)
@@ -97,37 +95,20 @@ def _transition(k: kube.Kube, namespace: str, name: str, to: incident.Phase, not
 
 
 def cmd_ack(k: kube.Kube, args: argparse.Namespace) -> str:
-    return _transition(k, args.namespace, args.incident, incident.Phase.ACKNOWLEDGED, "")
+    return _edit(k, args.namespace, args.incident, lifecycle.acknowledge)
 
 
 def cmd_resolve(k: kube.Kube, args: argparse.Namespace) -> str:
-    return _transition(k, args.namespace, args.incident, incident.Phase.RESOLVED, args.note or "")
-
-
-def _by_user(k: kube.Kube, namespace: str, name: str, change: Any) -> str:
-    """Apply ``change(status, user, now) -> (status | None, text)`` to the latest Incident; its text."""
-    user, now = whoami(k), _now()
-    outcome = {"text": ""}
-
-    def mutate(current: incident.Incident) -> incident.IncidentStatus | None:
-        status = current.status or incident.IncidentStatus()
-        try:
-            new, outcome["text"] = change(status, user, now)
-        except ValueError as error:
-            raise PluginError(f'incident "{name}": {error}') from error
-        return cast(incident.IncidentStatus | None, new)
-
-    _incident(k, namespace, name)
-    incidents.update_status(k, namespace, name, mutate)
-    return outcome["text"]
+    note = args.note or ""
+    return _edit(k, args.namespace, args.incident, lambda st, user, now: lifecycle.resolve(st, user, now, note))
 
 
 def cmd_approve(k: kube.Kube, args: argparse.Namespace) -> str:
-    return _by_user(k, args.namespace, args.incident, lambda st, user, now: actions.approve(st, args.action, user, now))
+    return _edit(k, args.namespace, args.incident, lambda st, user, now: lifecycle.approve(st, args.action, user, now))
 
 
 def cmd_check(k: kube.Kube, args: argparse.Namespace) -> str:
-    return _by_user(k, args.namespace, args.incident, lambda st, user, now: actions.check(st, args.item, user, now))
+    return _edit(k, args.namespace, args.incident, lambda st, user, now: lifecycle.check(st, args.item, user, now))
 
 
 def cmd_timeline(k: kube.Kube, args: argparse.Namespace) -> str:

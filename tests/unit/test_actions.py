@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from oncall_operator.api import base, incident, policy, runbook
-from oncall_operator.domain import actions, matching
+from oncall_operator.domain import actions, lifecycle, matching
 
 Mode = actions.Mode
 State = incident.ActionState
@@ -403,9 +403,9 @@ def test_flag_with_approval_waits_then_runs_once_approved() -> None:
     assert (p.mode, p.reason) == (Mode.AWAIT, "ApprovalRequired")
     st = actions.record(inc.status, p, actions.outcome(p), NOW)
     assert st is not None and st.actions[-1].state == State.AWAITING_APPROVAL
-    approved, text = actions.approve(st, "flag", "ann", NOW)
+    approved, text = lifecycle.approve(st, "flag", "ann", NOW)
     assert approved is not None and "approved by ann" in text
-    assert actions.approve(approved, "flag", "bob", NOW)[0] is None  # once per round
+    assert lifecycle.approve(approved, "flag", "bob", NOW)[0] is None  # once per round
     inc.status = approved
     p = actions.plan(inc, rb, due_of(rb, inc), facts)
     assert p.mode == Mode.APPLY and p.text.endswith("(approved by ann)")
@@ -413,7 +413,7 @@ def test_flag_with_approval_waits_then_runs_once_approved() -> None:
     assert done is not None and [r.state for r in done.actions] == [State.AWAITING_APPROVAL, State.APPLIED]
     assert done.phase == incident.Phase.MITIGATED and done.guardrails.last_action_at == NOW
     with pytest.raises(ValueError, match="not awaiting approval"):
-        actions.approve(done, "other", "ann", NOW)
+        lifecycle.approve(done, "other", "ann", NOW)
 
 
 # --- notify ---------------------------------------------------------------------------------------
@@ -459,8 +459,8 @@ def test_memory_actions_are_left_to_the_oom_watch() -> None:
 
 def test_check_ticks_an_item_once() -> None:
     st = incident.IncidentStatus(checklist=[incident.ChecklistItem(title="Check logs")])
-    ticked, _ = actions.check(st, 1, "ann", NOW)
+    ticked, _ = lifecycle.check(st, 1, "ann", NOW)
     assert ticked is not None and (ticked.checklist[0].done, ticked.checklist[0].by) == (True, "ann")
-    assert actions.check(ticked, 1, "bob", NOW)[0] is None
+    assert lifecycle.check(ticked, 1, "bob", NOW)[0] is None
     with pytest.raises(ValueError, match="no item 2"):
-        actions.check(st, 2, "ann", NOW)
+        lifecycle.check(st, 2, "ann", NOW)

@@ -39,9 +39,9 @@ import enum
 import json
 from typing import Any
 
-from oncall_operator.api import base, durations, incident, runbook
+from oncall_operator.api import durations, incident, runbook
 from oncall_operator.api import policy as policies
-from oncall_operator.domain import conditions, matching, workload
+from oncall_operator.domain import lifecycle, matching, workload
 
 ActionType = runbook.ActionType
 State = incident.ActionState
@@ -49,8 +49,8 @@ Phase = incident.Phase
 MARKER = "oncall.dev/remediated-action"
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
-NEEDS_HUMAN = "NeedsHuman"
-ACTIONS_MAX, TIMELINE_MAX, TIMES_MAX = 200, 1000, 100
+NEEDS_HUMAN = lifecycle.NEEDS_HUMAN
+ACTIONS_MAX, TIMES_MAX = 200, 100
 ANNOTATIONS_TO_SKIP = frozenset(
     {  # kubectl's rollback.go: kept from the Deployment, never copied from the ReplicaSet
         "kubectl.kubernetes.io/last-applied-configuration",
@@ -610,9 +610,11 @@ def record(
     ][-ACTIONS_MAX:]
     if p.mode == Mode.NOTIFY:
         kind = "NotifyDelivered" if out.state == State.APPLIED else "NotifyFailed"
-        _add(st, now, kind, f"{p.action.name}: {out.text}")
+        lifecycle.add(st, now, kind, f"{p.action.name}: {out.text}")
     else:
-        _add(st, now, f"Action{out.state.value}", f"{p.action.name} ({p.action.type.value}) {out.reason}: {out.text}")
+        lifecycle.add(
+            st, now, f"Action{out.state.value}", f"{p.action.name} ({p.action.type.value}) {out.reason}: {out.text}"
+        )
     if out.state == State.APPLIED and p.mode != Mode.NOTIFY:
         if p.mode != Mode.RECOVER or st.guardrails.last_action_at is None:
             st.guardrails.last_action_at = now
@@ -620,61 +622,7 @@ def record(
         if not out.needs_human and st.phase != Phase.RESOLVED:
             st.phase = Phase.MITIGATED
     if out.needs_human:
-        _needs_human(st, True, out.reason, out.text, now)
+        lifecycle.needs_human(st, True, out.reason, out.text, now)
     elif out.state == State.APPLIED and p.mode != Mode.NOTIFY:
-        _needs_human(st, False, "Mitigated", out.text, now)
+        lifecycle.needs_human(st, False, "Mitigated", out.text, now)
     return st
-
-
-def approve(
-    status: incident.IncidentStatus, action: str, by: str, now: dt.datetime
-) -> tuple[incident.IncidentStatus | None, str]:
-    """The status with ``by``'s approval of ``action`` for its waiting round, and what to tell them."""
-    waiting = [r for r in status.actions if r.action == action and r.state == State.AWAITING_APPROVAL]
-    if not waiting:
-        names = sorted({r.action for r in status.actions if r.state == State.AWAITING_APPROVAL})
-        also = f" (awaiting: {', '.join(names)})" if names else ""
-        raise ValueError(f"action {action} is not awaiting approval{also}")
-    rnd = waiting[-1].occurrence
-    given = next((a for a in status.approvals if a.action == action and a.round == rnd), None)
-    if given is not None:
-        return None, f"action {action} was already approved by {given.by}"
-    st = status.model_copy(deep=True)
-    st.approvals = [*st.approvals, incident.Approval(action=action, round=rnd, by=by, at=now)][-100:]
-    st.timeline = [
-        *st.timeline,
-        incident.TimelineEntry(at=now, type="Approved", message=f"action {action} approved by {by}", actor=by),
-    ][-TIMELINE_MAX:]
-    return st, f"action {action} approved by {by}: the operator runs it inside the guardrails"
-
-
-def check(
-    status: incident.IncidentStatus, number: int, by: str, now: dt.datetime
-) -> tuple[incident.IncidentStatus | None, str]:
-    """The status with checklist item ``number`` (1-based) ticked by ``by``."""
-    if not 1 <= number <= len(status.checklist):
-        raise ValueError(f"the checklist has {len(status.checklist)} item(s); there is no item {number}")
-    item = status.checklist[number - 1]
-    if item.done:
-        return None, f"item {number} ({item.title}) was already checked by {item.by or 'somebody'}"
-    st = status.model_copy(deep=True)
-    st.checklist[number - 1] = item.model_copy(update={"done": True, "by": by, "at": now})
-    st.timeline = [
-        *st.timeline,
-        incident.TimelineEntry(at=now, type="ChecklistChecked", message=f"{number}. {item.title}", actor=by),
-    ][-TIMELINE_MAX:]
-    return st, f"item {number} ({item.title}) checked by {by}"
-
-
-def _add(st: incident.IncidentStatus, now: dt.datetime, type_: str, message: str) -> None:
-    st.timeline = [*st.timeline, incident.TimelineEntry(at=now, type=type_, message=message[:4096])][-TIMELINE_MAX:]
-
-
-def _needs_human(st: incident.IncidentStatus, value: bool, reason: str, message: str, now: dt.datetime) -> None:
-    flag = base.ConditionStatus.TRUE if value else base.ConditionStatus.FALSE
-    was = next((c.status for c in st.conditions if c.type == NEEDS_HUMAN), None)
-    if not value and was is None:
-        return
-    st.conditions = conditions.put(st.conditions, NEEDS_HUMAN, flag, reason, message[:4096], None, now)
-    if value and was != flag:
-        _add(st, now, NEEDS_HUMAN, f"{reason}: {message}")

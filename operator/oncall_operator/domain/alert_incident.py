@@ -42,7 +42,7 @@ WORKLOAD_LABELS = (  # kube-state-metrics' label names, most specific owner firs
     ("job", "Job"),
     ("pod", "Pod"),
 )
-DETECTIONS_MAX, TIMELINE_MAX, SOURCE_LABELS_MAX = 100, 1000, 64
+DETECTIONS_MAX, SOURCE_LABELS_MAX = 100, 64
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 Phase = incident.Phase
@@ -198,7 +198,7 @@ def record(
     st = lifecycle.opened(spec, now) if status is None or status.phase is None else status.model_copy(deep=True)
     if first:
         for note in notes:
-            _add(st, now, "AlertIntake", note)
+            lifecycle.add(st, now, "AlertIntake", note)
         if not st.checklist and checklist:
             st.checklist = [incident.ChecklistItem(title=t[:512]) for t in checklist[:50]]
     changed = _fire(st, payload, now, first) if payload.firing else _resolve(st, payload, now)
@@ -219,7 +219,7 @@ def _fire(st: incident.IncidentStatus, payload: alerts.Payload, now: dt.datetime
     st.last_seen = now
     st.detections = [*st.detections, *(_detection(a, now) for a in new)][-DETECTIONS_MAX:]
     names = ", ".join(_describe(a) for a in new[:10]) + (f" and {len(new) - 10} more" if len(new) > 10 else "")
-    _add(st, now, "AlertFiring", f"{len(new)} alert{'s' if len(new) > 1 else ''} firing: {names}")
+    lifecycle.add(st, now, "AlertFiring", f"{len(new)} alert{'s' if len(new) > 1 else ''} firing: {names}")
     return True
 
 
@@ -230,7 +230,9 @@ def _reopen(st: incident.IncidentStatus, now: dt.datetime, count: int) -> None:
     # The engine keys its steps by the start time: a new start makes every level due again.
     esc.started_at, esc.level, esc.loop, esc.closed = now, 0, 0, False
     esc.next_step_at = esc.next_reminder_at = None
-    _add(st, now, "Reopened", f"{count} new alert{'s' if count > 1 else ''} fired after the incident was resolved")
+    lifecycle.add(
+        st, now, "Reopened", f"{count} new alert{'s' if count > 1 else ''} fired after the incident was resolved"
+    )
 
 
 def _resolve(st: incident.IncidentStatus, payload: alerts.Payload, now: dt.datetime) -> bool:
@@ -244,7 +246,9 @@ def _resolve(st: incident.IncidentStatus, payload: alerts.Payload, now: dt.datet
         return False  # resolves only alerts from before the last reopening: a late duplicate
     st.phase, st.resolved_at, st.resolved_by = Phase.RESOLVED, now, RESOLVER
     count = len(payload.alerts)
-    _add(st, now, "Resolved", f"Alertmanager reports the group resolved ({count} alert{'s' if count > 1 else ''})")
+    lifecycle.add(
+        st, now, "Resolved", f"Alertmanager reports the group resolved ({count} alert{'s' if count > 1 else ''})"
+    )
     return True
 
 
@@ -300,7 +304,3 @@ def _ref(name: str, namespace: str, home_namespace: str) -> base.ObjectRef:
 def _label_value(value: str) -> str:
     """``value`` made a valid Kubernetes label value (<= 63, alphanumerics at both ends), or ''."""
     return _LABEL_VALUE_UNSAFE.sub("-", value)[:63].strip("-_.")
-
-
-def _add(st: incident.IncidentStatus, now: dt.datetime, type_: str, message: str) -> None:
-    st.timeline = [*st.timeline, incident.TimelineEntry(at=now, type=type_, message=message[:4096])][-TIMELINE_MAX:]

@@ -1,12 +1,14 @@
-"""An Incident's first status: what the board shows before anybody or anything acts on it.
+"""Every edit of an Incident's lifecycle, in one place: open, timeline, NeedsHuman, ack, resolve, approve, check.
 
-Pure: the caller passes ``now``. Later steps of the lifecycle (acknowledge, mitigate,
-resolve, reopen) and the escalation state machine build on the status made here.
+Pure: the caller passes ``now`` and who acts. The plugin, the OOM and alert planners and the
+escalation engine all write the timeline and the ``NeedsHuman`` condition through here, so
+the bounds and the wording are the same whoever writes. An edit returns the new status (or
+None when there is nothing to write) and a sentence for the person who asked.
 """
 
 import datetime as dt
 
-from oncall_operator.api import incident
+from oncall_operator.api import base, incident
 from oncall_operator.domain import conditions
 
 
@@ -59,3 +61,89 @@ def first_ready(
     if status is None or verdict is None or any(c.type == conditions.READY for c in status.conditions):
         return status
     return with_ready(status, verdict, generation, now)
+
+
+TIMELINE_MAX = 1000
+MESSAGE_MAX = 4096
+NEEDS_HUMAN = "NeedsHuman"
+
+
+def add(
+    status: incident.IncidentStatus, now: dt.datetime, type_: str, message: str, actor: str = ""
+) -> incident.IncidentStatus:
+    """``status`` with one more timeline entry (in place), the timeline kept within its bound."""
+    entry = incident.TimelineEntry(at=now, type=type_, message=message[:MESSAGE_MAX], actor=actor)
+    status.timeline = [*status.timeline, entry][-TIMELINE_MAX:]
+    return status
+
+
+def needs_human(status: incident.IncidentStatus, value: bool, reason: str, message: str, now: dt.datetime) -> None:
+    """Set the ``NeedsHuman`` condition (in place); a flip to True is also a timeline entry.
+
+    Written whenever the automation decides (False with reason ``Mitigated`` after an applied
+    action), so ``kubectl get`` shows the automation's last word, not only its alarms.
+    """
+    flag = base.ConditionStatus.TRUE if value else base.ConditionStatus.FALSE
+    was = next((c.status for c in status.conditions if c.type == NEEDS_HUMAN), None)
+    status.conditions = conditions.put(status.conditions, NEEDS_HUMAN, flag, reason, message[:MESSAGE_MAX], None, now)
+    if value and was != flag:
+        add(status, now, NEEDS_HUMAN, f"{reason}: {message}")
+
+
+Edit = tuple[incident.IncidentStatus | None, str]
+"""A lifecycle edit's result: the new status (None: nothing to write) and what to tell the person."""
+
+
+def acknowledge(status: incident.IncidentStatus, by: str, now: dt.datetime, how: str = "") -> Edit:
+    """``by`` acknowledges: the escalation stops paging (a Resolved Incident cannot be)."""
+    return _transition(status, incident.Phase.ACKNOWLEDGED, by, now, how)
+
+
+def resolve(status: incident.IncidentStatus, by: str, now: dt.datetime, note: str = "") -> Edit:
+    """``by`` resolves: reminders stop, everybody who was paged is told."""
+    return _transition(status, incident.Phase.RESOLVED, by, now, note)
+
+
+def _transition(status: incident.IncidentStatus, to: incident.Phase, by: str, now: dt.datetime, note: str) -> Edit:
+    if status.phase == incident.Phase.RESOLVED:
+        raise ValueError(f"already resolved (by {status.resolved_by or 'the operator'})")
+    if to == incident.Phase.ACKNOWLEDGED and status.phase == incident.Phase.ACKNOWLEDGED:
+        return None, f"was already acknowledged by {status.acknowledged_by}"
+    st = status.model_copy(deep=True)
+    st.phase = to
+    if to == incident.Phase.ACKNOWLEDGED:
+        st.acknowledged_by, st.acknowledged_at = by, now
+    else:
+        st.resolved_by, st.resolved_at = by, now
+    add(st, now, to.value, f"{to.value} by {by}" + (f": {note}" if note else ""), actor=by)
+    return st, f"{to.value.lower()} by {by}"
+
+
+def approve(status: incident.IncidentStatus, action: str, by: str, now: dt.datetime) -> Edit:
+    """The status with ``by``'s approval of ``action`` for its waiting round, and what to tell them."""
+    waiting = [r for r in status.actions if r.action == action and r.state == incident.ActionState.AWAITING_APPROVAL]
+    if not waiting:
+        names = sorted({r.action for r in status.actions if r.state == incident.ActionState.AWAITING_APPROVAL})
+        also = f" (awaiting: {', '.join(names)})" if names else ""
+        raise ValueError(f"action {action} is not awaiting approval{also}")
+    rnd = waiting[-1].occurrence
+    given = next((a for a in status.approvals if a.action == action and a.round == rnd), None)
+    if given is not None:
+        return None, f"action {action} was already approved by {given.by}"
+    st = status.model_copy(deep=True)
+    st.approvals = [*st.approvals, incident.Approval(action=action, round=rnd, by=by, at=now)][-100:]
+    add(st, now, "Approved", f"action {action} approved by {by}", actor=by)
+    return st, f"action {action} approved by {by}: the operator runs it inside the guardrails"
+
+
+def check(status: incident.IncidentStatus, number: int, by: str, now: dt.datetime) -> Edit:
+    """The status with checklist item ``number`` (1-based) ticked by ``by``."""
+    if not 1 <= number <= len(status.checklist):
+        raise ValueError(f"the checklist has {len(status.checklist)} item(s); there is no item {number}")
+    item = status.checklist[number - 1]
+    if item.done:
+        return None, f"item {number} ({item.title}) was already checked by {item.by or 'somebody'}"
+    st = status.model_copy(deep=True)
+    st.checklist[number - 1] = item.model_copy(update={"done": True, "by": by, "at": now})
+    add(st, now, "ChecklistChecked", f"{number}. {item.title}", actor=by)
+    return st, f"item {number} ({item.title}) checked by {by}"

@@ -20,12 +20,12 @@ import hashlib
 import re
 
 from oncall_operator.api import base, incident, runbook
-from oncall_operator.domain import conditions, lifecycle, matching, oom, remediation
+from oncall_operator.domain import lifecycle, matching, oom, remediation
 
 TRIGGER_LABEL = "oncall.dev/trigger"
 KIND_LABEL = "oncall.dev/workload-kind"
-NEEDS_HUMAN = "NeedsHuman"
-SEEN_MAX, DETECTIONS_MAX, ACTIONS_MAX, TIMELINE_MAX, TIMES_MAX = 200, 100, 200, 1000, 100
+NEEDS_HUMAN = lifecycle.NEEDS_HUMAN
+SEEN_MAX, DETECTIONS_MAX, ACTIONS_MAX, TIMES_MAX = 200, 100, 200, 100
 Phase = incident.Phase
 
 
@@ -85,20 +85,6 @@ def _fresh(
     return out, out.occurrences if out.guardrails.seen else 0
 
 
-def _add(status: incident.IncidentStatus, now: dt.datetime, type_: str, message: str) -> None:
-    status.timeline = [*status.timeline, incident.TimelineEntry(at=now, type=type_, message=message[:4096])][
-        -TIMELINE_MAX:
-    ]
-
-
-def _needs_human(status: incident.IncidentStatus, value: bool, reason: str, message: str, now: dt.datetime) -> None:
-    flag = base.ConditionStatus.TRUE if value else base.ConditionStatus.FALSE
-    was = next((c.status for c in status.conditions if c.type == NEEDS_HUMAN), None)
-    status.conditions = conditions.put(status.conditions, NEEDS_HUMAN, flag, reason, message[:4096], None, now)
-    if value and was != flag:
-        _add(status, now, NEEDS_HUMAN, f"{reason}: {message}")
-
-
 def record(
     spec: incident.IncidentSpec,
     status: incident.IncidentStatus | None,
@@ -133,7 +119,7 @@ def record(
                 request=k.request or "",
             ),
         ][-DETECTIONS_MAX:]
-        _add(
+        lifecycle.add(
             st,
             now,
             oom.OOM_REASON,
@@ -141,11 +127,11 @@ def record(
             f"{k.finished_at or 'unknown'}, limit {k.limit or 'none'}, request {k.request or 'none'})",
         )
     if out.state is None:
-        _add(st, now, plan.reason or "Recorded", out.message)
+        lifecycle.add(st, now, plan.reason or "Recorded", out.message)
         return st
     if st.phase == Phase.RESOLVED:
         st.phase, st.resolved_at, st.resolved_by = Phase.REOPENED, None, ""
-        _add(st, now, "Reopened", "OOM-killed again after it was resolved")
+        lifecycle.add(st, now, "Reopened", "OOM-killed again after it was resolved")
     elif st.phase == Phase.MITIGATED:
         st.phase = Phase.TRIGGERED
     st.guardrails.healthy_since = None
@@ -164,7 +150,7 @@ def record(
             occurrence=plan.kill.key if plan.kill else "",
         ),
     ][-ACTIONS_MAX:]
-    _add(st, now, f"Action{out.state.value}", f"{out.reason}: {out.message}")
+    lifecycle.add(st, now, f"Action{out.state.value}", f"{out.reason}: {out.message}")
     if out.state == incident.ActionState.APPLIED:
         st.guardrails.last_action_at = now
         st.guardrails.action_times = [*st.guardrails.action_times, now][-TIMES_MAX:]
@@ -173,9 +159,9 @@ def record(
         if not out.needs_human:
             st.phase = Phase.MITIGATED
     if out.needs_human:
-        _needs_human(st, True, out.reason, out.message, now)
+        lifecycle.needs_human(st, True, out.reason, out.message, now)
     elif out.state == incident.ActionState.APPLIED:
-        _needs_human(st, False, "Mitigated", out.message, now)
+        lifecycle.needs_human(st, False, "Mitigated", out.message, now)
     return st
 
 
@@ -198,7 +184,7 @@ def settle(
     if now - since < quiet:
         return None
     st.phase, st.resolved_at, st.resolved_by = Phase.RESOLVED, now, "oncall-operator"
-    _add(st, now, "Resolved", f"the new pods have run without an OOM kill since {since.isoformat()}")
+    lifecycle.add(st, now, "Resolved", f"the new pods have run without an OOM kill since {since.isoformat()}")
     if any(c.type == NEEDS_HUMAN for c in st.conditions):
-        _needs_human(st, False, "Resolved", "resolved after the quiet period", now)
+        lifecycle.needs_human(st, False, "Resolved", "resolved after the quiet period", now)
     return st
