@@ -60,7 +60,7 @@ class Replica:
         return [line for line in self.process.log.read_text().splitlines() if any(who in line for who in ACTORS)]
 
 
-ACTORS = ("kopf.objects:", "oncall_operator.executor", "oncall_operator.handlers.escalation")
+ACTORS = ("kopf.objects:", "oncall_operator.executor.oom", "oncall_operator.executor.escalation")
 """Log lines that only an acting replica writes: Kopf's handler lines, remediations, claimed steps."""
 
 

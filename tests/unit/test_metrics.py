@@ -15,7 +15,7 @@ def inc(severity: str, phase: Phase | None, **status: object) -> incident.Incide
     return incident.Incident(spec=spec, status=st)
 
 
-def gauge(board: metrics.Board) -> dict[tuple[str, str], float]:
+def gauge(board: metrics.IncidentGauges) -> dict[tuple[str, str], float]:
     [family] = board.collect()
     return {(s.labels["severity"], s.labels["phase"]): s.value for s in family.samples if s.value}
 
@@ -25,7 +25,7 @@ def observed(name: str, severity: str) -> float:
 
 
 def test_the_gauge_counts_what_is_open_now() -> None:
-    board = metrics.Board(T0)
+    board = metrics.IncidentGauges(T0)
     board.see("a", inc("critical", Phase.TRIGGERED))
     board.see("b", inc("critical", Phase.TRIGGERED))
     board.see("c", inc("warning", Phase.ACKNOWLEDGED))
@@ -40,7 +40,7 @@ def test_the_gauge_counts_what_is_open_now() -> None:
 
 
 def test_mtta_and_mttr_are_observed_once_and_never_for_what_happened_before_the_start() -> None:
-    board = metrics.Board(T0 + dt.timedelta(minutes=10))
+    board = metrics.IncidentGauges(T0 + dt.timedelta(minutes=10))
     ack, res = "oncall_incident_time_to_acknowledge_seconds", "oncall_incident_time_to_resolve_seconds"
     before = observed(ack, "info"), observed(res, "info")
     old = inc("info", Phase.RESOLVED, acknowledged_at=T0, resolved_at=T0 + dt.timedelta(minutes=5))

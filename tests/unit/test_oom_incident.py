@@ -6,17 +6,17 @@ import re
 import pytest
 
 from oncall_operator.api import base, incident
-from oncall_operator.domain import matching, oom, oom_incident, remediation
-from tests.unit import test_remediation as t
+from oncall_operator.domain import matching, oom, oom_incident, oom_plan
+from tests.unit import test_oom_plan as t
 
 NOW = t.NOW
 Phase = incident.Phase
 SPEC = oom_incident.spec(t.pod(), t.pod().kills[0], "Deployment", "web", t.book({}))
 
 
-def run(status: incident.IncidentStatus | None, **over: object) -> tuple[remediation.Plan, incident.IncidentStatus]:
-    plan = remediation.plan(t.situation(status=status, **over))
-    out = remediation.outcome(plan)
+def run(status: incident.IncidentStatus | None, **over: object) -> tuple[oom_plan.Plan, incident.IncidentStatus]:
+    plan = oom_plan.plan(t.situation(status=status, **over))
+    out = oom_plan.outcome(plan)
     new = oom_incident.record(SPEC, status, plan, out, NOW, "web-5f-abc", ["Check memory"])
     assert new is not None
     return plan, new
@@ -56,7 +56,7 @@ def test_first_kill_applied_opens_a_mitigated_incident() -> None:
 
 def test_recording_again_writes_nothing() -> None:
     plan, st = run(None)
-    assert oom_incident.record(SPEC, st, plan, remediation.outcome(plan), NOW, "p") is None
+    assert oom_incident.record(SPEC, st, plan, oom_plan.outcome(plan), NOW, "p") is None
 
 
 def test_status_opened_by_the_incident_handler_is_not_counted_as_a_kill() -> None:

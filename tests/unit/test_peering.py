@@ -38,7 +38,10 @@ def test_the_earlier_start_has_the_higher_priority_and_jitter_only_breaks_ties()
     ],
 )
 def test_who_acts(peers: dict[str, object], expected: str | None) -> None:
-    assert peering.active(peers, NOW) == expected
+    """Each replica with a record asks ``leads`` with its own priority; only ``expected`` is told yes."""
+    for identity, record in peers.items():
+        if isinstance(record, dict) and isinstance(record.get("priority"), int):
+            assert peering.leads(peers, NOW, record["priority"]) == (identity == expected), identity
 
 
 def test_leads_needs_its_own_live_record_at_the_unique_top() -> None:

@@ -2,7 +2,7 @@
 
 Reading the workload, its namespace and its Incident with GETs costs a round trip between the
 kill and the patch. Here each is kept from a list + watch (aiohttp, on the session of
-:class:`workloads.Api`): pages of 500 on the list, bookmarks on the watch, a relist on 410
+:class:`apiserver.Api`): pages of 500 on the list, bookmarks on the watch, a relist on 410
 Gone and after any broken stream, a re-watch from the last resourceVersion when the server
 ends a stream normally (lines split and decoded by :mod:`podwatch`'s helpers). A store answers
 only once its list is in (``synced``); until then, and after an error until the relist is
@@ -33,7 +33,7 @@ from typing import Any
 
 import aiohttp
 
-from oncall_operator.adapters import podwatch, workloads
+from oncall_operator.adapters import apiserver, podwatch
 from oncall_operator.api import GROUP, VERSION, runbook
 from oncall_operator.domain import oom_incident, workload
 
@@ -165,7 +165,7 @@ class Store:
         else:
             self._store(key, rv, obj)
 
-    async def run(self, api: workloads.Api) -> None:
+    async def run(self, api: apiserver.Api) -> None:
         """List, then watch, forever; back off and relist after an error."""
         delay = 0.5
         while True:
@@ -180,17 +180,17 @@ class Store:
             except Gone:
                 self.synced = False
                 continue
-            except (workloads.ApiError, aiohttp.ClientError, TimeoutError, ValueError) as error:
+            except (apiserver.ApiError, aiohttp.ClientError, TimeoutError, ValueError) as error:
                 self.synced = False
-                if isinstance(error, workloads.ApiError) and error.status == 410:
+                if isinstance(error, apiserver.ApiError) and error.status == 410:
                     continue  # a list's continue token or a watch's resourceVersion expired
-                level = logging.ERROR if isinstance(error, workloads.ApiError) and error.status == 403 else logging.INFO
+                level = logging.ERROR if isinstance(error, apiserver.ApiError) and error.status == 403 else logging.INFO
                 text = "cache of %s: %s; relisting in %.1fs (reads go to the API meanwhile)"
                 log.log(level, text, self.what, error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    async def _list(self, api: workloads.Api) -> str:
+    async def _list(self, api: apiserver.Api) -> str:
         items: dict[tuple[str, str], tuple[str, str]] = {}
         token, rv = "", ""
         while True:
@@ -199,7 +199,7 @@ class Store:
                 params["labelSelector"] = self.selector
             page = await api.call("GET", self.path, **params)
             if page is None:
-                raise workloads.ApiError(404, f"{self.path} is not served")
+                raise apiserver.ApiError(404, f"{self.path} is not served")
             meta = page.get("metadata") or {}
             for obj in page.get("items") or ():
                 full = {"apiVersion": self.api_version, "kind": self.kind, **obj}
@@ -212,7 +212,7 @@ class Store:
         log.info("cache of %s: %d listed (%d KiB of JSON kept)", self.what, len(items), size // 1024)
         return rv
 
-    async def _watch(self, api: workloads.Api, rv: str) -> str:
+    async def _watch(self, api: apiserver.Api, rv: str) -> str:
         """One watch stream from ``rv``; returns the last resourceVersion seen when the server ends it."""
         params = {
             "watch": "1",
@@ -231,7 +231,7 @@ class Store:
                     if event.type == "ERROR":
                         if event.obj.get("code") == 410:
                             raise Gone()
-                        raise workloads.ApiError(int(event.obj.get("code") or 500), str(event.obj.get("message")))
+                        raise apiserver.ApiError(int(event.obj.get("code") or 500), str(event.obj.get("message")))
                     rv = event.resource_version or rv
                     if event.type in ("ADDED", "MODIFIED", "DELETED"):
                         self.event(event.type, event.obj)
@@ -269,7 +269,7 @@ class Caches:
     def stores(self) -> list[Store]:
         return [*self.workloads.values(), *self.incidents.values(), self.namespaces]
 
-    def start(self, api: workloads.Api) -> None:
+    def start(self, api: apiserver.Api) -> None:
         if not self.tasks:
             self.tasks = [asyncio.create_task(s.run(api), name=f"cache {s.what}") for s in self.stores()]
 

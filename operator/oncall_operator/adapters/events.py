@@ -1,90 +1,116 @@
-"""Kubernetes Events from tasks Kopf did not start (the operator's own loops, e.g. the pod watch).
+"""Kubernetes Events, posted by the operator's own poster from whichever task wants one.
 
-``kopf.event``/``kopf.info``/``kopf.warn`` put an Event on a queue that Kopf's poster drains, and
-Kopf binds that queue (two context variables) only inside its own per-object tasks: called from
-any other task they raise ``LookupError`` and the Event is lost. Code that posts Events (the
-executor, through :func:`workloads.post_event`) must not care who runs it, so a loop of the
-operator's own binds a queue of this module's in its context (:meth:`Poster.bind`) and this
-poster sends what arrives there, one Event after the other, as Kopf's poster would (same body,
-same reporting component from Kopf's settings). A failed post is logged and dropped, as Kopf
-does: Events help, they never hold anything up.
-
-The two context variables are Kopf internals (``kopf._core.engines.posting``, unchanged from
-1.35 to 1.45); an import here fails at start-up, loudly, if a Kopf upgrade moves them.
+Every flow explains itself with Events on the object it acted on and on the Incident. Kopf's
+``kopf.event`` works only inside the per-object tasks Kopf starts (elsewhere it raises
+``LookupError`` and the Event is lost), and the operator's own loops (the pod watch, the
+escalation loop, the intake) are not such tasks. So every Event goes through :class:`Poster`:
+:meth:`Poster.emit` queues it without waiting (an Event must never hold up a page or a
+patch), and one task posts what is queued, one after the other, with the reporting component
+from Kopf's settings. The queue is bounded: past :data:`QUEUE_MAX` an Event is dropped and
+logged, as a failed post is. Events help; they never hold anything up.
 """
 
 import asyncio
-import contextvars
+import collections.abc as cabc
+import contextlib
+import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Coroutine
 from typing import Any
 
 import aiohttp
-import kopf
-from kopf._core.engines import posting
 
-from oncall_operator.adapters import workloads
+from oncall_operator.adapters import apiserver
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 1024
+QUEUE_MAX = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Reporter:
+    """Who the Events say reported them (Kopf's posting settings, read once at start-up)."""
+
+    component: str = "oncall-operator"
+    instance: str = ""
+    name_prefix: str = "oncall-operator-event-"
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    ref: dict[str, Any]
+    type: str
+    reason: str
+    message: str
+
+
+def ref_of(obj: cabc.Mapping[str, Any]) -> dict[str, Any]:
+    """The involvedObject reference of ``obj`` (apiVersion, kind, name, namespace, uid)."""
+    meta = obj.get("metadata") or {}
+    return {
+        "apiVersion": obj.get("apiVersion", "v1"),
+        "kind": obj.get("kind", ""),
+        "name": meta.get("name"),
+        "namespace": meta.get("namespace"),
+        "uid": meta.get("uid"),
+    }
 
 
 class Poster:
-    """A queue for ``kopf.event`` outside Kopf's tasks, and the task that posts what it holds."""
+    """A bounded queue of Events and the task that posts them."""
 
-    def __init__(self, api: workloads.Api, settings: kopf.OperatorSettings) -> None:
-        self.api, self.settings = api, settings
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+    def __init__(self, api: apiserver.Api, reporter: Reporter = Reporter()) -> None:
+        self.api, self.reporter = api, reporter
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_MAX)
         self.task: asyncio.Task[None] | None = None
 
-    def bind(self) -> None:
-        """Make ``kopf.event`` in this context (and the tasks it creates later) post through here."""
-        posting.event_queue_loop_var.set(asyncio.get_running_loop())
-        posting.event_queue_var.set(self.queue)
+    def start(self) -> None:
         if self.task is None:
-            self.task = asyncio.create_task(self.run(), name="event poster")
+            self.task = asyncio.create_task(self._run(), name="event poster")
 
-    async def run(self) -> None:
+    def emit(self, obj: cabc.Mapping[str, Any], warning: bool, reason: str, text: str) -> None:
+        """Queue an Event about ``obj`` (a body, or anything with apiVersion, kind and metadata)."""
+        event = Event(ref_of(obj), "Warning" if warning else "Normal", reason, text[:MAX_MESSAGE])
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            log.warning("Event %s %s about %s dropped: %d Events queued", event.type, reason, event.ref, QUEUE_MAX)
+
+    async def _run(self) -> None:
         while True:
             await self._send(await self.queue.get())
 
-    async def _send(self, event: Any) -> None:
+    async def _send(self, event: Event) -> None:
         try:
-            await self.post(event.ref, event.type, event.reason, event.message)
-        except (workloads.ApiError, aiohttp.ClientError, TimeoutError) as error:
+            await self.post(event)
+        except (apiserver.ApiError, aiohttp.ClientError, TimeoutError) as error:
             log.warning("Event %s %s about %s not posted: %s", event.type, event.reason, event.ref, error)
 
-    async def post(self, ref: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        namespace = ref.get("namespace") or "default"
+    async def post(self, event: Event) -> None:
+        namespace = event.ref.get("namespace") or "default"
         now = dt.datetime.now(dt.UTC).isoformat()
-        component = self.settings.posting.reporting_component
         body = {
-            "metadata": {"namespace": namespace, "generateName": self.settings.posting.event_name_prefix},
+            "metadata": {"namespace": namespace, "generateName": self.reporter.name_prefix},
             "action": "Action?",
-            "type": type_,
-            "reason": reason,
-            "message": message[:MAX_MESSAGE],
-            "reportingComponent": component,
-            "reportingInstance": self.settings.posting.reporting_instance,
-            "source": {"component": component},
-            "involvedObject": {**ref, "namespace": namespace},
+            "type": event.type,
+            "reason": event.reason,
+            "message": event.message,
+            "reportingComponent": self.reporter.component,
+            "reportingInstance": self.reporter.instance,
+            "source": {"component": self.reporter.component},
+            "involvedObject": {**event.ref, "namespace": namespace},
             "firstTimestamp": now,
             "lastTimestamp": now,
             "eventTime": now,
         }
         await self.api.call("POST", f"/api/v1/namespaces/{namespace}/events", body)
 
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> "asyncio.Task[None]":
-        """Run ``coro`` as a task whose ``kopf.event`` calls post through here."""
-        context = contextvars.copy_context()
-        context.run(self.bind)
-        return asyncio.create_task(coro, name=name, context=context)
-
     async def close(self) -> None:
         """Stop, then post what is still queued (the last remediations' Events)."""
         if self.task is not None:
             self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
         while not self.queue.empty():
             await self._send(self.queue.get_nowait())

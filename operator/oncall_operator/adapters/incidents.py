@@ -14,7 +14,7 @@ from typing import Any
 
 import kubernetes
 
-from oncall_operator.adapters import kube, workloads
+from oncall_operator.adapters import apiserver, kube
 from oncall_operator.api import GROUP, VERSION, incident, kinds
 
 PLURAL = kinds.INCIDENT.plural
@@ -39,27 +39,29 @@ def get(k: kube.Kube, namespace: str, name: str) -> incident.Incident | None:
     return None if raw is None else incident.Incident.model_validate(raw)
 
 
-def create(
-    k: kube.Kube, namespace: str, name: str, spec: incident.IncidentSpec, labels: dict[str, str] | None = None
-) -> tuple[incident.Incident, bool]:
-    """Create the Incident, or return the existing one of that name; the bool says 'created'."""
+async def create_async(
+    api: apiserver.Api, namespace: str, name: str, spec: incident.IncidentSpec, labels: cabc.Mapping[str, str]
+) -> tuple[dict[str, Any], bool]:
+    """Create the Incident, or find the one of that name; (the object as the API server answered, created)."""
     body: dict[str, Any] = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": kinds.INCIDENT.kind,
-        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
         "spec": spec.wire(),
     }
-    try:
-        raw = k.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
-        return incident.Incident.model_validate(raw), True
-    except kubernetes.client.ApiException as error:
-        if error.status != 409:
-            raise
-    found = get(k, namespace, name)
-    if found is None:  # deleted between the two calls: try once more
-        raw = k.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
-        return incident.Incident.model_validate(raw), True
-    return found, False
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+    for _ in range(2):  # the second time only if it was deleted between the create and the read
+        try:
+            created = await api.call("POST", path, body)
+        except apiserver.ApiError as error:
+            if error.status != 409:
+                raise
+        else:
+            return created or {}, True
+        existing = await api.call("GET", f"{path}/{name}")
+        if existing is not None:
+            return existing, False
+    raise ConflictsExhausted(f"Incident {namespace}/{name} keeps appearing and disappearing")
 
 
 Request = tuple[str, dict[str, Any] | None]
@@ -107,7 +109,8 @@ def update_status(
     first attempt starts from it instead of a GET, and its resourceVersion makes a stale copy a
     409, after which the Incident is read. A ``mutate`` that finds nothing to do on ``known``
     writes nothing: a newer version reaches its watcher as an event, which judges again.
-    Returns None when the Incident does not exist. Blocking: for worker threads.
+    Returns None when the Incident does not exist. Blocking, for the kubectl plugin; the operator
+    uses :func:`update_status_async`.
     """
     steps = _steps(namespace, name, mutate, attempts, known)
     try:
@@ -120,7 +123,7 @@ def update_status(
 
 
 async def update_status_async(
-    api: workloads.Api,
+    api: apiserver.Api,
     namespace: str,
     name: str,
     mutate: Mutation,
@@ -137,7 +140,7 @@ async def update_status_async(
             try:
                 found = await api.call(method, path if raw is None else f"{path}/status", raw)
                 answer: Answer = (200 if found is not None else 404, found)
-            except workloads.ApiError as error:
+            except apiserver.ApiError as error:
                 if error.status not in (404, 409):
                     raise
                 answer = (error.status, None)

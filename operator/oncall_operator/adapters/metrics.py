@@ -102,7 +102,7 @@ def record_escalation(
         ).inc()
 
 
-class Board(registry.Collector):
+class IncidentGauges(registry.Collector):
     """The Incidents this process sees: the open-incident gauge, and MTTA/MTTR observed once."""
 
     def __init__(self, started: dt.datetime) -> None:
@@ -154,5 +154,5 @@ class Board(registry.Collector):
         yield family
 
 
-BOARD = Board(dt.datetime.now(dt.UTC))
-REGISTRY.register(BOARD)
+INCIDENTS = IncidentGauges(dt.datetime.now(dt.UTC))
+REGISTRY.register(INCIDENTS)

@@ -35,7 +35,7 @@ from typing import Any
 import aiohttp
 import prometheus_client
 
-from oncall_operator.adapters import metrics, peering, workloads
+from oncall_operator.adapters import apiserver, metrics, peering
 from oncall_operator.domain import matching, oom
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class PodWatch:
 
     def __init__(
         self,
-        api: workloads.Api,
+        api: apiserver.Api,
         patterns: cabc.Sequence[str],
         handle: Handle,
         concurrency: int = 32,
@@ -228,7 +228,7 @@ class PodWatch:
                 log.info("pod watch %s: %s; listing again", follower.path, error)
                 follower.resource_version = None
                 continue
-            except (aiohttp.ClientError, TimeoutError, workloads.ApiError, ValueError) as error:
+            except (aiohttp.ClientError, TimeoutError, apiserver.ApiError, ValueError) as error:
                 RESTARTS.labels("error").inc()
                 delay = self._backoff(follower)
                 log.warning("pod watch %s: %s; again in %.1fs", follower.path, _describe(error), delay)
@@ -250,7 +250,7 @@ class PodWatch:
             params = {"limit": str(self.page), **({"continue": token} if token else {})}
             try:
                 page = await self.api.call("GET", path, **params) or {}
-            except workloads.ApiError as error:
+            except apiserver.ApiError as error:
                 if error.status == 410:  # the continue token expired
                     raise Expired(error.message) from error
                 raise
@@ -291,7 +291,7 @@ class PodWatch:
                             seen, follower.failures = True, 0
                         if event.type != "BOOKMARK":
                             self.offer(event.obj)
-        except workloads.ApiError as error:
+        except apiserver.ApiError as error:
             if error.status == 410:
                 raise Expired(error.message) from error
             raise
@@ -307,14 +307,14 @@ class PodWatch:
             self.dispatcher.submit(pod)
 
 
-def _refusal(status: cabc.Mapping[str, Any]) -> workloads.ApiError:
+def _refusal(status: cabc.Mapping[str, Any]) -> apiserver.ApiError:
     """An ERROR event's Status as the error it is (410 Gone: the resourceVersion is too old)."""
     code = int(status.get("code") or 500)
-    return workloads.ApiError(code, str(status.get("message") or status.get("reason") or "watch error"))
+    return apiserver.ApiError(code, str(status.get("message") or status.get("reason") or "watch error"))
 
 
 def _describe(error: Exception) -> str:
-    if isinstance(error, workloads.ApiError):
+    if isinstance(error, apiserver.ApiError):
         return f"API server answered {error.status}: {error.message}"
     return str(error) or type(error).__name__
 

@@ -1,13 +1,8 @@
 """Workloads on the API server, on the remediation's hot path: owners, reads, dry-runs, the patch.
 
-These calls sit between an OOM kill and the patched workload, so they are async (aiohttp on
-the event loop) rather than the official client in worker threads: measured here, four
-parallel reads cost ~9 ms of CPU through the threaded client (the GIL serialises its heavy
-request and response handling) and ~1 ms through aiohttp. Host, TLS and credentials come from
-the official client's ``Configuration`` (``Kube.connect``), whose ``auth_settings()`` also runs
-its token-refresh hook, so both clients authenticate the same way. Incident *writes* stay on
-:mod:`adapters.incidents` (optimistic concurrency); objects are plain dicts, as the domain reads.
-The same session streams watches (``Api.stream``): the pod watch's and :mod:`adapters.caches`'.
+These calls sit between an OOM kill and the patched workload, so they go through the async
+client (:mod:`adapters.apiserver`). Incident *writes* go through :mod:`adapters.incidents`
+(optimistic concurrency); objects are plain dicts, as the domain reads them.
 
 Nothing here writes to a Pod: the only Pod call is a server-side *dry-run* create of the pod a
 changed template would make, which the API server admits (LimitRange, ResourceQuota, webhooks,
@@ -15,17 +10,10 @@ PodSecurity) and discards.
 """
 
 import collections
-import collections.abc as cabc
-import contextlib
 import dataclasses
-import json
-import ssl
-from typing import Any, cast
+from typing import Any
 
-import aiohttp
-import kopf
-
-from oncall_operator.adapters import kube
+from oncall_operator.adapters import apiserver
 from oncall_operator.api import GROUP, VERSION
 from oncall_operator.domain import oom
 
@@ -43,15 +31,6 @@ _LISTS = {
     "ControllerRevision": "/apis/apps/v1/namespaces/{ns}/controllerrevisions",
     "HorizontalPodAutoscaler": "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
 }
-AGENT = "oncall-operator"
-
-
-class ApiError(Exception):
-    """A refusal from the API server: its status code and its own words."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status, self.message = status, message
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,71 +59,7 @@ class OwnerCache:
             self.items.popitem(last=False)
 
 
-class Api:
-    """An aiohttp session to the API server, authenticated like the official client."""
-
-    def __init__(self, k: kube.Kube, agent: str = AGENT) -> None:
-        self.config = k.api.configuration
-        context: ssl.SSLContext | bool = False
-        if self.config.verify_ssl:
-            context = ssl.create_default_context(cafile=self.config.ssl_ca_cert)
-            if self.config.cert_file:
-                context.load_cert_chain(self.config.cert_file, self.config.key_file)
-        self.session = aiohttp.ClientSession(
-            base_url=self.config.host.rstrip("/") + "/",
-            connector=aiohttp.TCPConnector(ssl=context),
-            timeout=aiohttp.ClientTimeout(total=30),
-            headers={"User-Agent": agent, "Accept": "application/json"},
-        )
-
-    async def close(self) -> None:
-        await self.session.close()
-
-    def _headers(self) -> dict[str, str]:
-        settings = self.config.auth_settings()  # runs the client's refresh hook for expiring tokens
-        return {s["key"]: s["value"] for s in settings.values() if s.get("in") == "header" and s.get("value")}
-
-    async def call(
-        self, method: str, path: str, body: Any = None, content_type: str = "application/json", **params: str
-    ) -> dict[str, Any] | None:
-        """The response object, or None for 404 on a read; ApiError for any other refusal."""
-        headers = self._headers()
-        data = None
-        if body is not None:
-            headers["Content-Type"] = content_type
-            data = json.dumps(body)
-        proxy = self.config.proxy or None
-        async with self.session.request(
-            method, path.lstrip("/"), data=data, params=params, headers=headers, proxy=proxy
-        ) as reply:
-            text = await reply.text()
-            if reply.status == 404 and method == "GET":
-                return None
-            if reply.status >= 400:
-                raise ApiError(reply.status, _message(text, reply.status))
-            return cast(dict[str, Any], json.loads(text)) if text else {}
-
-    @contextlib.asynccontextmanager
-    async def stream(
-        self, path: str, timeout: aiohttp.ClientTimeout, **params: str
-    ) -> cabc.AsyncIterator[aiohttp.ClientResponse]:
-        """A GET whose body the caller reads as it arrives (a watch), with a timeout of its own; ApiError on refusal."""
-        async with self.session.get(
-            path.lstrip("/"), params=params, headers=self._headers(), proxy=self.config.proxy or None, timeout=timeout
-        ) as reply:
-            if reply.status >= 400:
-                raise ApiError(reply.status, _message(await reply.text(), reply.status))
-            yield reply
-
-
-def _message(text: str, status: int) -> str:
-    try:
-        return str(json.loads(text)["message"])
-    except (TypeError, ValueError, KeyError):
-        return f"{status} {text[:200]}"
-
-
-async def read(api: Api, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+async def read(api: apiserver.Api, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     """The object as a dict, or None when it does not exist (or is not a kind read here)."""
     if kind not in _PATHS:
         return None
@@ -154,7 +69,7 @@ async def read(api: Api, kind: str, namespace: str, name: str) -> dict[str, Any]
     return obj
 
 
-async def list_items(api: Api, kind: str, namespace: str) -> list[dict[str, Any]]:
+async def list_items(api: apiserver.Api, kind: str, namespace: str) -> list[dict[str, Any]]:
     """Every object of ``kind`` (ReplicaSet, ControllerRevision, HorizontalPodAutoscaler) in ``namespace``, as dicts."""
     found = await api.call("GET", _LISTS[kind].format(ns=namespace))
     return [dict(item, kind=kind) for item in (found or {}).get("items") or ()]
@@ -172,7 +87,7 @@ def guess(pod: oom.PodFacts) -> Target | None:
     return Target("Deployment", "apps/v1", ref.name[: -len(suffix) - 1])
 
 
-async def owner(api: Api, namespace: str, ref: oom.OwnerRef | None, pod: str, cache: OwnerCache) -> Target:
+async def owner(api: apiserver.Api, namespace: str, ref: oom.OwnerRef | None, pod: str, cache: OwnerCache) -> Target:
     """The top-level owner: Pod -> ReplicaSet -> Deployment, Pod -> StatefulSet, Pod -> Job -> CronJob."""
     if ref is None:
         return Target("Pod", "v1", pod)
@@ -194,32 +109,29 @@ async def owner(api: Api, namespace: str, ref: oom.OwnerRef | None, pod: str, ca
     return target
 
 
-async def namespace_annotations(api: Api, namespace: str) -> dict[str, str]:
+async def namespace_annotations(api: apiserver.Api, namespace: str) -> dict[str, str]:
     obj = await api.call("GET", f"/api/v1/namespaces/{namespace}")
     return dict(((obj or {}).get("metadata") or {}).get("annotations") or {})
 
 
-async def incident(api: Api, namespace: str, name: str) -> dict[str, Any] | None:
+async def incident(api: apiserver.Api, namespace: str, name: str) -> dict[str, Any] | None:
     return await api.call("GET", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/incidents/{name}")
 
 
 async def patch(
-    api: Api, kind: str, namespace: str, name: str, ops: list[dict[str, Any]], dry_run: bool
+    api: apiserver.Api, kind: str, namespace: str, name: str, ops: list[dict[str, Any]], dry_run: bool
 ) -> dict[str, Any]:
     """Send the JSON patch (as a server-side dry-run when ``dry_run``); the object it made; raises ApiError."""
-    params = {"fieldManager": AGENT, **({"dryRun": "All"} if dry_run else {})}
+    params = {"fieldManager": apiserver.AGENT, **({"dryRun": "All"} if dry_run else {})}
     path = _PATHS[kind].format(ns=namespace, name=name)
     found = await api.call("PATCH", path, ops, "application/json-patch+json", **params) or {}
     found.setdefault("kind", kind)
     return found
 
 
-async def dry_run_pod(api: Api, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
+async def dry_run_pod(api: apiserver.Api, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
     """Have the API server admit (and discard) the pod a changed template would create; the pod as admitted."""
-    found = await api.call("POST", f"/api/v1/namespaces/{namespace}/pods", pod, dryRun="All", fieldManager=AGENT)
+    found = await api.call(
+        "POST", f"/api/v1/namespaces/{namespace}/pods", pod, dryRun="All", fieldManager=apiserver.AGENT
+    )
     return found or {}
-
-
-def post_event(obj: dict[str, Any], warning: bool, reason: str, text: str) -> None:
-    """An Event about ``obj`` (apiVersion, kind, metadata name/namespace/uid), through Kopf's poster."""
-    kopf.event(cast(kopf.Body, obj), type="Warning" if warning else "Normal", reason=reason, message=text[:1024])

@@ -3,7 +3,7 @@
 Pure: the Incident, the Runbook, the objects read from the API server (the target workload,
 its ReplicaSets, the namespace's HPAs, the flag ConfigMap, the escalation policy) and ``now``
 go in; a :class:`Plan` comes out, and :func:`record` writes the result into the Incident's
-status. The shell (:mod:`oncall_operator.action_executor`) reads, dry-runs, patches and sends.
+status. The shell (:mod:`oncall_operator.executor.actions`) reads, dry-runs, patches and sends.
 
 **The order rule.** Each time an alert Incident opens or fires again (``status.occurrences``
 grows, which a reopening also does) a new *round* starts, keyed ``round-<occurrences>``; every
@@ -41,7 +41,7 @@ from typing import Any
 
 from oncall_operator.api import durations, incident, runbook
 from oncall_operator.api import policy as policies
-from oncall_operator.domain import lifecycle, matching, workload
+from oncall_operator.domain import guardrails, lifecycle, matching, workload
 
 ActionType = runbook.ActionType
 State = incident.ActionState
@@ -264,26 +264,11 @@ def _gates(
     meta = obj.get("metadata") or {}
     if not facts.in_scope:
         raise _refuse(due, "OutOfScope", f"namespace {change.namespace} is outside the operator's watch scope")
-    out = workload.opted_out(facts.namespace_annotations, meta.get("annotations"), where)
-    if out:
-        raise _refuse(due, "OptedOut", f"{out} says {workload.OPT_OUT}: {workload.OPT_OUT_VALUE}", change)
-    if change.kind != "ConfigMap" and (obj.get("spec") or {}).get("paused"):
-        raise _refuse(due, "Paused", f"the {change.kind} is paused: nothing is changed", change)
-    tracker = workload.gitops_tracker(meta.get("labels") or {}, meta.get("annotations"))
-    if tracker and not guard.allow_git_ops:
-        raise _refuse(
-            due, "GitOpsManaged", f"tracked by {tracker}: change it in git (or set guardrails.allowGitOps)", change
-        )
-    status = inc.status or incident.IncidentStatus()
-    last = status.guardrails.last_action_at
-    if last is not None and facts.now < last + durations.parse(guard.cooldown):
-        text = f"last action at {last.isoformat()}, cooldown {guard.cooldown}"
-        raise _refuse(due, "Cooldown", text, change, human=False)
-    window = durations.parse(guard.window)
-    recent = [t for t in status.guardrails.action_times if t > facts.now - window]
-    if len(recent) >= guard.max_actions:
-        text = f"{len(recent)} actions in the last {guard.window} (maxActions {guard.max_actions})"
-        raise _refuse(due, "RateLimited", text, change)
+    paused = change.kind != "ConfigMap" and bool((obj.get("spec") or {}).get("paused"))
+    subject = guardrails.Subject(change.kind, where, meta.get("annotations"), meta.get("labels") or {}, paused)
+    refused = guardrails.refusal(guard, inc.status, subject, facts.namespace_annotations, facts.now)
+    if refused is not None:
+        raise _refuse(due, refused.reason, refused.text, change, human=refused.human)
 
 
 def _notify(inc: incident.Incident, due: Due, facts: Facts) -> Message:
@@ -328,7 +313,7 @@ def _flag(inc: incident.Incident, due: Due, facts: Facts, key: str) -> Change:
     old = (data or {}).get(flag)
     if old == settings.value:
         raise _refuse(due, "FlagAlreadySet", f"flag {flag} in ConfigMap {settings.config_map} is {old!r} already")
-    path = f"/data/{_escape(flag)}"
+    path = f"/data/{guardrails.escape(flag)}"
     ops: list[dict[str, Any]] = []
     if data is None:
         ops += [
@@ -528,16 +513,7 @@ def _images(template: cabc.Mapping[str, Any]) -> str:
 
 
 def _marker_ops(meta: cabc.Mapping[str, Any], key: str) -> list[dict[str, Any]]:
-    if meta.get("annotations") is None:
-        return [
-            {"op": "test", "path": "/metadata/resourceVersion", "value": meta.get("resourceVersion", "")},
-            {"op": "add", "path": "/metadata/annotations", "value": {MARKER: key}},
-        ]
-    return [{"op": "add", "path": f"/metadata/annotations/{_escape(MARKER)}", "value": key}]
-
-
-def _escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
+    return guardrails.marker_ops(meta.get("annotations"), meta.get("resourceVersion", ""), MARKER, key)
 
 
 def _time(text: str) -> dt.datetime | None:

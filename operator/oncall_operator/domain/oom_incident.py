@@ -20,7 +20,7 @@ import hashlib
 import re
 
 from oncall_operator.api import base, incident, runbook
-from oncall_operator.domain import lifecycle, matching, oom, remediation
+from oncall_operator.domain import lifecycle, matching, oom, oom_plan
 
 TRIGGER_LABEL = "oncall.dev/trigger"
 KIND_LABEL = "oncall.dev/workload-kind"
@@ -88,8 +88,8 @@ def _fresh(
 def record(
     spec: incident.IncidentSpec,
     status: incident.IncidentStatus | None,
-    plan: remediation.Plan,
-    out: remediation.Outcome,
+    plan: oom_plan.Plan,
+    out: oom_plan.Outcome,
     now: dt.datetime,
     pod: str,
     checklist: cabc.Sequence[str] = (),

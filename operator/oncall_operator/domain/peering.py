@@ -53,16 +53,6 @@ def live(peers: cabc.Mapping[str, Any], now: dt.datetime) -> dict[str, int]:
     return found
 
 
-def active(peers: cabc.Mapping[str, Any], now: dt.datetime) -> str | None:
-    """The identity Kopf lets act: the one live peer with the highest priority; None on a tie or none."""
-    alive = live(peers, now)
-    if not alive:
-        return None
-    top = max(alive.values())
-    leaders = [identity for identity, priority in alive.items() if priority == top]
-    return leaders[0] if len(leaders) == 1 else None
-
-
 def leads(peers: cabc.Mapping[str, Any], now: dt.datetime, priority: int) -> bool:
     """Whether the replica with ``priority`` is the one that acts (its own record among the live)."""
     priorities = list(live(peers, now).values())

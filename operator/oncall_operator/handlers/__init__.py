@@ -1,41 +1,17 @@
-"""Kopf registrations, and nothing else: each handler parses, calls the domain, writes status.
+"""Kopf registrations, and nothing else: each one hands its event to the executor in a line or three.
 
 Importing this package registers every handler with Kopf's default registry; ``cli run``
-does that before ``kopf.run``.
+does that before ``kopf.run``. Each flow reads ``handlers/X -> executor/X -> domain/X``:
+
+- :mod:`.settings`: Kopf's settings, and the one start-up and clean-up handler
+  (:mod:`oncall_operator.executor.runtime` starts the pod watch, the loop over open
+  Incidents and the intake in order);
+- :mod:`.objects`: the indices of Schedules, Policies and Runbooks, and their Ready checks;
+- :mod:`.incidents`: every Incident event (opening, Ready, the escalation loop, runbook
+  actions, the review, the metrics);
+- :mod:`.peering`: the heartbeat of the peering object, for the leadership observer.
 """
 
-from oncall_operator.handlers import (
-    actions,
-    board,
-    escalation,
-    incidents,
-    intake,
-    metrics,
-    objects,
-    peering,
-    pods,
-    remediation,
-    review,
-    settings,
-)
+from oncall_operator.handlers import incidents, objects, peering, settings
 
-# isort: split
-# after ``pods``: start-up handlers run in the order they were registered, and this one starts
-# the caches inside the OOM state that ``pods`` sets up (it would otherwise wait for it)
-from oncall_operator.handlers import caches
-
-__all__ = [
-    "actions",
-    "board",
-    "caches",
-    "escalation",
-    "incidents",
-    "intake",
-    "metrics",
-    "objects",
-    "peering",
-    "pods",
-    "remediation",
-    "review",
-    "settings",
-]
+__all__ = ["incidents", "objects", "peering", "settings"]

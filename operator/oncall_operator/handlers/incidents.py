@@ -1,61 +1,59 @@
-"""Incidents: give a new Incident its first status, and check what it refers to.
+"""Incidents: every event goes to the flows that care, one registration per concern.
 
-Only the opening step lives here; the escalation (:mod:`~oncall_operator.handlers.board`),
-the runbook actions and the review have their own handlers. Whatever made the Incident (the
-intake, the OOM watch, a person with kubectl), the board shows it the same way.
+Kopf stores nothing on an Incident (no finalizer, no progress annotation: ``on.event`` only),
+so an Incident can be deleted while no operator runs; each flow keeps its own state in the
+Incident's status. The index of Incident names lets the intake open a new alert group without
+a read first.
 """
 
-import datetime as dt
 from typing import Any
 
 import kopf
+import pydantic
 
-from oncall_operator.adapters import incidents
+from oncall_operator.adapters import metrics
 from oncall_operator.api import GROUP, VERSION, incident, kinds
-from oncall_operator.domain import lifecycle
-from oncall_operator.handlers import objects
+from oncall_operator.executor import actions, opening, review
 
-MANAGED_BY = ("app.kubernetes.io/managed-by", "oncall-operator")
-CREATOR_GRACE = dt.timedelta(seconds=60)
+PLURAL = kinds.INCIDENT.plural
 
 
-def _creator_writes_status(meta: Any, now: dt.datetime) -> bool:
-    """A young Incident the intake or the OOM watch made: its creator's status write is on its way.
-
-    Opening it here too would race that write (a 409 and a read, or two writes). Should the
-    creator die in between, its own retry (Alertmanager's redelivery, the pod watch's relisting)
-    writes the status; an Incident still unopened after the grace is opened here at its next event.
-    """
-    if (meta.get("labels") or {}).get(MANAGED_BY[0]) != MANAGED_BY[1]:
-        return False
-    try:
-        created = dt.datetime.fromisoformat(str(meta.get("creationTimestamp")).replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return now - created < CREATOR_GRACE
+@kopf.index(GROUP, VERSION, PLURAL)
+def incident_homes(namespace: str | None, name: str, **_: Any) -> dict[str, str]:
+    """The namespaces of every Incident name: the intake opens a new alert group without a read first."""
+    return {name: namespace or ""}
 
 
-@kopf.on.event(GROUP, VERSION, kinds.INCIDENT.plural)
-async def incident_changed(type: str, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-    objects.mark_filled(memo)
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def incident_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """Open a new Incident (or check an open one's Ready); then the escalation looks at it."""
+    memo.ctx.indices.mark_filled()
     if type == "DELETED":
+        memo.ctx.incidents.forget((body["metadata"]["namespace"], body["metadata"]["name"]))
         return
-    spec = incident.IncidentSpec.model_validate(dict(body["spec"]))
-    meta = body["metadata"]
-    if not (body.get("status") or {}).get("phase"):
-        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        if _creator_writes_status(meta, now):
-            return
+    await opening.changed(memo.ctx, body)
+    await memo.ctx.incidents.seen(memo.ctx, dict(body))
 
-        def open_once(current: incident.Incident) -> incident.IncidentStatus | None:
-            if current.status and current.status.phase:
-                return None
-            verdict = objects.incident_verdict(memo.indices, current.spec, meta["namespace"])
-            return lifecycle.with_ready(lifecycle.opened(current.spec, now), verdict, current.metadata.generation, now)
 
-        written = await incidents.update_status_async(memo.api, meta["namespace"], meta["name"], open_once, known=body)
-        if written and written.changed:
-            kopf.info(body, reason="Triggered", message=lifecycle.opened(spec, now).timeline[0].message)
+@kopf.on.event(GROUP, VERSION, PLURAL, when=lambda spec, status, **_: actions.wants_actions(spec, status))
+async def incident_actions(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    if type != "DELETED":
+        await actions.run_due(memo.ctx, body)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, when=lambda status, **_: status.get("phase") == incident.Phase.RESOLVED.value)
+async def incident_review(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    if type != "DELETED":
+        await review.open_review(memo.ctx, body)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def incident_metrics(type: str, uid: str, body: kopf.Body, **_: Any) -> None:
+    """The open-incident gauge and MTTA/MTTR, from the Incidents Kopf sees (right after a restart too)."""
+    if type == "DELETED":
+        metrics.INCIDENTS.forget(uid)
         return
-    verdict = objects.incident_verdict(memo.indices, spec, meta["namespace"])
-    await objects.write_ready(kinds.INCIDENT, body, memo, verdict)
+    try:
+        metrics.INCIDENTS.see(uid, incident.Incident.model_validate(dict(body)))
+    except pydantic.ValidationError:
+        return  # the Incident's own handler reports what is wrong with it

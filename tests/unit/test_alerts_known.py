@@ -1,10 +1,10 @@
 """The intake's memory of where each group's Incident is: bounded, latest kept, a stale entry forgotten."""
 
-from oncall_operator.adapters import alert_incidents
+from oncall_operator.executor import alerts
 
 
 def test_the_oldest_entry_goes_first_and_a_stale_one_is_forgotten_only_where_it_was() -> None:
-    known = alert_incidents.Known(size=2)
+    known = alerts.Known(size=2)
     known.put("a", "ns-1")
     known.put("b", "ns-1")
     assert known.get("a") == "ns-1"

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from oncall_operator.api import incident, runbook
-from oncall_operator.domain import matching, oom, remediation, workload
+from oncall_operator.domain import matching, oom, oom_plan, workload
 
-Mode = remediation.Mode
+Mode = oom_plan.Mode
 NOW = dt.datetime(2026, 1, 5, 9, 30, tzinfo=dt.UTC)
 UID, FINISHED = "pod-uid", "2026-01-05T09:29:00Z"
 KEY = f"{UID}/app/{FINISHED}"
@@ -96,8 +96,8 @@ def status(raises: int = 0, last: dt.datetime | None = None, times: int = 0, see
     return incident.IncidentStatus(phase=incident.Phase.TRIGGERED, guardrails=g)
 
 
-def situation(**over: Any) -> remediation.Situation:
-    base = remediation.Situation(
+def situation(**over: Any) -> oom_plan.Situation:
+    base = oom_plan.Situation(
         pod=pod(),
         target_kind="Deployment",
         workload=deployment(),
@@ -111,7 +111,7 @@ def situation(**over: Any) -> remediation.Situation:
 
 
 def test_raise_is_the_exact_conditional_patch() -> None:
-    plan = remediation.plan(situation())
+    plan = oom_plan.plan(situation())
     assert plan.mode == Mode.APPLY and plan.kill and plan.kill.key == KEY
     assert plan.change and (plan.change.before, plan.change.after) == ("limits.memory=256Mi", "limits.memory=356Mi")
     assert list(plan.change.ops) == [
@@ -138,7 +138,7 @@ def test_raise_is_the_exact_conditional_patch() -> None:
     ],
 )
 def test_vpa_rule_rounded_and_capped(old: str, rule: dict[str, Any], new: str) -> None:
-    plan = remediation.plan(situation(workload=deployment(old), pod=pod(old), runbook=book(rule)))
+    plan = oom_plan.plan(situation(workload=deployment(old), pod=pod(old), runbook=book(rule)))
     assert plan.mode == Mode.APPLY and plan.change and plan.change.after == f"limits.memory={new}"
 
 
@@ -170,10 +170,10 @@ def test_vpa_rule_rounded_and_capped(old: str, rule: dict[str, Any], new: str) -
     ],
 )
 def test_refusals(over: dict[str, Any], reason: str, human: bool) -> None:
-    plan = remediation.plan(situation(**over))
+    plan = oom_plan.plan(situation(**over))
     assert (plan.mode, plan.reason, plan.needs_human) == (Mode.REFUSE, reason, human), plan.message
     assert plan.new and plan.kill  # the kill is still counted
-    out = remediation.outcome(plan)
+    out = oom_plan.outcome(plan)
     assert (out.state, out.reason) == (incident.ActionState.REFUSED, reason)
 
 
@@ -187,18 +187,18 @@ def test_refusals(over: dict[str, Any], reason: str, human: bool) -> None:
     ],
 )
 def test_refusals_record_the_recommended_change(over: dict[str, Any]) -> None:
-    plan = remediation.plan(situation(**over))
+    plan = oom_plan.plan(situation(**over))
     assert plan.change and plan.change.after == "limits.memory=356Mi"
     assert "recommended: raise memory of container app" in plan.message
 
 
 def test_cooldown_and_window_pass_when_old_enough() -> None:
     s = status(last=NOW - dt.timedelta(minutes=5), times=2)
-    assert remediation.plan(situation(status=s)).mode == Mode.APPLY
+    assert oom_plan.plan(situation(status=s)).mode == Mode.APPLY
 
 
 def test_gitops_allowed_by_the_runbook() -> None:
-    plan = remediation.plan(
+    plan = oom_plan.plan(
         situation(
             workload=deployment(labels={"argocd.argoproj.io/instance": "shop"}),
             runbook=book({}, guard={"allowGitOps": True}),
@@ -211,47 +211,47 @@ def test_gitops_allowed_by_the_runbook() -> None:
     "over", [{"dry_run": True}, {"runbook": book({}, guard={"dryRun": True})}], ids=["operator-wide", "runbook"]
 )
 def test_dry_run_keeps_the_planned_patch(over: dict[str, Any]) -> None:
-    plan = remediation.plan(situation(**over))
+    plan = oom_plan.plan(situation(**over))
     assert (plan.mode, plan.reason, plan.needs_human) == (Mode.DRY_RUN, "DryRun", True)
     assert plan.change and plan.change.ops
-    assert remediation.outcome(plan).state == incident.ActionState.DRY_RUN
-    rejected = remediation.outcome(plan, rejected="LimitRange says no")
+    assert oom_plan.outcome(plan).state == incident.ActionState.DRY_RUN
+    rejected = oom_plan.outcome(plan, rejected="LimitRange says no")
     assert rejected.reason == "DryRunRejected" and "LimitRange says no" in rejected.message
 
 
 def test_approval_required_waits() -> None:
-    plan = remediation.plan(situation(runbook=book({}, approval="Required")))
+    plan = oom_plan.plan(situation(runbook=book({}, approval="Required")))
     assert (plan.mode, plan.reason) == (Mode.AWAIT, "ApprovalRequired")
-    assert remediation.outcome(plan).state == incident.ActionState.AWAITING_APPROVAL
+    assert oom_plan.outcome(plan).state == incident.ActionState.AWAITING_APPROVAL
 
 
 def test_nothing_when_every_kill_is_counted() -> None:
-    assert remediation.plan(situation(status=status(seen=(KEY,)))).mode == Mode.NOTHING
+    assert oom_plan.plan(situation(status=status(seen=(KEY,)))).mode == Mode.NOTHING
 
 
 def test_kill_under_an_older_template_is_only_recorded() -> None:
-    plan = remediation.plan(situation(workload=deployment("356Mi"), pod=pod("256Mi")))
+    plan = oom_plan.plan(situation(workload=deployment("356Mi"), pod=pod("256Mi")))
     assert (plan.mode, plan.reason, plan.change) == (Mode.RECORD, "Superseded", None)
-    assert remediation.outcome(plan).state is None
+    assert oom_plan.outcome(plan).state is None
 
 
 def test_marker_on_the_workload_recovers_an_unrecorded_patch() -> None:
     w = deployment("356Mi", annotations={"oncall.dev/remediated-kill": KEY})
-    plan = remediation.plan(situation(workload=w, pod=pod("256Mi")))
+    plan = oom_plan.plan(situation(workload=w, pod=pod("256Mi")))
     assert (plan.mode, plan.reason) == (Mode.RECOVER, "Recovered")
     assert plan.change and (plan.change.type, plan.change.before, plan.change.after) == (
         runbook.ActionType.RAISE_MEMORY_LIMIT,
         "limits.memory=256Mi",
         "limits.memory=356Mi",
     )
-    assert remediation.outcome(plan).state == incident.ActionState.APPLIED
+    assert oom_plan.outcome(plan).state == incident.ActionState.APPLIED
 
 
 def test_workload_without_annotations_gets_the_map_only_as_read() -> None:
-    plan = remediation.plan(situation(workload=deployment(annotations={})))
+    plan = oom_plan.plan(situation(workload=deployment(annotations={})))
     assert plan.change and plan.change.ops[-1]["path"] == "/metadata/annotations/oncall.dev~1remediated-kill"
     w = dataclasses.replace(deployment(), annotations=None)
-    plan = remediation.plan(situation(workload=w))
+    plan = oom_plan.plan(situation(workload=w))
     assert plan.change and list(plan.change.ops[-2:]) == [
         {"op": "test", "path": "/metadata/resourceVersion", "value": "42"},
         {"op": "add", "path": "/metadata/annotations", "value": {"oncall.dev/remediated-kill": KEY}},
@@ -291,14 +291,14 @@ def test_workload_without_annotations_gets_the_map_only_as_read() -> None:
 )
 def test_requests_and_qos(w: workload.Workload, rule: dict[str, Any], after: str) -> None:
     before = workload.qos_class(w.template["spec"])
-    plan = remediation.plan(situation(workload=w, runbook=book(rule)))
+    plan = oom_plan.plan(situation(workload=w, runbook=book(rule)))
     assert plan.mode == Mode.APPLY and plan.change and plan.change.after == after
     if not rule.get("allowQosChange"):
         assert workload.qos_class(plan.change.template["spec"]) == before
 
 
 def test_restart_only_runbook_restarts() -> None:
-    plan = remediation.plan(situation(runbook=book(None, restart=True), workload=deployment(template_annotations={})))
+    plan = oom_plan.plan(situation(runbook=book(None, restart=True), workload=deployment(template_annotations={})))
     assert plan.mode == Mode.APPLY and plan.change and plan.change.type == runbook.ActionType.RESTART_ROLLOUT
     assert plan.change.ops[0] == {
         "op": "add",
@@ -309,27 +309,25 @@ def test_restart_only_runbook_restarts() -> None:
 
 def test_restart_tests_the_previous_restart_and_adds_the_map_when_missing() -> None:
     earlier = {"kubectl.kubernetes.io/restartedAt": "2026-01-05T08:00:00Z"}
-    plan = remediation.plan(
-        situation(runbook=book(None, restart=True), workload=deployment(template_annotations=earlier))
-    )
+    plan = oom_plan.plan(situation(runbook=book(None, restart=True), workload=deployment(template_annotations=earlier)))
     assert plan.change and plan.change.ops[0]["op"] == "test" and plan.change.ops[0]["value"] == "2026-01-05T08:00:00Z"
-    plan = remediation.plan(situation(runbook=book(None, restart=True)))
+    plan = oom_plan.plan(situation(runbook=book(None, restart=True)))
     assert plan.change and plan.change.ops[1]["path"] == "/spec/template/metadata/annotations"
 
 
 def test_restart_superseded_when_the_pod_predates_the_last_restart() -> None:
     w = deployment(template_annotations={"kubectl.kubernetes.io/restartedAt": "2026-01-05T09:10:00Z"})
-    plan = remediation.plan(situation(runbook=book(None, restart=True), workload=w))
+    plan = oom_plan.plan(situation(runbook=book(None, restart=True), workload=w))
     assert (plan.mode, plan.reason) == (Mode.RECORD, "Superseded")
 
 
 def test_paused_deployment_is_never_restarted() -> None:
-    plan = remediation.plan(situation(runbook=book(None, restart=True), workload=deployment(paused=True)))
+    plan = oom_plan.plan(situation(runbook=book(None, restart=True), workload=deployment(paused=True)))
     assert (plan.mode, plan.reason) == (Mode.REFUSE, "Paused")
 
 
 def test_at_cap_restarts_when_allowed_and_still_asks_for_a_human() -> None:
-    plan = remediation.plan(
+    plan = oom_plan.plan(
         situation(workload=deployment("1Gi"), pod=pod("1Gi"), runbook=book({"restartAtCap": True}, restart=True))
     )
     assert (plan.mode, plan.reason, plan.needs_human) == (Mode.APPLY, "AtCap", True)
@@ -338,26 +336,26 @@ def test_at_cap_restarts_when_allowed_and_still_asks_for_a_human() -> None:
 
 def test_container_not_in_the_template() -> None:
     p = dataclasses.replace(pod(), kills=(oom.Kill(KEY, "istio-proxy", False, 1, FINISHED, 137, "1Gi", None),))
-    plan = remediation.plan(situation(pod=p))
+    plan = oom_plan.plan(situation(pod=p))
     assert (plan.mode, plan.reason) == (Mode.REFUSE, "ContainerNotInTemplate")
 
 
 def test_apply_outcomes() -> None:
-    plan = remediation.plan(situation())
-    assert remediation.outcome(plan).state == incident.ActionState.APPLIED
-    rejected = remediation.outcome(plan, rejected="maximum memory usage per Container is 300Mi")
+    plan = oom_plan.plan(situation())
+    assert oom_plan.outcome(plan).state == incident.ActionState.APPLIED
+    rejected = oom_plan.outcome(plan, rejected="maximum memory usage per Container is 300Mi")
     assert (rejected.state, rejected.reason, rejected.needs_human) == (
         incident.ActionState.REFUSED,
         "DryRunRejected",
         True,
     )
     assert "nothing written" in rejected.message and "300Mi" in rejected.message
-    failed = remediation.outcome(plan, failed="boom")
+    failed = oom_plan.outcome(plan, failed="boom")
     assert (failed.state, failed.reason) == (incident.ActionState.FAILED, "PatchFailed")
 
 
 def test_newest_unseen_kill_is_acted_on() -> None:
     older = oom.Kill(f"{UID}/app/2026-01-05T09:00:00Z", "app", False, 0, "2026-01-05T09:00:00Z", 137, "256Mi", None)
     p = dataclasses.replace(pod(), kills=(older, *pod().kills))
-    plan = remediation.plan(situation(pod=p, status=status(seen=(older.key,))))
+    plan = oom_plan.plan(situation(pod=p, status=status(seen=(older.key,))))
     assert [k.key for k in plan.new] == [KEY] and plan.kill and plan.kill.key == KEY

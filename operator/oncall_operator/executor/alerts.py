@@ -1,4 +1,4 @@
-"""Writing one Alertmanager notification into its Incident through the Kubernetes API, in as few requests as it can.
+"""An Alertmanager notification -> its Incident, written through the Kubernetes API in as few requests as it can.
 
 The decisions are the domain's (:mod:`~oncall_operator.domain.alert_incident`); this module
 finds the group's Incident, picks the Runbook a new one uses, creates it under its
@@ -21,21 +21,27 @@ API is listed too, so a Runbook applied a moment ago (or while this replica stoo
 missed: a missed Runbook would be a missed page, an extra list only costs time.
 """
 
+import asyncio
 import collections
 import collections.abc as cabc
 import dataclasses
 import datetime as dt
 import threading
+import time
 from typing import Any
 
 import aiohttp
-import pydantic
+import kubernetes
+import urllib3
 
-from oncall_operator.adapters import incidents, intake, workloads
-from oncall_operator.api import GROUP, VERSION, incident, kinds, runbook
+from oncall_operator.adapters import apiserver, incidents, intake, peering, workloads
+from oncall_operator.api import incident
 from oncall_operator.domain import alert_incident, alerts, conditions, lifecycle, matching
+from oncall_operator.executor import context, indices
 
-Candidate = tuple[str, str, runbook.RunbookSpec | None]
+Candidate = indices.Candidate
+TOKEN_KEY = "token"
+READY_CACHE_SECONDS = 5.0
 
 
 Verdicts = cabc.Callable[[incident.IncidentSpec, str], conditions.Verdict]
@@ -110,7 +116,7 @@ KNOWN = Known()
 
 
 async def write(
-    api: workloads.Api,
+    api: apiserver.Api,
     payload: alerts.Payload,
     now: dt.datetime,
     operator_namespace: str,
@@ -121,7 +127,7 @@ async def write(
     """Create or update the group's Incident; :class:`intake.Unavailable` when the API fails."""
     try:
         return await _write(api, payload, now, operator_namespace, scope, seen, known)
-    except workloads.ApiError as error:
+    except apiserver.ApiError as error:
         raise intake.Unavailable(f"Kubernetes API answered {error.status}: {error.message}") from error
     except (aiohttp.ClientError, TimeoutError, OSError) as error:
         raise intake.Unavailable(f"Kubernetes API unreachable: {error!r}") from error
@@ -130,7 +136,7 @@ async def write(
 
 
 async def _write(
-    api: workloads.Api,
+    api: apiserver.Api,
     payload: alerts.Payload,
     now: dt.datetime,
     operator_namespace: str,
@@ -160,7 +166,7 @@ async def _write(
     opening = await _opening(api, payload, operator_namespace, scope, None, seen)
     try:
         raw, created = await _create(api, opening)
-    except workloads.ApiError as error:
+    except apiserver.ApiError as error:
         if error.status != 404 or opening.namespace == operator_namespace:
             raise
         # the alert's namespace does not exist here (an alert about another cluster): ours then
@@ -175,7 +181,7 @@ async def _write(
 
 
 async def _opening(
-    api: workloads.Api,
+    api: apiserver.Api,
     payload: alerts.Payload,
     operator_namespace: str,
     scope: cabc.Sequence[str],
@@ -185,11 +191,15 @@ async def _opening(
     home = forced or alert_incident.home(alert_incident.shared_labels(payload), operator_namespace, scope)
     namespaces = list(dict.fromkeys([home, operator_namespace]))
     covered = seen.covered if seen else frozenset()
-    found = [rb for ns in namespaces for rb in (_indexed(seen, ns) if ns in covered else await runbooks(api, ns))]
+    found = [
+        rb
+        for ns in namespaces
+        for rb in (_indexed(seen, ns) if ns in covered else await indices.list_runbooks(api, ns))
+    ]
     opening = alert_incident.opening(payload, found, operator_namespace, scope, forced)
     if opening.spec.runbook_ref is None and covered.intersection(namespaces):
         # none in the index: ask the API, the index may not have seen a Runbook just applied
-        found = [rb for ns in namespaces for rb in await runbooks(api, ns)]
+        found = [rb for ns in namespaces for rb in await indices.list_runbooks(api, ns)]
         opening = alert_incident.opening(payload, found, operator_namespace, scope, forced)
     return opening
 
@@ -199,7 +209,7 @@ def _indexed(seen: Seen | None, namespace: str) -> list[Candidate]:
 
 
 async def _record(
-    api: workloads.Api,
+    api: apiserver.Api,
     namespace: str,
     name: str,
     payload: alerts.Payload,
@@ -223,40 +233,71 @@ async def _record(
     return intake.Accepted(f"{namespace}/{name}", created, written.changed, phase)
 
 
-async def _create(api: workloads.Api, opening: alert_incident.Opening) -> tuple[dict[str, Any], bool]:
+async def _create(api: apiserver.Api, opening: alert_incident.Opening) -> tuple[dict[str, Any], bool]:
     """The Incident as created, or as it already was under that name; the bool says 'created'."""
-    body: dict[str, Any] = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": kinds.INCIDENT.kind,
-        "metadata": {"name": opening.name, "namespace": opening.namespace, "labels": dict(opening.labels)},
-        "spec": opening.spec.wire(),
-    }
-    for _ in range(2):  # the second time only if it was deleted between the create and the read
+    try:
+        return await incidents.create_async(api, opening.namespace, opening.name, opening.spec, opening.labels)
+    except incidents.ConflictsExhausted as error:
+        raise intake.Unavailable(str(error)) from error
+
+
+def snapshot(ctx: context.Context, names: cabc.Mapping[str, Any], payload: alerts.Payload) -> Seen | None:
+    """The indices' view for this delivery, or None while they are not filled or this replica stands by.
+
+    ``names`` is Kopf's index of Incident names (name -> their namespaces), read on the event loop.
+    """
+    candidates = ctx.indices.runbook_candidates() if peering.acting() else None
+    where = names.get(alerts.incident_name(payload), ()) if candidates is not None else ()
+    cfg = ctx.config
+    ready = ctx.indices.verdict if candidates is not None else None
+    return seen(payload, cfg.namespace, cfg.watch_namespaces, candidates, where, ready)
+
+
+async def accept(ctx: context.Context, names: cabc.Mapping[str, Any], payload: alerts.Payload) -> intake.Accepted:
+    """The intake's write: one delivery into its Incident, through the intake's own client."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    cfg = ctx.config
+    return await write(ctx.intake_api, payload, now, cfg.namespace, cfg.watch_namespaces, snapshot(ctx, names, payload))
+
+
+def token(ctx: context.Context) -> intake.Token | None:
+    """The bearer token the intake requires, read from its Secret (None: no Secret configured)."""
+    cfg = ctx.config
+    if not cfg.intake_token_secret:
+        return None
+
+    async def read() -> str:
         try:
-            created = await api.call("POST", _path(opening.namespace, incidents.PLURAL), body)
-        except workloads.ApiError as error:
-            if error.status != 409:
-                raise
-        else:
-            return created or {}, True
-        existing = await workloads.incident(api, opening.namespace, opening.name)
-        if existing is not None:
-            return existing, False
-    raise intake.Unavailable(f"Incident {opening.namespace}/{opening.name} keeps appearing and disappearing")
+            value: str | None = await asyncio.to_thread(
+                ctx.kube.secret_value, cfg.namespace, cfg.intake_token_secret, TOKEN_KEY
+            )
+        except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+            raise intake.Unavailable(
+                f"Secret {cfg.namespace}/{cfg.intake_token_secret} not readable: {error}"
+            ) from error
+        if not value:
+            raise intake.Unavailable(f"Secret {cfg.namespace}/{cfg.intake_token_secret} has no key {TOKEN_KEY!r}")
+        return value.strip()
+
+    return intake.Token(read)
 
 
-def _path(namespace: str, plural: str) -> str:
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}"
+class Readiness:
+    """Ready once the operator has started and the API server answers (asked at most every 5 s)."""
 
+    def __init__(self, ctx: context.Context) -> None:
+        self.ctx = ctx
+        self._checked, self._reason = 0.0, "not checked yet"
 
-async def runbooks(api: workloads.Api, namespace: str) -> list[tuple[str, str, runbook.RunbookSpec | None]]:
-    """Every Runbook of ``namespace`` as (namespace, name, spec); a spec that does not parse is None."""
-    listed = await api.call("GET", _path(namespace, kinds.RUNBOOK.plural)) or {}
-    out: list[tuple[str, str, runbook.RunbookSpec | None]] = []
-    for item in listed.get("items", []):
+    async def __call__(self) -> str | None:
+        if time.monotonic() - self._checked >= READY_CACHE_SECONDS:
+            self._reason = await asyncio.to_thread(self._probe)
+            self._checked = time.monotonic()
+        return self._reason or None
+
+    def _probe(self) -> str:
         try:
-            spec: runbook.RunbookSpec | None = runbook.RunbookSpec.model_validate(item.get("spec") or {})
-        except pydantic.ValidationError:
-            spec = None
-        out.append((namespace, item["metadata"]["name"], spec))
-    return out
+            kubernetes.client.VersionApi(self.ctx.kube.api).get_code(_request_timeout=5)
+        except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+            return f"Kubernetes API not reachable: {error}"
+        return ""

@@ -1,4 +1,4 @@
-"""The imperative shell of OOM remediation: gather the facts, run the domain's plan, record it.
+"""An OOM kill -> the workload's patch and its Incident: gather the facts, run the domain's plan, record it.
 
 For one pod event: read the kills (:mod:`domain.oom`); skip at once when they are known to be
 recorded; take the top-level owner (cached, or guessed from the ReplicaSet's name and verified
@@ -17,7 +17,7 @@ first). Why a cache's staleness cannot weaken a guardrail:
   object the plan read (:func:`caches.preconditions`), so the API server applies it only to an
   object unchanged in all the plan looked at; the probe Pod is built from that same template,
   so the dry-run judged exactly what gets written.
-  A 422 re-reads from the API and re-plans (``_Retry``); retries never read the caches.
+  A 422 re-reads from the API and re-plans (:class:`patching.Retry`); retries never read the caches.
 - Anything but a patch (a refusal, a superseded or recovered kill...) carries no precondition,
   so it is decided again on fresh GETs before it is recorded. "All kills already recorded" is
   safe from a cache: ``guardrails.seen`` only grows.
@@ -41,8 +41,8 @@ from the Incident the plan used (the cached copy, the GET's answer or the create
 its resourceVersion as the precondition; only a 409 reads it again. The patch goes before the
 Incident write because the latency that matters is kill -> patched workload; the patch itself
 names the kill (``oncall.dev/remediated-kill``) so a crash between the two cannot cause a
-second raise. The hot path is async (:mod:`adapters.workloads`, aiohttp); the Incident write goes
-through :mod:`adapters.incidents` on the blocking client, in ``asyncio.to_thread``.
+second raise. Everything is async (:mod:`adapters.apiserver`, aiohttp on the event loop), the
+Incident write too (:func:`adapters.incidents.update_status_async`).
 """
 
 import asyncio
@@ -51,49 +51,33 @@ import collections.abc as cabc
 import dataclasses
 import datetime as dt
 import itertools
-import json
 import logging
 import time
-import weakref
 from typing import Any
 
-import aiohttp
-import kubernetes
-
-from oncall_operator.adapters import caches, incidents, kube, workloads
-from oncall_operator.api import GROUP, VERSION, incident, kinds, runbook
-from oncall_operator.domain import conditions, lifecycle, matching, oom, oom_incident, remediation, workload
+from oncall_operator.adapters import apiserver, caches, incidents, workloads
+from oncall_operator.api import incident, runbook
+from oncall_operator.domain import lifecycle, matching, oom, oom_incident, oom_plan, workload
+from oncall_operator.executor import context, indices, patching
 
 log = logging.getLogger(__name__)
-Candidates = cabc.Iterable[tuple[str, str, runbook.RunbookSpec | None]]
-TRANSIENT = (429, 500, 502, 503, 504)
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-    operator_namespace: str
-    watch_namespaces: tuple[str, ...] = ()
-    dry_run: bool = False
-    ready: cabc.Callable[[incident.IncidentSpec, str], conditions.Verdict | None] | None = None
-    """The new Incident's Ready verdict from the operator's indices (None: not known yet), so the
-    opening status write says it and the Incident's handler has no PATCH to add."""
+Candidates = cabc.Iterable[indices.Candidate]
 
 
 class OomState:
-    """What the remediation keeps in memory: only caches and locks, never the truth.
+    """What the remediation keeps in memory: only caches, never the truth.
 
     ``recorded`` holds kill keys known to be in their Incident, so the many status updates of
     a pod that was killed once cost no API call; after a restart it is empty and the Incident
-    is read again. ``locks`` serialise remediations per workload within this process.
+    is read again. ``api`` is the hot path's own client (a pool no other loop queues on).
     """
 
-    def __init__(self, size: int = 20000) -> None:
-        self.api: workloads.Api | None = None
+    def __init__(self, api: apiserver.Api, size: int = 20000) -> None:
+        self.api = api
         self.caches: caches.Caches | None = None
         self.owners = workloads.OwnerCache()
         self.recorded = collections.OrderedDict[str, None]()
         self.size = size
-        self.locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def known(self, keys: cabc.Iterable[str]) -> bool:
         return all(key in self.recorded for key in keys)
@@ -105,93 +89,50 @@ class OomState:
         while len(self.recorded) > self.size:
             self.recorded.popitem(last=False)
 
-    def client(self, k: kube.Kube) -> workloads.Api:
-        if self.api is None:
-            self.api = workloads.Api(k)
-        return self.api
-
-    def start_caches(self, k: kube.Kube, scopes: cabc.Sequence[str]) -> None:
+    def start_caches(self, scopes: cabc.Sequence[str]) -> None:
         """Start the watches that feed the caches (on the running loop); reads GET until they are in."""
         if self.caches is None:
             self.caches = caches.Caches(scopes)
-            self.caches.start(self.client(k))
+            self.caches.start(self.api)
 
     async def close(self) -> None:
         if self.caches is not None:
             await self.caches.stop()
             self.caches = None
-        if self.api is not None:
-            await self.api.close()
-            self.api = None
-
-    def lock(self, key: str) -> asyncio.Lock:
-        found = self.locks.get(key)
-        if found is None:
-            found = self.locks[key] = asyncio.Lock()
-        return found
-
-
-class _Retry(Exception):
-    """The workload changed between the read and the patch: read it again and re-plan."""
+        await self.api.close()
 
 
 class _Misguessed(Exception):
     """The guessed owner was not the real one: start again from the owner read."""
 
 
-async def remediate(
-    k: kube.Kube, state: OomState, body: cabc.Mapping[str, Any], candidates: Candidates, opts: Options
-) -> remediation.Plan | None:
+async def remediate(ctx: context.Context, body: cabc.Mapping[str, Any], candidates: Candidates) -> oom_plan.Plan | None:
     """Handle one pod event; returns the plan run (None when nothing needed doing)."""
+    state = ctx.oom
     pod = oom.read_pod(body)
     if not pod.kills or state.known(kill.key for kill in pod.kills):
         return None
-    if not matching.in_scope(pod.namespace, opts.watch_namespaces):
+    if not matching.in_scope(pod.namespace, ctx.config.watch_namespaces):
         return None
-    runbooks, api = list(candidates), state.client(k)
-    guessing = True
-    for attempt in range(4):
-        try:
-            cached = state.owners.get(pod.owner.uid) if pod.owner else None
-            target = cached or (workloads.guess(pod) if guessing else None)
-            verify = target is not None and cached is None
-            if target is None:
-                target = await workloads.owner(api, pod.namespace, pod.owner, pod.name, state.owners)
-            async with state.lock(f"{pod.namespace}/{target.kind}/{target.name}"):
-                # one retry may go to a stale cache, one to a concurrent edit; retries read the API
-                fresh, last = attempt >= 1, attempt >= 2
-                return await _once(k, api, state, pod, target, runbooks, opts, last, verify, fresh)
-        except _Misguessed:
-            guessing = False
-        except _Retry:
-            log.info("OOM %s/%s: the workload changed since it was read; reading it again", pod.namespace, pod.name)
-            continue
-        except (workloads.ApiError, kubernetes.client.ApiException, incidents.ConflictsExhausted) as error:
-            status = getattr(error, "status", 409)
-            if attempt < 3 and status in (*TRANSIENT, 409):
-                await asyncio.sleep(0.5 * 2**attempt)
-                continue
-            if isinstance(error, incidents.ConflictsExhausted):
-                raise
-            # e.g. RBAC, or a namespace being deleted: one clear line, not a traceback
-            log.error("OOM %s/%s not handled: %s", pod.namespace, pod.name, _text(error))
-            return None
-        except (aiohttp.ClientError, TimeoutError) as error:
-            if attempt == 3:
-                raise
-            log.warning("OOM %s/%s: %r, retrying", pod.namespace, pod.name, error)
-            await asyncio.sleep(0.5 * 2**attempt)
-    return None
+    runbooks, api = list(candidates), state.api
+    guessing = [True]
 
+    async def attempt(n: int) -> oom_plan.Plan:
+        cached = state.owners.get(pod.owner.uid) if pod.owner else None
+        target = cached or (workloads.guess(pod) if guessing[0] else None)
+        verify = target is not None and cached is None
+        if target is None:
+            target = await workloads.owner(api, pod.namespace, pod.owner, pod.name, state.owners)
+        async with ctx.locks(f"{pod.namespace}/{target.kind}/{target.name}"):
+            # one retry may go to a stale cache, one to a concurrent edit; retries read the API
+            fresh, last = n >= 1, n >= 2
+            try:
+                return await _once(ctx, pod, target, runbooks, last, verify, fresh)
+            except _Misguessed:
+                guessing[0] = False
+                raise patching.Retry() from None
 
-def _text(error: Exception) -> str:
-    if isinstance(error, workloads.ApiError):
-        return error.message
-    body = getattr(error, "body", None)
-    try:
-        return str(json.loads(body or "")["message"])
-    except (TypeError, ValueError, KeyError):
-        return str(error)
+    return await patching.retrying(attempt, f"OOM {pod.namespace}/{pod.name}")
 
 
 async def _none() -> None:
@@ -226,7 +167,7 @@ def _accounts(obj: dict[str, Any] | None, raw: dict[str, Any] | None) -> bool:
 
 
 async def _read(
-    api: workloads.Api, c: caches.Caches | None, target: workloads.Target, ns: str, name: str, fresh: bool
+    api: apiserver.Api, c: caches.Caches | None, target: workloads.Target, ns: str, name: str, fresh: bool
 ) -> _Facts:
     """The workload, its namespace's annotations and its Incident: from the caches when they vouch, else GETs."""
     supported = target.kind in workload.SUPPORTED
@@ -256,24 +197,22 @@ async def _read(
 
 
 async def _once(
-    k: kube.Kube,
-    api: workloads.Api,
-    state: OomState,
+    ctx: context.Context,
     pod: oom.PodFacts,
     target: workloads.Target,
-    runbooks: list[tuple[str, str, runbook.RunbookSpec | None]],
-    opts: Options,
+    runbooks: list[indices.Candidate],
     last: bool,
     verify: bool = False,
     fresh: bool = False,
-) -> remediation.Plan:
+) -> oom_plan.Plan:
     ns = pod.namespace
     name = oom_incident.incident_name(target.kind, ns, target.name)
     clock = [("start", time.perf_counter())]
     # the guessed owner is checked alongside (the reads, or the dry-runs when the caches answer)
-    check = asyncio.ensure_future(workloads.owner(api, ns, pod.owner, pod.name, state.owners)) if verify else None
+    state = ctx.oom
+    check = asyncio.ensure_future(workloads.owner(state.api, ns, pod.owner, pod.name, state.owners)) if verify else None
     try:
-        return await _run(k, api, state, pod, target, name, runbooks, opts, last, fresh, check, clock)
+        return await _run(ctx, pod, target, name, runbooks, last, fresh, check, clock)
     finally:
         if check is not None and not check.done():
             check.cancel()
@@ -285,72 +224,73 @@ async def _checked(check: "asyncio.Future[workloads.Target] | None", target: wor
 
 
 async def _run(
-    k: kube.Kube,
-    api: workloads.Api,
-    state: OomState,
+    ctx: context.Context,
     pod: oom.PodFacts,
     target: workloads.Target,
     name: str,
-    runbooks: list[tuple[str, str, runbook.RunbookSpec | None]],
-    opts: Options,
+    runbooks: list[indices.Candidate],
     last: bool,
     fresh: bool,
     check: "asyncio.Future[workloads.Target] | None",
     clock: list[tuple[str, float]],
-) -> remediation.Plan:
+) -> oom_plan.Plan:
+    state, api, cfg = ctx.oom, ctx.oom.api, ctx.config
     ns, newest = pod.namespace, pod.kills[-1]
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
-    def decide(facts: _Facts) -> tuple[remediation.Plan, matching.Chosen | None, workload.Workload | None]:
+    def decide(facts: _Facts) -> tuple[oom_plan.Plan, matching.Chosen | None, workload.Workload | None]:
         w = workload.read(facts.obj) if facts.obj is not None else None
         labels = matching.oom_labels(
             ns, pod.name, newest.container, target.kind, target.name, pod.labels, w.labels if w else {}
         )
-        chosen = matching.select(runbooks, runbook.TriggerEvent.OOM_KILLED, labels, [ns, opts.operator_namespace])
+        chosen = matching.select(runbooks, runbook.TriggerEvent.OOM_KILLED, labels, [ns, cfg.namespace])
         current = incident.Incident.model_validate(facts.incident) if facts.incident is not None else None
         status = current.status if current else None
-        situation = remediation.Situation(
-            pod, target.kind, w, facts.namespace_annotations, chosen, status, opts.dry_run, now
+        situation = oom_plan.Situation(
+            pod, target.kind, w, facts.namespace_annotations, chosen, status, cfg.dry_run, now
         )
-        return remediation.plan(situation), chosen, w
+        return oom_plan.plan(situation), chosen, w
 
     facts = await _read(api, state.caches, target, ns, name, fresh)
     clock.append(("reads", time.perf_counter()))
     plan, chosen, w = decide(facts)
-    if facts.cached and plan.mode not in (remediation.Mode.APPLY, remediation.Mode.DRY_RUN, remediation.Mode.NOTHING):
+    if facts.cached and plan.mode not in (oom_plan.Mode.APPLY, oom_plan.Mode.DRY_RUN, oom_plan.Mode.NOTHING):
         # only a patch carries preconditions the API server checks; any other decision (refuse,
         # supersede, recover...) is made again on what the API says before it is recorded
         facts = await _read(api, state.caches, target, ns, name, True)
         plan, chosen, w = decide(facts)
         clock.append(("re-reads", time.perf_counter()))
-    if plan.mode == remediation.Mode.NOTHING:
+    if plan.mode == oom_plan.Mode.NOTHING:
         await _checked(check, target)
         state.remember(kill.key for kill in pod.kills)
         log.info("OOM %s/%s: %d kill(s) already recorded in %s", ns, pod.name, len(pod.kills), name)
         return plan
     rejected = failed = None
-    if plan.mode in (remediation.Mode.APPLY, remediation.Mode.DRY_RUN):
+    if plan.mode in (oom_plan.Mode.APPLY, oom_plan.Mode.DRY_RUN):
         assert w is not None and facts.obj is not None and plan.change is not None
-        guard = caches.preconditions(facts.obj)
-        rejected, _ = await asyncio.gather(_dry_runs(api, w, plan.change, guard, last), _checked(check, target))
+        ops = [*caches.preconditions(facts.obj), *plan.change.ops]
+        probe = workload.probe_pod(w, plan.change.template)
+        rejected, _ = await asyncio.gather(
+            patching.dry_runs(api, w.kind, w.namespace, w.name, ops, probe, last), _checked(check, target)
+        )
         clock.append(("dry-runs", time.perf_counter()))
-        if plan.mode == remediation.Mode.APPLY and rejected is None:
-            failed, patched = await _patch(api, w, plan.change, guard, last)
+        if plan.mode == oom_plan.Mode.APPLY and rejected is None:
+            failed, patched = await patching.patch(api, w.kind, w.namespace, w.name, ops, last)
             clock.append(("patch", time.perf_counter()))
             if patched is not None and state.caches is not None:
                 state.caches.put_workload(patched)
     else:
         await _checked(check, target)
-    out = remediation.outcome(plan, rejected, failed)
+    out = oom_plan.outcome(plan, rejected, failed)
     spec = oom_incident.spec(pod, plan.kill or newest, target.kind, target.name, chosen)
     steps = [s.title for s in chosen.spec.steps] if chosen else []
 
     def mutate(inc: incident.Incident) -> incident.IncidentStatus | None:
         status = oom_incident.record(inc.spec, inc.status, plan, out, now, pod.name, steps)
-        verdict = opts.ready(inc.spec, ns) if opts.ready is not None else None
+        verdict = ctx.indices.verdict_when_filled(inc.spec, ns)
         return lifecycle.first_ready(status, verdict, inc.metadata.generation, now)
 
-    written = await asyncio.to_thread(_write, k, ns, name, spec, target.kind, facts.incident, mutate)
+    written = await _write(api, ns, name, spec, target.kind, facts.incident, mutate)
     clock.append(("record", time.perf_counter()))
     if written is not None and written.changed and state.caches is not None:
         state.caches.put_incident(written.raw or written.incident.wire())
@@ -368,49 +308,12 @@ async def _run(
         "; cached reads" if facts.cached else "",
     )
     if out.state is not None and written is not None and written.changed:
-        _events(target, facts.obj, ns, pod.name, written.incident, plan, out)
+        _explain(ctx, target, facts.obj, ns, pod.name, written.incident, plan, out)
     return plan
 
 
-async def _dry_runs(
-    api: workloads.Api, w: workload.Workload, change: remediation.Change, guard: list[dict[str, Any]], last: bool
-) -> str | None:
-    """Why the API server would refuse the change (the patch, or the pods it makes), or None."""
-    results = await asyncio.gather(
-        workloads.patch(api, w.kind, w.namespace, w.name, [*guard, *change.ops], True),
-        workloads.dry_run_pod(api, w.namespace, workload.probe_pod(w, change.template)),
-        return_exceptions=True,
-    )
-    problems = []
-    for what, result in zip((f"the {w.kind} patch", "a pod of the new template"), results, strict=True):
-        if isinstance(result, workloads.ApiError):
-            if what.endswith("patch") and result.status == 422 and not last:
-                raise _Retry()
-            if result.status in TRANSIENT:
-                raise result
-            problems.append(f"{what}: {result.message}")
-        elif isinstance(result, BaseException):
-            raise result
-    return "; ".join(problems) or None
-
-
-async def _patch(
-    api: workloads.Api, w: workload.Workload, change: remediation.Change, guard: list[dict[str, Any]], last: bool
-) -> tuple[str | None, dict[str, Any] | None]:
-    """The patch's failure in words (None when applied), and the patched object."""
-    try:
-        patched = await workloads.patch(api, w.kind, w.namespace, w.name, [*guard, *change.ops], False)
-    except workloads.ApiError as error:
-        if error.status in (409, 422) and not last:
-            raise _Retry() from error
-        if error.status in TRANSIENT:
-            raise
-        return f"the {w.kind} patch failed: {error.message}", None
-    return None, patched
-
-
-def _write(
-    k: kube.Kube,
+async def _write(
+    api: apiserver.Api,
     ns: str,
     name: str,
     spec: incident.IncidentSpec,
@@ -419,21 +322,22 @@ def _write(
     mutate: incidents.Mutation,
 ) -> incidents.Written | None:
     """Record on the Incident: a PUT from the copy the plan used (read again only on a 409), or create it first."""
-    written = None if known is None else incidents.update_status(k, ns, name, mutate, known=known)
+    written = None if known is None else await incidents.update_status_async(api, ns, name, mutate, known=known)
     if written is None:
-        made, _ = incidents.create(k, ns, name, spec, oom_incident.labels(kind))
-        written = incidents.update_status(k, ns, name, mutate, known=made.wire())
+        made, _ = await incidents.create_async(api, ns, name, spec, oom_incident.labels(kind))
+        written = await incidents.update_status_async(api, ns, name, mutate, known=made)
     return written
 
 
-def _events(
+def _explain(
+    ctx: context.Context,
     target: workloads.Target,
     obj: dict[str, Any] | None,
     ns: str,
     pod: str,
     inc: incident.Incident,
-    plan: remediation.Plan,
-    out: remediation.Outcome,
+    plan: oom_plan.Plan,
+    out: oom_plan.Outcome,
 ) -> None:
     state = out.state
     kind = plan.change.type if plan.change else None
@@ -444,15 +348,10 @@ def _events(
     warning = out.needs_human or state in (incident.ActionState.REFUSED, incident.ActionState.FAILED)
     text = f"OOMKilled in pod {pod}: {out.reason}: {out.message}"
     meta = (obj or {}).get("metadata") or {}
-    ref = {
+    subject = {
         "apiVersion": target.api_version,
         "kind": target.kind,
         "metadata": {"name": target.name, "namespace": ns, "uid": meta.get("uid")},
     }
-    workloads.post_event(ref, warning, reason, text)
-    inc_ref = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": kinds.INCIDENT.kind,
-        "metadata": {"name": inc.metadata.name, "namespace": ns, "uid": inc.metadata.uid},
-    }
-    workloads.post_event(inc_ref, warning, reason, text)
+    incident_ref = patching.incident_ref(ns, inc.metadata.name, inc.metadata.uid)
+    patching.explain(ctx.events, [subject, incident_ref], warning, reason, text)

@@ -27,8 +27,8 @@ import json
 from fractions import Fraction
 from typing import Any
 
-from oncall_operator.api import durations, incident, runbook
-from oncall_operator.domain import matching, oom, quantity, workload
+from oncall_operator.api import incident, runbook
+from oncall_operator.domain import guardrails, matching, oom, quantity, workload
 
 ActionType = runbook.ActionType
 State = incident.ActionState
@@ -243,26 +243,10 @@ def _gates(
     if action.approval == runbook.Approval.REQUIRED:
         msg = f"action {action.name} needs approval: {change.summary}"
         raise _Stop(Plan(Mode.AWAIT, new, kill, change, "ApprovalRequired", msg, True))
-    where = workload.opted_out(s.namespace_annotations, w.annotations, f"the {w.kind}")
-    if where:
-        raise _refuse(new, kill, "OptedOut", f"{where} says {workload.OPT_OUT}: {workload.OPT_OUT_VALUE}", change)
-    if w.paused:
-        raise _refuse(new, kill, "Paused", f"the {w.kind} is paused: nothing is changed or restarted", change)
-    tracker = workload.gitops_tracker(w.labels, w.annotations)
-    if tracker and not guard.allow_git_ops:
-        msg = f"tracked by {tracker}: change it in git (or set guardrails.allowGitOps)"
-        raise _refuse(new, kill, "GitOpsManaged", msg, change)
-    status = s.status or incident.IncidentStatus()
-    last = status.guardrails.last_action_at
-    cooldown = durations.parse(guard.cooldown)
-    if last is not None and s.now < last + cooldown:
-        msg = f"last action at {last.isoformat()}, cooldown {guard.cooldown}"
-        raise _refuse(new, kill, "Cooldown", msg, change, human=False)
-    window = durations.parse(guard.window)
-    recent = [t for t in status.guardrails.action_times if t > s.now - window]
-    if len(recent) >= guard.max_actions:
-        msg = f"{len(recent)} actions in the last {guard.window} (maxActions {guard.max_actions})"
-        raise _refuse(new, kill, "RateLimited", msg, change)
+    subject = guardrails.Subject(w.kind, f"the {w.kind}", w.annotations, w.labels, w.paused)
+    refused = guardrails.refusal(guard, s.status, subject, s.namespace_annotations, s.now)
+    if refused is not None:
+        raise _refuse(new, kill, refused.reason, refused.text, change, human=refused.human)
 
 
 def _recovered(s: Situation, w: workload.Workload, new: tuple[oom.Kill, ...]) -> Plan:
@@ -277,16 +261,7 @@ def _recovered(s: Situation, w: workload.Workload, new: tuple[oom.Kill, ...]) ->
 
 
 def _marker_ops(w: workload.Workload, kill: oom.Kill) -> list[dict[str, Any]]:
-    if w.annotations is None:  # adding the whole map: only onto the object exactly as read
-        return [
-            {"op": "test", "path": "/metadata/resourceVersion", "value": w.resource_version},
-            {"op": "add", "path": "/metadata/annotations", "value": {workload.MARKER: kill.key}},
-        ]
-    return [{"op": "add", "path": f"/metadata/annotations/{_escape(workload.MARKER)}", "value": kill.key}]
-
-
-def _escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
+    return guardrails.marker_ops(w.annotations, w.resource_version, workload.MARKER, kill.key)
 
 
 def _raise_change(
@@ -351,7 +326,7 @@ def _with_memory(
 
 def _restart(w: workload.Workload, action: str, kill: oom.Kill, now: dt.datetime) -> Change:
     stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    key = _escape(workload.RESTARTED_AT)
+    key = guardrails.escape(workload.RESTARTED_AT)
     ops: list[dict[str, Any]] = []
     if w.template_annotations is None:
         ops += [

@@ -1,4 +1,4 @@
-"""The imperative shell of runbook actions on alert Incidents: read, plan, dry-run, write, record.
+"""A runbook's actions on an alert Incident: read, plan, dry-run, write, record; one action per pass.
 
 For one Incident event: under the target workload's lock (the same locks as the OOM
 remediation, so an OOM raise and a rollback of one Deployment never interleave), read the
@@ -7,8 +7,9 @@ what that action needs (the workload and its ReplicaSets or ControllerRevisions 
 the HPAs for a scale, the flag ConfigMap, the namespace's annotations); ``plan``; then the
 server-side dry-run of the exact patch (and of a pod of a rolled-back template, which
 LimitRange, quota and webhooks judge), the patch, the Incident write, the metric and the
-Events. A ``notify`` goes through the escalation's own dispatcher
-(:mod:`adapters.notifiers.dispatch`) to the policy's channel.
+Events (the dry-runs, the patch and the retries are :mod:`.patching`'s, as for OOM kills). A
+``notify`` goes through the escalation's own dispatcher (:mod:`adapters.notifiers.dispatch`) to
+the policy's channel.
 
 One action per pass: the Incident write is itself an event, and the next pass takes the next
 action, so every step is on the Incident before the following one starts, and a restarted
@@ -23,14 +24,11 @@ import datetime as dt
 import logging
 from typing import Any
 
-import aiohttp
-import kubernetes
-
-from oncall_operator import executor
-from oncall_operator.adapters import incidents, kube, metrics, workloads
+from oncall_operator.adapters import incidents, metrics, workloads
 from oncall_operator.adapters.notifiers import dispatch
-from oncall_operator.api import GROUP, VERSION, incident, kinds, policy, runbook
+from oncall_operator.api import incident, policy, runbook
 from oncall_operator.domain import actions, escalation, matching, workload
+from oncall_operator.executor import context, patching
 
 log = logging.getLogger(__name__)
 ActionType = runbook.ActionType
@@ -42,58 +40,58 @@ class Policy:
     spec: policy.EscalationPolicySpec
 
 
-class _Retry(Exception):
-    """A ``test`` operation failed: the object changed since it was read."""
+def wants_actions(spec: cabc.Mapping[str, Any], status: cabc.Mapping[str, Any]) -> bool:
+    """An open alert Incident with a Runbook: OOM Incidents are left to the OOM flow (it has the kill's facts)."""
+    phase = status.get("phase")
+    source = (spec.get("source") or {}).get("type")
+    return (
+        bool(spec.get("runbookRef"))
+        and bool(phase)
+        and phase != incident.Phase.RESOLVED.value
+        and (source != incident.SourceType.OOM_KILL.value)
+    )
+
+
+async def run_due(ctx: context.Context, body: cabc.Mapping[str, Any]) -> actions.Plan | None:
+    """The Incident's runbook (from the indices) and its policy, then :func:`run`."""
+    inc = incident.Incident.model_validate(dict(body))
+    ref = inc.spec.runbook_ref
+    if ref is None:
+        return None
+    rb_ns = ref.namespace or inc.metadata.namespace
+    spec = ctx.indices.runbook(rb_ns, ref.name)
+    if spec is None or not spec.actions:
+        return None
+    found = ctx.indices.policy_for(inc)
+    return await run(ctx, body, matching.Chosen(rb_ns, ref.name, spec), Policy(*found) if found else None)
 
 
 async def run(
-    k: kube.Kube,
-    state: executor.OomState,
-    http: aiohttp.ClientSession,
-    body: cabc.Mapping[str, Any],
-    chosen: matching.Chosen,
-    found: Policy | None,
-    opts: executor.Options,
+    ctx: context.Context, body: cabc.Mapping[str, Any], chosen: matching.Chosen, found: Policy | None
 ) -> actions.Plan | None:
     """Take the Incident's next due action, if any; returns the plan run."""
     inc = incident.Incident.model_validate(dict(body))
     if actions.next_action(chosen.spec, inc.status) is None:
         return None  # nothing due: no API call at all
-    api = state.client(k)
     t = inc.spec.target
     key = f"{t.namespace}/{t.kind}/{t.name}" if t.name else f"incident/{inc.metadata.namespace}/{inc.metadata.name}"
-    for attempt in range(4):
-        try:
-            async with state.lock(key):
-                return await _once(k, api, http, inc, chosen, found, opts, last=attempt >= 2)
-        except _Retry:
-            continue
-        except (workloads.ApiError, kubernetes.client.ApiException, incidents.ConflictsExhausted) as error:
-            status = getattr(error, "status", 409)
-            if attempt < 3 and status in (*executor.TRANSIENT, 409):
-                await asyncio.sleep(0.5 * 2**attempt)
-                continue
-            # e.g. RBAC: one clear line; the next event on the Incident tries again
-            log.error("runbook action for %s/%s not run: %s", inc.metadata.namespace, inc.metadata.name, error)
-            return None
-        except (aiohttp.ClientError, TimeoutError) as error:
-            if attempt == 3:
-                raise
-            log.warning("runbook action for %s/%s: %r, retrying", inc.metadata.namespace, inc.metadata.name, error)
-            await asyncio.sleep(0.5 * 2**attempt)
-    return None
+
+    async def attempt(n: int) -> actions.Plan | None:
+        async with ctx.locks(key):
+            return await _once(ctx, inc, chosen, found, last=n >= 2)
+
+    what = f"runbook action for {inc.metadata.namespace}/{inc.metadata.name}"
+    return await patching.retrying(attempt, what)
 
 
 async def _once(
-    k: kube.Kube,
-    api: workloads.Api,
-    http: aiohttp.ClientSession,
+    ctx: context.Context,
     seen: incident.Incident,
     chosen: matching.Chosen,
     found: Policy | None,
-    opts: executor.Options,
     last: bool,
 ) -> actions.Plan | None:
+    api = ctx.api
     ns, name = seen.metadata.namespace, seen.metadata.name
     raw = await workloads.incident(api, ns, name)
     if raw is None:
@@ -103,28 +101,32 @@ async def _once(
     if due is None:
         return None
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    facts = await _facts(api, inc, due.action, found, opts, now)
+    facts = await _facts(ctx, inc, due.action, found, now)
     p = actions.plan(inc, chosen, due, facts)
     rejected = failed = None
     obj = facts.config_map if due.action.type == ActionType.SET_FEATURE_FLAG else facts.target
     if p.mode in (actions.Mode.APPLY, actions.Mode.DRY_RUN):
-        assert p.change is not None
-        rejected = await _dry_runs(api, p.change, facts, last)
+        c = p.change
+        assert c is not None
+        probe = None
+        if c.template is not None and facts.target is not None:
+            probe = workload.probe_pod(workload.read(facts.target), c.template)
+        rejected = await patching.dry_runs(api, c.kind, c.namespace, c.name, list(c.ops), probe, last)
         if p.mode == actions.Mode.APPLY and rejected is None:
-            failed = await _patch(api, p.change, last)
+            failed, _ = await patching.patch(api, c.kind, c.namespace, c.name, list(c.ops), last)
     elif p.mode == actions.Mode.NOTIFY:
         assert p.message is not None and found is not None
-        failed = await _notify(k, http, inc, p, found, now)
+        failed = await _notify(ctx, inc, p, found, now)
     out = actions.outcome(p, rejected, failed)
 
     def mutate(current: incident.Incident) -> incident.IncidentStatus | None:
         return actions.record(current.status, p, out, now)
 
-    written = await asyncio.to_thread(incidents.update_status, k, ns, name, mutate)
+    written = await incidents.update_status_async(api, ns, name, mutate, known=raw)
     log.info("runbook %s action %s for %s/%s: %s %s", chosen.name, due.action.name, ns, name, out.state, out.text)
     if written is not None and written.changed:
         metrics.record_remediation(due.action.type.value, out.state.value)
-        _events(written.incident, obj, p, out)
+        _explain(ctx, written.incident, obj, p, out)
     return p
 
 
@@ -137,13 +139,9 @@ async def _nothing() -> list[dict[str, Any]]:
 
 
 async def _facts(
-    api: workloads.Api,
-    inc: incident.Incident,
-    action: runbook.Action,
-    found: Policy | None,
-    opts: executor.Options,
-    now: dt.datetime,
+    ctx: context.Context, inc: incident.Incident, action: runbook.Action, found: Policy | None, now: dt.datetime
 ) -> actions.Facts:
+    api, opts = ctx.api, ctx.config
     t = inc.spec.target
     if action.type == ActionType.NOTIFY:
         return actions.Facts(now=now, policy=found.spec if found else None)
@@ -185,45 +183,8 @@ async def _facts(
     )
 
 
-async def _dry_runs(api: workloads.Api, change: actions.Change, facts: actions.Facts, last: bool) -> str | None:
-    """Why the API server would refuse the patch (or a pod of the new template), or None."""
-    calls = [workloads.patch(api, change.kind, change.namespace, change.name, list(change.ops), True)]
-    if change.template is not None and facts.target is not None:
-        probe = workload.probe_pod(workload.read(facts.target), change.template)
-        calls.append(workloads.dry_run_pod(api, change.namespace, probe))
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    problems = []
-    for what, result in zip((f"the {change.kind} patch", "a pod of the new template"), results, strict=False):
-        if isinstance(result, workloads.ApiError):
-            if what.endswith("patch") and result.status == 422 and not last:
-                raise _Retry()
-            if result.status in executor.TRANSIENT:
-                raise result
-            problems.append(f"{what}: {result.message}")
-        elif isinstance(result, BaseException):
-            raise result
-    return "; ".join(problems) or None
-
-
-async def _patch(api: workloads.Api, change: actions.Change, last: bool) -> str | None:
-    try:
-        await workloads.patch(api, change.kind, change.namespace, change.name, list(change.ops), False)
-    except workloads.ApiError as error:
-        if error.status in (409, 422) and not last:
-            raise _Retry() from error
-        if error.status in executor.TRANSIENT:
-            raise
-        return f"the {change.kind} patch failed: {error.message}"
-    return None
-
-
 async def _notify(
-    k: kube.Kube,
-    http: aiohttp.ClientSession,
-    inc: incident.Incident,
-    p: actions.Plan,
-    found: Policy,
-    now: dt.datetime,
+    ctx: context.Context, inc: incident.Incident, p: actions.Plan, found: Policy, now: dt.datetime
 ) -> str | None:
     """Send through the escalation's dispatcher; the failure's words, or None when delivered."""
     assert p.message is not None
@@ -240,16 +201,17 @@ async def _notify(
     async def secret(channel: policy.Channel) -> str | None:
         ref = channel.secret_ref
         assert ref is not None
-        value: str | None = await asyncio.to_thread(k.secret_value, found.namespace, ref.name, ref.key)
+        value: str | None = await asyncio.to_thread(ctx.secrets.value, found.namespace, ref.name, ref.key)
         return value
 
-    results = await dispatch.deliver([send], inc, found.spec, secret, http, now)
+    results = await dispatch.deliver([send], inc, found.spec, secret, ctx.http, now)
     metrics.record_escalation([send], results, found.spec)  # counts the deliveries; a notify is no page
     bad = [r.detail for r in results if not r.ok]
     return "; ".join(bad) if bad or not results else None
 
 
-def _events(
+def _explain(
+    ctx: context.Context,
     inc: incident.Incident,
     obj: cabc.Mapping[str, Any] | None,
     p: actions.Plan,
@@ -267,17 +229,8 @@ def _events(
         reason = f"Remediation{state.value}"
     warning = out.needs_human or state in (incident.ActionState.REFUSED, incident.ActionState.FAILED)
     text = f"runbook action {p.action.name} for incident {inc.metadata.name}: {out.reason}: {out.text}"
+    subjects: list[cabc.Mapping[str, Any]] = []
     if obj is not None and p.action.type != ActionType.NOTIFY:
-        meta = obj.get("metadata") or {}
-        ref = {
-            "apiVersion": obj.get("apiVersion", "v1"),
-            "kind": obj.get("kind", ""),
-            "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid")},
-        }
-        workloads.post_event(ref, warning, reason, text)
-    inc_ref = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": kinds.INCIDENT.kind,
-        "metadata": {"name": inc.metadata.name, "namespace": inc.metadata.namespace, "uid": inc.metadata.uid},
-    }
-    workloads.post_event(inc_ref, warning, reason, text)
+        subjects.append(obj)
+    subjects.append(patching.incident_ref(inc.metadata.namespace, inc.metadata.name, inc.metadata.uid))
+    patching.explain(ctx.events, subjects, warning, reason, text)

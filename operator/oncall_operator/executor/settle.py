@@ -1,6 +1,6 @@
-"""OOM Incidents: resolve a Mitigated one once its workload has been quiet long enough.
+"""A Mitigated OOM Incident resolved once its workload has been quiet long enough.
 
-:mod:`~oncall_operator.handlers.board` calls :func:`settle` every ``ONCALL_RECHECK_SECONDS`` for
+:mod:`.open_incidents` calls :func:`settle` every ``ONCALL_RECHECK_SECONDS`` for
 each Incident the OOM watch opened (label ``oncall.dev/trigger=OOMKilled``) while it is
 Mitigated. Each call reads the workload; the domain's ``settle`` decides from the rollout state
 and the Incident's ``guardrails.healthySince``, so the quiet period survives a restart of the
@@ -14,7 +14,7 @@ from typing import Any
 from oncall_operator.adapters import incidents, workloads
 from oncall_operator.api import durations, incident, runbook
 from oncall_operator.domain import oom_incident, workload
-from oncall_operator.handlers import objects
+from oncall_operator.executor import context
 
 
 def wants_settling(body: cabc.Mapping[str, Any]) -> bool:
@@ -26,20 +26,20 @@ def wants_settling(body: cabc.Mapping[str, Any]) -> bool:
     )
 
 
-async def settle(body: cabc.Mapping[str, Any], memo: Any, indices: objects.Indices) -> dict[str, Any] | None:
+async def settle(ctx: context.Context, body: cabc.Mapping[str, Any]) -> dict[str, Any] | None:
     """Resolve the Incident when its workload has been quiet; the Incident as written, or None."""
     if not wants_settling(body):
         return None
     inc = incident.Incident.model_validate(dict(body))
     target, meta = inc.spec.target, inc.metadata
-    obj = await workloads.read(memo.oom.client(memo.kube), target.kind, target.namespace, target.name)
+    obj = await workloads.read(ctx.oom.api, target.kind, target.namespace, target.name)
     complete = obj is not None and workload.rollout_complete(obj)
     quiet = durations.parse(runbook.Guardrails().quiet_period)
     ref = inc.spec.runbook_ref
     if ref is not None:
-        found = objects.lookup(indices.runbooks, ref.namespace or meta.namespace, [ref.name])
-        if ref.name in found:
-            quiet = durations.parse(found[ref.name].guardrails.quiet_period)
+        found = ctx.indices.runbook(ref.namespace or meta.namespace, ref.name)
+        if found is not None:
+            quiet = durations.parse(found.guardrails.quiet_period)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     if oom_incident.settle(inc.status, complete, quiet, now) is None:
         return None  # nothing to write on this look: no read of the latest Incident either
@@ -47,10 +47,10 @@ async def settle(body: cabc.Mapping[str, Any], memo: Any, indices: objects.Indic
     def mutate(current: incident.Incident) -> incident.IncidentStatus | None:
         return oom_incident.settle(current.status, complete, quiet, now)
 
-    written = await incidents.update_status_async(memo.api, meta.namespace, meta.name, mutate, known=body)
+    written = await incidents.update_status_async(ctx.api, meta.namespace, meta.name, mutate, known=body)
     if written is None or not written.changed:
         return None
     if written.incident.status and written.incident.status.phase == incident.Phase.RESOLVED:
         text = f"no OOM kill for {durations.render(quiet)} after the rollout"
-        workloads.post_event(dict(body), False, "Resolved", text)
+        ctx.events.emit(body, False, "Resolved", text)
     return written.raw

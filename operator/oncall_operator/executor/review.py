@@ -1,4 +1,4 @@
-"""Open the post-incident review when a critical or warning Incident is resolved.
+"""The post-incident review, opened when a critical or warning Incident is resolved.
 
 The report goes into a ConfigMap owned by the Incident (so it goes when the Incident goes),
 the due date and the ConfigMap's name into the Incident's status, and a timeline entry and an
@@ -6,17 +6,19 @@ Event say so. Idempotent: the status write happens only while ``status.review`` 
 """
 
 import asyncio
+import collections.abc as cabc
 import datetime as dt
+import logging
 from typing import Any
 
-import kopf
 import kubernetes
 
 from oncall_operator.adapters import incidents
 from oncall_operator.api import GROUP, VERSION, incident, kinds
-from oncall_operator.domain import review
-from oncall_operator.handlers import escalation, objects
+from oncall_operator.domain import lifecycle, review
+from oncall_operator.executor import context
 
+log = logging.getLogger(__name__)
 REPORT_KEY = "report.md"
 
 
@@ -24,21 +26,19 @@ def report_name(incident_name: str) -> str:
     return f"{incident_name[:245]}-review"
 
 
-@kopf.on.event(GROUP, VERSION, kinds.INCIDENT.plural, when=lambda status, **_: status.get("phase") == "Resolved")
-async def open_review(type: str, body: kopf.Body, memo: Any, logger: kopf.Logger, **kwargs: Any) -> None:
-    if type == "DELETED":
-        return
+async def open_review(ctx: context.Context, body: cabc.Mapping[str, Any]) -> None:
+    """Write the report and record the review on the Incident, unless it has one already."""
     inc = incident.Incident.model_validate(dict(body))
     if not review.needs_review(inc):
         return
     assert inc.status is not None
-    found = escalation.policy_for(inc, kwargs["policy_specs"], kwargs["runbook_specs"])
+    found = ctx.indices.policy_for(inc)
     hours = found[1].business_hours if found else None
     due_at = review.due(inc.status.resolved_at or dt.datetime.now(dt.UTC), hours)
     steps: list[str] = []
     if inc.spec.runbook_ref is not None:
-        ref: Any = inc.spec.runbook_ref
-        rb = objects.lookup(kwargs["runbook_specs"], ref.namespace or inc.metadata.namespace, [ref.name]).get(ref.name)
+        ref = inc.spec.runbook_ref
+        rb = ctx.indices.runbook(ref.namespace or inc.metadata.namespace, ref.name)
         steps = [step.title for step in rb.steps] if rb else []
     meta = body["metadata"]
     name = report_name(meta["name"])
@@ -46,10 +46,10 @@ async def open_review(type: str, body: kopf.Body, memo: Any, logger: kopf.Logger
     data = {REPORT_KEY: review.render(inc, due_at, steps)}
     labels = {"app.kubernetes.io/part-of": "oncall-operator", "oncall.dev/incident": meta["name"][:63]}
     try:
-        await asyncio.to_thread(memo.kube.put_config_map, meta["namespace"], name, data, owner, labels)
+        await asyncio.to_thread(ctx.kube.put_config_map, meta["namespace"], name, data, owner, labels)
     except kubernetes.client.ApiException as error:
         if error.status in (403, 404, 409):  # the namespace is going away, or the Incident is gone
-            logger.warning("post-incident review not opened: %s %s", error.status, error.reason)
+            log.warning("post-incident review not opened: %s %s", error.status, error.reason)
             return
         raise
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -60,9 +60,8 @@ async def open_review(type: str, body: kopf.Body, memo: Any, logger: kopf.Logger
         status = current.status.model_copy(deep=True)
         status.review = incident.Review(due_at=due_at, report_config_map=name)
         message = f"post-incident review opened: meeting due {due_at.isoformat()}, report in ConfigMap {name}"
-        status.timeline.append(incident.TimelineEntry(at=now, type="ReviewOpened", message=message))
-        return status
+        return lifecycle.add(status, now, "ReviewOpened", message)
 
-    written = await asyncio.to_thread(incidents.update_status, memo.kube, meta["namespace"], meta["name"], record)
+    written = await incidents.update_status_async(ctx.api, meta["namespace"], meta["name"], record, known=body)
     if written and written.changed:
-        kopf.info(body, reason="ReviewOpened", message=f"meeting due {due_at.isoformat()}; report: ConfigMap {name}")
+        ctx.events.emit(body, False, "ReviewOpened", f"meeting due {due_at.isoformat()}; report: ConfigMap {name}")

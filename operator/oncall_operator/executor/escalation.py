@@ -1,6 +1,6 @@
-"""Drive one open Incident's escalation: ask the pure engine what is due, claim it, send it.
+"""The page that is due for one open Incident: ask the pure engine, claim it on the Incident, send it, record it.
 
-:mod:`~oncall_operator.handlers.board` calls :func:`escalate` on every change of an Incident
+:mod:`.open_incidents` calls :func:`escalate` on every change of an Incident
 and again when its next step is due. When something is due it first records the step as
 Pending on the Incident (a write guarded by resourceVersion, so of two operators only one wins
 the step), then sends, then records Delivered or Failed. Everything needed to resume is in the
@@ -14,54 +14,21 @@ import datetime as dt
 import logging
 from typing import Any
 
-import aiohttp
-import kopf
-
-from oncall_operator.adapters import incidents, metrics, workloads
+from oncall_operator.adapters import incidents, metrics
 from oncall_operator.adapters.notifiers import dispatch
 from oncall_operator.api import incident, policy, schedule
-from oncall_operator.domain import escalation, schedules
-from oncall_operator.handlers import objects
+from oncall_operator.domain import escalation, lifecycle, schedules
+from oncall_operator.executor import context, indices
 
 log = logging.getLogger(__name__)
 
 
-@kopf.on.startup()
-async def open_http(memo: Any, **_: Any) -> None:
-    memo.http = aiohttp.ClientSession()
-
-
-@kopf.on.cleanup()
-async def close_http(memo: Any, **_: Any) -> None:
-    await memo.http.close()
-
-
-def policy_for(
-    inc: incident.Incident, policies: objects.SpecIndex, runbooks: objects.SpecIndex
-) -> tuple[str, Any] | None:
-    """(namespace, spec) of the Incident's escalation policy: its own ref, else its runbook's."""
-    ns = inc.metadata.namespace
-    ref: Any = inc.spec.escalation_policy_ref
-    if ref is None and inc.spec.runbook_ref is not None:
-        rb_ref: Any = inc.spec.runbook_ref
-        rb_ns = getattr(rb_ref, "namespace", None) or ns
-        found = objects.lookup(runbooks, rb_ns, [rb_ref.name]).get(rb_ref.name)
-        if found is None or found.escalation_policy_ref is None:
-            return None
-        ref, ns = found.escalation_policy_ref, rb_ns
-    if ref is None:
-        return None
-    ns = getattr(ref, "namespace", None) or ns
-    spec = objects.lookup(policies, ns, [ref.name]).get(ref.name)
-    return None if spec is None else (ns, spec)
-
-
-def resolver(namespace: str, spec: policy.EscalationPolicySpec, index: objects.SpecIndex) -> escalation.Resolver:
+def resolver(namespace: str, spec: policy.EscalationPolicySpec, index: indices.SpecIndex) -> escalation.Resolver:
     """Targets -> people, from the schedules (and their members' addresses) in the policy's namespace."""
     names = {t.schedule.name for lv in spec.levels for t in lv.targets if t.schedule} | {
         r.target.schedule.name for r in spec.routes if r.target.schedule
     }
-    found: dict[str, schedule.OnCallScheduleSpec] = objects.lookup(index, namespace, names)
+    found: dict[str, schedule.OnCallScheduleSpec] = indices.lookup(index, namespace, names)
     members = {m.name: m for s in found.values() for m in s.members}
 
     def resolve(target: policy.Target, at: dt.datetime) -> list[escalation.Recipient]:
@@ -89,9 +56,7 @@ def _record(results: cabc.Sequence[dispatch.Result], now: dt.datetime) -> incide
             if r is not None and n.result == "Pending":
                 n.result, n.message = ("Delivered" if r.ok else "Failed"), r.detail[:2048]
                 if not r.ok:
-                    status.timeline.append(
-                        incident.TimelineEntry(at=now, type="NotificationFailed", message=r.detail[:4096])
-                    )
+                    lifecycle.add(status, now, "NotificationFailed", r.detail)
         return status
 
     return mutate
@@ -105,17 +70,17 @@ class Looked:
     wake_at: dt.datetime | None
 
 
-async def escalate(body: cabc.Mapping[str, Any], memo: Any, indices: objects.Indices) -> Looked:
+async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked:
     """Send what is due for one Incident, claimed in its status first; no API call when nothing is."""
     inc = incident.Incident.model_validate(dict(body))
     if inc.status is None or inc.status.phase is None:
         return Looked(None, None)
-    found = policy_for(inc, indices.policies, indices.runbooks)
+    found = ctx.indices.policy_for(inc)
     if found is None:
         return Looked(None, None)
     namespace, spec = found
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    resolve = resolver(namespace, spec, indices.schedules)
+    resolve = resolver(namespace, spec, ctx.indices.schedules)
     first = escalation.decide(spec, inc, now, resolve)
     if not first.sends and inc.status.escalation.started_at is not None:
         return Looked(None, first.wake_at)  # nothing due: no API call at all
@@ -131,7 +96,7 @@ async def escalate(body: cabc.Mapping[str, Any], memo: Any, indices: objects.Ind
 
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
-    written = await incidents.update_status_async(memo.api, ns, name, claim, known=body)
+    written = await incidents.update_status_async(ctx.api, ns, name, claim, known=body)
     if written is None or not claimed:
         return Looked(written.raw if written and written.changed else None, wake[0])
     log.info("Incident %s/%s: claimed %s", ns, name, ", ".join(f"{s.key} ({', '.join(s.channels)})" for s in claimed))
@@ -139,19 +104,13 @@ async def escalate(body: cabc.Mapping[str, Any], memo: Any, indices: objects.Ind
     async def secret(channel: policy.Channel) -> str | None:
         ref = channel.secret_ref
         assert ref is not None
-        value: str | None = await asyncio.to_thread(memo.secrets.value, namespace, ref.name, ref.key)
+        value: str | None = await asyncio.to_thread(ctx.secrets.value, namespace, ref.name, ref.key)
         return value
 
-    results = await dispatch.deliver(claimed, written.incident, spec, secret, memo.http, now)
+    results = await dispatch.deliver(claimed, written.incident, spec, secret, ctx.http, now)
     metrics.record_escalation(claimed, results, spec)
-    recorded = await incidents.update_status_async(memo.api, ns, name, _record(results, now), known=written.raw)
+    recorded = await incidents.update_status_async(ctx.api, ns, name, _record(results, now), known=written.raw)
     for send in claimed:
         failed = [r for r in results if r.key == send.key and not r.ok]
-        workloads.post_event(dict(body), bool(failed), send.kind.title().replace("-", ""), send.text[:1000])
+        ctx.events.emit(body, bool(failed), send.kind.title().replace("-", ""), send.text)
     return Looked((recorded or written).raw, wake[0])
-
-
-def is_open(status: cabc.Mapping[str, Any]) -> bool:
-    """Opened, and not Resolved with everybody told: the escalation may still have something to send."""
-    phase = status.get("phase")
-    return bool(phase) and not (phase == incident.Phase.RESOLVED.value and status.get("escalation", {}).get("closed"))

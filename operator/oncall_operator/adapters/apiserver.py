@@ -1,0 +1,96 @@
+"""The operator's async client of the API server: one aiohttp session, authenticated like the official client.
+
+Everything on the operator's hot paths (the OOM remediation, the intake, the escalation's
+status writes, the watches) goes through here rather than the official client in worker
+threads: measured, four parallel reads cost ~9 ms of CPU through the threaded client (the GIL
+serialises its heavy request and response handling) and ~1 ms through aiohttp. Host, TLS and
+credentials come from the official client's ``Configuration`` (``Kube.connect``), whose
+``auth_settings()`` also runs its token-refresh hook, so both clients authenticate the same way.
+Every request has a timeout (30 s in all; a watch sets its own), so nothing waits forever on a
+black-holed API server. Objects are plain dicts, as the domain reads them.
+"""
+
+import collections.abc as cabc
+import contextlib
+import json
+import ssl
+from typing import Any, cast
+
+import aiohttp
+
+from oncall_operator.adapters import kube
+
+AGENT = "oncall-operator"
+"""The user agent, which the API server also takes as the field manager of our writes."""
+
+
+class ApiError(Exception):
+    """A refusal from the API server: its status code and its own words."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status, self.message = status, message
+
+
+class Api:
+    """An aiohttp session to the API server, authenticated like the official client."""
+
+    def __init__(self, k: kube.Kube, agent: str = AGENT) -> None:
+        self.config = k.api.configuration
+        context: ssl.SSLContext | bool = False
+        if self.config.verify_ssl:
+            context = ssl.create_default_context(cafile=self.config.ssl_ca_cert)
+            if self.config.cert_file:
+                context.load_cert_chain(self.config.cert_file, self.config.key_file)
+        self.session = aiohttp.ClientSession(
+            base_url=self.config.host.rstrip("/") + "/",
+            connector=aiohttp.TCPConnector(ssl=context),
+            timeout=aiohttp.ClientTimeout(total=30),
+            headers={"User-Agent": agent, "Accept": "application/json"},
+        )
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    def _headers(self) -> dict[str, str]:
+        settings = self.config.auth_settings()  # runs the client's refresh hook for expiring tokens
+        return {s["key"]: s["value"] for s in settings.values() if s.get("in") == "header" and s.get("value")}
+
+    async def call(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json", **params: str
+    ) -> dict[str, Any] | None:
+        """The response object, or None for 404 on a read; ApiError for any other refusal."""
+        headers = self._headers()
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = json.dumps(body)
+        proxy = self.config.proxy or None
+        async with self.session.request(
+            method, path.lstrip("/"), data=data, params=params, headers=headers, proxy=proxy
+        ) as reply:
+            text = await reply.text()
+            if reply.status == 404 and method == "GET":
+                return None
+            if reply.status >= 400:
+                raise ApiError(reply.status, _message(text, reply.status))
+            return cast(dict[str, Any], json.loads(text)) if text else {}
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, path: str, timeout: aiohttp.ClientTimeout, **params: str
+    ) -> cabc.AsyncIterator[aiohttp.ClientResponse]:
+        """A GET whose body the caller reads as it arrives (a watch), with a timeout of its own; ApiError on refusal."""
+        async with self.session.get(
+            path.lstrip("/"), params=params, headers=self._headers(), proxy=self.config.proxy or None, timeout=timeout
+        ) as reply:
+            if reply.status >= 400:
+                raise ApiError(reply.status, _message(await reply.text(), reply.status))
+            yield reply
+
+
+def _message(text: str, status: int) -> str:
+    try:
+        return str(json.loads(text)["message"])
+    except (TypeError, ValueError, KeyError):
+        return f"{status} {text[:200]}"

@@ -1,0 +1,56 @@
+"""What the operator reads from its environment, read in one place, with the defaults it runs on.
+
+``oncall-operator run`` turns its flags into these variables (so the chart and a shell set the
+same things); nothing else in the operator reads ``os.environ``.
+"""
+
+import dataclasses
+import os
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    namespace: str = "oncall-system"
+    """The operator's own namespace (ONCALL_NAMESPACE): defaults, the intake token, alerts without a namespace."""
+    recheck_seconds: float = 30.0
+    """How often Schedules, Policies and Runbooks are checked again, and Mitigated OOM Incidents settled."""
+    tick_seconds: float = 5.0
+    """How often each open Incident's escalation is looked at (ONCALL_TICK_SECONDS)."""
+    watch_namespaces: tuple[str, ...] = ()
+    """The ``run --namespace`` patterns (Kopf globs); empty means cluster-wide."""
+    dry_run: bool = False
+    """Operator-wide dry-run of remediations (ONCALL_DRY_RUN): plan and record, write nothing."""
+    http_address: str = "0.0.0.0:8080"
+    """Where the intake, /healthz, /readyz and /metrics are served (ONCALL_HTTP_ADDRESS)."""
+    intake_token_secret: str = ""
+    """The Secret (key ``token``, in ``namespace``) with the intake's bearer token (ONCALL_INTAKE_TOKEN_SECRET)."""
+    peering: str | None = None
+    """The peering object (ONCALL_PEERING); None runs standalone: one process, always active."""
+    peering_lifetime: int = 15
+    """Seconds after its last keep-alive that a silent replica still counts as alive (ONCALL_PEERING_LIFETIME)."""
+
+    @classmethod
+    def from_env(cls) -> "Config":
+        env = os.environ.get
+        return cls(
+            namespace=env("ONCALL_NAMESPACE", cls.namespace),
+            recheck_seconds=float(env("ONCALL_RECHECK_SECONDS", cls.recheck_seconds)),
+            tick_seconds=float(env("ONCALL_TICK_SECONDS", cls.tick_seconds)),
+            watch_namespaces=tuple(p for p in env("ONCALL_WATCH_NAMESPACES", "").split(",") if p),
+            dry_run=_flag("ONCALL_DRY_RUN"),
+            http_address=env("ONCALL_HTTP_ADDRESS", cls.http_address),
+            intake_token_secret=env("ONCALL_INTAKE_TOKEN_SECRET", ""),
+            peering=env("ONCALL_PEERING") or None,
+            peering_lifetime=int(env("ONCALL_PEERING_LIFETIME", cls.peering_lifetime)),
+        )
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.watch_namespaces
+
+
+CONFIG = Config.from_env()

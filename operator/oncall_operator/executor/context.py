@@ -1,0 +1,40 @@
+"""Everything the flows share at run time, made once at start-up: one typed object instead of Kopf's ``memo``.
+
+Kopf hands every handler a shallow copy of its ``memo``, so attributes set on it by one
+handler are lost to others; the one attribute the operator sets there is ``memo.ctx``, a
+:class:`Context` made by :func:`oncall_operator.executor.runtime.start` in a known order. The
+flows take the context (or the parts of it they need) as an argument; none reaches for a global.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from oncall_operator.adapters import apiserver, events
+from oncall_operator.adapters.kube import Kube, SecretValues
+from oncall_operator.executor import config, indices, patching
+
+if TYPE_CHECKING:
+    from oncall_operator.executor import oom, open_incidents
+
+
+@dataclasses.dataclass
+class Context:
+    config: config.Config
+    kube: Kube
+    """The official (blocking) client: Secrets, the Ready patches, ConfigMaps, peering objects."""
+    api: apiserver.Api
+    """The async client: Incident status writes, reads, Events."""
+    intake_api: apiserver.Api
+    """The intake's own client (user agent ``oncall-operator/intake``): a pool no other loop queues on."""
+    http: aiohttp.ClientSession
+    """The notifiers' session (Slack, PagerDuty, webhooks)."""
+    secrets: SecretValues
+    events: events.Poster
+    indices: indices.Indices
+    locks: patching.Locks
+    oom: oom.OomState
+    incidents: open_incidents.OpenIncidents

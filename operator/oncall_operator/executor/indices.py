@@ -1,0 +1,116 @@
+"""The in-memory indices of Schedules, Policies and Runbooks, and the verdicts read from them.
+
+Kopf keeps an index of every Schedule, Policy and Runbook spec (registered in
+:mod:`oncall_operator.handlers.objects`); the flows here read them through :class:`Indices`,
+so a check of references, the choice of a Runbook or the policy of an Incident costs no API
+call. Kopf fills an index from its first listing before it calls any resource handler, so
+``filled`` is set by the first call of one (:meth:`Indices.mark_filled`); until then a reader
+that must not miss an object lists it from the API instead (:func:`runbook_candidates`).
+"""
+
+import asyncio
+import collections.abc as cabc
+import dataclasses
+from typing import Any
+
+import pydantic
+
+from oncall_operator.adapters import apiserver
+from oncall_operator.api import GROUP, VERSION, incident, kinds, policy, runbook
+from oncall_operator.domain import checks, conditions
+
+SpecIndex = cabc.Mapping[tuple[str | None, str], Any]
+"""Kopf's index: (namespace, name) -> a store holding the parsed spec (None when it does not parse)."""
+Candidate = tuple[str, str, runbook.RunbookSpec | None]
+
+
+@dataclasses.dataclass
+class Indices:
+    policies: SpecIndex
+    runbooks: SpecIndex
+    schedules: SpecIndex
+    filled: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    generation: int = 0
+    """Bumped on every change of a Schedule, Policy or Runbook: decisions taken before may differ now."""
+
+    def mark_filled(self, changed: bool = False) -> None:
+        """Called from resource handlers: Kopf runs them only once every index holds its first listing.
+
+        ``changed``: an indexed object changed, so looks taken before are stale.
+        """
+        if not self.filled.is_set():
+            self.filled.set()
+        if changed:
+            self.generation += 1
+
+    def runbook_candidates(self) -> list[Candidate] | None:
+        """Every Runbook as (namespace, name, spec or None), or None while the index may be incomplete."""
+        if not self.filled.is_set():
+            return None
+        return [(ns or "", name, next(iter(store), None)) for (ns, name), store in self.runbooks.items()]
+
+    def runbook(self, namespace: str, name: str) -> runbook.RunbookSpec | None:
+        return lookup(self.runbooks, namespace, [name]).get(name)
+
+    def verdict(self, spec: incident.IncidentSpec, namespace: str) -> conditions.Verdict:
+        """Whether the Incident's references resolve (its own check, from the indices: no API call)."""
+        pref, rref = spec.escalation_policy_ref, spec.runbook_ref  # in the Incident's namespace unless they say
+        policies = lookup(self.policies, (pref and pref.namespace) or namespace, [pref.name] if pref else [])
+        runbooks = lookup(self.runbooks, (rref and rref.namespace) or namespace, [rref.name] if rref else [])
+        return checks.check_incident(spec, policies, runbooks)
+
+    def verdict_when_filled(self, spec: incident.IncidentSpec, namespace: str) -> conditions.Verdict | None:
+        """:meth:`verdict`, or None while the indices may still miss what the Incident names."""
+        return self.verdict(spec, namespace) if self.filled.is_set() else None
+
+    def policy_for(self, inc: incident.Incident) -> tuple[str, policy.EscalationPolicySpec] | None:
+        """(namespace, spec) of the Incident's escalation policy: its own ref, else its runbook's."""
+        ns = inc.metadata.namespace
+        ref: Any = inc.spec.escalation_policy_ref
+        if ref is None and inc.spec.runbook_ref is not None:
+            rb_ref = inc.spec.runbook_ref
+            rb_ns = rb_ref.namespace or ns
+            found = self.runbook(rb_ns, rb_ref.name)
+            if found is None or found.escalation_policy_ref is None:
+                return None
+            ref, ns = found.escalation_policy_ref, rb_ns
+        if ref is None:
+            return None
+        ns = getattr(ref, "namespace", None) or ns
+        spec = lookup(self.policies, ns, [ref.name]).get(ref.name)
+        return None if spec is None else (ns, spec)
+
+
+def lookup(index: SpecIndex, namespace: str, names: cabc.Iterable[str]) -> dict[str, Any]:
+    """The parsed specs of the named objects that exist in ``namespace``."""
+    found = {}
+    for name in names:
+        store = index.get((namespace, name))
+        spec = next(iter(store), None) if store is not None else None
+        if spec is not None:
+            found[name] = spec
+    return found
+
+
+async def runbook_candidates(indices: Indices, api: apiserver.Api, namespaces: cabc.Iterable[str]) -> list[Candidate]:
+    """The index's Runbooks; until it is filled, the Runbooks of ``namespaces`` listed from the API."""
+    indexed = indices.runbook_candidates()
+    if indexed is not None:
+        return indexed
+    found: list[Candidate] = []
+    for ns in dict.fromkeys(namespaces):
+        found += await list_runbooks(api, ns)
+    return found
+
+
+async def list_runbooks(api: apiserver.Api, namespace: str) -> list[Candidate]:
+    """Every Runbook of ``namespace`` as (namespace, name, spec); a spec that does not parse is None."""
+    listed = await api.call("GET", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{kinds.RUNBOOK.plural}") or {}
+    out: list[Candidate] = []
+    for item in listed.get("items", []):
+        try:
+            spec: runbook.RunbookSpec | None = runbook.RunbookSpec.model_validate(item.get("spec") or {})
+        except pydantic.ValidationError:
+            spec = None
+        out.append((namespace, item["metadata"]["name"], spec))
+    return out

@@ -1,0 +1,129 @@
+"""Start-up and shut-down of everything the operator runs beside Kopf's handlers, in one known order.
+
+Kopf calls :func:`start` from the operator's one start-up handler, with its settings and the
+indices it keeps (which it hands only to handlers), and :func:`stop` from its one clean-up
+handler. The order matters and is written once, here:
+
+1. the clients: the official one (Secrets, Ready patches), the async one (status writes,
+   reads, Events), the notifiers' session, the Secret values cache, the Event poster;
+2. the indices and the context every flow takes;
+3. leadership: standalone acts at once; with peering, the observer decides;
+4. the OOM state and its caches' watches, then the pod watch that hands kills to :mod:`.oom`;
+5. the loop over the open Incidents (escalation, settling);
+6. the HTTP intake (alerts, /healthz, /readyz, /metrics): last, so a request never meets a
+   half-built context.
+
+:func:`stop` undoes them in reverse: the intake stops taking alerts first, the last Events are
+posted before the clients close.
+"""
+
+import asyncio
+import collections.abc as cabc
+import contextlib
+import dataclasses
+import logging
+from typing import Any
+
+import aiohttp
+
+from oncall_operator.adapters import apiserver, events, intake, kube, peering, podwatch
+from oncall_operator.executor import alerts, config, context, indices, oom, open_incidents, patching
+from oncall_operator.executor import peering as leadership
+
+log = logging.getLogger(__name__)
+INTAKE_AGENT = "oncall-operator/intake"  # the API server takes "oncall-operator" as the field manager
+
+
+@dataclasses.dataclass
+class Running:
+    """What :func:`start` started and :func:`stop` stops, beside the context."""
+
+    ctx: context.Context
+    pod_watch: podwatch.PodWatch
+    pod_watch_task: "asyncio.Task[None]"
+    intake: Any
+    observer: leadership.Observer | None
+
+
+async def start(
+    cfg: config.Config,
+    reporter: events.Reporter,
+    spec_indices: tuple[indices.SpecIndex, indices.SpecIndex, indices.SpecIndex],
+    incident_names: cabc.Mapping[str, Any],
+    priority: int | None,
+) -> Running:
+    """Everything, in order; raises ValueError or OSError when the intake's address cannot be served."""
+    k = kube.Kube.connect()
+    k.api.user_agent = "oncall-operator"  # the field manager its writes show in managedFields
+    api = apiserver.Api(k)
+    poster = events.Poster(api, reporter)
+    poster.start()
+    policies, runbooks, schedules = spec_indices
+    ctx = context.Context(
+        config=cfg,
+        kube=k,
+        api=api,
+        intake_api=apiserver.Api(k, INTAKE_AGENT),
+        http=aiohttp.ClientSession(),
+        secrets=kube.SecretValues(k),
+        events=poster,
+        indices=indices.Indices(policies, runbooks, schedules),
+        locks=patching.Locks(),
+        oom=oom.OomState(apiserver.Api(k)),
+        incidents=open_incidents.OpenIncidents(),
+    )
+    observer = None
+    if cfg.peering is None:
+        peering.set_acting(True)
+    else:
+        assert priority is not None
+        observer = leadership.Observer(k, cfg, priority)
+        observer.start()
+    ctx.oom.start_caches(cfg.watch_namespaces)
+
+    async def handle(pod: dict[str, Any]) -> None:
+        namespace = pod["metadata"].get("namespace", "")
+        candidates = await indices.runbook_candidates(ctx.indices, ctx.oom.api, [namespace, cfg.namespace])
+        await oom.remediate(ctx, pod, candidates)
+
+    pod_watch = podwatch.PodWatch(apiserver.Api(k), cfg.watch_namespaces, handle)
+    pod_watch_task = asyncio.create_task(pod_watch.run(), name="pod watch")
+    ctx.incidents.start(ctx)
+    host, port = intake.parse_address(cfg.http_address)
+    token = alerts.token(ctx)
+    if token is None:
+        log.warning(
+            "ALERT INTAKE AUTHENTICATION IS DISABLED: anyone who reaches %s can open Incidents. "
+            "Set ONCALL_INTAKE_TOKEN_SECRET to a Secret in %s with the key %r.",
+            cfg.http_address,
+            cfg.namespace,
+            alerts.TOKEN_KEY,
+        )
+
+    async def write(payload: Any) -> intake.Accepted:
+        return await alerts.accept(ctx, incident_names, payload)
+
+    app = intake.build_app(intake.Intake(write=write, ready=alerts.Readiness(ctx), token=token))
+    runner = await intake.serve(app, host, port)
+    where = ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses if isinstance(a, tuple)) or cfg.http_address
+    log.info("alert intake listening on %s (POST /api/v1/alerts, /healthz, /readyz, /metrics)", where)
+    return Running(ctx, pod_watch, pod_watch_task, runner, observer)
+
+
+async def stop(running: Running) -> None:
+    """Everything :func:`start` started, in reverse."""
+    ctx = running.ctx
+    await running.intake.cleanup()
+    running.pod_watch_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running.pod_watch_task
+    await running.pod_watch.close()
+    await running.pod_watch.api.close()
+    await ctx.incidents.stop()
+    await ctx.oom.close()
+    if running.observer is not None:
+        await running.observer.stop()
+    await ctx.events.close()
+    for client in (ctx.intake_api, ctx.api):
+        await client.close()
+    await ctx.http.close()
