@@ -1,4 +1,4 @@
-"""Benchmarks at cluster scale (issue 7): the figures DESIGN.md section 8 sets targets for.
+"""Benchmarks at cluster scale (issue 7): the figures docs/ARCHITECTURE.md sets targets for.
 
 On a simulated cluster (bench/simcluster.py: the local control plane with kube-scheduler, and kwok
 playing the kubelets of fake nodes) that grows through the sizes asked for (1k, 5k, 10k pods by

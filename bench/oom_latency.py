@@ -1,6 +1,6 @@
 """OOM kill -> patched workload latency, for the operator and for the floor, in one run.
 
-DESIGN.md section 8 sets the target relative to a floor measured in the same run: a bare
+docs/ARCHITECTURE.md ("Targets") sets the target relative to a floor measured in the same run: a bare
 client that watches pods and sends the same JSON patch, with nothing else (no owner lookup,
 no runbook, no guardrails, no dry-runs, no Incident). Both are measured the same way, from
 outside: the harness writes an OOM kill into a pod's status (as the kubelet would) and takes

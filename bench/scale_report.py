@@ -64,7 +64,7 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Targets (DESIGN.md 8): p50 within 2x, p99 within 5x of the floor at 10,000 pods.",
+        "Targets (docs/ARCHITECTURE.md): p50 within 2x, p99 within 5x of the floor at 10,000 pods.",
         "",
         "## The operator's cost",
         "",

@@ -1,6 +1,6 @@
 """A simulated cluster for the benchmarks: the local control plane with kube-scheduler, plus kwok.
 
-Why a simulator: the targets in DESIGN.md section 8 are about an operator watching 10,000 pods,
+Why a simulator: the targets in docs/ARCHITECTURE.md are about an operator watching 10,000 pods,
 and this machine (2 cores, no container engine) cannot run 10,000 containers. kwok plays the
 kubelets of N fake nodes instead: it makes the nodes Ready and every pod the scheduler binds to
 them Running, so Deployments, ReplicaSets, the scheduler and rollouts behave as on a real cluster,

@@ -4,7 +4,7 @@
 It runs bench/cluster_scale.py exactly as ``make bench`` does, on its own simulated cluster
 (control plane with kube-scheduler, plus kwok), at 50 pods, a few OOM kills per phase and one
 second of alerts, then checks the JSON has every figure the notes quote. It asserts no timing:
-the figures are for notes, never for tests (DESIGN.md section 8).
+the figures are for notes, never for tests (docs/ARCHITECTURE.md, "Targets").
 
 kwok is built here through ``hack/build-tools.sh kwok`` rather than skipped when absent: the
 build is a cache hit once per machine, and cold it takes about 2.5 minutes on 2 cores (module
@@ -72,7 +72,8 @@ def test_the_harness_runs_at_small_scale_and_writes_every_figure(kwok: pathlib.P
     audit = api["audit_per_remediation"]  # the operator's own requests, by user agent, from the audit log
     assert audit["requests"].get("patch deployments 200", 0) >= 1 and audit["dry_runs"] >= 1
     assert audit["pod_writes"] == 0 and audit["writes"] >= 2, audit  # the patch and the Incident
-    # DESIGN.md 8: at most 3 writes per remediation (patch, Incident create, its status with Ready in it)
+    # docs/ARCHITECTURE.md, Targets: at most 3 writes per remediation
+    # (patch, Incident create, its status with Ready in it)
     assert audit["writes"] <= 3 and not [k for k in audit["requests"] if k.startswith("patch incidents")], audit[
         "requests"
     ]

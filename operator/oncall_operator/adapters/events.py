@@ -12,7 +12,6 @@ logged, as a failed post is. Events help; they never hold anything up.
 
 import asyncio
 import collections.abc as cabc
-import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -20,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from oncall_operator.adapters import apiserver
+from oncall_operator.adapters import apiserver, tasks
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 1024
@@ -107,10 +106,7 @@ class Poster:
 
     async def close(self) -> None:
         """Stop, then post what is still queued (the last remediations' Events)."""
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-            self.task = None
+        await tasks.cancel(self.task)
+        self.task = None
         while not self.queue.empty():
             await self._send(self.queue.get_nowait())

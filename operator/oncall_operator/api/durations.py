@@ -1,4 +1,4 @@
-"""Duration strings such as ``5m``, ``1h30m`` or ``7d``, as the handbook and DESIGN.md write them.
+"""Duration strings such as ``5m``, ``1h30m`` or ``7d``, as the handbook writes them.
 
 Kubernetes' own ``metav1.Duration`` has no days or weeks, and an on-call tool speaks in both
 (turn lengths of one week, reviews in two days), so the project parses its own format. The

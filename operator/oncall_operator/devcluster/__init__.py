@@ -2,7 +2,7 @@
 
 This machine has no container engine, so kind and envtest's downloads are out; the binaries
 are built from Go modules by ``hack/build-tools.sh`` and this package runs them the way
-controller-runtime's envtest does (DESIGN.md section 7). Use ``ControlPlane`` as a context
+controller-runtime's envtest does (docs/ARCHITECTURE.md, "The local control plane"). Use ``ControlPlane`` as a context
 manager to own a cluster for one process, or ``up``/``down``/``status`` (also as
 ``python -m oncall_operator.devcluster``) for a cluster shared across processes.
 """

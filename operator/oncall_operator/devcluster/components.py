@@ -1,6 +1,6 @@
 """The command lines of etcd and the Kubernetes control-plane components, in one place.
 
-The flags follow what controller-runtime's envtest passes (DESIGN.md section 7): loopback only,
+The flags follow what controller-runtime's envtest passes (docs/ARCHITECTURE.md): loopback only,
 free ports, client-certificate auth for the admin, RBAC, and a service-account key pair so the
 controller-manager can create service accounts and tokens. Readiness is each component's own
 health endpoint: etcd ``/health``, kube-apiserver ``/readyz``, the others ``/healthz``.

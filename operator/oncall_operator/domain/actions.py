@@ -41,7 +41,7 @@ from typing import Any
 
 from oncall_operator.api import durations, incident, runbook
 from oncall_operator.api import policy as policies
-from oncall_operator.domain import guardrails, lifecycle, matching, workload
+from oncall_operator.domain import changes, guardrails, lifecycle, matching, workload
 
 ActionType = runbook.ActionType
 State = incident.ActionState
@@ -86,23 +86,7 @@ class Mode(enum.StrEnum):
     NOTIFY = "Notify"
 
 
-@dataclasses.dataclass(frozen=True)
-class Change:
-    """One JSON patch to one object (the workload or the flag ConfigMap)."""
-
-    kind: str
-    namespace: str
-    name: str
-    ops: tuple[dict[str, Any], ...]
-    before: str
-    after: str
-    summary: str
-    template: cabc.Mapping[str, Any] | None = None
-    """The new pod template when the patch changes it: the executor dry-runs a pod of it too."""
-
-    @property
-    def patch(self) -> str:
-        return json.dumps(list(self.ops), separators=(",", ":"))
+Change = changes.Change
 
 
 @dataclasses.dataclass(frozen=True)

@@ -141,7 +141,7 @@ def record(
         incident.ActionRecord(
             at=now,
             action=change.action if change else "",
-            type=change.type.value if change else "",
+            type=change.type.value if change and change.type else "",
             state=out.state,
             before=change.before if change else "",
             after=change.after if change else "",

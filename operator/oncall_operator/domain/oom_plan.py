@@ -3,7 +3,7 @@
 ``plan`` is pure: the pod's kills, the workload, the namespace's annotations, the runbook, the
 Incident's guardrail state and ``now`` go in; a :class:`Plan` comes out. The executor runs it
 (server-side dry-runs, then the patch) and :mod:`oom_incident` records the result. Each
-guardrail answers a failure seen in other tools (DESIGN.md section 6), and they are checked in
+guardrail answers a failure seen in other tools (docs/ARCHITECTURE.md, "Guardrails"), and they are checked in
 a fixed order so the reason recorded is the most useful one: what the workload *is* (owner,
 runbook, limit, cap, raises so far, QoS) before what it *says* (opt-out, paused, GitOps) before
 timing (cooldown, rate) before the mode (dry-run).
@@ -23,12 +23,11 @@ import copy
 import dataclasses
 import datetime as dt
 import enum
-import json
 from fractions import Fraction
 from typing import Any
 
 from oncall_operator.api import incident, runbook
-from oncall_operator.domain import guardrails, matching, oom, quantity, workload
+from oncall_operator.domain import changes, guardrails, matching, oom, quantity, workload
 
 ActionType = runbook.ActionType
 State = incident.ActionState
@@ -44,20 +43,7 @@ class Mode(enum.StrEnum):
     APPLY = "Apply"  # server-side dry-run, then the patch
 
 
-@dataclasses.dataclass(frozen=True)
-class Change:
-    action: str
-    type: ActionType
-    container: str
-    before: str
-    after: str
-    ops: tuple[dict[str, Any], ...]
-    template: cabc.Mapping[str, Any]
-    summary: str
-
-    @property
-    def patch(self) -> str:
-        return json.dumps(list(self.ops), separators=(",", ":"))
+Change = changes.Change
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,7 +241,7 @@ def _recovered(s: Situation, w: workload.Workload, new: tuple[oom.Kill, ...]) ->
     after = f"limits.memory={c.limit}" if c and c.limit else f"restartedAt={w.restarted_at}"
     before = f"limits.memory={kill.limit}" if c and c.limit and kill.limit != c.limit else ""
     action_type = ActionType.RAISE_MEMORY_LIMIT if before else ActionType.RESTART_ROLLOUT
-    change = Change("recovered", action_type, kill.container, before, after, (), w.template, "")
+    change = _change(w, "recovered", action_type, kill.container, [], (before, after, ""), w.template)
     msg = f"the {w.kind} already carries the change for this kill ({after}); recorded after an operator restart"
     return Plan(Mode.RECOVER, new, kill, change, "Recovered", msg)
 
@@ -309,7 +295,21 @@ def _raise_change(
         after += f" requests.memory={request}"
     ops += _marker_ops(w, kill)
     summary = f"raise memory of container {c.name} in {w.kind} {w.name}: {before} -> {after}"
-    return Change(action, ActionType.RAISE_MEMORY_LIMIT, c.name, before, after, tuple(ops), template, summary)
+    return _change(w, action, ActionType.RAISE_MEMORY_LIMIT, c.name, ops, (before, after, summary), template)
+
+
+def _change(
+    w: workload.Workload,
+    action: str,
+    type_: ActionType,
+    container: str,
+    ops: list[dict[str, Any]],
+    words: tuple[str, str, str],
+    template: cabc.Mapping[str, Any],
+) -> Change:
+    """A change of workload ``w``; ``words`` are its before, after and summary."""
+    before, after, summary = words
+    return Change(w.kind, w.namespace, w.name, tuple(ops), before, after, summary, template, action, type_, container)
 
 
 def _with_memory(
@@ -342,7 +342,7 @@ def _restart(w: workload.Workload, action: str, kill: oom.Kill, now: dt.datetime
     template.setdefault("metadata", {}).setdefault("annotations", {})[workload.RESTARTED_AT] = stamp
     before, after = f"restartedAt={w.restarted_at or 'never'}", f"restartedAt={stamp}"
     summary = f"restart the rollout of {w.kind} {w.name} ({workload.RESTARTED_AT}={stamp})"
-    return Change(action, ActionType.RESTART_ROLLOUT, kill.container, before, after, tuple(ops), template, summary)
+    return _change(w, action, ActionType.RESTART_ROLLOUT, kill.container, ops, (before, after, summary), template)
 
 
 def _time(text: str) -> dt.datetime:

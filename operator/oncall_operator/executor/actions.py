@@ -198,13 +198,7 @@ async def _notify(
         text=p.message.text,
     )
 
-    async def secret(channel: policy.Channel) -> str | None:
-        ref = channel.secret_ref
-        assert ref is not None
-        value: str | None = await asyncio.to_thread(ctx.secrets.value, found.namespace, ref.name, ref.key)
-        return value
-
-    results = await dispatch.deliver([send], inc, found.spec, secret, ctx.http, now)
+    results = await dispatch.deliver([send], inc, found.spec, ctx.secret_reader(found.namespace), ctx.http, now)
     metrics.record_escalation([send], results, found.spec)  # counts the deliveries; a notify is no page
     bad = [r.detail for r in results if not r.ok]
     return "; ".join(bad) if bad or not results else None

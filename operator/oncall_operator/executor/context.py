@@ -8,6 +8,8 @@ flows take the context (or the parts of it they need) as an argument; none reach
 
 from __future__ import annotations
 
+import asyncio
+import collections.abc as cabc
 import dataclasses
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,7 @@ import aiohttp
 
 from oncall_operator.adapters import apiserver, events
 from oncall_operator.adapters.kube import Kube, SecretValues
+from oncall_operator.api import policy
 from oncall_operator.executor import config, indices, patching
 
 if TYPE_CHECKING:
@@ -38,3 +41,14 @@ class Context:
     locks: patching.Locks
     oom: oom.OomState
     incidents: open_incidents.OpenIncidents
+
+    def secret_reader(self, namespace: str) -> cabc.Callable[[policy.Channel], cabc.Awaitable[str | None]]:
+        """How a notifier reads its channel's Secret value, in ``namespace`` (kept 30 s; blocking, so in a thread)."""
+
+        async def read(channel: policy.Channel) -> str | None:
+            ref = channel.secret_ref
+            assert ref is not None
+            value: str | None = await asyncio.to_thread(self.secrets.value, namespace, ref.name, ref.key)
+            return value
+
+        return read

@@ -7,7 +7,6 @@ the step), then sends, then records Delivered or Failed. Everything needed to re
 Incident, so a restarted or newly elected operator continues where the last one stopped.
 """
 
-import asyncio
 import collections.abc as cabc
 import dataclasses
 import datetime as dt
@@ -101,13 +100,7 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
         return Looked(written.raw if written and written.changed else None, wake[0])
     log.info("Incident %s/%s: claimed %s", ns, name, ", ".join(f"{s.key} ({', '.join(s.channels)})" for s in claimed))
 
-    async def secret(channel: policy.Channel) -> str | None:
-        ref = channel.secret_ref
-        assert ref is not None
-        value: str | None = await asyncio.to_thread(ctx.secrets.value, namespace, ref.name, ref.key)
-        return value
-
-    results = await dispatch.deliver(claimed, written.incident, spec, secret, ctx.http, now)
+    results = await dispatch.deliver(claimed, written.incident, spec, ctx.secret_reader(namespace), ctx.http, now)
     metrics.record_escalation(claimed, results, spec)
     recorded = await incidents.update_status_async(ctx.api, ns, name, _record(results, now), known=written.raw)
     for send in claimed:

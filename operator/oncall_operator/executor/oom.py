@@ -269,7 +269,7 @@ async def _run(
     if plan.mode in (oom_plan.Mode.APPLY, oom_plan.Mode.DRY_RUN):
         assert w is not None and facts.obj is not None and plan.change is not None
         ops = [*caches.preconditions(facts.obj), *plan.change.ops]
-        probe = workload.probe_pod(w, plan.change.template)
+        probe = workload.probe_pod(w, plan.change.template or w.template)
         rejected, _ = await asyncio.gather(
             patching.dry_runs(api, w.kind, w.namespace, w.name, ops, probe, last), _checked(check, target)
         )

@@ -19,14 +19,13 @@ this replica stood by stays here until its next due look finds it gone.
 
 import asyncio
 import collections.abc as cabc
-import contextlib
 import dataclasses
 import datetime as dt
 import logging
 import time
 from typing import Any
 
-from oncall_operator.adapters import peering
+from oncall_operator.adapters import peering, tasks
 from oncall_operator.api import incident
 from oncall_operator.executor import context, escalation, settle
 
@@ -101,11 +100,8 @@ class OpenIncidents:
         self.task = asyncio.create_task(self._loop(ctx), name="escalation loop")
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-            self.task = None
+        await tasks.cancel(self.task)
+        self.task = None
 
     async def _loop(self, ctx: context.Context) -> None:
         cfg = ctx.config

@@ -16,12 +16,11 @@ which the pod watch and the escalation loop ask, and the metric ``oncall_operato
 
 import asyncio
 import collections.abc as cabc
-import contextlib
 import datetime as dt
 import logging
 from typing import Any
 
-from oncall_operator.adapters import kube
+from oncall_operator.adapters import kube, tasks
 from oncall_operator.adapters import peering as peering_api
 from oncall_operator.domain import peering
 from oncall_operator.executor import config
@@ -51,10 +50,7 @@ class Observer:
         self.task = asyncio.create_task(self._run(), name="peering observer")
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        await tasks.cancel(self.task)
 
     async def _run(self) -> None:
         name = self.cfg.peering

@@ -19,14 +19,13 @@ posted before the clients close.
 
 import asyncio
 import collections.abc as cabc
-import contextlib
 import dataclasses
 import logging
 from typing import Any
 
 import aiohttp
 
-from oncall_operator.adapters import apiserver, events, intake, kube, peering, podwatch
+from oncall_operator.adapters import apiserver, events, intake, kube, peering, podwatch, tasks
 from oncall_operator.executor import alerts, config, context, indices, oom, open_incidents, patching
 from oncall_operator.executor import peering as leadership
 
@@ -114,9 +113,7 @@ async def stop(running: Running) -> None:
     """Everything :func:`start` started, in reverse."""
     ctx = running.ctx
     await running.intake.cleanup()
-    running.pod_watch_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await running.pod_watch_task
+    await tasks.cancel(running.pod_watch_task)
     await running.pod_watch.close()
     await running.pod_watch.api.close()
     await ctx.incidents.stop()
