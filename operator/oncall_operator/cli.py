@@ -19,9 +19,9 @@ def _run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = os.path.abspath(args.kubeconfig)
     if args.operator_namespace:
         os.environ["ONCALL_NAMESPACE"] = args.operator_namespace
-    # the watch scope, for the handlers' own check before any write (settings.Config.watch_namespaces)
+    # the watch scope, for the executor's own check before any write (executor.config.Config)
     os.environ["ONCALL_WATCH_NAMESPACES"] = ",".join(args.namespace or [])
-    if args.peering:  # read by handlers.peering: the lifetime, and the leadership metric
+    if args.peering:  # read by executor.config: the lifetime, and the leadership observer
         os.environ["ONCALL_PEERING"] = args.peering
         os.environ["ONCALL_PEERING_LIFETIME"] = str(args.peering_lifetime)
     import kopf  # imported late: `crds` and `dev-cluster` must work without a cluster

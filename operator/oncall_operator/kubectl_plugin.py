@@ -85,7 +85,8 @@ def _edit(
         try:
             new, text = change(current.status or incident.IncidentStatus(), user, now)
         except ValueError as error:
-            raise PluginError(f'incident "{name}": {error}') from error
+            text = str(error)  # "is already resolved", or a sentence of its own
+            raise PluginError(f'incident "{name}"' + (" " if text.startswith("is ") else ": ") + text) from error
         outcome["text"] = f'incident "{name}" {text}'
         return new
 

@@ -26,7 +26,7 @@ import kubernetes
 import pytest
 
 from oncall_operator import devcluster
-from oncall_operator.adapters import kube, metrics, peering, podwatch, workloads
+from oncall_operator.adapters import apiserver, kube, metrics, peering, podwatch
 from tests.e2e.conftest import Kubectl, OperatorProcess
 from tests.e2e.oom_support import AGENT, Cluster, runbook, workload
 
@@ -68,7 +68,7 @@ class Watch:
 
     def __init__(self, control_plane: devcluster.ControlPlane, namespace: str, page: int) -> None:
         client = kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
-        self.api = workloads.Api(kube.Kube(client))
+        self.api = apiserver.Api(kube.Kube(client))
         self.handed: asyncio.Queue[str] = asyncio.Queue()
         self.watch = podwatch.PodWatch(self.api, [namespace], self.handle, page=page)
         [self.follower] = self.watch.followers

@@ -106,7 +106,7 @@ def resolve(status: incident.IncidentStatus, by: str, now: dt.datetime, note: st
 
 def _transition(status: incident.IncidentStatus, to: incident.Phase, by: str, now: dt.datetime, note: str) -> Edit:
     if status.phase == incident.Phase.RESOLVED:
-        raise ValueError(f"already resolved (by {status.resolved_by or 'the operator'})")
+        raise ValueError(f"is already resolved (by {status.resolved_by or 'the operator'})")
     if to == incident.Phase.ACKNOWLEDGED and status.phase == incident.Phase.ACKNOWLEDGED:
         return None, f"was already acknowledged by {status.acknowledged_by}"
     st = status.model_copy(deep=True)
