@@ -177,7 +177,7 @@ async def check_policy(body: kopf.Body, memo: Any, schedules: SpecIndex) -> None
     found = lookup(schedules, namespace, _schedule_refs(spec))
     secrets: dict[str, frozenset[str]] = {}
     forbidden: set[str] = set()
-    for name in {c.secret_ref.name for c in spec.channels if c.secret_ref is not None}:
+    for name in checks.secret_names(spec, found):
         try:
             keys = await asyncio.to_thread(memo.kube.secret_keys, namespace, name)
         except PermissionError:
