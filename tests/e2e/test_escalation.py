@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from oncall_operator import devcluster
+from oncall_operator.domain import people
 from tests.conftest import eventually
 from tests.e2e.conftest import Kubectl, OperatorProcess
 from tests.e2e.test_kubectl_plugin import oncall
@@ -157,7 +158,7 @@ def test_pages_through_pagerduty_email_and_slack_until_acknowledged(
     assert action == "trigger" and "Level 1 (l1)" in summary and "Checkout is down" in summary
     [event] = peer.accepted_at("/v2/enqueue")
     assert event["routing_key"] == ROUTING_KEY and event["payload"]["severity"] == "critical"
-    assert event["dedup_key"] == f"oncall.dev/{namespace}/checkout-down"
+    assert event["dedup_key"] == f"oncall.dev/{namespace}/checkout-down/{people.person_key('Ada')}"  # Ada's own alert
     [mail] = box.messages
     assert mail["To"] == "ada@example.com" and mail["Subject"].startswith("[CRITICAL]")
     assert "kubectl oncall ack checkout-down" in mail.get_content()
@@ -168,7 +169,7 @@ def test_pages_through_pagerduty_email_and_slack_until_acknowledged(
     assert ack.returncode == 0, ack.stderr
     eventually(
         lambda: (
-            ("acknowledge", f"oncall.dev/{namespace}/checkout-down")
+            ("acknowledge", f"oncall.dev/{namespace}/checkout-down/{people.person_key('Ada')}")
             in [(e["event_action"], e["dedup_key"]) for e in peer.accepted_at("/v2/enqueue")]
         ),
         15,

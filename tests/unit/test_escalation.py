@@ -110,7 +110,7 @@ def test_acknowledged_but_unresolved_at_30_informs_the_cto_as_the_handbook_says(
         (4, "acknowledge", 1, PD, "DevOps Lead"),
         (30, "page", 3, ALL3, CTO),
         (45, "status-update", 3, ALL3, CTO),
-        (50, "resolve", 3, ALL3, CTO),
+        (50, "resolve", 3, ALL3, BOTH),  # everybody paged: each one's PagerDuty alert is resolved
     ]
 
 

@@ -9,6 +9,8 @@ stops the rest (on the CTO's ``unless: Resolved`` level, only the resolution doe
 import datetime as dt
 import pathlib
 
+import pydantic
+import pytest
 import yaml
 
 from oncall_operator.api import incident, policy, schedule
@@ -18,14 +20,17 @@ EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 BASE = policy.EscalationPolicySpec.model_validate(
     yaml.safe_load((EXAMPLES / "escalation-policy.yaml").read_text())["spec"]
 )
+HOOKS_ONLY = BASE.model_copy(
+    update={
+        "channels": [
+            c for c in BASE.channels if c.type not in (policy.ChannelType.TWILIO, policy.ChannelType.SLACK_BOT)
+        ]
+    }
+)
 SPEC = BASE.model_copy(
     update={
         "channels": [
-            *[
-                c
-                for c in BASE.channels
-                if c.type != policy.ChannelType.TWILIO and c.type != policy.ChannelType.SLACK_BOT
-            ],
+            *HOOKS_ONLY.channels,
             policy.Channel.model_validate(
                 {
                     "name": "phone",
@@ -182,10 +187,10 @@ def test_a_method_without_a_channel_is_skipped_and_reported() -> None:
         }
     )
     # the handbook has no Twilio and no bot: Slack falls back to the webhook (a mention), SMS and Voice are skipped
-    assert [(s.method, s.channel) for s in people.rule_steps(BASE, [ADA], T0)] == [
+    assert [(s.method, s.channel) for s in people.rule_steps(HOOKS_ONLY, [ADA], T0)] == [
         (schedule.ContactMethod.SLACK, "slack")
     ]
-    verdict = checks.check_policy(BASE, {"valeo-oncall": sched}, {})
+    verdict = checks.check_policy(HOOKS_ONLY, {"valeo-oncall": sched}, {})
     assert not verdict.ok
     assert "spec.members[0].notificationRules[1].method: SMS needs a Twilio channel" in verdict.message
 
@@ -197,3 +202,21 @@ def test_person_keys_are_short_stable_and_tell_people_apart() -> None:
     assert people.person_key("\u00e9\u00e9").startswith("person-")
     assert people.is_rule_step(f"page/L2/loop0/{people.person_key('Bob')}/r1@1765000000")
     assert not people.is_rule_step("page/L2/loop0@1765000000")
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        {"name": "Ada", "phone": "+49-XXX-XXXXXXX"},
+        {"name": "Ada", "phone": "+4930<Dial>1"},
+        {"name": "Ada", "slack": "<!channel>"},
+        {"name": "Ada", "email": "a@b.c>, x@evil"},
+        {"name": "Ada", "notificationRules": [{"method": "Pigeon"}]},
+        {"name": "Ada", "notificationRules": [{"method": "SMS", "after": "soon"}]},
+        {"name": "Ada", "pagerDutyRoutingKey": {"name": "../etc", "key": "k"}},
+        {"name": "Ada", "notificationRules": [{"method": "SMS"}] * 6},
+    ],
+)
+def test_hostile_contact_fields_are_refused(member: dict[str, object]) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        schedule.Member.model_validate(member)
