@@ -7,14 +7,9 @@ operators (``OperatorProcess``), so it does not use the shared ``operator`` fixt
 """
 
 import json
-import pathlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from oncall_operator import devcluster
 from oncall_operator.domain import people
 from tests.conftest import eventually
 from tests.e2e.conftest import Kubectl, OperatorProcess
@@ -22,17 +17,6 @@ from tests.e2e.test_kubectl_plugin import oncall
 from tests.peers import Inbox, Peer
 
 ROUTING_KEY = "R0UT1NGKEY0000000000000000000001"
-
-
-@pytest.fixture
-def operator_process(
-    control_plane: devcluster.ControlPlane, crds: None, tmp_path: pathlib.Path
-) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(control_plane.kubeconfig, tmp_path / "operator.log", env={"ONCALL_TICK_SECONDS": "0.5"})
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def setup(kubectl: Kubectl, namespace: str, peer: Peer, smtp_port: int, slack_mode: str = "ok") -> None:

@@ -9,13 +9,8 @@ wait on conditions, the machine may be slow.
 """
 
 import json
-import pathlib
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from oncall_operator import devcluster
 from oncall_operator.domain import people
 from tests.conftest import eventually
 from tests.e2e.conftest import Kubectl, OperatorProcess
@@ -27,17 +22,6 @@ BOB_KEY = "B0BSOWNSERVICE000000000000000002"
 ADA_PHONE, BOB_PHONE, CY_PHONE = "+4930100001", "+4930100002", "+4930100003"
 MESSAGES = f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
 CALLS = f"/2010-04-01/Accounts/{TWILIO_SID}/Calls.json"
-
-
-@pytest.fixture
-def operator_process(
-    control_plane: devcluster.ControlPlane, crds: None, tmp_path: pathlib.Path
-) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(control_plane.kubeconfig, tmp_path / "operator.log", env={"ONCALL_TICK_SECONDS": "0.5"})
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def secret(name: str, key: str, value: str) -> dict[str, Any]:
