@@ -24,9 +24,10 @@ acknowledgement before its time stops it (for ``unless: Resolved`` levels, the r
 import collections.abc as cabc
 import dataclasses
 import datetime as dt
+import zoneinfo
 
 from oncall_operator.api import durations, incident, policy, schedule
-from oncall_operator.domain import people
+from oncall_operator.domain import business_days, people
 
 Phase = incident.Phase
 PAGE_KINDS = ("page", "reminder", "status-update", "notify")
@@ -205,16 +206,16 @@ def _told(run: _Run, paged: list[incident.Notification]) -> tuple[Recipient, ...
 
 def _notify_once(run: _Run, rule: policy.SeverityRule, acked: bool) -> None:
     first = run.spec.levels[0]
+    text = f"Respond within {rule.response_time}." if rule.response_time else "Respond by the next business day."
+    if rule.next_business_day:
+        hours = run.spec.business_hours
+        opening, closing = business_days.next_business_day(run.start, hours)
+        if not run.due(opening):
+            return  # delivered when the next business day starts (next_step_at says when)
+        zone = zoneinfo.ZoneInfo((hours or business_days.DEFAULT_HOURS).time_zone)
+        text = f"Respond by {closing.astimezone(zone).strftime('%a %Y-%m-%d %H:%M %Z')}."
     who = run.recipients(first.targets, first_level=True)
-    run.send(
-        "notify",
-        "notify",
-        1,
-        0,
-        rule.channels,
-        who,
-        f"Respond within {rule.response_time or 'the next business day'}.",
-    )
+    run.send("notify", "notify", 1, 0, rule.channels, who, text)
     run.esc.level = max(run.esc.level, 1)
     if rule.response_time and not acked:
         at = run.start + durations.parse(rule.response_time)
