@@ -212,7 +212,7 @@ class Team(base.Model):
     """A team that runbooks and targets name, and how to reach it."""
 
     name: base.Identifier
-    email: Annotated[str, pydantic.Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    email: base.Email | None = None
     channel: Annotated[
         base.Identifier | None,
         pydantic.Field(description="A channel of spec.channels that reaches the team"),

@@ -154,7 +154,7 @@ class Member(base.Model):
     )
 
     name: base.Person
-    email: Annotated[str, pydantic.Field(max_length=254, pattern=r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")] | None = None
+    email: base.Email | None = None
     slack: (
         Annotated[
             str,
