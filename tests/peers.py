@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import email
 import email.policy
+import re
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -28,7 +29,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 TWILIO_SID = "AC" + "0123456789abcdef" * 2
 TWILIO_TOKEN = "twilio-auth-token-0001"
 SLACK_BOT_TOKEN = "xoxb-000000000000-0000000000000-XXXXSECRETXXXXBOT"
-E164 = __import__("re").compile(r"^\+[1-9][0-9]{6,14}$")
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+SLACK_CHANNEL_NAME = re.compile(r"^[a-z0-9_-]{1,80}$")
+SLACK_MEMBER = re.compile(r"^[UW][A-Z0-9]{2,63}$")
 
 SLACK_BLOCK_TYPES = {"section", "context", "header", "divider", "actions", "image", "rich_text", "input", "file"}
 PAGERDUTY_SEVERITIES = {"critical", "error", "warning", "info"}
@@ -265,7 +268,30 @@ def build_app(peer_ref: list[Peer]) -> web.Application:
         opened = "D" + channel[1:] if channel[0] in "UW" else channel  # a DM to a member ID opens the IM
         return web.json_response({"ok": True, "channel": opened, "ts": f"1700000000.{len(peer.accepted):06d}"})
 
+    async def conversations(request: web.Request) -> web.StreamResponse:
+        peer, body, _ = await read(request)
+        if request.headers.get("Authorization") != f"Bearer {SLACK_BOT_TOKEN}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        if not isinstance(body, dict):
+            return web.json_response({"ok": False, "error": "invalid_json"})
+        if request.match_info["method"] == "create":
+            name = body.get("name")
+            if not isinstance(name, str) or not SLACK_CHANNEL_NAME.match(name):
+                return web.json_response({"ok": False, "error": "invalid_name_specials"})
+            if any(r.body.get("name") == name for r in peer.accepted if r.path.endswith("conversations.create")):
+                return web.json_response({"ok": False, "error": "name_taken"})
+            peer.accepted.append(Received(request.path, dict(request.headers), body))
+            return web.json_response({"ok": True, "channel": {"id": f"C0ROOM{len(peer.accepted):04d}", "name": name}})
+        users = body.get("users")
+        if not isinstance(body.get("channel"), str) or not isinstance(users, str) or not users:
+            return web.json_response({"ok": False, "error": "no_user"})
+        if not all(SLACK_MEMBER.match(u) for u in users.split(",")):
+            return web.json_response({"ok": False, "error": "user_not_found"})
+        peer.accepted.append(Received(request.path, dict(request.headers), body))
+        return web.json_response({"ok": True, "channel": {"id": body["channel"]}})
+
     app = web.Application()
+    app.router.add_post("/api/conversations.{method:create|invite}", conversations)
     app.router.add_post("/2010-04-01/Accounts/{sid}/{resource:Messages|Calls}.json", twilio)
     app.router.add_post("/api/chat.postMessage", slack_api)
     app.router.add_post("/services/{mode}/T000/B000/XXXXSECRETXXXX", slack)

@@ -3,7 +3,7 @@
 L1 pages the primary (Ada) as a person: a Slack DM through the bot at once, an SMS a few seconds
 later, and a PagerDuty alert of her own. Nobody acknowledges, so L2 pages the secondary (Bob) as a
 person: an SMS to his phone, then a call, and a PagerDuty alert on his own service (his routing
-key). L3 reaches the CTO (Cy) by a call, and posts to the incidents channel. The acknowledgement
+key). L3 reaches the CTO (Cy) by a call, posts to the incidents channel and opens the war room. The acknowledgement
 is mirrored to each person's PagerDuty alert. Level timings are generous (20 s apart): the tests
 wait on conditions, the machine may be slow.
 """
@@ -85,6 +85,7 @@ def setup(kubectl: Kubectl, namespace: str, peer: Peer) -> None:
                         "unless": "Resolved",
                         "targets": [{"user": "Cy"}],
                         "channels": ["bot"],
+                        "warRoom": True,
                     },
                 ],
                 "channels": [
@@ -167,7 +168,12 @@ def test_each_level_reaches_its_people_by_their_own_rules(
     [post] = eventually(lambda: slack_to(peer, "C0INCIDENTS"), 30, what="the post to the incidents channel")
     assert "Cy" in post["text"] and "Ada (level 1)" in json.dumps(post) and "Bob (level 2)" in json.dumps(post)
 
+    # and the war room: the bot opens #inc-checkout-down, invites the people paged who have a member ID
+    eventually(lambda: peer.accepted_at("/api/conversations.invite"), 30, what="the war room's invitations")
+    assert peer.accepted_at("/api/conversations.create") == [{"name": "inc-checkout-down", "is_private": False}]
+    assert peer.accepted_at("/api/conversations.invite")[0]["users"] == "U0ADA0001"
     status = kubectl.json("get", "incident/checkout-down", "-n", namespace)["status"]
+    assert status["warRoom"] == "#inc-checkout-down"
     keys = [(n["key"].split("@")[0], n["channel"], n["result"]) for n in status["escalation"]["notifications"]]
     assert (f"page/L2/loop0/{people.person_key('Bob')}/r2", "phone", "Delivered") in keys
     assert len(keys) == len(set(keys)), keys  # every step recorded once

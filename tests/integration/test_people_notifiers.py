@@ -195,3 +195,34 @@ def test_notice_kinds_are_rendered_for_the_phone() -> None:
     for kind in NoticeKind:
         assert phone.sms_text(make_notice(kind=kind, recipients=[ADA]))
         ET.fromstring(phone.twiml(make_notice(kind=kind)))
+
+
+async def test_the_war_room_is_opened_people_invited_and_the_incident_posted(
+    peer: Peer, session: aiohttp.ClientSession
+) -> None:
+    spec = policy.EscalationPolicySpec.model_validate(
+        {
+            "levels": [{"name": "l3", "after": "0", "targets": [{"user": "Ada"}], "warRoom": True}],
+            "channels": [bot_channel(peer).wire()],
+            "severities": [{"severity": "critical", "response": "Page", "channels": ["slack-bot"]}],
+        }
+    )
+
+    async def secret(channel: policy.Channel) -> str | None:
+        return SLACK_BOT_TOKEN
+
+    inc = incident.Incident.model_validate(
+        {
+            "metadata": {"name": "Checkout.Down", "namespace": "shop"},
+            "spec": {"title": "Checkout is down", "severity": "critical"},
+            "status": {"phase": "Triggered"},
+        }
+    )
+    now = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
+    send = escalation.Send("war-room/L3/loop0@1", "war-room", 3, 0, ("slack-bot",), (ADA, BOB), "War room #inc.")
+    [result] = await dispatch.deliver([send], inc, spec, secret, session, now)
+    assert result.ok and "opened #inc-checkout-down" in result.detail, result
+    created, invited, posted = [(r.path, r.body) for r in peer.accepted]
+    assert created == ("/api/conversations.create", {"name": "inc-checkout-down", "is_private": False})
+    assert invited[1] == {"channel": "C0ROOM0001", "users": "U0ADA0001"}  # Bob has no Slack member ID
+    assert posted[1]["channel"] == "C0ROOM0001" and "Checkout is down" in posted[1]["text"]

@@ -205,6 +205,9 @@ class IncidentStatus(base.ObjectStatus):
     resolved_by: Annotated[str, pydantic.Field(max_length=256)] = ""
     resolved_at: dt.datetime | None = None
     escalation: Escalation = Escalation()
+    war_room: Annotated[
+        str, pydantic.Field(max_length=2048, description="The war room: a Slack channel (#inc-...) and/or a bridge URL")
+    ] = ""
     actions: Annotated[list[ActionRecord], pydantic.Field(max_length=200)] = []
     detections: Annotated[list[Detection], pydantic.Field(max_length=100, description="The latest occurrences")] = []
     guardrails: Guardrails = Guardrails()

@@ -64,7 +64,9 @@ class Level(base.Model):
         base.Duration | None,
         pydantic.Field(description="Repeat a status-update reminder at this cadence while unresolved"),
     ] = None
-    war_room: Annotated[bool, pydantic.Field(description="Open a war room when this level starts")] = False
+    war_room: Annotated[bool, pydantic.Field(description="Open the war room (spec.warRoom) when this level starts")] = (
+        False
+    )
     unless: Annotated[
         Unless,
         pydantic.Field(description="Skip this level once the Incident is Acknowledged (default) or only once Resolved"),
@@ -230,6 +232,29 @@ class Link(base.Model):
     url: Annotated[str, pydantic.Field(min_length=8, max_length=2048, pattern=r"^https?://[^\s<>|]+$")]
 
 
+class WarRoom(base.Model):
+    """Where a ``warRoom: true`` level gathers people: a Slack channel the bot opens, and/or a call bridge."""
+
+    bridge_url: Annotated[
+        str | None,
+        pydantic.Field(
+            alias="bridgeURL",
+            min_length=8,
+            max_length=2048,
+            pattern=r"^https?://[^\s<>|]+$",
+            description="A call bridge announced to everyone paged; placeholders as in links, e.g. "
+            "https://meet.example.com/inc-{name}",
+        ),
+    ] = None
+    slack_channel: Annotated[
+        bool,
+        pydantic.Field(
+            description="Open a Slack channel inc-<incident> through the policy's SlackBot channel, "
+            "invite the people paged and post the incident there"
+        ),
+    ] = True
+
+
 class Route(base.Model):
     """Incidents whose labels match go to ``target`` while it has someone on call, else to the levels."""
 
@@ -319,6 +344,9 @@ class EscalationPolicySpec(base.Model):
         list[Link],
         pydantic.Field(max_length=10, json_schema_extra=base.keyed("name")),
     ] = []
+    war_room: Annotated[WarRoom, pydantic.Field(description="How a level with warRoom: true opens the war room")] = (
+        WarRoom()
+    )
 
 
 class EscalationPolicyStatus(base.ObjectStatus):

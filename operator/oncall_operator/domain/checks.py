@@ -13,7 +13,7 @@ import re
 import zoneinfo
 
 from oncall_operator.api import durations, incident, policy, runbook, schedule
-from oncall_operator.domain import conditions, links, people
+from oncall_operator.domain import conditions, links, people, war_room
 
 Secrets = cabc.Mapping[str, frozenset[str]]
 """Secret name -> its keys, for the Secrets in the object's namespace."""
@@ -179,13 +179,25 @@ def check_policy(
     if spec.business_hours is not None:
         problems += _zone("spec.businessHours.timeZone", spec.business_hours.time_zone)
     problems += _people(spec, schedules, secrets, forbidden)
-    for n, link in enumerate(spec.links):
-        unknown = links.unknown_placeholders(link.url)
+    for n, level in enumerate(spec.levels):
+        if level.war_room and not (war_room.bot_channel(spec) or spec.war_room.bridge_url):
+            problems.append(
+                Problem(
+                    "NoWarRoom",
+                    f"spec.levels[{n}].warRoom: needs a SlackBot channel (spec.warRoom.slackChannel) "
+                    "or spec.warRoom.bridgeURL",
+                )
+            )
+    templates = [(f"spec.links[{n}].url", link.url) for n, link in enumerate(spec.links)]
+    if spec.war_room.bridge_url:
+        templates.append(("spec.warRoom.bridgeURL", spec.war_room.bridge_url))
+    for field, url in templates:
+        unknown = links.unknown_placeholders(url)
         if unknown:
             problems.append(
                 Problem(
                     "UnknownPlaceholder",
-                    f"spec.links[{n}].url: {unknown} (known: {', '.join(links.PLACEHOLDERS)})",
+                    f"{field}: {unknown} (known: {', '.join(links.PLACEHOLDERS)})",
                 )
             )
     return verdict(problems, f"{len(spec.levels)} levels, {len(spec.channels)} channels")

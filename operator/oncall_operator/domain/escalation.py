@@ -27,7 +27,7 @@ import datetime as dt
 import zoneinfo
 
 from oncall_operator.api import durations, incident, policy, schedule
-from oncall_operator.domain import business_days, people
+from oncall_operator.domain import business_days, people, war_room
 
 Phase = incident.Phase
 PAGE_KINDS = ("page", "reminder", "status-update", "notify")
@@ -248,10 +248,21 @@ def _escalate(run: _Run, acked: bool) -> None:
                 continue
             who = run.recipients(level.targets, first_level=(n == 1), at=at)
             channels = level.channels or _rule(spec, run.inc.spec.severity.value).channels
-            room = " War room opened." if level.war_room else ""
-            run.send(key, "page", n, loop, channels, who, f"Level {n} ({level.name}).{room}")
+            room = war_room.place(spec, run.inc) if level.war_room else ""
+            bot = war_room.bot_channel(spec) if level.war_room else None
+            if room and not run.status.war_room:
+                run.status.war_room = room
+                if not bot:  # the bot's opening step says it in the timeline
+                    run.status.timeline.append(incident.TimelineEntry(at=run.now, type="WarRoom", message=room))
+            said = f" War room: {run.status.war_room}." if run.status.war_room else ""
+            run.send(key, "page", n, loop, channels, who, f"Level {n} ({level.name}).{said}")
             run.esc.level, run.esc.loop = n, loop
             fired.append((n, at))
+            if bot:
+                paged = [x for x in run.esc.notifications if x.kind in PAGE_KINDS and x.result != "Failed"]
+                run.send(
+                    f"war-room/L{n}/loop{loop}", "war-room", n, loop, (bot,), _told(run, paged), f"War room {room}."
+                )
         for n, at in fired:
             level = spec.levels[n - 1]
             if not (acked and level.unless == policy.Unless.ACKNOWLEDGED):

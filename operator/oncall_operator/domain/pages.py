@@ -18,6 +18,7 @@ KIND = {
     "notify": notices.NoticeKind.NOTIFY,
     "acknowledge": notices.NoticeKind.ACKNOWLEDGE,
     "resolve": notices.NoticeKind.RESOLVE,
+    "war-room": notices.NoticeKind.NOTIFY,
 }
 
 

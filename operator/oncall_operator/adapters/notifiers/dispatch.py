@@ -19,7 +19,7 @@ import aiohttp
 
 from oncall_operator.adapters import notifiers
 from oncall_operator.api import incident, policy, schedule
-from oncall_operator.domain import escalation, notices, pages, people
+from oncall_operator.domain import escalation, notices, pages, people, war_room
 
 SecretReader = cabc.Callable[[policy.Channel], cabc.Awaitable[str | None]]
 Part = tuple[notices.Notice, notifiers.Sender, str]
@@ -77,6 +77,10 @@ async def _parts(
         return notifiers.sender_for(channel, secret_value, session, pagerduty_url=pd_url, method=send.method)
 
     kind = channel.type
+    if send.kind == "war-room" and kind == policy.ChannelType.SLACK_BOT and value and value.strip().startswith("xox"):
+        room = war_room.slack_name(note.name)
+        api = channel.endpoint or notifiers.slackbot.API_URL
+        return [(note, notifiers.slackbot.WarRoomSender(channel.name, value, session, room=room, url=api), "")]
     per_person = kind in (policy.ChannelType.PAGER_DUTY, policy.ChannelType.TWILIO) or (
         kind == policy.ChannelType.SLACK_BOT
         and (send.method or channel.slack_bot is None or not channel.slack_bot.channel)

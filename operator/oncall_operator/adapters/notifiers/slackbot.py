@@ -68,3 +68,62 @@ class SlackBotSender(base.HttpSender):
             )
         error = str(answer.get("error") or "unknown_error")
         return base.Outcome(False, f"HTTP {status}: {error}", retryable=error in RETRYABLE)
+
+
+class WarRoomSender(base.Sender):
+    """Opens the war room: ``conversations.create`` (``inc-<name>``), ``conversations.invite`` the people
+    paged (their member IDs), then ``chat.postMessage`` the incident there. The app also needs the
+    ``channels:manage`` scope. A retry after the channel was created goes on with that channel.
+    """
+
+    def __init__(
+        self,
+        channel: str,
+        token: str,
+        session: aiohttp.ClientSession,
+        *,
+        room: str,
+        url: str = API_URL,
+        policy: base.RetryPolicy = base.DEFAULT_POLICY,
+        sleep: base.Sleep = asyncio.sleep,
+        rand: base.Random = random.random,
+    ) -> None:
+        super().__init__(channel, policy=policy, sleep=sleep, rand=rand)
+        self.room = room
+        self.opened: str | None = None
+        self._api = url.rstrip("/")
+        self._post = SlackBotSender(channel, token, session, url=url, policy=policy, sleep=sleep, rand=rand)
+        self._token = token.strip()
+        self._session = session
+
+    async def _call(self, method: str, body: dict[str, Any]) -> tuple[base.Outcome, dict[str, Any]]:
+        headers = {"User-Agent": base.USER_AGENT, "Authorization": f"Bearer {self._token}"}
+        try:
+            async with self._session.post(
+                f"{self._api}/{method}", json=body, headers=headers, allow_redirects=False, raise_for_status=False
+            ) as response:
+                text = (await response.content.read(base.RESPONSE_MAX)).decode("utf-8", "replace")
+                status, answer_headers = response.status, response.headers
+        except aiohttp.ClientError as error:
+            return base.Outcome(False, f"{method}: connection failed: {type(error).__name__}", retryable=True), {}
+        outcome = self._post.judge(status, text, answer_headers)
+        answer = base.json_object(text) or {}
+        return base.Outcome(outcome.ok, f"{method}: {outcome.detail}", outcome.retryable, outcome.retry_after), answer
+
+    async def attempt(self, notice: notices.Notice, timeout: float) -> base.Outcome:
+        if self.opened is None:
+            outcome, answer = await self._call("conversations.create", {"name": self.room, "is_private": False})
+            found = answer.get("channel")
+            if not outcome.ok or not isinstance(found, dict) or not isinstance(found.get("id"), str):
+                return outcome
+            self.opened = found["id"]
+        notes = []
+        members = ",".join(m.slack for m in notice.recipients if m.slack)
+        if members:
+            invited, _ = await self._call("conversations.invite", {"channel": self.opened, "users": members})
+            if not invited.ok:
+                notes.append(f"; {invited.detail}")  # the room exists and is posted to: not worth failing the step
+        self._post.to = self.opened
+        posted = await self._post.attempt(notice, timeout)
+        detail = f"opened #{self.room} ({self.opened}), invited {members or 'nobody'}; {posted.detail}{''.join(notes)}"
+        return base.Outcome(posted.ok, detail, posted.retryable, posted.retry_after)
