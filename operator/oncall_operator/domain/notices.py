@@ -27,6 +27,9 @@ The webhook body, version "1" (keys are camelCase, absent values are omitted)::
       "actor"?: "<who acknowledged/resolved/sent it>",
       "recipients": [{"name", "email"?, "slack"?, "phone"?}],
       "links": [{"text", "url"}],
+      "description"?: "<what the alert says>",
+      "checklist"?: ["[x] <runbook step>", ...], "actions"?: ["<action>: <result>", ...],
+      "paged"?: ["<person> (level <n>)", ...],
       "details": {"<key>": "<value>"}
     }
 """
@@ -232,7 +235,7 @@ def slack_payload(notice: Notice) -> dict[str, Any]:
         lines.append(" \u00b7 ".join(_slack_link(text, url) for text, url in notice.links))
     section = truncate("\n".join(lines), SLACK_TEXT_MAX)
     more = [_slack_escape(notice.description)] if notice.description else []
-    for head, items in (("Runbook", notice.checklist), ("Actions taken", notice.actions), ("Paged", notice.paged)):
+    for head, items in _lists(notice):
         if items:
             more.append(f"*{head}:*\n" + "\n".join(f"\u2022 {_slack_escape(_one_line(i))}" for i in bounded(items)))
 
@@ -385,7 +388,7 @@ def _email_body(notice: Notice) -> str:
         lines += ["", notice.summary]
     if notice.description:
         lines += ["", notice.description]
-    for head, items in (("Runbook", notice.checklist), ("Actions taken", notice.actions), ("Paged", notice.paged)):
+    for head, items in _lists(notice):
         if items:
             lines += ["", f"{head}:"] + [f"- {_one_line(i)}" for i in bounded(items)]
     if notice.links:
@@ -432,11 +435,21 @@ def webhook_body(notice: Notice) -> dict[str, Any]:
         for m in notice.recipients
     ]
     body["links"] = [{"text": text, "url": url} for text, url in notice.links]
+    if notice.description:
+        body["description"] = notice.description
+    for key, items in (("checklist", notice.checklist), ("actions", notice.actions), ("paged", notice.paged)):
+        if items:
+            body[key] = list(items)
     body["details"] = dict(notice.details)
     return body
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def _lists(notice: Notice) -> tuple[tuple[str, Sequence[str]], ...]:
+    """The runbook's checklist, the actions taken, everybody paged so far: each with its heading."""
+    return (("Runbook", notice.checklist), ("Actions taken", notice.actions), ("Paged so far", notice.paged))
 
 
 def _label(notice: Notice) -> str:
