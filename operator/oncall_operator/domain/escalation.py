@@ -164,16 +164,16 @@ def decide(spec: policy.EscalationPolicySpec, inc: incident.Incident, now: dt.da
     phase = run.status.phase
     paged = [n for n in run.esc.notifications if n.kind in PAGE_KINDS and n.result != "Failed"]
     channels = _told_channels(spec, paged)
-    told = _told(run, paged)
     if phase == Phase.RESOLVED:
         if channels:
-            run.send("resolve", "resolve", run.esc.level, run.esc.loop, channels, told, "Resolved.")
+            run.send("resolve", "resolve", run.esc.level, run.esc.loop, channels, _told(run, paged), "Resolved.")
         run.esc.next_step_at = run.esc.next_reminder_at = None
         run.esc.closed = True
         return Decision(run.status, tuple(run.sends), None)
     acked = phase in (Phase.ACKNOWLEDGED, Phase.MITIGATED)
-    if phase == Phase.ACKNOWLEDGED and channels:
+    if phase == Phase.ACKNOWLEDGED and channels and run.key("acknowledge") not in run.sent:
         by = run.status.acknowledged_by or "someone"
+        told = _told(run, paged)
         run.send("acknowledge", "acknowledge", run.esc.level, run.esc.loop, channels, told, f"Acknowledged by {by}.")
     rule = _rule(spec, inc.spec.severity.value)
     if rule.response == policy.Response.NOTIFY:
