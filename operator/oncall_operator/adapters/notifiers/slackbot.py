@@ -53,8 +53,8 @@ class SlackBotSender(base.HttpSender):
 
     async def attempt(self, notice: notices.Notice, timeout: float) -> base.Outcome:
         if self._destination(notice) is None:
-            who = notice.recipients[0].name if notice.recipients else "nobody"
-            return base.Outcome(False, f"{who} has no Slack member ID and the channel names no Slack channel")
+            who = f"{notice.recipients[0].name} has no Slack member ID" if notice.recipients else "nobody to message"
+            return base.Outcome(False, f"{who}, and the channel names no Slack channel")
         return await super().attempt(notice, timeout)
 
     def judge(self, status: int, text: str, headers: Mapping[str, str]) -> base.Outcome:

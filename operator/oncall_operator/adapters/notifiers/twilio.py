@@ -75,8 +75,8 @@ class TwilioSender(base.HttpSender):
 
     async def attempt(self, notice: notices.Notice, timeout: float) -> base.Outcome:
         if not notice.recipients or not notice.recipients[0].phone:
-            who = notice.recipients[0].name if notice.recipients else "nobody"
-            return base.Outcome(False, f"{who} has no phone number")
+            who = notice.recipients[0].name if notice.recipients else None
+            return base.Outcome(False, f"{who} has no phone number" if who else "nobody to text or call")
         return await super().attempt(notice, timeout)
 
     def judge(self, status: int, text: str, headers: Mapping[str, str]) -> base.Outcome:
