@@ -1,4 +1,5 @@
-"""Local peers that behave like Slack's incoming webhooks and PagerDuty's Events API v2.
+"""Local peers that behave like Slack (incoming webhooks, Web API chat.postMessage), PagerDuty's
+Events API v2 and Twilio's REST API (Messages, Calls).
 
 Each receiver validates what it is sent against the provider's documented fields and answers
 as the provider does (Slack: 200 ``ok`` or 400 ``invalid_payload``; PagerDuty: 202 or 400
@@ -8,11 +9,14 @@ as the provider does (Slack: 200 ``ok`` or 400 ``invalid_payload``; PagerDuty: 2
 """
 
 import asyncio
+import base64
 import dataclasses
 import datetime as dt
 import email
 import email.policy
+import re
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +24,14 @@ from aiohttp import test_utils, web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-# --- the Slack and PagerDuty receivers: validation as documented --------------------------
+# --- the Slack, PagerDuty and Twilio receivers: validation as documented ------------------
+
+TWILIO_SID = "AC" + "0123456789abcdef" * 2
+TWILIO_TOKEN = "twilio-auth-token-0001"
+SLACK_BOT_TOKEN = "xoxb-000000000000-0000000000000-XXXXSECRETXXXXBOT"
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+SLACK_CHANNEL_NAME = re.compile(r"^[a-z0-9_-]{1,80}$")
+SLACK_MEMBER = re.compile(r"^[UW][A-Z0-9]{2,63}$")
 
 SLACK_BLOCK_TYPES = {"section", "context", "header", "divider", "actions", "image", "rich_text", "input", "file"}
 PAGERDUTY_SEVERITIES = {"critical", "error", "warning", "info"}
@@ -112,6 +123,45 @@ def pagerduty_errors(event: Any) -> list[str]:
     return errors
 
 
+def twilio_errors(form: dict[str, str], resource: str) -> tuple[int, str] | None:
+    """(Twilio error code, message) for a bad Messages/Calls request, or None when it is fine."""
+    if not E164.match(form.get("To", "")):
+        return 21211, f"Invalid 'To' Phone Number: {form.get('To', '')}"
+    if not E164.match(form.get("From", "")):
+        return 21212, f"Invalid 'From' Phone Number: {form.get('From', '')}"
+    if resource == "Messages":
+        body = form.get("Body", "")
+        if not body:
+            return 21602, "Message body is required."
+        if len(body) > 1600:
+            return 21617, "The concatenated message body exceeds the 1600 character limit."
+        return None
+    twiml = form.get("Twiml")
+    if not twiml and not form.get("Url"):
+        return 21205, "Url or Twiml is required."
+    if twiml is not None:
+        if len(twiml) > 4000:
+            return 32018, "Twiml size exceeded maximum allowed value of 4000 characters"
+        try:
+            root = ET.fromstring(twiml)
+        except ET.ParseError:
+            return 12100, "Document parse failure"
+        if root.tag != "Response":
+            return 12102, "Root element must be Response"
+    return None
+
+
+def basic_auth(header: str) -> tuple[str, str] | None:
+    scheme, _, value = header.partition(" ")
+    if scheme != "Basic":
+        return None
+    try:
+        user, _, password = base64.b64decode(value).decode().partition(":")
+    except ValueError:
+        return None
+    return user, password
+
+
 @dataclasses.dataclass
 class Received:
     path: str
@@ -181,7 +231,69 @@ def build_app(peer_ref: list[Peer]) -> web.Application:
         peer.accepted.append(Received(request.path, dict(request.headers), body))
         return web.Response(status=204)
 
+    async def twilio(request: web.Request) -> web.StreamResponse:
+        peer = peer_ref[0]
+        peer.hits[request.path] = peer.hits.get(request.path, 0) + 1
+        sid, resource = request.match_info["sid"], request.match_info["resource"]
+        if basic_auth(request.headers.get("Authorization", "")) != (sid, TWILIO_TOKEN) or sid != TWILIO_SID:
+            error = {"code": 20003, "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003"}
+            return web.json_response({**error, "status": 401}, status=401)
+        if request.content_type != "application/x-www-form-urlencoded":
+            return web.json_response(
+                {"code": 21601, "message": "Form-encoded body expected", "status": 400}, status=400
+            )
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        problem = twilio_errors(form, resource)
+        if problem:
+            code, message = problem
+            info = f"https://www.twilio.com/docs/errors/{code}"
+            return web.json_response({"code": code, "message": message, "more_info": info, "status": 400}, status=400)
+        peer.accepted.append(Received(request.path, dict(request.headers), form))
+        prefix = "SM" if resource == "Messages" else "CA"
+        return web.json_response({"sid": f"{prefix}{len(peer.accepted):032x}", "status": "queued"}, status=201)
+
+    async def slack_api(request: web.Request) -> web.StreamResponse:
+        peer, body, _ = await read(request)
+        if request.headers.get("Authorization") != f"Bearer {SLACK_BOT_TOKEN}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        if not isinstance(body, dict):
+            return web.json_response({"ok": False, "error": "invalid_json"})
+        channel = body.get("channel")
+        if not isinstance(channel, str) or not channel or channel[0] not in "CGDUW":
+            return web.json_response({"ok": False, "error": "channel_not_found"})
+        error = slack_errors({k: v for k, v in body.items() if k in ("text", "blocks")})
+        if error:
+            return web.json_response({"ok": False, "error": error})
+        peer.accepted.append(Received(request.path, dict(request.headers), body))
+        opened = "D" + channel[1:] if channel[0] in "UW" else channel  # a DM to a member ID opens the IM
+        return web.json_response({"ok": True, "channel": opened, "ts": f"1700000000.{len(peer.accepted):06d}"})
+
+    async def conversations(request: web.Request) -> web.StreamResponse:
+        peer, body, _ = await read(request)
+        if request.headers.get("Authorization") != f"Bearer {SLACK_BOT_TOKEN}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        if not isinstance(body, dict):
+            return web.json_response({"ok": False, "error": "invalid_json"})
+        if request.match_info["method"] == "create":
+            name = body.get("name")
+            if not isinstance(name, str) or not SLACK_CHANNEL_NAME.match(name):
+                return web.json_response({"ok": False, "error": "invalid_name_specials"})
+            if any(r.body.get("name") == name for r in peer.accepted if r.path.endswith("conversations.create")):
+                return web.json_response({"ok": False, "error": "name_taken"})
+            peer.accepted.append(Received(request.path, dict(request.headers), body))
+            return web.json_response({"ok": True, "channel": {"id": f"C0ROOM{len(peer.accepted):04d}", "name": name}})
+        users = body.get("users")
+        if not isinstance(body.get("channel"), str) or not isinstance(users, str) or not users:
+            return web.json_response({"ok": False, "error": "no_user"})
+        if not all(SLACK_MEMBER.match(u) for u in users.split(",")):
+            return web.json_response({"ok": False, "error": "user_not_found"})
+        peer.accepted.append(Received(request.path, dict(request.headers), body))
+        return web.json_response({"ok": True, "channel": {"id": body["channel"]}})
+
     app = web.Application()
+    app.router.add_post("/api/conversations.{method:create|invite}", conversations)
+    app.router.add_post("/2010-04-01/Accounts/{sid}/{resource:Messages|Calls}.json", twilio)
+    app.router.add_post("/api/chat.postMessage", slack_api)
     app.router.add_post("/services/{mode}/T000/B000/XXXXSECRETXXXX", slack)
     app.router.add_post("/v2/enqueue", pagerduty)
     app.router.add_post("/{mode}/v2/enqueue", pagerduty)

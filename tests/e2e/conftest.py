@@ -184,6 +184,18 @@ def operator(
 
 
 @pytest.fixture
+def operator_process(
+    control_plane: devcluster.ControlPlane, crds: None, tmp_path: pathlib.Path
+) -> Iterator[OperatorProcess]:
+    """An operator the test starts, kills and restarts itself, ticking every half second."""
+    process = OperatorProcess(control_plane.kubeconfig, tmp_path / "operator.log", env={"ONCALL_TICK_SECONDS": "0.5"})
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
 def peer() -> Iterator[peers.Peer]:
     """Local Slack / PagerDuty / webhook receivers that check payloads (tests/peers.py)."""
     with peers.ThreadedPeer() as p:

@@ -184,6 +184,36 @@ INVALID = [
         "spec.guardrails.maxActions",
     ),
     ("unknown-field", RUNBOOK + "  autoFix: true\n", "autoFix"),
+    # a person's contact fields, hostile or wrong
+    ("phone-not-e164", SCHEDULE + '  members: [{name: Ada, phone: "+49-XXX-XXXXXXX"}]\n', "spec.members[0].phone"),
+    ("phone-injection", SCHEDULE + '  members: [{name: Ada, phone: "+4930<Dial>1"}]\n', "spec.members[0].phone"),
+    ("slack-broadcast", SCHEDULE + '  members: [{name: Ada, slack: "<!channel>"}]\n', "spec.members[0].slack"),
+    (
+        "email-header-injection",
+        SCHEDULE + '  members: [{name: Ada, email: "a@b.c>, x@evil"}]\n',
+        "spec.members[0].email",
+    ),
+    (
+        "sms-rule-without-phone",
+        SCHEDULE + "  members: [{name: Ada, notificationRules: [{method: SMS}]}]\n",
+        "spec.members[0].phone",
+    ),
+    (
+        "unknown-contact-method",
+        SCHEDULE + "  members: [{name: Ada, notificationRules: [{method: Pigeon}]}]\n",
+        "spec.members[0].notificationRules[0].method",
+    ),
+    (
+        "routing-key-secret-name",
+        SCHEDULE + "  members: [{name: Ada, pagerDutyRoutingKey: {name: ../etc, key: k}}]\n",
+        "spec.members[0].pagerDutyRoutingKey.name",
+    ),
+    (
+        "twilio-without-from",
+        _edit(POLICY, "channels: [{name: slack, type: Slack,", "channels: [{name: slack, type: Twilio,"),
+        "spec.channels[0].twilio",
+    ),
+    ("link-not-http", POLICY + "  links: [{name: x, url: 'javascript:alert(1)'}]\n", "spec.links[0].url"),
 ]
 
 

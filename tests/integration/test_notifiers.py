@@ -24,7 +24,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import test_utils
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -37,7 +36,7 @@ from oncall_operator.api import base, policy
 from oncall_operator.api.schedule import Member
 from oncall_operator.domain import notices
 from oncall_operator.domain.notices import Notice, NoticeKind
-from tests.peers import LoopbackController, Peer, build_app
+from tests.peers import LoopbackController, Peer
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -84,24 +83,6 @@ def fixed_jitter() -> float:
 
 FAST = notifiers.RetryPolicy(attempts=3, attempt_timeout=2.0, total_timeout=5.0, backoff=0.5)
 SHORT = notifiers.RetryPolicy(attempts=3, attempt_timeout=0.3, total_timeout=1.5, backoff=0.05)
-
-
-@pytest.fixture
-async def peer() -> AsyncIterator[Peer]:
-    ref: list[Peer] = []
-    server = test_utils.TestServer(build_app(ref), host="127.0.0.1")
-    ref.append(Peer(server))
-    await server.start_server()
-    try:
-        yield ref[0]
-    finally:
-        await server.close()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @dataclasses.dataclass

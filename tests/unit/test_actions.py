@@ -464,3 +464,26 @@ def test_check_ticks_an_item_once() -> None:
     assert lifecycle.check(ticked, 1, "bob", NOW)[0] is None
     with pytest.raises(ValueError, match="no item 2"):
         lifecycle.check(st, 2, "ann", NOW)
+
+
+def test_a_team_notify_reaches_the_teams_own_address() -> None:
+    mailing = POLICY.model_copy(
+        update={
+            "channels": [
+                *POLICY.channels,
+                policy.Channel.model_validate(
+                    {"name": "mail", "type": "Email", "email": {"smtpHost": "smtp.example.com", "from": "oncall@x.io"}}
+                ),
+            ],
+            "teams": [
+                policy.Team(name="database", channel="hook", email="dba@example.com"),
+                policy.Team(name="compliance", email="compliance@example.com"),
+            ],
+        }
+    )
+    inc = make_incident()
+    for team, channel in (("database", "hook"), ("compliance", "mail")):  # no channel of its own: mailed
+        rb = chosen({"name": "n", "type": "notify", "notify": {"team": team}})
+        p = actions.plan(inc, rb, due_of(rb, inc), actions.Facts(now=NOW, policy=mailing))
+        assert p.message is not None and p.message.channels == (channel,)
+        assert [m.email for m in p.message.recipients] == [f"{'dba' if team == 'database' else team}@example.com"]

@@ -302,6 +302,12 @@ def test_the_opening_attaches_the_runbook_and_its_policy_across_namespaces() -> 
     assert o.spec.escalation_policy_ref == base.ObjectRef(name="valeo-escalation", namespace="oncall-system")
     assert (o.spec.target.kind, o.spec.target.namespace, o.spec.target.name) == ("Deployment", "shop", "api")
     assert o.spec.source.type == incident.SourceType.ALERTMANAGER and o.spec.source.group_key == GROUP_KEY
+    # what a page quotes: the alert's words and links, kept apart on the Incident
+    assert o.spec.source.annotations == {"summary": "API error rate above SLO", "description": "5xx > 1% for 5m"}
+    assert (o.spec.source.generator_url, o.spec.source.external_url) == (
+        "http://prometheus/graph",
+        "http://alertmanager:9093",
+    )
     assert o.checklist == ("Check logs", "Roll back")
     assert o.labels["oncall.dev/alertname"] == "APIErrorRateSLOCritical"
     assert "no severity label: the runbook's severity critical applies" in o.notes

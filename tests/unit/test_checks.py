@@ -28,6 +28,8 @@ SECRETS = {
     "oncall-pagerduty": frozenset({"routingKey"}),
     "oncall-slack": frozenset({"webhookURL"}),
     "oncall-smtp": frozenset({"credentials"}),
+    "oncall-twilio": frozenset({"credentials"}),
+    "oncall-slack-bot": frozenset({"token"}),
 }
 
 

@@ -93,7 +93,7 @@ def record_escalation(
 ) -> None:
     """Count the pages among ``sends`` by level, and each delivery by channel type and result."""
     for send in sends:
-        if send.kind == "page":
+        if send.kind == "page" and not send.method:  # a person's rule step is no escalation of its own
             ESCALATIONS.labels(level=str(send.level)).inc()
     types = {c.name: c.type.value.lower() for c in spec.channels}
     for result in results:

@@ -74,6 +74,9 @@ Identifier = Annotated[
 Person = Annotated[str, pydantic.Field(min_length=1, max_length=128)]
 """Somebody who can be on call, by the name the schedule's members list uses."""
 
+Email = Annotated[str, pydantic.Field(max_length=254, pattern=r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")]
+"""One email address, bare (no display name, no list: nothing a header could be injected with)."""
+
 ClockTime = Annotated[str, pydantic.Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", max_length=5)]
 """A wall-clock time of day, ``HH:MM``, 24-hour, in the object's time zone."""
 

@@ -33,6 +33,16 @@ class Source(base.Model):
         | None
     ) = None
     labels: Annotated[dict[str, str], pydantic.Field(max_length=64)] = {}
+    annotations: Annotated[
+        dict[str, str],
+        pydantic.Field(max_length=16, description="The alert's annotations (summary, description, runbook_url...)"),
+    ] = {}
+    generator_url: Annotated[
+        str, pydantic.Field(alias="generatorURL", max_length=2048, description="The alert's Prometheus expression link")
+    ] = ""
+    external_url: Annotated[
+        str, pydantic.Field(alias="externalURL", max_length=2048, description="The Alertmanager that sent it")
+    ] = ""
 
 
 class Target(base.Model):
@@ -195,6 +205,9 @@ class IncidentStatus(base.ObjectStatus):
     resolved_by: Annotated[str, pydantic.Field(max_length=256)] = ""
     resolved_at: dt.datetime | None = None
     escalation: Escalation = Escalation()
+    war_room: Annotated[
+        str, pydantic.Field(max_length=2048, description="The war room: a Slack channel (#inc-...) and/or a bridge URL")
+    ] = ""
     actions: Annotated[list[ActionRecord], pydantic.Field(max_length=200)] = []
     detections: Annotated[list[Detection], pydantic.Field(max_length=100, description="The latest occurrences")] = []
     guardrails: Guardrails = Guardrails()

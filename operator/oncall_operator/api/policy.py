@@ -64,7 +64,9 @@ class Level(base.Model):
         base.Duration | None,
         pydantic.Field(description="Repeat a status-update reminder at this cadence while unresolved"),
     ] = None
-    war_room: Annotated[bool, pydantic.Field(description="Open a war room when this level starts")] = False
+    war_room: Annotated[bool, pydantic.Field(description="Open the war room (spec.warRoom) when this level starts")] = (
+        False
+    )
     unless: Annotated[
         Unless,
         pydantic.Field(description="Skip this level once the Incident is Acknowledged (default) or only once Resolved"),
@@ -76,6 +78,10 @@ class ChannelType(enum.StrEnum):
     PAGER_DUTY = "PagerDuty"
     EMAIL = "Email"
     WEBHOOK = "Webhook"
+    TWILIO = "Twilio"
+    """SMS and voice calls through Twilio's REST API; the Secret holds ``AccountSid:AuthToken``."""
+    SLACK_BOT = "SlackBot"
+    """Slack's Web API with a bot token (``xoxb-...``): direct messages to people, posts to a channel."""
 
 
 class EmailSettings(base.Model):
@@ -87,6 +93,30 @@ class EmailSettings(base.Model):
         list[str],
         pydantic.Field(max_length=50, description="Fixed recipients, besides the paged people's own addresses"),
     ] = []
+
+
+class TwilioSettings(base.Model):
+    sender: Annotated[
+        str,
+        pydantic.Field(
+            alias="from",
+            max_length=16,
+            pattern=r"^\+[1-9][0-9]{6,14}$",
+            description="The Twilio phone number (E.164) that sends the SMS and places the calls",
+        ),
+    ]
+
+
+class SlackBotSettings(base.Model):
+    channel: Annotated[
+        str | None,
+        pydantic.Field(
+            max_length=64,
+            pattern=r"^[CG][A-Z0-9]{2,63}$",
+            description="Channel ID to post to when the channel is a level's or a team's; "
+            "without it each paged person gets a direct message",
+        ),
+    ] = None
 
 
 class Channel(base.Model):
@@ -101,8 +131,13 @@ class Channel(base.Model):
             ),
             (
                 "self.type == 'Email' || has(self.secretRef)",
-                "this channel type needs 'secretRef' (webhook URL or routing key)",
+                "this channel type needs 'secretRef' (webhook URL, routing key, bot token or Twilio credentials)",
                 ".secretRef",
+            ),
+            (
+                "self.type != 'Twilio' || has(self.twilio)",
+                "a Twilio channel needs 'twilio' settings (the 'from' number)",
+                ".twilio",
             ),
         )
     )
@@ -113,17 +148,21 @@ class Channel(base.Model):
         base.SecretKeyRef | None,
         pydantic.Field(
             description="Slack: webhook URL; PagerDuty: routing key; Webhook: URL; "
-            "Email: 'username:password' for SMTP auth"
+            "Email: 'username:password' for SMTP auth; SlackBot: the bot token (xoxb-...); "
+            "Twilio: 'AccountSid:AuthToken'"
         ),
     ] = None
     email: EmailSettings | None = None
+    twilio: TwilioSettings | None = None
+    slack_bot: SlackBotSettings | None = None
     endpoint: Annotated[
         str | None,
         pydantic.Field(
             max_length=2048,
             pattern=r"^https?://[^\s]+$",
             description="PagerDuty: the Events API v2 URL (default https://events.pagerduty.com/v2/enqueue; "
-            "EU accounts: https://events.eu.pagerduty.com/v2/enqueue)",
+            "EU accounts: https://events.eu.pagerduty.com/v2/enqueue); Twilio: the REST API base "
+            "(default https://api.twilio.com); SlackBot: the Web API base (default https://slack.com/api)",
         ),
     ] = None
 
@@ -175,11 +214,45 @@ class Team(base.Model):
     """A team that runbooks and targets name, and how to reach it."""
 
     name: base.Identifier
-    email: Annotated[str, pydantic.Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    email: base.Email | None = None
     channel: Annotated[
         base.Identifier | None,
         pydantic.Field(description="A channel of spec.channels that reaches the team"),
     ] = None
+
+
+class Link(base.Model):
+    """A tool the responder opens (Grafana, Prometheus, Alertmanager, Loki, Jaeger...), shown in every message.
+
+    ``url`` may hold placeholders filled in (URL-encoded) per Incident: ``{namespace}``, ``{name}``
+    (the Incident), ``{alertname}``, ``{severity}``, ``{targetKind}``, ``{targetNamespace}``, ``{targetName}``.
+    """
+
+    name: Annotated[str, pydantic.Field(min_length=1, max_length=64)]
+    url: Annotated[str, pydantic.Field(min_length=8, max_length=2048, pattern=r"^https?://[^\s<>|]+$")]
+
+
+class WarRoom(base.Model):
+    """Where a ``warRoom: true`` level gathers people: a Slack channel the bot opens, and/or a call bridge."""
+
+    bridge_url: Annotated[
+        str | None,
+        pydantic.Field(
+            alias="bridgeURL",
+            min_length=8,
+            max_length=2048,
+            pattern=r"^https?://[^\s<>|]+$",
+            description="A call bridge announced to everyone paged; placeholders as in links, e.g. "
+            "https://meet.example.com/inc-{name}",
+        ),
+    ] = None
+    slack_channel: Annotated[
+        bool,
+        pydantic.Field(
+            description="Open a Slack channel inc-<incident> through the policy's SlackBot channel, "
+            "invite the people paged and post the incident there"
+        ),
+    ] = True
 
 
 class Route(base.Model):
@@ -267,6 +340,13 @@ class EscalationPolicySpec(base.Model):
     ] = []
     routes: Annotated[list[Route], pydantic.Field(max_length=50)] = []
     business_hours: BusinessHours | None = None
+    links: Annotated[
+        list[Link],
+        pydantic.Field(max_length=10, json_schema_extra=base.keyed("name")),
+    ] = []
+    war_room: Annotated[WarRoom, pydantic.Field(description="How a level with warRoom: true opens the war room")] = (
+        WarRoom()
+    )
 
 
 class EscalationPolicyStatus(base.ObjectStatus):

@@ -104,13 +104,88 @@ class Override(base.Model):
     reason: Annotated[str, pydantic.Field(max_length=1024)] = ""
 
 
+class ContactMethod(enum.StrEnum):
+    """How a person can be reached: each needs its address on the member (Slack: ``slack``; SMS, Voice: ``phone``)."""
+
+    EMAIL = "Email"
+    SLACK = "Slack"
+    SMS = "SMS"
+    VOICE = "Voice"
+    PAGER_DUTY = "PagerDuty"
+
+
+class NotificationRule(base.Model):
+    """One step of a person's own way of being paged: ``method`` at ``after`` since a level paged them.
+
+    The steps run until the Incident is acknowledged (for a level with ``unless: Resolved``, resolved).
+    """
+
+    after: Annotated[base.Duration, pydantic.Field(description="Since the level paged this person, e.g. 0, 2m, 5m")] = (
+        "0"
+    )
+    method: ContactMethod
+
+
 class Member(base.Model):
-    """How to reach a participant; notifiers pick the address that fits their channel."""
+    """A person: their addresses (contact methods) and, optionally, their own notification rules.
+
+    Without ``notificationRules`` a person hears of a page through the level's channels only.
+    """
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=base.validations(
+            (
+                "!has(self.notificationRules) || self.notificationRules.all(r, "
+                "(r.method != 'SMS' && r.method != 'Voice') || has(self.phone))",
+                "an SMS or Voice notification rule needs 'phone'",
+                ".phone",
+            ),
+            (
+                "!has(self.notificationRules) || self.notificationRules.all(r, r.method != 'Slack' || has(self.slack))",
+                "a Slack notification rule needs 'slack' (the member ID)",
+                ".slack",
+            ),
+            (
+                "!has(self.notificationRules) || self.notificationRules.all(r, r.method != 'Email' || has(self.email))",
+                "an Email notification rule needs 'email'",
+                ".email",
+            ),
+        )
+    )
 
     name: base.Person
-    email: Annotated[str, pydantic.Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
-    slack: Annotated[str, pydantic.Field(max_length=64, description="Slack member ID, e.g. U012AB3CD")] | None = None
-    phone: Annotated[str, pydantic.Field(max_length=32)] | None = None
+    email: base.Email | None = None
+    slack: (
+        Annotated[
+            str,
+            pydantic.Field(
+                max_length=64, pattern=r"^[UW][A-Z0-9]{2,63}$", description="Slack member ID, e.g. U012AB3CD"
+            ),
+        ]
+        | None
+    ) = None
+    phone: (
+        Annotated[
+            str,
+            pydantic.Field(
+                max_length=16,
+                pattern=r"^\+[1-9][0-9]{6,14}$",
+                description="E.164 number for SMS and voice calls, e.g. +4930123456",
+            ),
+        ]
+        | None
+    ) = None
+    pager_duty_routing_key: Annotated[
+        base.SecretKeyRef | None,
+        pydantic.Field(
+            description="The person's own PagerDuty service (Events API v2 routing key); "
+            "default: the policy's PagerDuty channel, with an alert of their own"
+        ),
+    ] = None
+    notification_rules: Annotated[
+        list[NotificationRule],
+        pydantic.Field(max_length=5, description="e.g. Slack at once, SMS at 2m, Voice at 5m, until acknowledged"),
+    ] = []
 
 
 class OnCallScheduleSpec(base.Model):

@@ -39,7 +39,7 @@ import enum
 import json
 from typing import Any
 
-from oncall_operator.api import durations, incident, runbook
+from oncall_operator.api import durations, incident, runbook, schedule
 from oncall_operator.api import policy as policies
 from oncall_operator.domain import changes, guardrails, lifecycle, matching, workload
 
@@ -95,6 +95,8 @@ class Message:
 
     channels: tuple[str, ...]
     text: str
+    recipients: tuple[schedule.Member, ...] = ()
+    """The team, with its own address: an Email channel mails it (besides the channel's fixed ``to``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,16 +268,19 @@ def _notify(inc: incident.Incident, due: Due, facts: Facts) -> Message:
         if settings.channel not in names:
             raise _refuse(due, "NoChannel", f"channel {settings.channel} is not in the escalation policy")
         channel = settings.channel
-    else:
-        team = next((t for t in spec.teams if t.name == settings.team), None)
-        if team is None or not team.channel:
+    team = next((t for t in spec.teams if t.name == settings.team), None)
+    who = (schedule.Member(name=team.name, email=team.email),) if team is not None and team.email else ()
+    if not settings.channel:
+        mail = next((c.name for c in spec.channels if c.type == policies.ChannelType.EMAIL), None)
+        fallback = mail if who else None  # a team with an address but no channel is mailed
+        if team is None or not (team.channel or fallback):
             what = "is not in the escalation policy's teams" if team is None else "has no channel"
             raise _refuse(due, "NoChannel", f"team {settings.team} {what}")
-        if team.channel not in names:
+        channel = team.channel or fallback or ""
+        if channel not in names:
             raise _refuse(due, "NoChannel", f"team {settings.team}'s channel {team.channel} is not in the policy")
-        channel = team.channel
     text = settings.message or f"Runbook action {due.action.name} for incident {inc.metadata.name}: {inc.spec.title}"
-    return Message((channel,), text)
+    return Message((channel,), text, who)
 
 
 def _flag(inc: incident.Incident, due: Due, facts: Facts, key: str) -> Change:

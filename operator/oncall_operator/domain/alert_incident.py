@@ -171,6 +171,9 @@ def opening(
             alert_name=payload.alertname[:256] or None,
             group_key=payload.group_key[:4096],
             labels=_source_labels(payload, labels),
+            annotations=_source_annotations(payload),
+            generator_url=payload.alerts[0].generator_url[:2048] if payload.alerts else "",
+            external_url=payload.external_url[:2048],
         ),
         target=target(labels),
         runbook_ref=_ref(chosen.name, chosen.namespace, namespace) if chosen else None,
@@ -295,6 +298,12 @@ def _source_labels(payload: alerts.Payload, labels: cabc.Mapping[str, str]) -> d
     """The group's labels, bounded: an Incident the API server refuses for its size would be retried forever."""
     merged = {**payload.group_labels, **labels}
     return {k[:256]: v[:1024] for k, v in list(merged.items())[:SOURCE_LABELS_MAX]}
+
+
+def _source_annotations(payload: alerts.Payload) -> dict[str, str]:
+    """The group's common annotations (else the first alert's), bounded like the labels: what a page quotes."""
+    notes = payload.common_annotations or (payload.alerts[0].annotations if payload.alerts else {})
+    return {k[:256]: v[:2048] for k, v in list(notes.items())[:16]}
 
 
 def _ref(name: str, namespace: str, home_namespace: str) -> base.ObjectRef:

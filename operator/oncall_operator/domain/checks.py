@@ -13,7 +13,7 @@ import re
 import zoneinfo
 
 from oncall_operator.api import durations, incident, policy, runbook, schedule
-from oncall_operator.domain import conditions
+from oncall_operator.domain import conditions, links, people, war_room
 
 Secrets = cabc.Mapping[str, frozenset[str]]
 """Secret name -> its keys, for the Secrets in the object's namespace."""
@@ -178,7 +178,71 @@ def check_policy(
             )
     if spec.business_hours is not None:
         problems += _zone("spec.businessHours.timeZone", spec.business_hours.time_zone)
+    problems += _people(spec, schedules, secrets, forbidden)
+    for n, level in enumerate(spec.levels):
+        if level.war_room and not (war_room.bot_channel(spec) or spec.war_room.bridge_url):
+            problems.append(
+                Problem(
+                    "NoWarRoom",
+                    f"spec.levels[{n}].warRoom: needs a SlackBot channel (spec.warRoom.slackChannel) "
+                    "or spec.warRoom.bridgeURL",
+                )
+            )
+    templates = [(f"spec.links[{n}].url", link.url) for n, link in enumerate(spec.links)]
+    if spec.war_room.bridge_url:
+        templates.append(("spec.warRoom.bridgeURL", spec.war_room.bridge_url))
+    for field, url in templates:
+        unknown = links.unknown_placeholders(url)
+        if unknown:
+            problems.append(
+                Problem(
+                    "UnknownPlaceholder",
+                    f"{field}: {unknown} (known: {', '.join(links.PLACEHOLDERS)})",
+                )
+            )
     return verdict(problems, f"{len(spec.levels)} levels, {len(spec.channels)} channels")
+
+
+def secret_names(
+    spec: policy.EscalationPolicySpec, schedules: cabc.Mapping[str, schedule.OnCallScheduleSpec]
+) -> set[str]:
+    """The Secrets a policy reads: its channels' and its people's own PagerDuty routing keys."""
+    names = {c.secret_ref.name for c in spec.channels if c.secret_ref is not None}
+    for sched in schedules.values():
+        names |= {m.pager_duty_routing_key.name for m in sched.members if m.pager_duty_routing_key is not None}
+    return names
+
+
+def _people(
+    spec: policy.EscalationPolicySpec,
+    schedules: cabc.Mapping[str, schedule.OnCallScheduleSpec],
+    secrets: Secrets,
+    forbidden: frozenset[str],
+) -> list[Problem]:
+    """The people this policy may page: a rule's method needs a channel, a routing key its Secret."""
+    problems: list[Problem] = []
+    for sched_name, sched in sorted(schedules.items()):
+        for m, member in enumerate(sched.members):
+            field = f"OnCallSchedule {sched_name!r} spec.members[{m}]"
+            for r, rule in enumerate(member.notification_rules):
+                if people.carrier(spec, rule.method) is None:
+                    kinds = " or ".join(k.value for k in people.CARRIERS[rule.method])
+                    problems.append(
+                        Problem(
+                            "NoChannelForMethod",
+                            f"{field}.notificationRules[{r}].method: {rule.method.value} needs a {kinds} "
+                            "channel in spec.channels",
+                        )
+                    )
+            ref = member.pager_duty_routing_key
+            if ref is not None and (ref.name in forbidden or ref.key not in secrets.get(ref.name, frozenset())):
+                problems.append(
+                    Problem(
+                        "SecretNotFound",
+                        f"{field}.pagerDutyRoutingKey: Secret {ref.name!r} key {ref.key!r} not found or not readable",
+                    )
+                )
+    return problems
 
 
 def check_runbook(

@@ -14,13 +14,20 @@ send status updates, which remind anyway); a level with ``statusUpdateEvery`` re
 cadence until resolved (after an outage, one catch-up reminder, not a burst); the whole chain
 repeats ``repeat.times``; ``Notify`` severities send once (and remind once when the response
 time passes unacknowledged); acknowledgement and resolution are told to the channels paged.
+
+People are reached by their own notification rules too (:mod:`~oncall_operator.domain.people`):
+each rule step of each person a level pages is a step of its own, keyed
+``page/L2/loop0/<person>/r1``, claimed like any other, so it is sent exactly once, and an
+acknowledgement before its time stops it (for ``unless: Resolved`` levels, the resolution).
 """
 
 import collections.abc as cabc
 import dataclasses
 import datetime as dt
+import zoneinfo
 
 from oncall_operator.api import durations, incident, policy, schedule
+from oncall_operator.domain import business_days, people, war_room
 
 Phase = incident.Phase
 PAGE_KINDS = ("page", "reminder", "status-update", "notify")
@@ -45,6 +52,8 @@ class Send:
     channels: tuple[str, ...]
     recipients: tuple[Recipient, ...]
     text: str
+    method: str = ""
+    """A person's contact method (``SMS``, ``Voice``...) for their own rule's step; empty: the channel's way."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,17 +93,20 @@ class _Run:
     def key(self, step: str) -> str:
         return step + self.epoch
 
-    def recipients(self, targets: cabc.Sequence[policy.Target], first_level: bool) -> tuple[Recipient, ...]:
+    def recipients(
+        self, targets: cabc.Sequence[policy.Target], first_level: bool, at: dt.datetime | None = None
+    ) -> tuple[Recipient, ...]:
+        when = at or self.now
         if first_level:
             labels = self.inc.spec.source.labels
             for route in self.spec.routes:
-                if _matches(route, labels) and (routed := self.resolve(route.target, self.now)):
+                if _matches(route, labels) and (routed := self.resolve(route.target, when)):
                     return tuple(routed)
-        people: dict[str, Recipient] = {}
+        found: dict[str, Recipient] = {}
         for target in targets:
-            for r in self.resolve(target, self.now):
-                people.setdefault(r.name, r)
-        return tuple(people.values())
+            for r in self.resolve(target, when):
+                found.setdefault(r.name, r)
+        return tuple(found.values())
 
     def send(
         self,
@@ -105,12 +117,13 @@ class _Run:
         channels: cabc.Sequence[str],
         recipients: tuple[Recipient, ...],
         text: str,
+        method: str = "",
     ) -> None:
         key = self.key(step)
         if key in self.sent:
             return
         self.sent.add(key)
-        self.sends.append(Send(key, kind, level, loop, tuple(channels), recipients, text))
+        self.sends.append(Send(key, kind, level, loop, tuple(channels), recipients, text, method))
         who = ", ".join(r.name for r in recipients) or "nobody on call"
         for channel in channels:
             self.esc.notifications.append(
@@ -125,14 +138,15 @@ class _Run:
                     result="Pending",
                 )
             )
+        via = f"{method} through {channels[0]}" if method else ", ".join(channels)
         self.status.timeline.append(
             incident.TimelineEntry(
                 at=self.now,
                 type=kind.title().replace("-", ""),
-                message=f"{text} -> {who} via {', '.join(channels)}"[:4096],
+                message=f"{text} -> {who} via {via}"[:4096],
             )
         )
-        if kind in ("page", "notify") and recipients:
+        if kind in ("page", "notify") and recipients and not method:
             self.status.on_call = who[:256]
 
     def due(self, at: dt.datetime) -> bool:
@@ -148,50 +162,65 @@ def decide(spec: policy.EscalationPolicySpec, inc: incident.Incident, now: dt.da
         raise ValueError("an Incident is escalated only after it has been opened")
     run = _Run(spec, inc, now, resolve)
     phase = run.status.phase
-    title = f"[{inc.spec.severity.value}] {inc.spec.title}"
     paged = [n for n in run.esc.notifications if n.kind in PAGE_KINDS and n.result != "Failed"]
-    channels = tuple(dict.fromkeys(n.channel for n in paged))
-    last = paged[-1] if paged else None
-    told = tuple(Recipient(name=n) for n in (last.user.split(", ") if last else []))
+    channels = _told_channels(spec, paged)
     if phase == Phase.RESOLVED:
         if channels:
-            run.send("resolve", "resolve", run.esc.level, run.esc.loop, channels, told, f"Resolved: {title}")
+            run.send("resolve", "resolve", run.esc.level, run.esc.loop, channels, _told(run, paged), "Resolved.")
         run.esc.next_step_at = run.esc.next_reminder_at = None
         run.esc.closed = True
         return Decision(run.status, tuple(run.sends), None)
     acked = phase in (Phase.ACKNOWLEDGED, Phase.MITIGATED)
-    if phase == Phase.ACKNOWLEDGED and channels:
+    if phase == Phase.ACKNOWLEDGED and channels and run.key("acknowledge") not in run.sent:
         by = run.status.acknowledged_by or "someone"
-        run.send(
-            "acknowledge", "acknowledge", run.esc.level, run.esc.loop, channels, told, f"Acknowledged by {by}: {title}"
-        )
+        told = _told(run, paged)
+        run.send("acknowledge", "acknowledge", run.esc.level, run.esc.loop, channels, told, f"Acknowledged by {by}.")
     rule = _rule(spec, inc.spec.severity.value)
     if rule.response == policy.Response.NOTIFY:
-        _notify_once(run, rule, title, acked)
+        _notify_once(run, rule, acked)
     else:
-        _escalate(run, title, acked)
+        _escalate(run, acked)
     wake = min(run.future, default=None)
     run.esc.next_step_at = wake
     return Decision(run.status, tuple(run.sends), wake)
 
 
-def _notify_once(run: _Run, rule: policy.SeverityRule, title: str, acked: bool) -> None:
+def _told_channels(spec: policy.EscalationPolicySpec, paged: list[incident.Notification]) -> tuple[str, ...]:
+    """The channels an acknowledgement or resolution goes to: every one paged, except a person's SMS/voice/DM.
+
+    A person's PagerDuty rule is mirrored (their PagerDuty alert is acknowledged and resolved too).
+    """
+    pagerduty = {c.name for c in spec.channels if c.type == policy.ChannelType.PAGER_DUTY}
+    return tuple(dict.fromkeys(n.channel for n in paged if not people.is_rule_step(n.key) or n.channel in pagerduty))
+
+
+def _told(run: _Run, paged: list[incident.Notification]) -> tuple[Recipient, ...]:
+    """Everybody paged so far (each with their addresses again), so each PagerDuty alert of theirs is mirrored."""
+    names = dict.fromkeys(name for n in paged for name in n.user.split(", ") if name and name != "nobody on call")
+    found: dict[str, Recipient] = {}
+    for name in names:
+        for r in run.resolve(policy.Target(user=name), run.now) or [Recipient(name=name)]:
+            found.setdefault(r.name, r)
+    return tuple(found.values())
+
+
+def _notify_once(run: _Run, rule: policy.SeverityRule, acked: bool) -> None:
     first = run.spec.levels[0]
+    text = f"Respond within {rule.response_time}." if rule.response_time else "Respond by the next business day."
+    if rule.next_business_day:
+        hours = run.spec.business_hours
+        opening, closing = business_days.next_business_day(run.start, hours)
+        if not run.due(opening):
+            return  # delivered when the next business day starts (next_step_at says when)
+        zone = zoneinfo.ZoneInfo((hours or business_days.DEFAULT_HOURS).time_zone)
+        text = f"Respond by {closing.astimezone(zone).strftime('%a %Y-%m-%d %H:%M %Z')}."
     who = run.recipients(first.targets, first_level=True)
-    run.send(
-        "notify",
-        "notify",
-        1,
-        0,
-        rule.channels,
-        who,
-        f"{title} (respond within {rule.response_time or 'next business day'})",
-    )
+    run.send("notify", "notify", 1, 0, rule.channels, who, text)
     run.esc.level = max(run.esc.level, 1)
     if rule.response_time and not acked:
         at = run.start + durations.parse(rule.response_time)
         if run.due(at):
-            run.send("reminder/response", "reminder", 1, 0, rule.channels, who, f"Response overdue: {title}")
+            run.send("reminder/response", "reminder", 1, 0, rule.channels, who, "Response overdue.")
 
 
 def _repeat_gap(spec: policy.EscalationPolicySpec) -> dt.timedelta:
@@ -202,7 +231,7 @@ def _repeat_gap(spec: policy.EscalationPolicySpec) -> dt.timedelta:
     return max(gap, dt.timedelta(minutes=1))
 
 
-def _escalate(run: _Run, title: str, acked: bool) -> None:
+def _escalate(run: _Run, acked: bool) -> None:
     spec = run.spec
     ack_timeout = durations.parse(spec.ack_timeout)
     loop_start = run.start
@@ -217,13 +246,28 @@ def _escalate(run: _Run, title: str, acked: bool) -> None:
                 continue
             if skip or not run.due(at):
                 continue
-            who = run.recipients(level.targets, first_level=(n == 1))
+            who = run.recipients(level.targets, first_level=(n == 1), at=at)
             channels = level.channels or _rule(spec, run.inc.spec.severity.value).channels
-            room = " War room opened." if level.war_room else ""
-            run.send(key, "page", n, loop, channels, who, f"Level {n} ({level.name}): {title}.{room}")
+            room = war_room.place(spec, run.inc) if level.war_room else ""
+            bot = war_room.bot_channel(spec) if level.war_room else None
+            if room and not run.status.war_room:
+                run.status.war_room = room
+                if not bot:  # the bot's opening step says it in the timeline
+                    run.status.timeline.append(incident.TimelineEntry(at=run.now, type="WarRoom", message=room))
+            said = f" War room: {run.status.war_room}." if run.status.war_room else ""
+            run.send(key, "page", n, loop, channels, who, f"Level {n} ({level.name}).{said}")
             run.esc.level, run.esc.loop = n, loop
             fired.append((n, at))
-        _reminders(run, fired, loop, loop_start, title, acked, ack_timeout)
+            if bot:
+                paged = [x for x in run.esc.notifications if x.kind in PAGE_KINDS and x.result != "Failed"]
+                run.send(
+                    f"war-room/L{n}/loop{loop}", "war-room", n, loop, (bot,), _told(run, paged), f"War room {room}."
+                )
+        for n, at in fired:
+            level = spec.levels[n - 1]
+            if not (acked and level.unless == policy.Unless.ACKNOWLEDGED):
+                _rule_steps(run, n, loop, at, run.recipients(level.targets, first_level=(n == 1), at=at))
+        _reminders(run, fired, loop, loop_start, acked, ack_timeout)
         if acked or len(fired) < len(spec.levels):
             return
         loop_start = loop_start + durations.parse(spec.levels[-1].after) + _repeat_gap(spec)
@@ -231,12 +275,29 @@ def _escalate(run: _Run, title: str, acked: bool) -> None:
             return
 
 
+def _rule_steps(run: _Run, n: int, loop: int, at: dt.datetime, who: tuple[Recipient, ...]) -> None:
+    """Each paged person's own notification rules, from the level's start, each step keyed and sent once."""
+    for step in people.rule_steps(run.spec, who, at):
+        if len(run.esc.notifications) >= people.RULE_STEPS_BUDGET:
+            return  # the status stays bounded: the level's channels still page, acks still go out
+        if run.due(step.at):
+            run.send(
+                f"page/L{n}/loop{loop}/{step.person_key}/r{step.index}",
+                "page",
+                n,
+                loop,
+                (step.channel,),
+                (step.person,),
+                f"Level {n} ({run.spec.levels[n - 1].name}), {step.method.value} to {step.person.name}.",
+                method=step.method.value,
+            )
+
+
 def _reminders(
     run: _Run,
     fired: list[tuple[int, dt.datetime]],
     loop: int,
     loop_start: dt.datetime,
-    title: str,
     acked: bool,
     ack_timeout: dt.timedelta,
 ) -> None:
@@ -250,7 +311,7 @@ def _reminders(
     overdue = at + ack_timeout
     reminds_anyway = level.status_update_every is not None  # its status updates nag already
     if not acked and not reminds_anyway and (not following or overdue < following[0]) and run.due(overdue):
-        run.send(f"reminder/L{n}/loop{loop}", "reminder", n, loop, channels, who, f"Acknowledgement overdue: {title}")
+        run.send(f"reminder/L{n}/loop{loop}", "reminder", n, loop, channels, who, "Acknowledgement overdue.")
     if level.status_update_every:
         every = durations.parse(level.status_update_every)
         count = int((run.now - at) / every)
@@ -262,7 +323,7 @@ def _reminders(
                 loop,
                 channels,
                 who,
-                f"Status update #{count} due: {title}",
+                f"Status update #{count} due.",
             )
         nxt = at + (count + 1) * every
         run.esc.next_reminder_at = nxt

@@ -7,9 +7,11 @@ event, an email, and this project's own versioned webhook JSON. They are pure fu
 the Notice (no clock, no I/O), so the payloads are tested with tables and the adapters in
 ``adapters/notifiers`` only move bytes.
 
-Every Notice about one Incident carries the same ``dedup_key`` (``oncall.dev/<namespace>/<name>``),
-so PagerDuty folds pages, reminders, acknowledgements and resolutions into one alert, and a
-webhook receiver can do the same.
+A Notice about one Incident carries its ``dedup_key`` (``oncall.dev/<namespace>/<name>``); on
+PagerDuty each person paged gets an alert of their own (:func:`person_dedup_key`), and
+reminders, acknowledgements and resolutions fold into it. The SMS and voice renderers live in
+:mod:`~oncall_operator.domain.phone`; :mod:`~oncall_operator.domain.pages` builds a Notice from
+an Incident.
 
 The webhook body, version "1" (keys are camelCase, absent values are omitted)::
 
@@ -25,6 +27,9 @@ The webhook body, version "1" (keys are camelCase, absent values are omitted)::
       "actor"?: "<who acknowledged/resolved/sent it>",
       "recipients": [{"name", "email"?, "slack"?, "phone"?}],
       "links": [{"text", "url"}],
+      "description"?: "<what the alert says>",
+      "checklist"?: ["[x] <runbook step>", ...], "actions"?: ["<action>: <result>", ...],
+      "paged"?: ["<person> (level <n>)", ...],
       "details": {"<key>": "<value>"}
     }
 """
@@ -50,6 +55,9 @@ PAGERDUTY_SUMMARY_MAX = 1024
 SLACK_TEXT_MAX = 3000
 """Slack's limit for a section block's text; the fallback ``text`` is kept to the same length."""
 SLACK_CONTEXT_MAX = 10
+SLACK_BLOCKS_MAX = 50
+LIST_MAX = 20
+"""Checklist items, actions and people listed in one message; the rest is counted, not shown."""
 CLIENT = "oncall-operator"
 
 Link = tuple[str, str]
@@ -143,6 +151,14 @@ class Notice:
     """What kind of problem: the alert name or the trigger reason (PagerDuty ``class``)."""
     dedup_key: str = ""
     """Defaults to :func:`dedup_key_for` (namespace, name)."""
+    description: str = ""
+    """What the alert says (its ``description`` annotation) or the Incident's description."""
+    checklist: Sequence[str] = ()
+    """The runbook's steps, ``[x]`` when done."""
+    actions: Sequence[str] = ()
+    """Actions already taken and their result, e.g. ``rollback: Applied (revision 7)``."""
+    paged: Sequence[str] = ()
+    """Everybody paged so far and at which level, e.g. ``Bob (level 2)``."""
 
     def __post_init__(self) -> None:
         if self.timestamp.tzinfo is None or self.timestamp.utcoffset() is None:
@@ -156,6 +172,8 @@ class Notice:
         object.__setattr__(self, "severity", base.Severity(self.severity))
         object.__setattr__(self, "dedup_key", key)
         object.__setattr__(self, "recipients", tuple(self.recipients))
+        for name in ("checklist", "actions", "paged"):
+            object.__setattr__(self, name, tuple(str(x) for x in getattr(self, name)))
         object.__setattr__(self, "links", tuple((str(t), str(u)) for t, u in self.links))
         object.__setattr__(self, "details", types.MappingProxyType({str(k): str(v) for k, v in self.details.items()}))
 
@@ -175,6 +193,18 @@ def delivery_id(notice: Notice) -> str:
 def headline(notice: Notice) -> str:
     """One line for a subject, a fallback text or a log: ``Acknowledged by ann: [CRITICAL] title (ns/name)``."""
     return f"{_label(notice)}: [{notice.severity.value.upper()}] {_one_line(notice.title)} ({notice.incident})"
+
+
+def person_dedup_key(namespace: str, name: str, person_key: str) -> str:
+    """One person's own PagerDuty alert for an Incident: ``oncall.dev/<ns>/<name>/<person>``, at most 255."""
+    return dedup_key_for(namespace, f"{name}/{person_key}")
+
+
+def bounded(items: Sequence[str], limit: int = LIST_MAX) -> list[str]:
+    """At most ``limit`` items, the cut said in a last line."""
+    if len(items) <= limit:
+        return list(items)
+    return [*items[: limit - 1], f"\u2026 and {len(items) - limit + 1} more"]
 
 
 def truncate(text: str, limit: int) -> str:
@@ -204,6 +234,10 @@ def slack_payload(notice: Notice) -> dict[str, Any]:
     if notice.links:
         lines.append(" \u00b7 ".join(_slack_link(text, url) for text, url in notice.links))
     section = truncate("\n".join(lines), SLACK_TEXT_MAX)
+    more = [_slack_escape(notice.description)] if notice.description else []
+    for head, items in _lists(notice):
+        if items:
+            more.append(f"*{head}:*\n" + "\n".join(f"\u2022 {_slack_escape(_one_line(i))}" for i in bounded(items)))
 
     epoch = int(notice.timestamp.timestamp())
     iso = notice.timestamp.isoformat()
@@ -222,6 +256,7 @@ def slack_payload(notice: Notice) -> dict[str, Any]:
         "text": truncate(fallback, SLACK_TEXT_MAX),
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": section}},
+            *({"type": "section", "text": {"type": "mrkdwn", "text": truncate(m, SLACK_TEXT_MAX)}} for m in more),
             {
                 "type": "context",
                 "elements": [{"type": "mrkdwn", "text": truncate(t, SLACK_TEXT_MAX)} for t in context][
@@ -292,6 +327,11 @@ def _details(notice: Notice) -> dict[str, str]:
         out["recipients"] = ", ".join(m.name for m in notice.recipients)
     if notice.actor:
         out["actor"] = notice.actor
+    if notice.description:
+        out["description"] = truncate(notice.description, 4096)
+    for key, items in (("runbook", notice.checklist), ("actions", notice.actions), ("paged", notice.paged)):
+        if items:
+            out[key] = "\n".join(bounded(items))
     out.update(notice.details)
     return out
 
@@ -346,6 +386,11 @@ def _email_body(notice: Notice) -> str:
     lines += [f"{k + ':':<10} {v}" for k, v in rows if v]
     if notice.summary:
         lines += ["", notice.summary]
+    if notice.description:
+        lines += ["", notice.description]
+    for head, items in _lists(notice):
+        if items:
+            lines += ["", f"{head}:"] + [f"- {_one_line(i)}" for i in bounded(items)]
     if notice.links:
         lines += ["", "Links:"] + [f"- {_one_line(t)}: {u}" for t, u in notice.links]
     if notice.details:
@@ -385,13 +430,26 @@ def webhook_body(notice: Notice) -> dict[str, Any]:
     }
     if notice.actor:
         body["actor"] = notice.actor
-    body["recipients"] = [m.model_dump(exclude_none=True, mode="json") for m in notice.recipients]
+    body["recipients"] = [
+        {k: v for k, v in (("name", m.name), ("email", m.email), ("slack", m.slack), ("phone", m.phone)) if v}
+        for m in notice.recipients
+    ]
     body["links"] = [{"text": text, "url": url} for text, url in notice.links]
+    if notice.description:
+        body["description"] = notice.description
+    for key, items in (("checklist", notice.checklist), ("actions", notice.actions), ("paged", notice.paged)):
+        if items:
+            body[key] = list(items)
     body["details"] = dict(notice.details)
     return body
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def _lists(notice: Notice) -> tuple[tuple[str, Sequence[str]], ...]:
+    """The runbook's checklist, the actions taken, everybody paged so far: each with its heading."""
+    return (("Runbook", notice.checklist), ("Actions taken", notice.actions), ("Paged so far", notice.paged))
 
 
 def _label(notice: Notice) -> str:

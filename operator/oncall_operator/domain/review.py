@@ -12,10 +12,9 @@ import datetime as dt
 import zoneinfo
 
 from oncall_operator.api import base, incident, policy
+from oncall_operator.domain.business_days import DEFAULT_HOURS, WEEKDAYS
 
 REVIEWED = (base.Severity.CRITICAL, base.Severity.WARNING)
-DEFAULT_HOURS = policy.BusinessHours.model_validate({"timeZone": "UTC", "from": "09:00", "to": "17:00"})
-WEEKDAYS = [d.value for d in base.Weekday]
 
 
 def needs_review(inc: incident.Incident) -> bool:

@@ -194,7 +194,7 @@ async def _notify(
         level=0,
         loop=0,
         channels=p.message.channels,
-        recipients=(),
+        recipients=p.message.recipients,
         text=p.message.text,
     )
 

@@ -39,7 +39,7 @@ async def check_policy(ctx: context.Context, body: cabc.Mapping[str, Any]) -> No
     found = indices.lookup(ctx.indices.schedules, namespace, _schedule_refs(spec))
     secrets: dict[str, frozenset[str]] = {}
     forbidden: set[str] = set()
-    for name in {c.secret_ref.name for c in spec.channels if c.secret_ref is not None}:
+    for name in checks.secret_names(spec, found):
         try:
             keys = await asyncio.to_thread(ctx.kube.secret_keys, namespace, name)
         except PermissionError:

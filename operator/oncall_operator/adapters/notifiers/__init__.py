@@ -1,4 +1,4 @@
-"""Notifiers: Slack, PagerDuty, email and a generic webhook, behind one ``send`` that never raises.
+"""Notifiers: Slack (webhook or bot), PagerDuty, email, Twilio SMS/voice and a webhook, behind one ``send``.
 
 The executor reads a channel's Secret, asks :func:`sender_for` for a sender, and hands a
 :class:`~oncall_operator.domain.notices.Notice` to :func:`send_all` for every channel that
@@ -13,7 +13,7 @@ import ssl
 
 import aiohttp
 
-from oncall_operator.adapters.notifiers import pagerduty, smtp
+from oncall_operator.adapters.notifiers import pagerduty, slackbot, smtp, twilio
 from oncall_operator.adapters.notifiers.base import (
     DEFAULT_POLICY,
     Delivery,
@@ -29,7 +29,9 @@ from oncall_operator.adapters.notifiers.base import (
 )
 from oncall_operator.adapters.notifiers.pagerduty import PagerDutySender
 from oncall_operator.adapters.notifiers.slack import SlackSender
+from oncall_operator.adapters.notifiers.slackbot import SlackBotSender
 from oncall_operator.adapters.notifiers.smtp import SmtpSender
+from oncall_operator.adapters.notifiers.twilio import TwilioSender
 from oncall_operator.adapters.notifiers.webhook import WebhookSender
 from oncall_operator.api import policy as api_policy
 
@@ -42,9 +44,11 @@ __all__ = [
     "Random",
     "RetryPolicy",
     "Sender",
+    "SlackBotSender",
     "SlackSender",
     "Sleep",
     "SmtpSender",
+    "TwilioSender",
     "Unusable",
     "WebhookSender",
     "send_all",
@@ -62,11 +66,14 @@ def sender_for(
     rand: Random = random.random,
     pagerduty_url: str = pagerduty.EVENTS_URL,
     smtp_tls: ssl.SSLContext | None = None,
+    method: str = "",
 ) -> Sender:
     """The sender for a spec channel, given its Secret's value (already read; None when there is none).
 
     Never raises for a bad configuration: it returns an :class:`Unusable` sender whose Delivery
     says what to fix, so a misconfigured channel shows up in the timeline like any other failure.
+    ``method`` is a person's contact method: ``Voice`` calls through a Twilio channel (else an SMS),
+    ``Slack`` sends a SlackBot channel's message to the person's DM (else to its channel, if it names one).
     """
     name = channel.name
     ref = channel.secret_ref
@@ -84,6 +91,29 @@ def sender_for(
         return PagerDutySender(
             name, secret_value.strip(), session, url=pagerduty_url, policy=policy, sleep=sleep, rand=rand
         )
+    if channel.type == api_policy.ChannelType.TWILIO:
+        if channel.twilio is None:
+            return Unusable(name, "a Twilio channel needs 'twilio' settings")
+        try:
+            return TwilioSender(
+                name,
+                secret_value,
+                channel.twilio.sender,
+                session,
+                voice=method == "Voice",
+                url=channel.endpoint or twilio.API_URL,
+                policy=policy,
+                sleep=sleep,
+                rand=rand,
+            )
+        except twilio.ConfigError as error:
+            return Unusable(name, f"{error} ({where})")
+    if channel.type == api_policy.ChannelType.SLACK_BOT:
+        if not secret_value.strip().startswith("xox"):
+            return Unusable(name, f"the value in {where} is not a Slack token (xoxb-...)")
+        to = None if method == "Slack" or channel.slack_bot is None else channel.slack_bot.channel
+        api = channel.endpoint or slackbot.API_URL
+        return SlackBotSender(name, secret_value, session, to=to, url=api, policy=policy, sleep=sleep, rand=rand)
     url = http_url(secret_value)
     if url is None:
         return Unusable(name, f"the value in {where} is not an http(s) URL")

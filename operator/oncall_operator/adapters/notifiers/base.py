@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import email.utils
+import json
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -205,12 +206,16 @@ class HttpSender(Sender):
             return Outcome(False, detail + " (redirects are not followed)", retryable=False)
         return Outcome(False, detail, retryable=False)
 
+    def request(self, notice: notices.Notice) -> dict[str, Any]:
+        """What aiohttp posts: the JSON body by default (a form and basic auth for Twilio)."""
+        return {"json": self.body(notice)}
+
     async def attempt(self, notice: notices.Notice, timeout: float) -> Outcome:
-        body = self.body(notice)
+        request = self.request(notice)
         headers = {"User-Agent": USER_AGENT, **self.headers(notice)}
         try:
             async with self._session.post(
-                self.url, json=body, headers=headers, allow_redirects=False, raise_for_status=False
+                self.url, headers=headers, allow_redirects=False, raise_for_status=False, **request
             ) as response:
                 raw = await response.content.read(RESPONSE_MAX)
                 status, answer_headers = response.status, response.headers
@@ -230,6 +235,15 @@ class HttpSender(Sender):
             if secret not in ("", "/"):
                 text = text.replace(secret, "/<redacted>")
         return text
+
+
+def json_object(text: str) -> dict[str, Any] | None:
+    """A provider's answer as a JSON object, or None when it is not one."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

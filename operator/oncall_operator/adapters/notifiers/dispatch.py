@@ -1,10 +1,13 @@
 """From the escalation engine's decisions to messages on the wire.
 
 The engine (pure) says "send step K of kind X to channels A and B for these people"; this
-module turns that into a :class:`~oncall_operator.domain.notices.Notice`, reads each channel's
-Secret, builds its sender and sends every step to every channel at once. It returns one
-result per (step key, channel), which the caller writes back onto the Incident's
-notifications: Delivered, or Failed with the reason.
+module builds the Notice (:func:`~oncall_operator.domain.pages.notice`), reads each channel's
+Secret, builds its senders and sends every step to every channel at once. Channels that reach
+one person at a time fan out: PagerDuty gets an alert of its own per person paged (their own
+dedup key, and their own routing key when they have one), so acknowledging and resolving are
+mirrored to each; Twilio texts or calls each person's phone; a SlackBot channel without a
+channel of its own DMs each person. It returns one result per (step key, channel), which the
+caller writes back onto the Incident's notifications: Delivered, or Failed with the reason.
 """
 
 import asyncio
@@ -15,19 +18,12 @@ import datetime as dt
 import aiohttp
 
 from oncall_operator.adapters import notifiers
-from oncall_operator.api import incident, policy
-from oncall_operator.domain import escalation, notices
+from oncall_operator.api import incident, policy, schedule
+from oncall_operator.domain import escalation, notices, pages, people, war_room
 
 SecretReader = cabc.Callable[[policy.Channel], cabc.Awaitable[str | None]]
-
-KIND = {
-    "page": notices.NoticeKind.PAGE,
-    "reminder": notices.NoticeKind.REMINDER,
-    "status-update": notices.NoticeKind.REMINDER,
-    "notify": notices.NoticeKind.NOTIFY,
-    "acknowledge": notices.NoticeKind.ACKNOWLEDGE,
-    "resolve": notices.NoticeKind.RESOLVE,
-}
+Part = tuple[notices.Notice, notifiers.Sender, str]
+"""A notice, the sender that delivers it, and whom it is for (empty: the channel itself)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,25 +32,6 @@ class Result:
     channel: str
     ok: bool
     detail: str
-
-
-def notice(send: escalation.Send, inc: incident.Incident, now: dt.datetime) -> notices.Notice:
-    status = inc.status or incident.IncidentStatus()
-    actor = {"acknowledge": status.acknowledged_by, "resolve": status.resolved_by}.get(send.kind, "")
-    return notices.Notice(
-        kind=KIND[send.kind],
-        namespace=inc.metadata.namespace,
-        name=inc.metadata.name,
-        title=inc.spec.title,
-        severity=inc.spec.severity,
-        timestamp=now,
-        summary=send.text,
-        level=send.level,
-        recipients=send.recipients,
-        target=status.target,
-        actor=actor,
-        category=inc.spec.source.alert_name or inc.spec.source.type.value,
-    )
 
 
 async def deliver(
@@ -67,23 +44,73 @@ async def deliver(
 ) -> list[Result]:
     """Send every step to its channels concurrently; never raises, one Result per (step, channel)."""
     channels = {c.name: c for c in spec.channels}
-    senders: dict[str, notifiers.Sender] = {}
+    values: dict[str, str | None] = {}
     for name in {c for s in sends for c in s.channels if c in channels}:
         channel = channels[name]
-        value = await secret(channel) if channel.secret_ref is not None else None
-        senders[name] = notifiers.sender_for(
-            channel, value, session, pagerduty_url=channel.endpoint or notifiers.pagerduty.EVENTS_URL
-        )
+        values[name] = await secret(channel) if channel.secret_ref is not None else None
 
     async def one(send: escalation.Send) -> list[Result]:
-        usable = [senders[c] for c in send.channels if c in senders]
-        missing = [
-            Result(send.key, c, False, f"{c}: channel is not in the escalation policy")
-            for c in send.channels
-            if c not in senders
-        ]
-        deliveries = await notifiers.send_all(notice(send, inc, now), usable)
-        return missing + [Result(send.key, d.channel, d.ok, d.describe()) for d in deliveries]
+        note = pages.notice(send, inc, spec, now)
+        out = []
+        for name in send.channels:
+            if name not in channels:
+                out.append(Result(send.key, name, False, f"{name}: channel is not in the escalation policy"))
+                continue
+            parts = await _parts(channels[name], values[name], send, note, secret, session)
+            out.append(await _send(send.key, name, parts))
+        return out
 
     results = await asyncio.gather(*(one(s) for s in sends))
     return [r for batch in results for r in batch]
+
+
+async def _parts(
+    channel: policy.Channel,
+    value: str | None,
+    send: escalation.Send,
+    note: notices.Notice,
+    secret: SecretReader,
+    session: aiohttp.ClientSession,
+) -> list[Part]:
+    def sender(secret_value: str | None) -> notifiers.Sender:
+        pd_url = channel.endpoint or notifiers.pagerduty.EVENTS_URL
+        return notifiers.sender_for(channel, secret_value, session, pagerduty_url=pd_url, method=send.method)
+
+    kind = channel.type
+    if send.kind == "war-room" and kind == policy.ChannelType.SLACK_BOT and value and value.strip().startswith("xox"):
+        room = war_room.slack_name(note.name)
+        api = channel.endpoint or notifiers.slackbot.API_URL
+        return [(note, notifiers.slackbot.WarRoomSender(channel.name, value, session, room=room, url=api), "")]
+    per_person = kind in (policy.ChannelType.PAGER_DUTY, policy.ChannelType.TWILIO) or (
+        kind == policy.ChannelType.SLACK_BOT
+        and (send.method or channel.slack_bot is None or not channel.slack_bot.channel)
+    )
+    if not per_person or not send.recipients:
+        return [(note, sender(value), "")]
+    parts: list[Part] = []
+    for person in send.recipients:
+        mine = dataclasses.replace(note, recipients=(person,))
+        key = value
+        if kind == policy.ChannelType.PAGER_DUTY:
+            dedup = notices.person_dedup_key(note.namespace, note.name, people.person_key(person.name))
+            mine = dataclasses.replace(mine, dedup_key=dedup)
+            key = await _own_routing_key(channel, person, secret) or value
+        parts.append((mine, sender(key), person.name))
+    return parts
+
+
+async def _own_routing_key(channel: policy.Channel, person: schedule.Member, secret: SecretReader) -> str | None:
+    ref = person.pager_duty_routing_key
+    if ref is None:
+        return None
+    return await secret(channel.model_copy(update={"secret_ref": ref}))
+
+
+async def _send(key: str, channel: str, parts: list[Part]) -> Result:
+    """All parts at once; the channel's result is Delivered only when every person's part was."""
+    deliveries = await asyncio.gather(*(sender.send(n) for n, sender, _ in parts))
+    if len(parts) == 1 and not parts[0][2]:
+        d = deliveries[0]
+        return Result(key, channel, d.ok, d.describe())
+    details = [f"{who}: {d.describe()}" for (_, _, who), d in zip(parts, deliveries, strict=True)]
+    return Result(key, channel, all(d.ok for d in deliveries), "; ".join(details))

@@ -8,7 +8,6 @@ PagerDuty answers 202 when it queued the event, 400 ``invalid event`` with a lis
 """
 
 import asyncio
-import json
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -42,11 +41,8 @@ class PagerDutySender(base.HttpSender):
 
     def judge(self, status: int, text: str, headers: Mapping[str, str]) -> base.Outcome:
         outcome = super().judge(status, text, headers)
-        try:
-            answer = json.loads(text)
-        except ValueError:
-            return outcome
-        if not isinstance(answer, dict):
+        answer = base.json_object(text)
+        if answer is None:
             return outcome
         parts = [str(answer.get(k)) for k in ("status", "message") if answer.get(k)]
         errors = answer.get("errors")
