@@ -361,7 +361,14 @@ def test_operator_runs_as_the_chart_service_account_without_a_refusal(
     )
     assert whoami.stdout == release.user
     process, port = chart_operator(
-        release, kubeconfig, tmp_path / "operator.log", "pod-a", ONCALL_TICK_SECONDS="0.5", ONCALL_RECHECK_SECONDS="1"
+        release,
+        kubeconfig,
+        tmp_path / "operator.log",
+        "pod-a",
+        ONCALL_TICK_SECONDS="0.5",
+        ONCALL_RECHECK_SECONDS="1",
+        ONCALL_PAGERDUTY_ENDPOINTS="http://127.0.0.1:*",
+        ONCALL_SMTP_HOSTS="127.0.0.1",  # the local receivers
     )
     admin = kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
     admin.user_agent = AGENT

@@ -16,9 +16,10 @@ import aiohttp
 
 from oncall_operator.adapters import notifiers
 from oncall_operator.api import incident, policy
-from oncall_operator.domain import escalation, notices
+from oncall_operator.domain import escalation, notices, tenancy
 
 SecretReader = cabc.Callable[[policy.Channel], cabc.Awaitable[str | None]]
+"""A channel's Secret value (None without one); raises :class:`tenancy.Refused` for a channel it must not serve."""
 
 KIND = {
     "page": notices.NoticeKind.PAGE,
@@ -70,7 +71,11 @@ async def deliver(
     senders: dict[str, notifiers.Sender] = {}
     for name in {c for s in sends for c in s.channels if c in channels}:
         channel = channels[name]
-        value = await secret(channel) if channel.secret_ref is not None else None
+        try:  # the reader also judges where the channel sends (the tenancy rules)
+            value = await secret(channel)
+        except tenancy.Refused as refused:
+            senders[name] = notifiers.Unusable(name, str(refused))
+            continue
         senders[name] = notifiers.sender_for(
             channel, value, session, pagerduty_url=channel.endpoint or notifiers.pagerduty.EVENTS_URL
         )
