@@ -217,6 +217,7 @@ SCALE_RUNBOOK = {
 
 def refused(proc: subprocess.CompletedProcess[str], *words: str) -> str:
     assert proc.returncode != 0, f"accepted: {proc.stdout}"
+    assert "resulted in error" not in proc.stderr, proc.stderr  # refused by the rule, not by a broken expression
     for word in words:
         assert word in proc.stderr, proc.stderr
     return proc.stderr.strip().splitlines()[-1]
@@ -378,7 +379,7 @@ def test_forged_status_is_refused_and_a_real_ack_is_recorded_as_the_api_server_s
     # the real thing: kubectl oncall ack as alice records alice, as the API server authenticated her
     env_kubeconfig = str(alice.kubeconfig)
     proc = subprocess.run(
-        [str(REPO / ".venv/bin/kubectl-oncall"), "ack", "forge-me", "-n", TENANT],
+        [str(REPO / ".venv/bin/kubectl-oncall"), "-n", TENANT, "ack", "forge-me"],
         capture_output=True,
         text=True,
         env={"KUBECONFIG": env_kubeconfig, "PATH": "/usr/bin:/bin"},
