@@ -44,7 +44,7 @@ class Plane:
         admin = yaml.safe_load(self.plane.kubeconfig.read_text())
         cluster = dict(admin["clusters"][0]["cluster"])
         if "certificate-authority" in cluster and not pathlib.Path(cluster["certificate-authority"]).is_absolute():
-            cluster["certificate-authority"] = str((self.plane.kubeconfig.parent / cluster["certificate-authority"]))
+            cluster["certificate-authority"] = str(self.plane.kubeconfig.parent / cluster["certificate-authority"])
         config = {
             "apiVersion": "v1",
             "kind": "Config",

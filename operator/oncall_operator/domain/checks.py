@@ -253,13 +253,13 @@ def check_incident(
             tenancy.ref_refusal(
                 "spec.runbookRef.namespace",
                 namespace,
-                spec.runbook_ref and spec.runbook_ref.namespace,
+                spec.runbook_ref.namespace if spec.runbook_ref else None,
                 operator_namespace,
             ),
             tenancy.ref_refusal(
                 "spec.escalationPolicyRef.namespace",
                 namespace,
-                spec.escalation_policy_ref and spec.escalation_policy_ref.namespace,
+                spec.escalation_policy_ref.namespace if spec.escalation_policy_ref else None,
                 operator_namespace,
             ),
         ]
