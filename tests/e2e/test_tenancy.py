@@ -388,3 +388,83 @@ def test_forged_status_is_refused_and_a_real_ack_is_recorded_as_the_api_server_s
     assert proc.returncode == 0, proc.stderr
     inc = json.loads(admin.run("get", "incident", "forge-me", "-n", TENANT, "-o", "json").stdout)
     assert inc["status"]["acknowledgedBy"] == ALICE
+
+
+def test_a_flag_runbook_on_a_configmap_that_is_no_flag_store_is_refused(world: dict[str, Any]) -> None:
+    """alice's Runbook names her namespace's ordinary ConfigMap (not labelled oncall.dev/feature-flags)."""
+    alice: Kubectl = world["alice"]
+    admin: Kubectl = world["admin"]
+    settings = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"mode": "safe"}}
+    flip = {
+        "apiVersion": API,
+        "kind": "Runbook",
+        "metadata": {"name": "flip"},
+        "spec": {
+            "trigger": {"alertName": "Anything"},
+            "actions": [
+                {
+                    "name": "flip",
+                    "type": "setFeatureFlag",
+                    "setFeatureFlag": {"configMap": "settings", "key": "mode", "value": "open"},
+                }
+            ],
+        },
+    }
+    apply(alice, settings, flip, incident("flip-it", runbookRef={"name": "flip"}), namespace=TENANT)
+
+    def refusal() -> list[dict[str, Any]] | None:
+        inc = json.loads(admin.run("get", "incident", "flip-it", "-n", TENANT, "-o", "json").stdout)
+        return [a for a in (inc.get("status") or {}).get("actions") or [] if a["state"] == "Refused"] or None
+
+    acts = eventually(refusal, 30, what="NotAFlagStore")
+    assert acts[0]["reason"].startswith("NotAFlagStore"), acts
+    assert json.loads(admin.run("get", "configmap", "settings", "-n", TENANT, "-o", "json").stdout)["data"] == {
+        "mode": "safe"
+    }
+
+
+def test_the_operators_own_identity_is_held_to_its_remediations(plane: Plane, world: dict[str, Any]) -> None:
+    """oncall.dev-operator-limits, with the operator's own token: what its RBAC (cluster-admin here) would allow."""
+    admin: Kubectl = world["admin"]
+    op = Kubectl(admin.binary, world["operator"].kubeconfig)
+    aws_auth = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "aws-auth", "namespace": "kube-system"},
+        "data": {"mapRoles": "[]"},
+    }
+    plain = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "plain", "namespace": TENANT},
+        "data": {"a": "1"},
+    }
+    store = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "store", "namespace": TENANT, "labels": {"oncall.dev/feature-flags": "true"}},
+        "data": {"a": "1"},
+    }
+    apply(admin, aws_auth, plain, store)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "probe", "namespace": TENANT},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+    flag = json.dumps({"data": {"a": "2"}})
+    answers = {
+        "pod": refused(op.run("create", "-f", "-", stdin=json.dumps(pod), check=False), "dry-run"),
+        "kube-system create": refused(
+            op.run("create", "configmap", "x", "-n", "kube-system", "--from-literal=a=b", check=False), "kube-system"
+        ),
+        "aws-auth patch": refused(
+            op.run("patch", "configmap", "aws-auth", "-n", "kube-system", "-p", flag, check=False), "kube-system"
+        ),
+        "unlabelled ConfigMap": refused(
+            op.run("patch", "configmap", "plain", "-n", TENANT, "-p", flag, check=False), "oncall.dev/feature-flags"
+        ),
+    }
+    print("operator limits:", json.dumps(answers, indent=1))
+    assert op.run("create", "--dry-run=server", "-f", "-", stdin=json.dumps(pod)).returncode == 0
+    assert op.run("patch", "configmap", "store", "-n", TENANT, "-p", flag).returncode == 0

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from oncall_operator.api import incident, policy
-from oncall_operator.domain import checks, tenancy
+from oncall_operator.domain import alert_incident, checks, tenancy
+from tests.unit import test_alerts
 
 PD = tenancy.PAGERDUTY_ENDPOINTS
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -187,3 +188,23 @@ def test_the_admission_policy_protects_every_status_field_a_user_may_not_write()
     rules = " ".join(v["expression"] for v in docs[0]["spec"]["validations"])
     for name in fields - user_fields:
         assert f"object.status.{name} == oldObject.status.{name}" in rules, name
+
+
+@pytest.mark.parametrize(
+    ("fingerprints", "closes"),
+    [
+        (["f1"], True),  # the alert that fired
+        (["f1", "f7"], True),  # it, and one more the group gained meanwhile
+        (["f7"], False),  # a fingerprint never seen firing: forged, or another group's
+        (["f7", "f8", "f9"], False),
+    ],
+)
+def test_a_resolved_notification_closes_only_alerts_seen_firing(fingerprints: list[str], closes: bool) -> None:
+    spec, st = test_alerts.opened()
+    payload = test_alerts.parsed("resolved", [test_alerts.alert("resolved", fp=fp) for fp in fingerprints])
+    done = alert_incident.record(spec, st, payload, test_alerts.at(20))
+    assert done is not None
+    assert (done.phase == incident.Phase.RESOLVED) == closes
+    if not closes:  # said once on the Incident, and a repeat writes nothing
+        assert done.timeline[-1].type == alert_incident.RESOLVE_IGNORED
+        assert alert_incident.record(spec, done, payload, test_alerts.at(21)) is None
