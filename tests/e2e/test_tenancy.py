@@ -11,6 +11,7 @@ each forgery; afterwards the audit log must show no operator write outside ``ten
 operator's own namespace.
 """
 
+import base64
 import json
 import pathlib
 import subprocess
@@ -24,6 +25,7 @@ import yaml
 from oncall_operator import devcluster
 from tests import peers
 from tests.conftest import REPO, eventually
+from tests.e2e import helm_support
 from tests.e2e.conftest import Kubectl, OperatorProcess
 
 API = "oncall.dev/v1alpha1"
@@ -468,3 +470,34 @@ def test_the_operators_own_identity_is_held_to_its_remediations(plane: Plane, wo
     print("operator limits:", json.dumps(answers, indent=1))
     assert op.run("create", "--dry-run=server", "-f", "-", stdin=json.dumps(pod)).returncode == 0
     assert op.run("patch", "configmap", "store", "-n", TENANT, "-p", flag).returncode == 0
+
+
+def test_the_chart_is_secure_by_default(plane: Plane) -> None:
+    """helm template with default values: the policies bound to the chart's ServiceAccount, a generated
+    intake token the operator requires, an intake NetworkPolicy for Alertmanager only; all accepted
+    by the API server (a server-side dry-run on this module's control plane)."""
+    helm = helm_support.Helm(plane.plane.bindir / "helm")
+    rendered = helm.template("r", "ops")
+    docs = helm_support.documents(rendered)
+    policies = {d["metadata"]["name"] for d in helm_support.find(docs, "ValidatingAdmissionPolicy")}
+    bindings = helm_support.find(docs, "ValidatingAdmissionPolicyBinding")
+    assert policies == {"oncall.dev-incident-trust", "oncall.dev-operator-limits"}
+    assert {b["spec"]["policyName"] for b in bindings} == policies
+    [params] = [d for d in helm_support.find(docs, "ConfigMap") if d["metadata"]["name"].endswith("-admission")]
+    assert params["data"]["operatorUsers"] == "system:serviceaccount:ops:r-oncall-operator"
+    [token] = helm_support.find(docs, "Secret", "ops")
+    assert len(base64.b64decode(token["data"]["token"])) == 40
+    [deployment] = helm_support.find(docs, "Deployment")
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["ONCALL_INTAKE_TOKEN_SECRET"] == token["metadata"]["name"]
+    assert env["ONCALL_PAGERDUTY_ENDPOINTS"] == "https://events.pagerduty.com,https://events.eu.pagerduty.com"
+    assert env["ONCALL_SMTP_HOSTS"] == ""
+    [netpol] = helm_support.find(docs, "NetworkPolicy")
+    sources = netpol["spec"]["ingress"][0]["from"]
+    assert {s["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for s in sources} == {
+        "alertmanager",
+        "prometheus",
+    }
+    assert all(s["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"} for s in sources)
+    admission = [d for d in docs if d["kind"].startswith("ValidatingAdmissionPolicy")]
+    plane.admin.run("apply", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump_all(admission))
