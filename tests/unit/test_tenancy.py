@@ -208,3 +208,20 @@ def test_a_resolved_notification_closes_only_alerts_seen_firing(fingerprints: li
     if not closes:  # said once on the Incident, and a repeat writes nothing
         assert done.timeline[-1].type == alert_incident.RESOLVE_IGNORED
         assert alert_incident.record(spec, done, payload, test_alerts.at(21)) is None
+
+
+@pytest.mark.parametrize(
+    ("label", "scope", "home", "acts"),
+    [
+        ("shop", ("shop",), "shop", True),  # the alert's namespace, watched: the Incident lives and acts there
+        ("billing", ("shop",), "oncall-system", False),  # not watched: the operator's namespace, and no action
+        ("kube-system", ("shop",), "oncall-system", False),
+    ],
+)
+def test_an_alert_incident_lives_in_the_alerts_namespace_and_acts_only_there(
+    label: str, scope: tuple[str, ...], home: str, acts: bool
+) -> None:
+    payload = test_alerts.parsed(namespace=label, deployment="api")
+    opening = alert_incident.opening(payload, [], "oncall-system", scope)
+    assert opening.namespace == home and opening.spec.target.namespace == label
+    assert (tenancy.target_refusal(opening.namespace, opening.spec.target.namespace) is None) == acts
