@@ -41,4 +41,6 @@ fi
 echo "run: CRDs and examples installed; look with: $kubectl get oncall -A (KUBECONFIG=${KUBECONFIG:-default})"
 # the intake on loopback unless told otherwise (ONCALL_HTTP_ADDRESS=0.0.0.0:8080 to serve others)
 export ONCALL_HTTP_ADDRESS=${ONCALL_HTTP_ADDRESS:-127.0.0.1:8080}
+# examples/' SMTP relay on the allowlist (empty by default elsewhere: README "Tenancy and trust")
+export ONCALL_SMTP_HOSTS=${ONCALL_SMTP_HOSTS-smtp.valeo-erp.com}
 exec .venv/bin/oncall-operator run --operator-namespace "$ns"
