@@ -294,6 +294,26 @@ def test_cross_namespace_routes_are_refused_and_the_operator_writes_nowhere_else
         assert "allowlist" in failures[0]["message"], failures
         seen["PagerDuty endpoint"] = failures[0]["message"]
         seen["Secret"] = ready["message"]
+        # a Slack channel (no endpoint to judge) on the same Secret: refused when it would be read
+        slack = {
+            "apiVersion": API,
+            "kind": "EscalationPolicy",
+            "metadata": {"name": "exfil-slack", "namespace": TENANT},
+            "spec": {
+                **pol["spec"],
+                "channels": [{"name": "pd", "type": "Slack", "secretRef": {"name": "db", "key": "password"}}],
+            },
+        }
+        apply(alice, slack, incident("page-slack", escalationPolicyRef={"name": "exfil-slack"}))
+
+        def failed_slack() -> list[dict[str, Any]] | None:
+            inc = json.loads(admin.run("get", "incident", "page-slack", "-n", TENANT, "-o", "json").stdout)
+            notes = ((inc.get("status") or {}).get("escalation") or {}).get("notifications") or []
+            return [n for n in notes if n["result"] == "Failed"] or None
+
+        slack_failures = eventually(failed_slack, 30, what="the Secret refused at send time")
+        assert "not labelled oncall.dev/notifier" in slack_failures[0]["message"], slack_failures
+        seen["Secret at send time"] = slack_failures[0]["message"]
         # without the admission policy (an Incident written by the operator's identity, which the policy
         # trusts) the operator still refuses: the executor's own rule, recorded on the Incident
         operator_k = Kubectl(admin.binary, world["operator"].kubeconfig)
