@@ -375,7 +375,12 @@ class Receiver:
 def handbook(namespace: str, hook_url: str) -> list[dict[str, Any]]:
     """A webhook-only EscalationPolicy paging at once, a Runbook for the bench alert, one for OOM kills."""
     return [
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hook"}, "stringData": {"url": hook_url}},
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "hook", "labels": {"oncall.dev/notifier": "true"}},
+            "stringData": {"url": hook_url},
+        },
         {
             "apiVersion": "oncall.dev/v1alpha1",
             "kind": "EscalationPolicy",

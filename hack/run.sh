@@ -19,5 +19,28 @@ fi
 "$kubectl" wait --for condition=established --timeout=60s crd -l app.kubernetes.io/part-of=oncall-operator
 "$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f -
 "$kubectl" apply -n "$ns" -f examples/
+# The admission policies (README "Tenancy and trust"), bound with this kubeconfig's user as "the
+# operator": locally the operator runs with the admin kubeconfig. ONCALL_ADMISSION=off skips them.
+if [ "${ONCALL_ADMISSION:-on}" != off ]; then
+    user=$("$kubectl" auth whoami -o jsonpath='{.status.userInfo.username}')
+    "$kubectl" apply -f deploy/helm/oncall-operator/files/admission-policies.yaml
+    "$kubectl" create configmap oncall-admission -n "$ns" --from-literal=operatorUsers="${ONCALL_OPERATOR_USERS:-$user}" \
+        --from-literal=operatorNamespace="$ns" --from-literal=systemNamespaces="" --dry-run=client -o yaml | "$kubectl" apply -f -
+    for policy in incident-trust operator-limits; do
+        "$kubectl" apply -f - <<EOF
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: oncall.dev-$policy}
+spec:
+  policyName: oncall.dev-$policy
+  validationActions: [Deny]
+  paramRef: {name: oncall-admission, namespace: $ns, parameterNotFoundAction: Deny}
+EOF
+    done
+fi
 echo "run: CRDs and examples installed; look with: $kubectl get oncall -A (KUBECONFIG=${KUBECONFIG:-default})"
+# the intake on loopback unless told otherwise (ONCALL_HTTP_ADDRESS=0.0.0.0:8080 to serve others)
+export ONCALL_HTTP_ADDRESS=${ONCALL_HTTP_ADDRESS:-127.0.0.1:8080}
+# examples/' SMTP relay on the allowlist (empty by default elsewhere: README "Tenancy and trust")
+export ONCALL_SMTP_HOSTS=${ONCALL_SMTP_HOSTS-smtp.valeo-erp.com}
 exec .venv/bin/oncall-operator run --operator-namespace "$ns"

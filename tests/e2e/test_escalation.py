@@ -22,8 +22,18 @@ ROUTING_KEY = "R0UT1NGKEY0000000000000000000001"
 def setup(kubectl: Kubectl, namespace: str, peer: Peer, smtp_port: int, slack_mode: str = "ok") -> None:
     slack_url = peer.url(f"/services/{slack_mode}/T000/B000/XXXXSECRETXXXX")
     objects: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pd"}, "stringData": {"routingKey": ROUTING_KEY}},
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "slack"}, "stringData": {"webhookURL": slack_url}},
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "pd", "labels": {"oncall.dev/notifier": "true"}},
+            "stringData": {"routingKey": ROUTING_KEY},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "slack", "labels": {"oncall.dev/notifier": "true"}},
+            "stringData": {"webhookURL": slack_url},
+        },
         {
             "apiVersion": "oncall.dev/v1alpha1",
             "kind": "OnCallSchedule",

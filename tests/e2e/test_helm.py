@@ -8,6 +8,7 @@ refused; ``kubectl auth can-i`` as that ServiceAccount shows what it may not do.
 starts and stops its own operators and so does not use the shared ``operator`` fixture.
 """
 
+import base64
 import json
 import pathlib
 import re
@@ -108,7 +109,7 @@ def test_values_schema_refuses_what_would_break_the_promises(helm: Helm, bad: st
             ("operator.watchNamespaces={team-a}", "rbac.secretNamespaces={vault,team-a}", *FEATURES),
             {"vault": None, "team-a": None, "ops": ["intake-token"]},  # ops: the intake's token, nothing else
         ),
-        (("rbac.secretNames={pd,slack}",), {"ops": ["pd", "slack"]}),
+        (("rbac.secretNames={pd,slack}",), {"ops": ["pd", "slack", "r-oncall-operator-intake"]}),  # + the intake's
     ],
     ids=["defaults", "namespaced", "by-name"],
 )
@@ -164,6 +165,7 @@ def test_template_passes_server_side_dry_run_and_applies_under_restricted_pod_se
                 "PodDisruptionBudget",
                 "Role",
                 "RoleBinding",
+                "Secret",  # the intake's generated token
                 "Service",
                 "ServiceAccount",
             }
@@ -324,9 +326,10 @@ def alert(namespace: str) -> dict[str, Any]:
     }
 
 
-def http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, str]:
+def http(method: str, url: str, body: dict[str, Any] | None = None, token: str = "") -> tuple[int, str]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read().decode()
@@ -361,7 +364,14 @@ def test_operator_runs_as_the_chart_service_account_without_a_refusal(
     )
     assert whoami.stdout == release.user
     process, port = chart_operator(
-        release, kubeconfig, tmp_path / "operator.log", "pod-a", ONCALL_TICK_SECONDS="0.5", ONCALL_RECHECK_SECONDS="1"
+        release,
+        kubeconfig,
+        tmp_path / "operator.log",
+        "pod-a",
+        ONCALL_TICK_SECONDS="0.5",
+        ONCALL_RECHECK_SECONDS="1",
+        ONCALL_PAGERDUTY_ENDPOINTS="http://127.0.0.1:*",
+        ONCALL_SMTP_HOSTS="127.0.0.1",  # the local receivers
     )
     admin = kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
     admin.user_agent = AGENT
@@ -386,7 +396,12 @@ def test_operator_runs_as_the_chart_service_account_without_a_refusal(
         cluster.wait_incident(work, "Deployment", "web", "mitigated", phase="Mitigated")
 
         # alert intake: an Alertmanager notification becomes an Incident in the alert's namespace
-        code, body = http("POST", f"{base}/api/v1/alerts", alert(work))
+        [deployment] = find(release.docs, "Deployment")
+        env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        secret = kubectl.json("get", "secret", env["ONCALL_INTAKE_TOKEN_SECRET"], "-n", namespace)
+        token = base64.b64decode(secret["data"]["token"]).decode()  # the chart made it: no open intake
+        assert http("POST", f"{base}/api/v1/alerts", alert(work))[0] == 401
+        code, body = http("POST", f"{base}/api/v1/alerts", alert(work), token)
         assert code == 200, body
         made = json.loads(body)["incident"]
         assert made.startswith(f"{work}/"), made

@@ -115,7 +115,12 @@ def alertmanagers(intake: Intake, tmp_path: pathlib.Path) -> Iterator[Callable[[
 def handbook(kubectl: Kubectl, namespace: str, peer: Peer, alertname: str, runbook: str) -> None:
     """A PagerDuty-only escalation policy and a runbook for ``alertname`` in ``namespace``."""
     objects: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pd"}, "stringData": {"routingKey": ROUTING_KEY}},
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "pd", "labels": {"oncall.dev/notifier": "true"}},
+            "stringData": {"routingKey": ROUTING_KEY},
+        },
         {
             "apiVersion": "oncall.dev/v1alpha1",
             "kind": "EscalationPolicy",

@@ -96,7 +96,8 @@ spec:
     status = eventually(opened, 30, what="the Incident's first status")
     assert status["phase"] == "Triggered" and status["target"] == "Deployment/shop/web[app]"
     assert status["timeline"][0]["type"] == "Triggered" and "web OOMKilled" in status["timeline"][0]["message"]
-    cond = wait_ready(kubectl, "incident/web-oom", namespace, "False", "RunbookNotFound")
+    cond = wait_ready(kubectl, "incident/web-oom", namespace, "False", "CrossNamespace")  # its target is in shop
+    assert "spec.target.namespace: 'shop' is not the Incident's namespace" in cond["message"]
     assert "spec.runbookRef.name: Runbook 'pod-oom-killed' not found" in cond["message"]
     row = kubectl.run("get", "inc", "-n", namespace).stdout.splitlines()[1].split()
     assert row[:5] == ["web-oom", "warning", "Triggered", "0", "Deployment/shop/web[app]"]

@@ -222,7 +222,12 @@ def test_unchanged_deployment_is_scaled_instead(kubectl: Kubectl, namespace: str
 
 
 def test_feature_flag_named_by_the_alert_is_switched_off(kubectl: Kubectl, namespace: str) -> None:
-    flags = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "flags"}, "data": {"new-checkout": "true"}}
+    flags = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "flags", "labels": {"oncall.dev/feature-flags": "true"}},
+        "data": {"new-checkout": "true"},
+    }
     apply(kubectl, namespace, flags, deployment("api"))
     rb = runbook(
         "APIErrorRateSLOCritical",
@@ -249,7 +254,7 @@ def test_notify_then_approval_from_an_alert(
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": "hooks"},
+        "metadata": {"name": "hooks", "labels": {"oncall.dev/notifier": "true"}},
         "stringData": {"pages": peer.url(f"/hook/pages-{namespace}"), "compliance": peer.url(f"/hook/c-{namespace}")},
     }
     policy = {
@@ -266,7 +271,12 @@ def test_notify_then_approval_from_an_alert(
             "teams": [{"name": "compliance", "channel": "compliance"}],
         },
     }
-    flags = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "flags"}, "data": {"block": "false"}}
+    flags = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "flags", "labels": {"oncall.dev/feature-flags": "true"}},
+        "data": {"block": "false"},
+    }
     rb = runbook(
         "ComplianceViolationRateHigh",
         [
@@ -367,8 +377,14 @@ def test_the_handbook_runbooks_in_examples(
         kubectl.run("apply", "-n", namespace, "-f", str(REPO / "examples" / f"{name}.yaml"))
     slack = "/services/ok/T000/B000/XXXXSECRETXXXX"
     secrets = [
-        {"metadata": {"name": "oncall-slack"}, "stringData": {"webhookURL": peer.url(slack)}},
-        {"metadata": {"name": "oncall-pagerduty"}, "stringData": {"routingKey": "R0UT1NGKEY0000000000000000000003"}},
+        {
+            "metadata": {"name": "oncall-slack", "labels": {"oncall.dev/notifier": "true"}},
+            "stringData": {"webhookURL": peer.url(slack)},
+        },
+        {
+            "metadata": {"name": "oncall-pagerduty", "labels": {"oncall.dev/notifier": "true"}},
+            "stringData": {"routingKey": "R0UT1NGKEY0000000000000000000003"},
+        },
     ]
     apply(kubectl, namespace, *({"apiVersion": "v1", "kind": "Secret", **s} for s in secrets))
     channels = get(kubectl, namespace, "escalationpolicy", "valeo-escalation")["spec"]["channels"]
@@ -380,7 +396,7 @@ def test_the_handbook_runbooks_in_examples(
     flags = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": "valeo-feature-flags"},
+        "metadata": {"name": "valeo-feature-flags", "labels": {"oncall.dev/feature-flags": "true"}},
         "data": {"new-checkout": "true"},
     }
     apply(kubectl, namespace, flags, deployment("valeo-app"))

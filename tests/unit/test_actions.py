@@ -57,8 +57,10 @@ def replica_set(rev: int, template: dict[str, Any], minutes_ago: float, owner: s
     }
 
 
-def flags(data: dict[str, str] | None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def flags(data: dict[str, str] | None, annotations: dict[str, str] | None = None, store: bool = True) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": "flags", "namespace": "shop", "resourceVersion": "7"}
+    if store:
+        meta["labels"] = {"oncall.dev/feature-flags": "true"}
     if annotations is not None:
         meta["annotations"] = annotations
     out: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta}
@@ -342,6 +344,8 @@ def test_marker_means_recovered_not_applied_twice() -> None:
 
 # --- feature flags --------------------------------------------------------------------------------
 
+STORE_TEST = {"op": "test", "path": "/metadata/labels/oncall.dev~1feature-flags", "value": "true"}
+
 
 @pytest.mark.parametrize(
     ("labels", "cm", "mode", "reason", "ops"),
@@ -354,6 +358,7 @@ def test_marker_means_recovered_not_applied_twice() -> None:
             [
                 {"op": "test", "path": "/data/new-checkout", "value": "true"},
                 {"op": "replace", "path": "/data/new-checkout", "value": "false"},
+                STORE_TEST,
                 {
                     "op": "add",
                     "path": "/metadata/annotations/oncall.dev~1remediated-action",
@@ -369,6 +374,7 @@ def test_marker_means_recovered_not_applied_twice() -> None:
             [
                 {"op": "test", "path": "/metadata/resourceVersion", "value": "7"},
                 {"op": "add", "path": "/data", "value": {"x": "false"}},
+                STORE_TEST,
                 {"op": "test", "path": "/metadata/resourceVersion", "value": "7"},
                 {"op": "add", "path": "/metadata/annotations", "value": {actions.MARKER: "shop/inc/round-1/flag"}},
             ],
@@ -376,6 +382,7 @@ def test_marker_means_recovered_not_applied_twice() -> None:
         ({}, flags({}), Mode.REFUSE, "NoFlagLabel", None),
         ({"feature_flag": "x"}, None, Mode.REFUSE, "ConfigMapNotFound", None),
         ({"feature_flag": "x"}, flags({"x": "false"}), Mode.REFUSE, "FlagAlreadySet", None),
+        ({"feature_flag": "x"}, flags({"x": "true"}, store=False), Mode.REFUSE, "NotAFlagStore", None),
         (
             {"feature_flag": "x"},
             flags({"x": "true"}, {"oncall.dev/remediation": "disabled"}),

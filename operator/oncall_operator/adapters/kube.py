@@ -14,6 +14,7 @@ from typing import Any
 import kubernetes
 
 from oncall_operator.api import GROUP, VERSION
+from oncall_operator.domain import tenancy
 
 
 @dataclasses.dataclass
@@ -38,8 +39,8 @@ class Kube:
     def custom(self) -> Any:
         return kubernetes.client.CustomObjectsApi(self.api)
 
-    def secret_keys(self, namespace: str, name: str) -> frozenset[str] | None:
-        """The keys a Secret holds (never its values), or None when it does not exist."""
+    def secret_keys(self, namespace: str, name: str) -> tuple[frozenset[str], dict[str, str]] | None:
+        """The keys a Secret holds (never its values) and its labels, or None when it does not exist."""
         try:
             secret = self.core.read_namespaced_secret(name, namespace)
         except kubernetes.client.ApiException as error:
@@ -48,7 +49,8 @@ class Kube:
             if error.status == 403:
                 raise PermissionError(f"may not read Secret {name!r} in namespace {namespace!r}") from error
             raise
-        return frozenset((secret.data or {}).keys()) | frozenset((secret.string_data or {}).keys())
+        keys = frozenset((secret.data or {}).keys()) | frozenset((secret.string_data or {}).keys())
+        return keys, dict(secret.metadata.labels or {})
 
     def patch_status(
         self, plural: str, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
@@ -73,8 +75,12 @@ class Kube:
             raise
         return True
 
-    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
-        """One value of a Secret, decoded, or None when the Secret or the key is missing."""
+    def secret_value(self, namespace: str, name: str, key: str, opted_in: bool = False) -> str | None:
+        """One value of a Secret, decoded, or None when the Secret or the key is missing.
+
+        ``opted_in``: read only a Secret labelled for the notifiers (:func:`tenancy.secret_refusal`);
+        raises :class:`tenancy.Refused` for any other, before its value leaves this method.
+        """
         import base64
 
         try:
@@ -83,6 +89,9 @@ class Kube:
             if error.status == 404:
                 return None
             raise
+        refused = tenancy.secret_refusal(name, secret.metadata.labels) if opted_in else None
+        if refused is not None:
+            raise tenancy.Refused(refused)
         raw = (secret.data or {}).get(key)
         return None if raw is None else base64.b64decode(raw).decode()
 
@@ -114,7 +123,7 @@ class Kube:
 
 
 class SecretValues:
-    """Secret values the notifiers use, each kept for ``ttl`` seconds after it is read.
+    """Secret values the notifiers use, each kept for ``ttl`` seconds after it is read; only opted-in Secrets.
 
     Every page would otherwise read its channel's Secret first: one request per notification
     while the API server is busiest (an alert storm). A rotated credential is picked up within
@@ -129,7 +138,7 @@ class SecretValues:
         found = self._kept.get((namespace, name, key))
         if found is not None and self.clock() - found[0] < self.ttl:
             return found[1]
-        value = self.kube.secret_value(namespace, name, key)
+        value = self.kube.secret_value(namespace, name, key, opted_in=True)
         if value is None:
             self._kept.pop((namespace, name, key), None)
         else:

@@ -41,7 +41,7 @@ from typing import Any
 
 from oncall_operator.api import durations, incident, runbook, schedule
 from oncall_operator.api import policy as policies
-from oncall_operator.domain import changes, guardrails, lifecycle, matching, workload
+from oncall_operator.domain import changes, guardrails, lifecycle, matching, tenancy, workload
 
 ActionType = runbook.ActionType
 State = incident.ActionState
@@ -210,6 +210,9 @@ def _plan(inc: incident.Incident, chosen: matching.Chosen, due: Due, facts: Fact
             f"{action.type.value} acts on an OOM kill's facts (the pod, its container and limit): the OOM watch "
             "runs it when the container is OOM-killed (trigger event OOMKilled), not on an alert",
         )
+    outside = tenancy.target_refusal(inc.metadata.namespace, inc.spec.target.namespace)
+    if outside is not None:
+        raise _refuse(due, "TargetOutsideNamespace", outside)
     key = marker_value(inc, due.round, action.name)
     if action.type == ActionType.SET_FEATURE_FLAG:
         change, obj = _flag(inc, due, facts, key), facts.config_map
@@ -298,6 +301,9 @@ def _flag(inc: incident.Incident, due: Due, facts: Facts, key: str) -> Change:
     if cm is None:
         raise _refuse(due, "ConfigMapNotFound", f"ConfigMap {ns}/{settings.config_map} does not exist")
     meta = cm.get("metadata") or {}
+    not_a_store = tenancy.flag_store_refusal(settings.config_map, meta.get("labels"))
+    if not_a_store is not None:
+        raise _refuse(due, "NotAFlagStore", not_a_store)
     data = cm.get("data")
     old = (data or {}).get(flag)
     if old == settings.value:
@@ -319,7 +325,8 @@ def _flag(inc: incident.Incident, due: Due, facts: Facts, key: str) -> Change:
             {"op": "test", "path": path, "value": old},
             {"op": "replace", "path": path, "value": settings.value},
         ]
-    ops += _marker_ops(meta, key)
+    store = f"/metadata/labels/{guardrails.escape(tenancy.FEATURE_FLAGS_LABEL)}"
+    ops += [{"op": "test", "path": store, "value": "true"}, *_marker_ops(meta, key)]
     before, after = f"{flag}={old if old is not None else '(unset)'}", f"{flag}={settings.value}"
     summary = f"set flag {flag} in ConfigMap {ns}/{settings.config_map}: {before} -> {after}"
     return Change("ConfigMap", ns, settings.config_map, tuple(ops), before, after, summary)

@@ -13,7 +13,12 @@ that was never seen before reopens a Resolved Incident (``Reopened``) and restar
 escalation from that moment, so it pages again. A delivery of alerts already seen never
 reopens and never re-pages: that is what one member of an HA pair sends after the other has
 already delivered the resolution. A resolution that names only alerts from before the last
-reopening is stale for the same reason and is ignored.
+reopening is stale for the same reason and is ignored, and one that names no alert ever seen
+firing (the fingerprints of a forged or foreign notification) closes nothing: ``ResolveIgnored``.
+
+Tenancy: the Incident lives in the alert's ``namespace`` (when the operator watches it), else in
+the operator's; its target keeps the labels' namespace, and the runbook actions act only when that
+is the Incident's own (:func:`oncall_operator.domain.tenancy.target_refusal`).
 """
 
 import collections.abc as cabc
@@ -238,12 +243,20 @@ def _reopen(st: incident.IncidentStatus, now: dt.datetime, count: int) -> None:
     )
 
 
+RESOLVE_IGNORED = "ResolveIgnored"
+
+
 def _resolve(st: incident.IncidentStatus, payload: alerts.Payload, now: dt.datetime) -> bool:
     if st.phase == Phase.RESOLVED:
         return False
     start = st.escalation.started_at or st.first_seen
     keys = {a.key for a in payload.alerts}
     seen = {d.key: d.at for d in st.detections}
+    if not keys & seen.keys():  # names no alert seen firing: a forged or foreign resolve closes nothing
+        if not st.timeline or st.timeline[-1].type != RESOLVE_IGNORED:
+            lifecycle.add(st, now, RESOLVE_IGNORED, "a resolved notification named no alert seen firing: ignored")
+            return True
+        return False
     current = {k for k, at in seen.items() if start is None or at >= start}
     if current and keys <= seen.keys() and not keys & current:
         return False  # resolves only alerts from before the last reopening: a late duplicate

@@ -13,7 +13,7 @@ import re
 import zoneinfo
 
 from oncall_operator.api import durations, incident, policy, runbook, schedule
-from oncall_operator.domain import conditions, links, people, war_room
+from oncall_operator.domain import conditions, links, people, tenancy, war_room
 
 Secrets = cabc.Mapping[str, frozenset[str]]
 """Secret name -> its keys, for the Secrets in the object's namespace."""
@@ -124,7 +124,10 @@ def check_policy(
     schedules: cabc.Mapping[str, schedule.OnCallScheduleSpec],
     secrets: Secrets,
     forbidden: frozenset[str] = frozenset(),
+    not_opted_in: frozenset[str] = frozenset(),
+    trust: tenancy.Trust | None = None,
 ) -> conditions.Verdict:
+    """``not_opted_in``: Secrets without the notifier label; ``trust``: judge endpoints and SMTP hosts too."""
     problems: list[Problem] = []
     previous = None
     for n, level in enumerate(spec.levels):
@@ -151,6 +154,9 @@ def check_policy(
                 )
             )
     for n, channel in enumerate(spec.channels):
+        refused = tenancy.channel_refusal(channel, trust) if trust is not None else None
+        if refused is not None:
+            problems.append(Problem("ChannelNotAllowed", f"spec.channels[{n}]: {refused}"))
         ref = channel.secret_ref
         if ref is None:
             continue
@@ -175,6 +181,10 @@ def check_policy(
                     "SecretKeyNotFound",
                     f"spec.channels[{n}].secretRef.key: Secret {ref.name!r} has no key {ref.key!r}",
                 )
+            )
+        elif ref.name in not_opted_in:
+            problems.append(
+                Problem("SecretNotOptedIn", f"spec.channels[{n}].secretRef: {tenancy.secret_refusal(ref.name, {})}")
             )
     if spec.business_hours is not None:
         problems += _zone("spec.businessHours.timeZone", spec.business_hours.time_zone)
@@ -296,8 +306,28 @@ def check_incident(
     spec: incident.IncidentSpec,
     policies: cabc.Mapping[str, policy.EscalationPolicySpec],
     runbooks: cabc.Mapping[str, runbook.RunbookSpec],
+    namespace: str = "",
+    operator_namespace: str = "",
 ) -> conditions.Verdict:
+    """With ``namespace`` and ``operator_namespace``, the tenancy rules too (:mod:`.tenancy`)."""
     problems: list[Problem] = []
+    if operator_namespace:
+        refusals = [
+            tenancy.target_refusal(namespace, spec.target.namespace),
+            tenancy.ref_refusal(
+                "spec.runbookRef.namespace",
+                namespace,
+                spec.runbook_ref.namespace if spec.runbook_ref else None,
+                operator_namespace,
+            ),
+            tenancy.ref_refusal(
+                "spec.escalationPolicyRef.namespace",
+                namespace,
+                spec.escalation_policy_ref.namespace if spec.escalation_policy_ref else None,
+                operator_namespace,
+            ),
+        ]
+        problems += [Problem("CrossNamespace", text) for text in refusals if text is not None]
     if spec.escalation_policy_ref is not None and spec.escalation_policy_ref.name not in policies:
         name = spec.escalation_policy_ref.name
         problems.append(

@@ -27,7 +27,7 @@ from typing import Any
 from oncall_operator.adapters import incidents, metrics, workloads
 from oncall_operator.adapters.notifiers import dispatch
 from oncall_operator.api import incident, policy, runbook
-from oncall_operator.domain import actions, escalation, matching, workload
+from oncall_operator.domain import actions, escalation, matching, tenancy, workload
 from oncall_operator.executor import context, patching
 
 log = logging.getLogger(__name__)
@@ -55,15 +55,12 @@ def wants_actions(spec: cabc.Mapping[str, Any], status: cabc.Mapping[str, Any]) 
 async def run_due(ctx: context.Context, body: cabc.Mapping[str, Any]) -> actions.Plan | None:
     """The Incident's runbook (from the indices) and its policy, then :func:`run`."""
     inc = incident.Incident.model_validate(dict(body))
-    ref = inc.spec.runbook_ref
-    if ref is None:
-        return None
-    rb_ns = ref.namespace or inc.metadata.namespace
-    spec = ctx.indices.runbook(rb_ns, ref.name)
-    if spec is None or not spec.actions:
+    rb = ctx.indices.runbook_of(inc)  # None for another tenant's Runbook: the Incident's Ready says why
+    if rb is None or not rb[1].actions or inc.spec.runbook_ref is None:
         return None
     found = ctx.indices.policy_for(inc)
-    return await run(ctx, body, matching.Chosen(rb_ns, ref.name, spec), Policy(*found) if found else None)
+    chosen = matching.Chosen(rb[0], inc.spec.runbook_ref.name, rb[1])
+    return await run(ctx, body, chosen, Policy(*found) if found else None)
 
 
 async def run(
@@ -145,6 +142,8 @@ async def _facts(
     t = inc.spec.target
     if action.type == ActionType.NOTIFY:
         return actions.Facts(now=now, policy=found.spec if found else None)
+    if tenancy.target_refusal(inc.metadata.namespace, t.namespace) is not None:
+        return actions.Facts(now=now, dry_run=opts.dry_run)  # refused by the plan: nothing of B is even read
     if action.type == ActionType.SET_FEATURE_FLAG:
         settings = action.set_feature_flag
         assert settings is not None

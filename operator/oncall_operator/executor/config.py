@@ -7,9 +7,15 @@ same things); nothing else in the operator reads ``os.environ``.
 import dataclasses
 import os
 
+from oncall_operator.domain import tenancy
+
 
 def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _list(text: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (text or "").split(",") if p.strip())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +38,10 @@ class Config:
     """The peering object (ONCALL_PEERING); None runs standalone: one process, always active."""
     peering_lifetime: int = 15
     """Seconds after its last keep-alive that a silent replica still counts as alive (ONCALL_PEERING_LIFETIME)."""
+    pagerduty_endpoints: tuple[str, ...] = tenancy.PAGERDUTY_ENDPOINTS
+    """Origins a PagerDuty channel's ``endpoint`` may name (ONCALL_PAGERDUTY_ENDPOINTS, comma-separated)."""
+    smtp_hosts: tuple[str, ...] = ()
+    """SMTP relays an Email channel may use, ``host`` or ``host:port`` (ONCALL_SMTP_HOSTS); empty: none."""
 
     @classmethod
     def from_env(cls) -> "Config":
@@ -46,7 +56,14 @@ class Config:
             intake_token_secret=env("ONCALL_INTAKE_TOKEN_SECRET", ""),
             peering=env("ONCALL_PEERING") or None,
             peering_lifetime=int(env("ONCALL_PEERING_LIFETIME", cls.peering_lifetime)),
+            pagerduty_endpoints=_list(env("ONCALL_PAGERDUTY_ENDPOINTS")) or cls.pagerduty_endpoints,
+            smtp_hosts=_list(env("ONCALL_SMTP_HOSTS")),
         )
+
+    @property
+    def trust(self) -> tenancy.Trust:
+        """The tenancy rules' settings (:mod:`oncall_operator.domain.tenancy`)."""
+        return tenancy.Trust(self.namespace, self.pagerduty_endpoints, self.smtp_hosts)
 
     @property
     def clusterwide(self) -> bool:

@@ -18,6 +18,7 @@ import aiohttp
 from oncall_operator.adapters import apiserver, events
 from oncall_operator.adapters.kube import Kube, SecretValues
 from oncall_operator.api import policy
+from oncall_operator.domain import tenancy
 from oncall_operator.executor import config, indices, patching
 
 if TYPE_CHECKING:
@@ -43,11 +44,19 @@ class Context:
     incidents: open_incidents.OpenIncidents
 
     def secret_reader(self, namespace: str) -> cabc.Callable[[policy.Channel], cabc.Awaitable[str | None]]:
-        """How a notifier reads its channel's Secret value, in ``namespace`` (kept 30 s; blocking, so in a thread)."""
+        """How a notifier reads its channel's Secret value, in ``namespace`` (kept 30 s; blocking, so in a thread).
+
+        Refuses (:class:`tenancy.Refused`) a channel that would send where the operator's allowlists
+        do not allow, and a Secret that did not opt in: the tenancy rules, enforced at send time.
+        """
 
         async def read(channel: policy.Channel) -> str | None:
+            refused = tenancy.channel_refusal(channel, self.config.trust)
+            if refused is not None:
+                raise tenancy.Refused(refused)
             ref = channel.secret_ref
-            assert ref is not None
+            if ref is None:
+                return None
             value: str | None = await asyncio.to_thread(self.secrets.value, namespace, ref.name, ref.key)
             return value
 

@@ -17,11 +17,12 @@ import pydantic
 
 from oncall_operator.adapters import apiserver
 from oncall_operator.api import GROUP, VERSION, incident, kinds, policy, runbook
-from oncall_operator.domain import checks, conditions
+from oncall_operator.domain import checks, conditions, tenancy
 
 SpecIndex = cabc.Mapping[tuple[str | None, str], Any]
 """Kopf's index: (namespace, name) -> a store holding the parsed spec (None when it does not parse)."""
 Candidate = tuple[str, str, runbook.RunbookSpec | None]
+RunbookSpec = runbook.RunbookSpec
 
 
 @dataclasses.dataclass
@@ -29,6 +30,8 @@ class Indices:
     policies: SpecIndex
     runbooks: SpecIndex
     schedules: SpecIndex
+    operator_namespace: str = "oncall-system"
+    """Where the default Runbooks and Policies live: the one other namespace a reference may name."""
     filled: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     generation: int = 0
     """Bumped on every change of a Schedule, Policy or Runbook: decisions taken before may differ now."""
@@ -52,12 +55,19 @@ class Indices:
     def runbook(self, namespace: str, name: str) -> runbook.RunbookSpec | None:
         return lookup(self.runbooks, namespace, [name]).get(name)
 
+    def runbook_of(self, inc: incident.Incident) -> tuple[str, RunbookSpec] | None:
+        """(namespace, spec) of the Incident's Runbook; None too when the ref names another tenant's namespace."""
+        ref = inc.spec.runbook_ref
+        where = tenancy.ref_namespace(inc.metadata.namespace, ref, self.operator_namespace) if ref else None
+        found = self.runbook(where, ref.name) if ref is not None and where else None
+        return None if found is None or where is None else (where, found)
+
     def verdict(self, spec: incident.IncidentSpec, namespace: str) -> conditions.Verdict:
         """Whether the Incident's references resolve (its own check, from the indices: no API call)."""
         pref, rref = spec.escalation_policy_ref, spec.runbook_ref  # in the Incident's namespace unless they say
         policies = lookup(self.policies, (pref and pref.namespace) or namespace, [pref.name] if pref else [])
         runbooks = lookup(self.runbooks, (rref and rref.namespace) or namespace, [rref.name] if rref else [])
-        return checks.check_incident(spec, policies, runbooks)
+        return checks.check_incident(spec, policies, runbooks, namespace, self.operator_namespace)
 
     def verdict_when_filled(self, spec: incident.IncidentSpec, namespace: str) -> conditions.Verdict | None:
         """:meth:`verdict`, or None while the indices may still miss what the Incident names."""
@@ -69,13 +79,15 @@ class Indices:
         ref: Any = inc.spec.escalation_policy_ref
         if ref is None and inc.spec.runbook_ref is not None:
             rb_ref = inc.spec.runbook_ref
-            rb_ns = rb_ref.namespace or ns
-            found = self.runbook(rb_ns, rb_ref.name)
+            rb_ns = tenancy.ref_namespace(ns, rb_ref, self.operator_namespace) or ""
+            found = self.runbook(rb_ns, rb_ref.name) if rb_ns else None
             if found is None or found.escalation_policy_ref is None:
                 return None
             ref, ns = found.escalation_policy_ref, rb_ns
         if ref is None:
             return None
+        if tenancy.ref_refusal("", inc.metadata.namespace, getattr(ref, "namespace", None), self.operator_namespace):
+            return None  # another tenant's policy: never used (the Incident's Ready says why)
         ns = getattr(ref, "namespace", None) or ns
         spec = lookup(self.policies, ns, [ref.name]).get(ref.name)
         return None if spec is None else (ns, spec)

@@ -14,7 +14,7 @@ from typing import Any
 
 from oncall_operator.adapters import incidents
 from oncall_operator.api import base, incident, kinds, policy, runbook, schedule
-from oncall_operator.domain import checks, conditions, schedules
+from oncall_operator.domain import checks, conditions, schedules, tenancy
 from oncall_operator.executor import context, indices
 
 
@@ -39,15 +39,21 @@ async def check_policy(ctx: context.Context, body: cabc.Mapping[str, Any]) -> No
     found = indices.lookup(ctx.indices.schedules, namespace, _schedule_refs(spec))
     secrets: dict[str, frozenset[str]] = {}
     forbidden: set[str] = set()
+    not_opted_in: set[str] = set()
     for name in checks.secret_names(spec, found):
         try:
-            keys = await asyncio.to_thread(ctx.kube.secret_keys, namespace, name)
+            seen = await asyncio.to_thread(ctx.kube.secret_keys, namespace, name)
         except PermissionError:
             forbidden.add(name)
             continue
-        if keys is not None:
-            secrets[name] = keys
-    await _write(ctx, kinds.POLICY, body, checks.check_policy(spec, found, secrets, frozenset(forbidden)))
+        if seen is not None:
+            secrets[name] = seen[0]
+            if tenancy.secret_refusal(name, seen[1]) is not None:
+                not_opted_in.add(name)
+    verdict = checks.check_policy(
+        spec, found, secrets, frozenset(forbidden), frozenset(not_opted_in), trust=ctx.config.trust
+    )
+    await _write(ctx, kinds.POLICY, body, verdict)
 
 
 async def check_runbook(ctx: context.Context, body: cabc.Mapping[str, Any]) -> None:

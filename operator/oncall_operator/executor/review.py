@@ -36,10 +36,9 @@ async def open_review(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Non
     hours = found[1].business_hours if found else None
     due_at = review.due(inc.status.resolved_at or dt.datetime.now(dt.UTC), hours)
     steps: list[str] = []
-    if inc.spec.runbook_ref is not None:
-        ref = inc.spec.runbook_ref
-        rb = ctx.indices.runbook(ref.namespace or inc.metadata.namespace, ref.name)
-        steps = [step.title for step in rb.steps] if rb else []
+    rb = ctx.indices.runbook_of(inc)
+    if rb is not None:
+        steps = [step.title for step in rb[1].steps]
     meta = body["metadata"]
     name = report_name(meta["name"])
     owner = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kinds.INCIDENT.kind, "name": meta["name"], "uid": meta["uid"]}

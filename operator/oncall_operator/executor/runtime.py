@@ -66,7 +66,7 @@ async def start(
         http=aiohttp.ClientSession(),
         secrets=kube.SecretValues(k),
         events=poster,
-        indices=indices.Indices(policies, runbooks, schedules),
+        indices=indices.Indices(policies, runbooks, schedules, cfg.namespace),
         locks=patching.Locks(),
         oom=oom.OomState(apiserver.Api(k)),
         incidents=open_incidents.OpenIncidents(),

@@ -35,11 +35,9 @@ async def settle(ctx: context.Context, body: cabc.Mapping[str, Any]) -> dict[str
     obj = await workloads.read(ctx.oom.api, target.kind, target.namespace, target.name)
     complete = obj is not None and workload.rollout_complete(obj)
     quiet = durations.parse(runbook.Guardrails().quiet_period)
-    ref = inc.spec.runbook_ref
-    if ref is not None:
-        found = ctx.indices.runbook(ref.namespace or meta.namespace, ref.name)
-        if found is not None:
-            quiet = durations.parse(found.guardrails.quiet_period)
+    found = ctx.indices.runbook_of(inc)
+    if found is not None:
+        quiet = durations.parse(found[1].guardrails.quiet_period)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     if oom_incident.settle(inc.status, complete, quiet, now) is None:
         return None  # nothing to write on this look: no read of the latest Incident either

@@ -19,9 +19,10 @@ import aiohttp
 
 from oncall_operator.adapters import notifiers
 from oncall_operator.api import incident, policy, schedule
-from oncall_operator.domain import escalation, notices, pages, people, war_room
+from oncall_operator.domain import escalation, notices, pages, people, tenancy, war_room
 
 SecretReader = cabc.Callable[[policy.Channel], cabc.Awaitable[str | None]]
+"""A channel's Secret value (None without one); raises :class:`tenancy.Refused` for a channel it must not serve."""
 Part = tuple[notices.Notice, notifiers.Sender, str]
 """A notice, the sender that delivers it, and whom it is for (empty: the channel itself)."""
 
@@ -45,9 +46,13 @@ async def deliver(
     """Send every step to its channels concurrently; never raises, one Result per (step, channel)."""
     channels = {c.name: c for c in spec.channels}
     values: dict[str, str | None] = {}
+    refused: dict[str, str] = {}
     for name in {c for s in sends for c in s.channels if c in channels}:
         channel = channels[name]
-        values[name] = await secret(channel) if channel.secret_ref is not None else None
+        try:  # the reader also judges where the channel sends (the tenancy rules)
+            values[name] = await secret(channel)
+        except tenancy.Refused as error:
+            refused[name] = str(error)
 
     async def one(send: escalation.Send) -> list[Result]:
         note = pages.notice(send, inc, spec, now)
@@ -56,7 +61,14 @@ async def deliver(
             if name not in channels:
                 out.append(Result(send.key, name, False, f"{name}: channel is not in the escalation policy"))
                 continue
-            parts = await _parts(channels[name], values[name], send, note, secret, session)
+            if name in refused:
+                out.append(Result(send.key, name, False, f"{name}: {refused[name]}"))
+                continue
+            try:
+                parts = await _parts(channels[name], values[name], send, note, secret, session)
+            except tenancy.Refused as error:  # e.g. a person's own routing key in a Secret not opted in
+                out.append(Result(send.key, name, False, f"{name}: {error}"))
+                continue
             out.append(await _send(send.key, name, parts))
         return out
 
