@@ -124,6 +124,7 @@ class OperatorProcess:
             "ONCALL_HTTP_ADDRESS": "127.0.0.1:0",  # the intake on a free port: operators never compete for 8080
             "ONCALL_PAGERDUTY_ENDPOINTS": "https://events.pagerduty.com,http://127.0.0.1:*",  # tests/peers.py
             "ONCALL_SMTP_HOSTS": "127.0.0.1,smtp.valeo-erp.com",  # the local inbox; examples/' relay
+            "ONCALL_API_ENDPOINTS": "http://127.0.0.1:*",  # tests/peers.py plays Twilio and Slack
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None

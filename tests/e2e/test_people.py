@@ -25,7 +25,8 @@ CALLS = f"/2010-04-01/Accounts/{TWILIO_SID}/Calls.json"
 
 
 def secret(name: str, key: str, value: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {key: value}}
+    meta = {"name": name, "labels": {"oncall.dev/notifier": "true"}}  # a channel reads only Secrets that opt in
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "stringData": {key: value}}
 
 
 def setup(kubectl: Kubectl, namespace: str, peer: Peer) -> None:

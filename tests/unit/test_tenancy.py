@@ -225,3 +225,24 @@ def test_an_alert_incident_lives_in_the_alerts_namespace_and_acts_only_there(
     opening = alert_incident.opening(payload, [], "oncall-system", scope)
     assert opening.namespace == home and opening.spec.target.namespace == label
     assert (tenancy.target_refusal(opening.namespace, opening.spec.target.namespace) is None) == acts
+
+
+@pytest.mark.parametrize(
+    ("channel", "refused"),
+    [
+        ({"type": "Twilio", "endpoint": "https://api.twilio.com"}, False),
+        ({"type": "Twilio"}, False),  # no override: Twilio's own API
+        ({"type": "Twilio", "endpoint": "https://evil.example/2010-04-01"}, True),  # the AuthToken would go there
+        ({"type": "Twilio", "endpoint": "https://api.twilio.com.evil.io"}, True),
+        ({"type": "Twilio", "endpoint": "http://api.twilio.com"}, True),  # not https
+        ({"type": "SlackBot", "endpoint": "https://slack.com/api"}, False),
+        ({"type": "SlackBot", "endpoint": "https://slack.com@evil.io/api"}, True),  # the bot token would go there
+        ({"type": "SlackBot", "endpoint": "https://127.0.0.1:8443/api"}, True),
+    ],
+)
+def test_twilio_and_slack_bot_endpoints_are_on_the_api_allowlist(channel: dict[str, str], refused: bool) -> None:
+    body = {"name": "c", "secretRef": {"name": "s", "key": "k"}, **channel}
+    verdict = tenancy.channel_refusal(policy.Channel.model_validate(body), tenancy.Trust())
+    assert (verdict is not None) == refused, verdict
+    if refused:  # the allowlist named, or the URL itself refused (user info, not a plain host)
+        assert "ONCALL_API_ENDPOINTS" in str(verdict) or "plain host name" in str(verdict), verdict

@@ -23,6 +23,8 @@ NOTIFIER_LABEL = "oncall.dev/notifier"
 FEATURE_FLAGS_LABEL = "oncall.dev/feature-flags"
 """A ConfigMap ``setFeatureFlag`` may write carries this label with the value "true"."""
 PAGERDUTY_ENDPOINTS = ("https://events.pagerduty.com", "https://events.eu.pagerduty.com")
+API_ENDPOINTS = ("https://api.twilio.com", "https://slack.com")
+"""Where a Twilio or Slack bot channel's ``endpoint`` may point by default: the providers' own APIs."""
 """PagerDuty's US and EU Events API origins: the default allowlist."""
 
 
@@ -39,6 +41,8 @@ class Trust:
     """Allowed origins, ``scheme://host`` (default port) or ``scheme://host:port`` or ``scheme://host:*``."""
     smtp_hosts: tuple[str, ...] = ()
     """Allowed SMTP relays, ``host`` (any port) or ``host:port``; empty: no Email channel may send."""
+    api_endpoints: tuple[str, ...] = API_ENDPOINTS
+    """Allowed origins of a Twilio or Slack bot channel's ``endpoint``, as for PagerDuty."""
 
 
 def target_refusal(incident_namespace: str, target_namespace: str) -> str | None:
@@ -100,8 +104,10 @@ def _port_matches(allowed: str, port: int | None, default: int) -> bool:
     return allowed == "*" or (int(allowed) if allowed else default) == (port or default)
 
 
-def endpoint_refusal(url: str, allowed: tuple[str, ...]) -> str | None:
-    """A PagerDuty endpoint is on the allowlist by scheme, host and port (no user info, no lookalike host)."""
+def endpoint_refusal(
+    url: str, allowed: tuple[str, ...], what: str = "PagerDuty", setting: str = "ONCALL_PAGERDUTY_ENDPOINTS"
+) -> str | None:
+    """An endpoint is on the allowlist by scheme, host and port (no user info, no lookalike host)."""
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
@@ -123,8 +129,8 @@ def endpoint_refusal(url: str, allowed: tuple[str, ...]) -> str | None:
             return None
     scheme_note = "" if parts.scheme == "https" else " (and is not https)"
     return (
-        f"endpoint {url!r} is not on the operator's PagerDuty allowlist{scheme_note}: "
-        f"{', '.join(allowed) or '(empty)'} (ONCALL_PAGERDUTY_ENDPOINTS)"
+        f"endpoint {url!r} is not on the operator's {what} allowlist{scheme_note}: "
+        f"{', '.join(allowed) or '(empty)'} ({setting})"
     )
 
 
@@ -146,6 +152,8 @@ def channel_refusal(channel: policy.Channel, trust: Trust) -> str | None:
     """Whether ``channel`` may send where it says (Secrets are judged when read: :func:`secret_refusal`)."""
     if channel.type == policy.ChannelType.PAGER_DUTY and channel.endpoint:
         return endpoint_refusal(channel.endpoint, trust.pagerduty_endpoints)
+    if channel.type in (policy.ChannelType.TWILIO, policy.ChannelType.SLACK_BOT) and channel.endpoint:
+        return endpoint_refusal(channel.endpoint, trust.api_endpoints, "Twilio/Slack API", "ONCALL_API_ENDPOINTS")
     if channel.type == policy.ChannelType.EMAIL and channel.email is not None:
         return smtp_refusal(channel.email.smtp_host, channel.email.smtp_port, trust.smtp_hosts)
     return None

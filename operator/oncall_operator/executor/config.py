@@ -42,6 +42,8 @@ class Config:
     """Origins a PagerDuty channel's ``endpoint`` may name (ONCALL_PAGERDUTY_ENDPOINTS, comma-separated)."""
     smtp_hosts: tuple[str, ...] = ()
     """SMTP relays an Email channel may use, ``host`` or ``host:port`` (ONCALL_SMTP_HOSTS); empty: none."""
+    api_endpoints: tuple[str, ...] = tenancy.API_ENDPOINTS
+    """Origins a Twilio or Slack bot channel's ``endpoint`` may name (ONCALL_API_ENDPOINTS, comma-separated)."""
 
     @classmethod
     def from_env(cls) -> "Config":
@@ -58,12 +60,13 @@ class Config:
             peering_lifetime=int(env("ONCALL_PEERING_LIFETIME", cls.peering_lifetime)),
             pagerduty_endpoints=_list(env("ONCALL_PAGERDUTY_ENDPOINTS")) or cls.pagerduty_endpoints,
             smtp_hosts=_list(env("ONCALL_SMTP_HOSTS")),
+            api_endpoints=_list(env("ONCALL_API_ENDPOINTS")) or cls.api_endpoints,
         )
 
     @property
     def trust(self) -> tenancy.Trust:
         """The tenancy rules' settings (:mod:`oncall_operator.domain.tenancy`)."""
-        return tenancy.Trust(self.namespace, self.pagerduty_endpoints, self.smtp_hosts)
+        return tenancy.Trust(self.namespace, self.pagerduty_endpoints, self.smtp_hosts, self.api_endpoints)
 
     @property
     def clusterwide(self) -> bool:
