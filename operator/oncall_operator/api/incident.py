@@ -20,6 +20,7 @@ class SourceType(enum.StrEnum):
     ALERTMANAGER = "Alertmanager"
     OOM_KILL = "OOMKill"
     MANUAL = "Manual"
+    HEARTBEAT = "Heartbeat"
 
 
 class Source(base.Model):

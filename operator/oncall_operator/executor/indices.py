@@ -17,7 +17,7 @@ import pydantic
 
 from oncall_operator.adapters import apiserver
 from oncall_operator.api import GROUP, VERSION, incident, kinds, policy, runbook
-from oncall_operator.domain import checks, conditions
+from oncall_operator.domain import checks, conditions, heartbeats, maintenance
 
 SpecIndex = cabc.Mapping[tuple[str | None, str], Any]
 """Kopf's index: (namespace, name) -> a store holding the parsed spec (None when it does not parse)."""
@@ -30,6 +30,10 @@ class Indices:
     runbooks: SpecIndex
     schedules: SpecIndex
     filled: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    windows: SpecIndex = dataclasses.field(default_factory=dict)
+    """MaintenanceWindows (:mod:`oncall_operator.handlers.quiet`)."""
+    heartbeat_specs: SpecIndex = dataclasses.field(default_factory=dict)
+    """Heartbeats (:mod:`oncall_operator.handlers.quiet`)."""
     generation: int = 0
     """Bumped on every change of a Schedule, Policy or Runbook: decisions taken before may differ now."""
 
@@ -51,6 +55,30 @@ class Indices:
 
     def runbook(self, namespace: str, name: str) -> runbook.RunbookSpec | None:
         return lookup(self.runbooks, namespace, [name]).get(name)
+
+    def heartbeat_list(self) -> list[heartbeats.Heartbeat]:
+        return [
+            heartbeats.Heartbeat(ns or "", name, spec)
+            for (ns, name), store in list(self.heartbeat_specs.items())
+            if (spec := next(iter(store), None)) is not None
+        ]
+
+    def muted(
+        self,
+        what: maintenance.Mutes,
+        namespace: str,
+        labels: cabc.Mapping[str, str],
+        workload_labels: cabc.Mapping[str, str] | None,
+        operator_namespace: str,
+        now: Any,
+    ) -> maintenance.Mute | None:
+        """The maintenance window muting ``what`` there now, from the index (no API call)."""
+        windows = [
+            maintenance.Window(ns or "", name, spec)
+            for (ns, name), store in list(self.windows.items())
+            if (spec := next(iter(store), None)) is not None
+        ]
+        return maintenance.muted(windows, what, namespace, labels, workload_labels, operator_namespace, now)
 
     def verdict(self, spec: incident.IncidentSpec, namespace: str) -> conditions.Verdict:
         """Whether the Incident's references resolve (its own check, from the indices: no API call)."""
