@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from oncall_operator.api import base, maintenance
+from oncall_operator.api import base, incident, maintenance, runbook
+from oncall_operator.domain import guardrails
 from oncall_operator.domain import maintenance as mw
 
 UTC = dt.UTC
@@ -188,3 +189,26 @@ def test_mark_flips_once_and_says_so() -> None:
 )
 def test_check(w: mw.Window, reason: str) -> None:
     assert mw.check(w, OPERATOR).reason == reason
+
+
+def test_the_guardrail_refuses_with_the_window_name_and_needs_no_human() -> None:
+    mute = mw.Mute("shop/db-migration", at("2026-03-01T12:00:00+00:00"), "schema change")
+    subject = guardrails.Subject("Deployment", "the Deployment", {}, {})
+    refused = guardrails.refusal(runbook.Guardrails(), None, subject, {}, NOW, mute)
+    assert refused is not None and refused.reason == "Maintenance" and not refused.human
+    assert "MaintenanceWindow shop/db-migration (schema change)" in refused.text
+    assert guardrails.refusal(runbook.Guardrails(), None, subject, {}, NOW) is None
+
+
+def test_hold_once_then_resume_from_level_one() -> None:
+    status = incident.IncidentStatus(phase=incident.Phase.TRIGGERED)
+    status.escalation.started_at, status.escalation.level = at("2026-03-01T10:30:00+00:00"), 2
+    mute = mw.Mute("shop/db-migration", at("2026-03-01T12:00:00+00:00"))
+    held = mw.hold(status, mute, NOW)
+    assert held is not None and mw.in_maintenance(held) and held.timeline[-1].type == "Maintenance"
+    assert mw.hold(held, mute, NOW) is None
+    end = at("2026-03-01T12:00:00+00:00")
+    back = mw.resume(held, end)
+    assert not mw.in_maintenance(back) and back.timeline[-1].type == "MaintenanceEnded"
+    assert (back.escalation.started_at, back.escalation.level) == (end, 0)
+    assert mw.resume(back, end) is back
