@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import kubernetes
 import pytest
 
 from oncall_operator import devcluster
@@ -23,11 +22,13 @@ from oncall_operator.domain import oom_incident
 from tests.conftest import eventually
 from tests.e2e.alertmanager_support import Alertmanager, free_port, rfc3339
 from tests.e2e.conftest import Kubectl, OperatorProcess
-from tests.e2e.oom_support import AGENT, Cluster, runbook, workload
+from tests.e2e.oom_support import Cluster, runbook, workload
 from tests.e2e.test_kubectl_plugin import oncall
+from tests.e2e.test_oom_remediation import cluster
 from tests.peers import Peer, ThreadedPeer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+assert cluster  # the fixture, shared with the OOM tests
 TOKEN = "e2e-quiet-token-" + uuid.uuid4().hex
 ROUTING_KEY = "R0UT1NGKEY0000000000000000000003"
 TICK = 0.5
@@ -38,13 +39,6 @@ D = "Deployment"
 def peer() -> Iterator[Peer]:
     with ThreadedPeer() as p:
         yield p
-
-
-@pytest.fixture(scope="module")
-def cluster(control_plane: devcluster.ControlPlane, kubectl: Kubectl) -> Cluster:
-    client = kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
-    client.user_agent = AGENT
-    return Cluster(client, kubectl)
 
 
 @pytest.fixture(scope="module")

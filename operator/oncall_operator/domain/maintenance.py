@@ -196,25 +196,26 @@ def in_maintenance(status: incident.IncidentStatus) -> bool:
     return any(c.type == CONDITION and c.status == base.ConditionStatus.TRUE for c in status.conditions)
 
 
-def hold(status: incident.IncidentStatus, mute: Mute, now: dt.datetime) -> incident.IncidentStatus | None:
-    """The status saying its pages are held back by ``mute`` (once per window), or None when it says so already."""
+def _marked(status: incident.IncidentStatus, mute: Mute | None, now: dt.datetime) -> incident.IncidentStatus | None:
+    """A copy with the condition for ``mute`` and its timeline entry; None when the status says so already."""
     conds, said = mark(status.conditions, mute, now)
     if said is None:
         return None
     st = status.model_copy(deep=True)
     st.conditions = conds
-    lifecycle.add(st, now, "Maintenance", said)
-    return st
+    return lifecycle.add(st, now, "Maintenance" if mute else "MaintenanceEnded", said)
+
+
+def hold(status: incident.IncidentStatus, mute: Mute, now: dt.datetime) -> incident.IncidentStatus | None:
+    """The status saying its pages are held back by ``mute`` (once per window), or None when it says so already."""
+    return _marked(status, mute, now)
 
 
 def resume(status: incident.IncidentStatus, now: dt.datetime) -> incident.IncidentStatus:
     """After the window: the condition flips, and an open Incident's escalation starts again from level 1 now."""
-    conds, said = mark(status.conditions, None, now)
-    if said is None:
+    st = _marked(status, None, now)
+    if st is None:
         return status
-    st = status.model_copy(deep=True)
-    st.conditions = conds
-    lifecycle.add(st, now, "MaintenanceEnded", said)
     if st.phase != incident.Phase.RESOLVED:
         esc = st.escalation
         esc.started_at, esc.level, esc.loop, esc.closed = now, 0, 0, False

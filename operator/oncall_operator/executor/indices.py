@@ -109,6 +109,14 @@ class Indices:
         return None if spec is None else (ns, spec)
 
 
+def parse(model: type[pydantic.BaseModel], spec: cabc.Mapping[str, Any]) -> Any:
+    """A spec for an index: the model, or None when it does not parse (its Ready check says why)."""
+    try:
+        return model.model_validate(dict(spec))
+    except pydantic.ValidationError:
+        return None
+
+
 def lookup(index: SpecIndex, namespace: str, names: cabc.Iterable[str]) -> dict[str, Any]:
     """The parsed specs of the named objects that exist in ``namespace``."""
     found = {}

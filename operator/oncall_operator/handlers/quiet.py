@@ -7,36 +7,27 @@ applied or stopped takes effect at once). A timer keeps each window's ``active``
 ``nextEnd`` current and ticks each Heartbeat every ``ONCALL_TICK_SECONDS``.
 """
 
-import collections.abc as cabc
 from typing import Any
 
 import kopf
-import pydantic
 
 from oncall_operator.api import GROUP, VERSION, heartbeat, kinds, maintenance
-from oncall_operator.executor import config, heartbeats, ready
+from oncall_operator.executor import config, heartbeats, indices, ready
 
 WINDOW_RECHECK = 15.0
 TICK = max(config.CONFIG.tick_seconds, 0.5)
-
-
-def _parse(model: type[pydantic.BaseModel], spec: cabc.Mapping[str, Any]) -> Any:
-    try:
-        return model.model_validate(dict(spec))
-    except pydantic.ValidationError:
-        return None
 
 
 @kopf.index(GROUP, VERSION, kinds.MAINTENANCE.plural)
 def maintenance_windows(
     namespace: str | None, name: str, spec: kopf.Spec, **_: Any
 ) -> dict[tuple[str | None, str], Any]:
-    return {(namespace, name): _parse(maintenance.MaintenanceWindowSpec, spec)}
+    return {(namespace, name): indices.parse(maintenance.MaintenanceWindowSpec, spec)}
 
 
 @kopf.index(GROUP, VERSION, kinds.HEARTBEAT.plural)
 def heartbeat_specs(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str | None, str], Any]:
-    return {(namespace, name): _parse(heartbeat.HeartbeatSpec, spec)}
+    return {(namespace, name): indices.parse(heartbeat.HeartbeatSpec, spec)}
 
 
 @kopf.on.event(GROUP, VERSION, kinds.MAINTENANCE.plural)
