@@ -43,7 +43,11 @@ class Recurrence(base.Model):
 
     model_config = pydantic.ConfigDict(
         json_schema_extra=base.validations(
-            ("self.daysOfMonth.all(d, d != 0)", "days of month are 1..31 or -1..-31, never 0", ".daysOfMonth"),
+            (
+                "!has(self.daysOfMonth) || self.daysOfMonth.all(d, d != 0)",
+                "days of month are 1..31 or -1..-31, never 0",
+                ".daysOfMonth",
+            ),
         )
     )
 
@@ -89,7 +93,7 @@ class MaintenanceWindowSpec(base.Model):
         json_schema_extra=base.validations(
             ("has(self.start) == has(self.end)", "a one-off window has both start and end"),
             ("has(self.start) != has(self.recurring)", "a window is either one-off (start, end) or recurring"),
-            ("!has(self.start) || self.end > self.start", "end must be after start", ".end"),
+            ("!has(self.start) || !has(self.end) || self.end > self.start", "end must be after start", ".end"),
         )
     )
 
