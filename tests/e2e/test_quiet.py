@@ -91,6 +91,10 @@ def policy(peer: Peer, levels: list[dict[str, Any]] | None = None) -> list[dict[
                         "endpoint": peer.url("/v2/enqueue"),
                     }
                 ],
+                "severities": [
+                    {"severity": level, "response": "Page", "channels": ["pagerduty"]}
+                    for level in ("critical", "warning")
+                ],
             },
         },
     ]
@@ -127,8 +131,10 @@ def test_a_window_mutes_the_page_and_pauses_the_oom_remediation_in_its_namespace
     kubectl.run("create", "namespace", loud)
     try:
         now = dt.datetime.now(dt.UTC)
-        for ns in (quiet, loud):
-            cluster.apply(ns, *policy(peer), paging_oom_runbook(), workload(D, "db", "200Mi"))
+        # `loud` is at its runbook's cap (1Gi), so its Incident needs a human and pages; a remediated one
+        # would be Mitigated, which pages nobody
+        for ns, limit in ((quiet, "200Mi"), (loud, "1Gi")):
+            cluster.apply(ns, *policy(peer), paging_oom_runbook(), workload(D, "db", limit))
         # the planned migration in `quiet`; and a namespace user's try at silencing `loud` from there
         cluster.apply(
             quiet,
@@ -158,9 +164,10 @@ def test_a_window_mutes_the_page_and_pauses_the_oom_remediation_in_its_namespace
         for ns in (quiet, loud):
             cluster.kill(ns, cluster.wait_pod(ns, "app=db"))
 
-        # outside the window: remediated and paged as usual
-        cluster.wait_limit(D, loud, "db", "300Mi")
+        # outside the window: the guardrails as usual (at the cap: a human is needed), and the page
         eventually(lambda: pd_triggers(peer, loud) == 1, 30, what="the page outside the window")
+        outside = cluster.wait_incident(loud, D, "db", "refused at the cap", action="AtCap")
+        assert condition(outside, "InMaintenance") == {}
 
         # inside: the Incident opens and records everything, the change is refused, the page is held
         def held() -> dict[str, Any] | None:
