@@ -201,7 +201,7 @@ def test_an_escalation_running_when_a_window_starts_stops_and_resumes_after_it(
 ) -> None:
     levels = [
         {"name": "l1", "after": "0", "targets": [{"user": "Ada"}]},
-        {"name": "l2", "after": "6s", "targets": [{"user": "Bob"}]},
+        {"name": "l2", "after": "30s", "targets": [{"user": "Bob"}]},  # due inside the window
     ]
     for obj in policy(peer, levels):
         kubectl.run("apply", "-n", namespace, "-f", "-", stdin=json.dumps(obj))
@@ -221,7 +221,7 @@ def test_an_escalation_running_when_a_window_starts_stops_and_resumes_after_it(
         return dict(kubectl.json("get", "incident/checkout-down", "-n", namespace))
 
     # level 2 comes due inside the window: held, said once on the Incident
-    eventually(lambda: condition(get(), "InMaintenance").get("status") == "True", 30, what="level 2 held")
+    eventually(lambda: condition(get(), "InMaintenance").get("status") == "True", 60, what="level 2 held")
     assert pd_triggers(peer, namespace) == 1
     assert [e["type"] for e in get()["status"]["timeline"]].count("Maintenance") == 1
 
@@ -232,7 +232,7 @@ def test_an_escalation_running_when_a_window_starts_stops_and_resumes_after_it(
     ended = get()["status"]
     assert condition({"status": ended}, "InMaintenance")["status"] == "False"
     assert "MaintenanceEnded" in [e["type"] for e in ended["timeline"]]
-    eventually(lambda: pd_triggers(peer, namespace) == 3, 30, what="level 2 after the window")
+    eventually(lambda: pd_triggers(peer, namespace) == 3, 60, what="level 2 after the window")
     mw = kubectl.json("get", "mw/hotfix", "-n", namespace)
     assert mw["spec"]["reason"] == "hotfix"
     eventually(
