@@ -37,6 +37,7 @@ def test_start_makes_a_one_off_window_from_now() -> None:
         "start": "2026-03-01T10:00:00Z",
         "end": "2026-03-01T12:00:00Z",
         "scope": {
+            "namespaces": [],
             "workloadSelector": {"app": "db", "tier": "data"},
             "matchers": [{"label": "alertname", "op": "=", "value": "DBDown"}],
         },
