@@ -9,6 +9,7 @@
     kubectl oncall report INCIDENT                   the post-incident review report
     kubectl oncall approve INCIDENT ACTION           approve a runbook action that awaits approval
     kubectl oncall check INCIDENT N                  tick item N (1-based) of the incident's checklist
+    kubectl oncall maintenance start|stop            an ad-hoc maintenance window (plugin_maintenance)
 
 kubectl finds this as ``kubectl-oncall`` on PATH (installed with the package). Acknowledge,
 resolve, approve and check record who did it: the user the API server authenticated
@@ -264,6 +265,9 @@ def _parser() -> argparse.ArgumentParser:
     over.add_argument("--role")
     over.add_argument("--reason")
     over.set_defaults(run=cmd_override)
+    from oncall_operator import plugin_maintenance  # maintenance start|stop, kept in its own module
+
+    plugin_maintenance.register(sub)
     return parser
 
 

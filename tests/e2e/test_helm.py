@@ -196,6 +196,10 @@ def test_service_monitor_and_alerts_use_what_the_operator_exports(helm: Helm) ->
         assert used and used <= exported, f"{name} uses {used - exported}, not exported"
         assert expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}"), expr
     assert 'result="failed"' in alerts["OncallNotificationsFailing"]
+    bypass = {
+        r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if r["labels"].get("oncall_bypass") == "true"
+    }
+    assert bypass >= {"OncallOperatorDown", "OncallOperatorNoActiveReplica", "OncallNotificationsFailing"}
 
 
 def test_dockerfile_and_chart_agree(helm: Helm) -> None:

@@ -75,6 +75,8 @@ def test_short_names_and_incident_columns() -> None:
         "EscalationPolicy": ("escpol",),
         "Runbook": ("rb",),
         "Incident": ("inc",),
+        "MaintenanceWindow": ("mw",),
+        "Heartbeat": ("hb",),
     }
     shown = [c.name.upper() for c in kinds.INCIDENT.columns if not c.priority]
     assert shown == ["SEVERITY", "PHASE", "LEVEL", "ON-CALL", "TARGET", "AGE"]

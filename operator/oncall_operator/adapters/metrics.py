@@ -36,6 +36,12 @@ ALERTS_RECEIVED = prometheus_client.Counter(
     ["status"],
     registry=REGISTRY,
 )
+HEARTBEATS = prometheus_client.Counter(
+    "oncall_heartbeats",
+    "Beats recorded, by Heartbeat (namespace/name; empty: a Watchdog no Heartbeat hears)",
+    ["heartbeat"],
+    registry=REGISTRY,
+)
 INTAKE_REQUESTS = prometheus_client.Counter(
     "oncall_intake_requests",
     "Requests to the alert intake, by HTTP status code answered",

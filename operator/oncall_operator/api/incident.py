@@ -20,6 +20,7 @@ class SourceType(enum.StrEnum):
     ALERTMANAGER = "Alertmanager"
     OOM_KILL = "OOMKill"
     MANUAL = "Manual"
+    HEARTBEAT = "Heartbeat"
 
 
 class Source(base.Model):
@@ -198,6 +199,9 @@ class IncidentStatus(base.ObjectStatus):
     on_call: Annotated[str, pydantic.Field(max_length=256, description="Who holds the Incident now")] = ""
     target: Annotated[str, pydantic.Field(max_length=512, description="kind/namespace/name, for kubectl get")] = ""
     occurrences: Annotated[int, pydantic.Field(ge=0)] = 0
+    flaps: Annotated[
+        int, pydantic.Field(ge=0, description="Times the alert group fired again while flapping: no reopening, no page")
+    ] = 0
     first_seen: dt.datetime | None = None
     last_seen: dt.datetime | None = None
     acknowledged_by: Annotated[str, pydantic.Field(max_length=256)] = ""

@@ -1,4 +1,4 @@
-"""The four kinds as the API server knows them: names, scope, printer columns, models.
+"""The kinds as the API server knows them: names, scope, printer columns, models.
 
 One table, read by the CRD generator, the operator's handlers and the kubectl plugin, so a
 plural or a short name is written in exactly one place.
@@ -9,7 +9,7 @@ from typing import Any
 
 import pydantic
 
-from oncall_operator.api import incident, policy, runbook, schedule
+from oncall_operator.api import heartbeat, incident, maintenance, policy, runbook, schedule
 
 CATEGORY = "oncall"
 
@@ -122,4 +122,42 @@ INCIDENT = Kind(
     ),
 )
 
-ALL = (SCHEDULE, POLICY, RUNBOOK, INCIDENT)
+MAINTENANCE = Kind(
+    kind="MaintenanceWindow",
+    plural="maintenancewindows",
+    singular="maintenancewindow",
+    short_names=("mw",),
+    model=maintenance.MaintenanceWindow,
+    spec=maintenance.MaintenanceWindowSpec,
+    status=maintenance.MaintenanceWindowStatus,
+    columns=(
+        Column("Mutes", ".spec.mutes"),
+        Column("Active", ".status.active", type="boolean"),
+        Column("Next-Start", ".status.nextStart"),
+        Column("Next-End", ".status.nextEnd"),
+        READY,
+        Column("Reason", ".spec.reason", priority=1),
+        AGE,
+    ),
+)
+
+HEARTBEAT = Kind(
+    kind="Heartbeat",
+    plural="heartbeats",
+    singular="heartbeat",
+    short_names=("hb",),
+    model=heartbeat.Heartbeat,
+    spec=heartbeat.HeartbeatSpec,
+    status=heartbeat.HeartbeatStatus,
+    columns=(
+        Column("Alert", ".spec.alertName"),
+        Column("Timeout", ".spec.timeout"),
+        Column("State", ".status.state"),
+        Column("Last-Beat", ".status.lastBeatAt"),
+        Column("Deadline", ".status.deadline"),
+        READY,
+        AGE,
+    ),
+)
+
+ALL = (SCHEDULE, POLICY, RUNBOOK, INCIDENT, MAINTENANCE, HEARTBEAT)

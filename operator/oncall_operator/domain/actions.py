@@ -41,7 +41,7 @@ from typing import Any
 
 from oncall_operator.api import durations, incident, runbook, schedule
 from oncall_operator.api import policy as policies
-from oncall_operator.domain import changes, guardrails, lifecycle, matching, tenancy, workload
+from oncall_operator.domain import changes, guardrails, lifecycle, maintenance, matching, tenancy, workload
 
 ActionType = runbook.ActionType
 State = incident.ActionState
@@ -125,6 +125,7 @@ class Facts:
     policy: policies.EscalationPolicySpec | None = None
     in_scope: bool = True
     dry_run: bool = False
+    paused_by: maintenance.Mute | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,7 +256,7 @@ def _gates(
         raise _refuse(due, "OutOfScope", f"namespace {change.namespace} is outside the operator's watch scope")
     paused = change.kind != "ConfigMap" and bool((obj.get("spec") or {}).get("paused"))
     subject = guardrails.Subject(change.kind, where, meta.get("annotations"), meta.get("labels") or {}, paused)
-    refused = guardrails.refusal(guard, inc.status, subject, facts.namespace_annotations, facts.now)
+    refused = guardrails.refusal(guard, inc.status, subject, facts.namespace_annotations, facts.now, facts.paused_by)
     if refused is not None:
         raise _refuse(due, refused.reason, refused.text, change, human=refused.human)
 

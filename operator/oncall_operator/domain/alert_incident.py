@@ -10,7 +10,9 @@ delivery brings nothing new, so duplicates (an HA pair, Alertmanager's repeats) 
 
 Phases: a resolved group resolves the Incident (``resolvedBy: alertmanager``); an alert firing
 that was never seen before reopens a Resolved Incident (``Reopened``) and restarts its
-escalation from that moment, so it pages again. A delivery of alerts already seen never
+escalation from that moment, so it pages again; unless the group is flapping
+(:func:`noise.flapping`): then the Incident goes back to Triggered (or Acknowledged), its
+escalation runs on without a new start, and ``status.flaps`` counts the round. A delivery of alerts already seen never
 reopens and never re-pages: that is what one member of an HA pair sends after the other has
 already delivered the resolution. A resolution that names only alerts from before the last
 reopening is stale for the same reason and is ignored, and one that names no alert ever seen
@@ -27,7 +29,7 @@ import datetime as dt
 import re
 
 from oncall_operator.api import base, incident, runbook
-from oncall_operator.domain import alerts, lifecycle, matching
+from oncall_operator.domain import alerts, lifecycle, matching, noise
 
 SOURCE_LABEL, ALERTNAME_LABEL, TEAM_LABEL = "oncall.dev/source", "oncall.dev/alertname", "oncall.dev/team"
 RESOLVER = "alertmanager"
@@ -221,7 +223,9 @@ def _fire(st: incident.IncidentStatus, payload: alerts.Payload, now: dt.datetime
             return False  # a re-delivery of what is recorded (or of what was resolved since)
         st.last_seen = now
         return True
-    if st.phase == Phase.RESOLVED:
+    if st.phase == Phase.RESOLVED and noise.flapping(st.timeline, now):
+        _flap(st, now, len(new))
+    elif st.phase == Phase.RESOLVED:
         _reopen(st, now, len(new))
     st.occurrences = (st.occurrences if not first else 0) + len(new)
     st.last_seen = now
@@ -232,14 +236,22 @@ def _fire(st: incident.IncidentStatus, payload: alerts.Payload, now: dt.datetime
 
 
 def _reopen(st: incident.IncidentStatus, now: dt.datetime, count: int) -> None:
-    st.phase, st.resolved_at, st.resolved_by = Phase.REOPENED, None, ""
-    st.acknowledged_at, st.acknowledged_by = None, ""
-    esc = st.escalation
-    # The engine keys its steps by the start time: a new start makes every level due again.
-    esc.started_at, esc.level, esc.loop, esc.closed = now, 0, 0, False
-    esc.next_step_at = esc.next_reminder_at = None
+    lifecycle.reopen(st, now, f"{count} new alert{'s' if count > 1 else ''} fired after the incident was resolved")
+
+
+def _flap(st: incident.IncidentStatus, now: dt.datetime, count: int) -> None:
+    """Back to where it stood before the resolution, escalation running on: no reopening, no new page."""
+    st.phase = Phase.ACKNOWLEDGED if st.acknowledged_at is not None else Phase.TRIGGERED
+    st.resolved_at, st.resolved_by = None, ""
+    st.escalation.closed = False
+    st.flaps += 1
+    window = int(noise.FLAP_WINDOW.total_seconds() // 60)
     lifecycle.add(
-        st, now, "Reopened", f"{count} new alert{'s' if count > 1 else ''} fired after the incident was resolved"
+        st,
+        now,
+        "Flapping",
+        f"{count} alert{'s' if count > 1 else ''} fired again after {noise.FLAP_RESOLUTIONS}+ resolutions in "
+        f"{window}m: flap #{st.flaps}, the Incident stays open and pages no more than its escalation says",
     )
 
 

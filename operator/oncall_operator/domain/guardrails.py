@@ -3,9 +3,10 @@
 Pure: the Runbook's guardrails, the Incident's guardrail state, the object as read and ``now``
 go in; a :class:`Refusal` (or None) comes out. Both planners (:mod:`.oom_plan` for OOM kills,
 :mod:`.actions` for runbook actions) call :func:`refusal` after their own checks of what the
-action is, in the same order: opt-out, paused, GitOps, cooldown, rate. :func:`marker_ops` is
-the JSON patch that writes a change's marker annotation in the same patch as the change, so a
-crash between the patch and the Incident write is recorded as done instead of acting twice.
+action is, in the same order: a maintenance window pausing actions, opt-out, paused, GitOps,
+cooldown, rate. :func:`marker_ops` is the JSON patch that writes a change's marker annotation
+in the same patch as the change, so a crash between the patch and the Incident write is
+recorded as done instead of acting twice.
 """
 
 import collections.abc as cabc
@@ -14,7 +15,7 @@ import datetime as dt
 from typing import Any
 
 from oncall_operator.api import durations, incident, runbook
-from oncall_operator.domain import workload
+from oncall_operator.domain import maintenance, workload
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +44,11 @@ def refusal(
     subject: Subject,
     namespace_annotations: cabc.Mapping[str, str],
     now: dt.datetime,
+    paused_by: maintenance.Mute | None = None,
 ) -> Refusal | None:
-    """The first guardrail that says no, or None."""
+    """The first guardrail that says no, or None; ``paused_by``: the maintenance window pausing actions here."""
+    if paused_by is not None:
+        return Refusal("Maintenance", paused_by.text("automatic actions"), human=False)
     out = workload.opted_out(namespace_annotations, subject.annotations, subject.where)
     if out:
         return Refusal("OptedOut", f"{out} says {workload.OPT_OUT}: {workload.OPT_OUT_VALUE}")

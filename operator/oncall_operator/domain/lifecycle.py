@@ -77,6 +77,17 @@ def add(
     return status
 
 
+def reopen(status: incident.IncidentStatus, now: dt.datetime, message: str) -> None:
+    """Resolved -> Reopened (in place): the escalation starts again from now, so every level is due again."""
+    status.phase, status.resolved_at, status.resolved_by = incident.Phase.REOPENED, None, ""
+    status.acknowledged_at, status.acknowledged_by = None, ""
+    esc = status.escalation
+    # The engine keys its steps by the start time: a new start makes every level due again.
+    esc.started_at, esc.level, esc.loop, esc.closed = now, 0, 0, False
+    esc.next_step_at = esc.next_reminder_at = None
+    add(status, now, "Reopened", message)
+
+
 def needs_human(status: incident.IncidentStatus, value: bool, reason: str, message: str, now: dt.datetime) -> None:
     """Set the ``NeedsHuman`` condition (in place); a flip to True is also a timeline entry.
 

@@ -27,7 +27,7 @@ from fractions import Fraction
 from typing import Any
 
 from oncall_operator.api import incident, runbook
-from oncall_operator.domain import changes, guardrails, matching, oom, quantity, workload
+from oncall_operator.domain import changes, guardrails, maintenance, matching, oom, quantity, workload
 
 ActionType = runbook.ActionType
 State = incident.ActionState
@@ -67,6 +67,7 @@ class Situation:
     status: incident.IncidentStatus | None
     dry_run: bool
     now: dt.datetime
+    paused_by: maintenance.Mute | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,7 +231,7 @@ def _gates(
         msg = f"action {action.name} needs approval: {change.summary}"
         raise _Stop(Plan(Mode.AWAIT, new, kill, change, "ApprovalRequired", msg, True))
     subject = guardrails.Subject(w.kind, f"the {w.kind}", w.annotations, w.labels, w.paused)
-    refused = guardrails.refusal(guard, s.status, subject, s.namespace_annotations, s.now)
+    refused = guardrails.refusal(guard, s.status, subject, s.namespace_annotations, s.now, s.paused_by)
     if refused is not None:
         raise _refuse(new, kill, refused.reason, refused.text, change, human=refused.human)
 

@@ -27,6 +27,7 @@ from typing import Any
 from oncall_operator.adapters import incidents, metrics, workloads
 from oncall_operator.adapters.notifiers import dispatch
 from oncall_operator.api import incident, policy, runbook
+from oncall_operator.api.maintenance import Mutes
 from oncall_operator.domain import actions, escalation, matching, tenancy, workload
 from oncall_operator.executor import context, patching
 
@@ -99,6 +100,11 @@ async def _once(
         return None
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     facts = await _facts(ctx, inc, due.action, found, now)
+    target = facts.config_map if due.action.type == ActionType.SET_FEATURE_FLAG else facts.target
+    meta = (target or {}).get("metadata") or {}
+    where, workload_labels = meta.get("namespace") or inc.spec.target.namespace or ns, meta.get("labels")
+    mute = ctx.indices.muted(Mutes.ACTIONS, where, inc.spec.source.labels, workload_labels, ctx.config.namespace, now)
+    facts = dataclasses.replace(facts, paused_by=mute)
     p = actions.plan(inc, chosen, due, facts)
     rejected = failed = None
     obj = facts.config_map if due.action.type == ActionType.SET_FEATURE_FLAG else facts.target

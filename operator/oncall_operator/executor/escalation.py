@@ -16,7 +16,8 @@ from typing import Any
 from oncall_operator.adapters import incidents, metrics
 from oncall_operator.adapters.notifiers import dispatch
 from oncall_operator.api import incident, policy, schedule
-from oncall_operator.domain import escalation, lifecycle, schedules
+from oncall_operator.api.maintenance import Mutes
+from oncall_operator.domain import escalation, lifecycle, maintenance, schedules
 from oncall_operator.executor import context, indices
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,16 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     resolve = resolver(namespace, spec, ctx.indices.schedules)
     first = escalation.decide(spec, inc, now, resolve)
-    if not first.sends and inc.status.escalation.started_at is not None:
+    meta = body["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    mute = ctx.indices.muted(Mutes.PAGES, ns, inc.spec.source.labels, None, ctx.config.namespace, now)
+    if mute is not None and any(s.kind in escalation.PAGE_KINDS for s in first.sends):
+        held = await incidents.update_status_async(  # pages wait for the window's end, said once on the Incident
+            ctx.api, ns, name, lambda cur: cur.status and maintenance.hold(cur.status, mute, now), known=body
+        )
+        return Looked(held.raw if held and held.changed else None, mute.until)
+    ended = mute is None and maintenance.in_maintenance(inc.status)
+    if not first.sends and inc.status.escalation.started_at is not None and not ended:
         return Looked(None, first.wake_at)  # nothing due: no API call at all
     claimed: list[escalation.Send] = []
     wake: list[dt.datetime | None] = [first.wake_at]
@@ -89,12 +99,13 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
     def claim(current: incident.Incident) -> incident.IncidentStatus | None:
         if current.status is None or current.status.phase is None:
             return None
+        before = current.status
+        if mute is None:  # a window just ended: the escalation starts again from level 1
+            current = current.model_copy(update={"status": maintenance.resume(before, now)})
         decision = escalation.decide(spec, current, now, resolve)
         claimed[:], wake[0] = decision.sends, decision.wake_at
-        return decision.status if decision.status != current.status else None
+        return decision.status if decision.status != before else None
 
-    meta = body["metadata"]
-    ns, name = meta["namespace"], meta["name"]
     written = await incidents.update_status_async(ctx.api, ns, name, claim, known=body)
     if written is None or not claimed:
         return Looked(written.raw if written and written.changed else None, wake[0])

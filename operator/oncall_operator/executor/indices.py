@@ -17,7 +17,7 @@ import pydantic
 
 from oncall_operator.adapters import apiserver
 from oncall_operator.api import GROUP, VERSION, incident, kinds, policy, runbook
-from oncall_operator.domain import checks, conditions, tenancy
+from oncall_operator.domain import checks, conditions, heartbeats, maintenance, tenancy
 
 SpecIndex = cabc.Mapping[tuple[str | None, str], Any]
 """Kopf's index: (namespace, name) -> a store holding the parsed spec (None when it does not parse)."""
@@ -33,6 +33,10 @@ class Indices:
     operator_namespace: str = "oncall-system"
     """Where the default Runbooks and Policies live: the one other namespace a reference may name."""
     filled: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    windows: SpecIndex = dataclasses.field(default_factory=dict)
+    """MaintenanceWindows (:mod:`oncall_operator.handlers.quiet`)."""
+    heartbeat_specs: SpecIndex = dataclasses.field(default_factory=dict)
+    """Heartbeats (:mod:`oncall_operator.handlers.quiet`)."""
     generation: int = 0
     """Bumped on every change of a Schedule, Policy or Runbook: decisions taken before may differ now."""
 
@@ -61,6 +65,30 @@ class Indices:
         where = tenancy.ref_namespace(inc.metadata.namespace, ref, self.operator_namespace) if ref else None
         found = self.runbook(where, ref.name) if ref is not None and where else None
         return None if found is None or where is None else (where, found)
+
+    def heartbeat_list(self) -> list[heartbeats.Heartbeat]:
+        return [
+            heartbeats.Heartbeat(ns or "", name, spec)
+            for (ns, name), store in list(self.heartbeat_specs.items())
+            if (spec := next(iter(store), None)) is not None
+        ]
+
+    def muted(
+        self,
+        what: maintenance.Mutes,
+        namespace: str,
+        labels: cabc.Mapping[str, str],
+        workload_labels: cabc.Mapping[str, str] | None,
+        operator_namespace: str,
+        now: Any,
+    ) -> maintenance.Mute | None:
+        """The maintenance window muting ``what`` there now, from the index (no API call)."""
+        windows = [
+            maintenance.Window(ns or "", name, spec)
+            for (ns, name), store in list(self.windows.items())
+            if (spec := next(iter(store), None)) is not None
+        ]
+        return maintenance.muted(windows, what, namespace, labels, workload_labels, operator_namespace, now)
 
     def verdict(self, spec: incident.IncidentSpec, namespace: str) -> conditions.Verdict:
         """Whether the Incident's references resolve (its own check, from the indices: no API call)."""
@@ -91,6 +119,14 @@ class Indices:
         ns = getattr(ref, "namespace", None) or ns
         spec = lookup(self.policies, ns, [ref.name]).get(ref.name)
         return None if spec is None else (ns, spec)
+
+
+def parse(model: type[pydantic.BaseModel], spec: cabc.Mapping[str, Any]) -> Any:
+    """A spec for an index: the model, or None when it does not parse (its Ready check says why)."""
+    try:
+        return model.model_validate(dict(spec))
+    except pydantic.ValidationError:
+        return None
 
 
 def lookup(index: SpecIndex, namespace: str, names: cabc.Iterable[str]) -> dict[str, Any]:

@@ -57,6 +57,7 @@ from typing import Any
 
 from oncall_operator.adapters import apiserver, caches, incidents, workloads
 from oncall_operator.api import incident, runbook
+from oncall_operator.api.maintenance import Mutes
 from oncall_operator.domain import lifecycle, matching, oom, oom_incident, oom_plan, workload
 from oncall_operator.executor import context, indices, patching
 
@@ -246,8 +247,9 @@ async def _run(
         chosen = matching.select(runbooks, runbook.TriggerEvent.OOM_KILLED, labels, [ns, cfg.namespace])
         current = incident.Incident.model_validate(facts.incident) if facts.incident is not None else None
         status = current.status if current else None
+        mute = ctx.indices.muted(Mutes.ACTIONS, ns, labels, w.labels if w else None, cfg.namespace, now)
         situation = oom_plan.Situation(
-            pod, target.kind, w, facts.namespace_annotations, chosen, status, cfg.dry_run, now
+            pod, target.kind, w, facts.namespace_annotations, chosen, status, cfg.dry_run, now, mute
         )
         return oom_plan.plan(situation), chosen, w
 

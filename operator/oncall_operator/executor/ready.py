@@ -14,7 +14,9 @@ from typing import Any
 
 from oncall_operator.adapters import incidents
 from oncall_operator.api import base, incident, kinds, policy, runbook, schedule
-from oncall_operator.domain import checks, conditions, schedules, tenancy
+from oncall_operator.api import heartbeat as hb
+from oncall_operator.api import maintenance as mw
+from oncall_operator.domain import checks, conditions, heartbeats, maintenance, schedules, tenancy
 from oncall_operator.executor import context, indices
 
 
@@ -82,6 +84,34 @@ async def check_incident(ctx: context.Context, body: cabc.Mapping[str, Any]) -> 
     written = await incidents.update_status_async(ctx.api, meta["namespace"], meta["name"], mutate, known=body)
     if written is not None and written.changed:
         _announce(ctx, body, old, {conditions.READY: verdict})
+
+
+def stamp(at: dt.datetime) -> str:
+    """An instant as the API server writes one (RFC 3339, UTC, seconds)."""
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def check_window(ctx: context.Context, body: cabc.Mapping[str, Any]) -> None:
+    """A MaintenanceWindow's Ready, whether it is open now, and its current or next opening."""
+    meta = body["metadata"]
+    window = maintenance.Window(
+        meta["namespace"], meta["name"], mw.MaintenanceWindowSpec.model_validate(dict(body["spec"]))
+    )
+    active, opening = maintenance.status(window.spec, dt.datetime.now(dt.UTC))
+    fields = {
+        "active": active,
+        "nextStart": stamp(opening.start) if opening else None,
+        "nextEnd": stamp(opening.end) if opening else None,
+    }
+    await _write(ctx, kinds.MAINTENANCE, body, maintenance.check(window, ctx.config.namespace), None, fields)
+
+
+async def check_heartbeat(ctx: context.Context, body: cabc.Mapping[str, Any], fields: cabc.Mapping[str, Any]) -> None:
+    """A Heartbeat's Ready (its policy exists), with the state its tick found."""
+    spec = hb.HeartbeatSpec.model_validate(dict(body["spec"]))
+    ref = spec.escalation_policy_ref.name
+    found = indices.lookup(ctx.indices.policies, body["metadata"]["namespace"], [ref])
+    await _write(ctx, kinds.HEARTBEAT, body, heartbeats.check(spec, found), None, fields)
 
 
 def _schedule_refs(spec: policy.EscalationPolicySpec) -> set[str]:

@@ -9,9 +9,10 @@ does that before ``kopf.run``. Each flow reads ``handlers/X -> executor/X -> dom
 - :mod:`.objects`: the indices of Schedules, Policies and Runbooks, and their Ready checks;
 - :mod:`.incidents`: every Incident event (opening, Ready, the escalation loop, runbook
   actions, the review, the metrics);
+- :mod:`.quiet`: MaintenanceWindows and Heartbeats (indices, status, the heartbeats' tick);
 - :mod:`.peering`: the heartbeat of the peering object, for the leadership observer.
 """
 
-from oncall_operator.handlers import incidents, objects, peering, settings
+from oncall_operator.handlers import incidents, objects, peering, quiet, settings
 
-__all__ = ["incidents", "objects", "peering", "settings"]
+__all__ = ["incidents", "objects", "peering", "quiet", "settings"]

@@ -6,38 +6,29 @@ costs no API call. A timer re-checks each object so that a reference that appear
 schedule applied after its policy) turns ``Ready`` true by itself.
 """
 
-import collections.abc as cabc
 from typing import Any
 
 import kopf
-import pydantic
 
 from oncall_operator.api import GROUP, VERSION, kinds, policy, runbook, schedule
-from oncall_operator.executor import config, ready
+from oncall_operator.executor import config, indices, ready
 
 RECHECK = config.CONFIG.recheck_seconds
 
 
-def _parse(model: type[pydantic.BaseModel], spec: cabc.Mapping[str, Any]) -> Any:
-    try:
-        return model.model_validate(dict(spec))
-    except pydantic.ValidationError:
-        return None
-
-
 @kopf.index(GROUP, VERSION, kinds.SCHEDULE.plural)
 def schedule_specs(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str | None, str], Any]:
-    return {(namespace, name): _parse(schedule.OnCallScheduleSpec, spec)}
+    return {(namespace, name): indices.parse(schedule.OnCallScheduleSpec, spec)}
 
 
 @kopf.index(GROUP, VERSION, kinds.POLICY.plural)
 def policy_specs(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str | None, str], Any]:
-    return {(namespace, name): _parse(policy.EscalationPolicySpec, spec)}
+    return {(namespace, name): indices.parse(policy.EscalationPolicySpec, spec)}
 
 
 @kopf.index(GROUP, VERSION, kinds.RUNBOOK.plural)
 def runbook_specs(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str | None, str], Any]:
-    return {(namespace, name): _parse(runbook.RunbookSpec, spec)}
+    return {(namespace, name): indices.parse(runbook.RunbookSpec, spec)}
 
 
 @kopf.on.event(GROUP, VERSION, kinds.SCHEDULE.plural)

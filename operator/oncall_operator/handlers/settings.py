@@ -41,6 +41,10 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     except (ValueError, OSError) as error:
         raise kopf.PermanentError(f"cannot start: {error}") from None
     memo.ctx = memo.running.ctx
+    memo.ctx.indices.windows, memo.ctx.indices.heartbeat_specs = (
+        kwargs["maintenance_windows"],
+        kwargs["heartbeat_specs"],
+    )
     logger.info(
         "oncall-operator configured: namespace=%s recheck=%ss peering=%s; started",
         cfg.namespace,

@@ -1,8 +1,8 @@
 {{/* The working set: what the operator does in each namespace it watches (see rbac.yaml). */}}
 {{- define "oncall-operator.workingRules" -}}
-# the four kinds: Kopf lists and watches them, and patches its finalizer and annotations in
+# the kinds: Kopf lists and watches them, and patches its finalizer and annotations in
 - apiGroups: [oncall.dev]
-  resources: [oncallschedules, escalationpolicies, runbooks]
+  resources: [oncallschedules, escalationpolicies, runbooks, maintenancewindows, heartbeats]
   verbs: [list, watch, patch]
 # Incidents: opened by the OOM watch and the intake (deterministic names), read before each write
 - apiGroups: [oncall.dev]
@@ -10,7 +10,11 @@
   verbs: [get, list, watch, create, patch]
 # the Ready condition and status fields
 - apiGroups: [oncall.dev]
-  resources: [oncallschedules/status, escalationpolicies/status, runbooks/status]
+  resources: [oncallschedules/status, escalationpolicies/status, runbooks/status, maintenancewindows/status]
+  verbs: [patch]
+# Heartbeats: the intake records each beat, the tick the state (merge patches of the status)
+- apiGroups: [oncall.dev]
+  resources: [heartbeats/status]
   verbs: [patch]
 # Incident status: read-modify-write guarded by resourceVersion (PUT), conditions (merge patch)
 - apiGroups: [oncall.dev]
