@@ -22,6 +22,8 @@ FOLLOW = {"ReplicaSet": "Deployment", "Job": "CronJob"}
 _PATHS = {
     "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
     "StatefulSet": "/apis/apps/v1/namespaces/{ns}/statefulsets/{name}",
+    "DaemonSet": "/apis/apps/v1/namespaces/{ns}/daemonsets/{name}",
+    "CronJob": "/apis/batch/v1/namespaces/{ns}/cronjobs/{name}",
     "ReplicaSet": "/apis/apps/v1/namespaces/{ns}/replicasets/{name}",
     "Job": "/apis/batch/v1/namespaces/{ns}/jobs/{name}",
     "ConfigMap": "/api/v1/namespaces/{ns}/configmaps/{name}",

@@ -84,6 +84,15 @@ class RaiseMemoryLimit(base.Model):
     restart_at_cap: Annotated[
         bool, pydantic.Field(description="Restart the rollout when the limit is already at the cap")
     ] = False
+    set_missing_limit: Annotated[
+        bool,
+        pydantic.Field(
+            description=(
+                "When the container has no memory limit in its template, set one from what the kill shows "
+                "(the limit it ran with, else its request, raised by this rule); otherwise it is only recommended"
+            )
+        ),
+    ] = False
     max_raises: Annotated[
         int,
         pydantic.Field(
@@ -191,6 +200,10 @@ class Guardrails(base.Model):
         base.Duration,
         pydantic.Field(description="Resolve when no new trigger was seen for this long after mitigation"),
     ] = "30m"
+    rollout_deadline: Annotated[
+        base.Duration,
+        pydantic.Field(description="Page a human when a change has not rolled out this long after it was applied"),
+    ] = "15m"
 
 
 class RunbookSpec(base.Model):

@@ -224,15 +224,7 @@ def _fire(st: incident.IncidentStatus, payload: alerts.Payload, now: dt.datetime
 
 
 def _reopen(st: incident.IncidentStatus, now: dt.datetime, count: int) -> None:
-    st.phase, st.resolved_at, st.resolved_by = Phase.REOPENED, None, ""
-    st.acknowledged_at, st.acknowledged_by = None, ""
-    esc = st.escalation
-    # The engine keys its steps by the start time: a new start makes every level due again.
-    esc.started_at, esc.level, esc.loop, esc.closed = now, 0, 0, False
-    esc.next_step_at = esc.next_reminder_at = None
-    lifecycle.add(
-        st, now, "Reopened", f"{count} new alert{'s' if count > 1 else ''} fired after the incident was resolved"
-    )
+    lifecycle.new_round(st, now, f"{count} new alert{'s' if count > 1 else ''} fired after the incident was resolved")
 
 
 def _resolve(st: incident.IncidentStatus, payload: alerts.Payload, now: dt.datetime) -> bool:

@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 
 from oncall_operator.api import durations, incident, policy, schedule
+from oncall_operator.domain import lifecycle
 
 Phase = incident.Phase
 PAGE_KINDS = ("page", "reminder", "status-update", "notify")
@@ -166,7 +167,8 @@ def decide(spec: policy.EscalationPolicySpec, inc: incident.Incident, now: dt.da
             "acknowledge", "acknowledge", run.esc.level, run.esc.loop, channels, told, f"Acknowledged by {by}: {title}"
         )
     rule = _rule(spec, inc.spec.severity.value)
-    if rule.response == policy.Response.NOTIFY:
+    # the automation stopped and says a person must act: page, even where the severity only notifies
+    if rule.response == policy.Response.NOTIFY and not lifecycle.human_needed(run.status):
         _notify_once(run, rule, title, acked)
     else:
         _escalate(run, title, acked)

@@ -23,11 +23,10 @@ import copy
 import dataclasses
 import datetime as dt
 import enum
-from fractions import Fraction
 from typing import Any
 
-from oncall_operator.api import incident, runbook
-from oncall_operator.domain import changes, guardrails, matching, oom, quantity, workload
+from oncall_operator.api import durations, incident, runbook
+from oncall_operator.domain import changes, guardrails, matching, memory_limits, oom, quantity, workload
 
 ActionType = runbook.ActionType
 State = incident.ActionState
@@ -84,14 +83,17 @@ class _Stop(Exception):
         self.plan = plan
 
 
-def next_limit(old: Fraction, rule: runbook.RaiseMemoryLimit) -> tuple[Fraction, str]:
-    """VPA's rule: max(old x factor, old + minStep), rounded up to whole Mi, capped at maxLimit."""
-    wanted = max(old * Fraction(str(rule.factor)), old + quantity.parse(rule.min_step))
-    cap = quantity.parse(rule.max_limit)
-    mib = quantity.ceil_mi(wanted)
-    if mib * quantity.MI >= cap:
-        return cap, rule.max_limit
-    return Fraction(mib * quantity.MI), quantity.mi(mib)
+def raises(status: incident.IncidentStatus | None, window: dt.timedelta, now: dt.datetime) -> int:
+    """Raises that count against ``maxRaises``: applied in this round (``guardrails.raises``, reset when
+    the Incident reopens) and within the runbook's ``window``; never a lifetime count."""
+    if status is None:
+        return 0
+    recent = sum(
+        1
+        for a in status.actions
+        if a.type == ActionType.RAISE_MEMORY_LIMIT and a.state == incident.ActionState.APPLIED and a.at > now - window
+    )
+    return min(status.guardrails.raises, recent)
 
 
 def plan(s: Situation) -> Plan:
@@ -124,8 +126,9 @@ def _plan(s: Situation, new: tuple[oom.Kill, ...], kill: oom.Kill) -> Plan:
     if w is None and s.target_kind in workload.SUPPORTED:
         raise _refuse(new, kill, "OwnerNotFound", f"the {s.target_kind} that owns pod {s.pod.name} was not found")
     if w is None or s.target_kind not in workload.SUPPORTED:
-        what = "a bare Pod" if s.target_kind == "Pod" else f"a {s.target_kind}"
-        raise _refuse(new, kill, "UnsupportedOwner", f"{what} has no template the operator may patch")
+        rule = _rule(s.runbook)
+        reason = "NoTemplate" if s.target_kind in memory_limits.NO_TEMPLATE else "UnsupportedOwner"
+        raise _refuse(new, kill, reason, memory_limits.for_pod(s.target_kind, s.pod.name, kill, rule))
     if w.marker and w.marker in {k.key for k in new}:
         return _recovered(s, w, new)
     if s.runbook is None:
@@ -148,14 +151,26 @@ def _plan(s: Situation, new: tuple[oom.Kill, ...], kill: oom.Kill) -> Plan:
         assert restart_action is not None
         action = restart_action
         _restarted_since(s, w, new, kill)
-        change = _restart(w, restart_action.name, kill, s.now)
+        change = _restart(w, restart_action.name, kill, s.now, new)
         reason, message = "Applied", change.summary
     _gates(s, w, new, kill, change, action)
     if s.dry_run or spec.guardrails.dry_run:
         where = "operator-wide (ONCALL_DRY_RUN)" if s.dry_run else f"Runbook {s.runbook.name} (guardrails.dryRun)"
         msg = f"dry-run mode {where}: {change.summary} planned, nothing written"
         return Plan(Mode.DRY_RUN, new, kill, change, "DryRun", msg, True)
+    if w.strategy == workload.ON_DELETE:
+        msg = (
+            f"{message}; the {w.kind} has updateStrategy OnDelete: its pods get the change only when "
+            "they are deleted (kubectl delete pod), one at a time as the application allows"
+        )
+        return Plan(Mode.APPLY, new, kill, change, "RolloutOnDelete", msg, True)
     return Plan(Mode.APPLY, new, kill, change, reason, message, reason == "AtCap")
+
+
+def _rule(chosen: matching.Chosen | None) -> runbook.RaiseMemoryLimit | None:
+    """The runbook's raiseMemoryLimit settings, if it has that action."""
+    actions = chosen.spec.actions if chosen else ()
+    return next((a.raise_memory_limit for a in actions if a.raise_memory_limit is not None), None)
 
 
 def _restarted_since(s: Situation, w: workload.Workload, new: tuple[oom.Kill, ...], kill: oom.Kill) -> None:
@@ -176,14 +191,7 @@ def _raise(
     rule = action.raise_memory_limit
     assert rule is not None
     if container.limit is None:
-        had = f" (the pod got {kill.limit} at admission, e.g. from a LimitRange default)" if kill.limit else ""
-        raise _refuse(
-            new,
-            kill,
-            "NoMemoryLimit",
-            f"container {container.name} has no memory limit in the {w.kind}'s template{had}: "
-            "set resources.limits.memory; the operator does not guess one",
-        )
+        return _missing_limit(s, w, container, kill, new, action, rule)
     old = quantity.parse(container.limit)
     ran_with = quantity.parse(kill.limit) if kill.limit else None
     if ran_with is not None and ran_with != old:
@@ -201,19 +209,81 @@ def _raise(
         if not rule.restart_at_cap:
             raise _refuse(new, kill, "AtCap", f"limit {container.limit} is at the cap {rule.max_limit}: likely a leak")
         _restarted_since(s, w, new, kill)
-        change = _restart(w, restart_action.name if restart_action else action.name, kill, s.now)
+        change = _restart(w, restart_action.name if restart_action else action.name, kill, s.now, new)
         return action, change, "AtCap", f"limit {container.limit} is at the cap {rule.max_limit}: {change.summary}"
     change = _raise_change(w, container, new, kill, action.name, rule)
-    status = s.status or incident.IncidentStatus()
-    if status.guardrails.raises >= rule.max_raises:
+    _check_raises(s, new, kill, rule, change)
+    return action, change, "Applied", change.summary
+
+
+def _check_raises(
+    s: Situation, new: tuple[oom.Kill, ...], kill: oom.Kill, rule: runbook.RaiseMemoryLimit, change: Change
+) -> None:
+    assert s.runbook is not None
+    window = s.runbook.spec.guardrails.window
+    done = raises(s.status, durations.parse(window), s.now)
+    if done >= rule.max_raises:
         raise _refuse(
             new,
             kill,
             "RaiseLimitReached",
-            f"{status.guardrails.raises} raises already (maxRaises {rule.max_raises}): likely a leak",
+            f"{done} raises in this round within the last {window} (maxRaises {rule.max_raises}): likely a leak",
             change,
         )
+
+
+def _missing_limit(
+    s: Situation,
+    w: workload.Workload,
+    c: workload.Container,
+    kill: oom.Kill,
+    new: tuple[oom.Kill, ...],
+    action: runbook.Action,
+    rule: runbook.RaiseMemoryLimit,
+) -> tuple[runbook.Action, Change, str, str]:
+    """A container without a memory limit: a limit from what the kill shows, set only with ``setMissingLimit``."""
+    no_limit = f"container {c.name} has no memory limit in the {w.kind}'s template"
+    found = memory_limits.basis(c.request, kill)
+    if found is None:
+        msg = f"{no_limit} and no request either: nothing to work a limit out from; set resources.limits.memory"
+        raise _refuse(new, kill, "NoMemoryLimit", msg)
+    base, how = found
+    limit = memory_limits.recommended(base, rule)
+    template = _with_memory(w.template, c, limit, None)
+    qos_before = workload.qos_class(w.template.get("spec") or {})
+    qos_after = workload.qos_class(template.get("spec") or {})
+    change = _set_limit_change(w, c, kill, action.name, limit, how, template)
+    # the pod may have had a limit at admission (a LimitRange default): what it ran as is what counts
+    if qos_after not in (qos_before, s.pod.qos_class) and not rule.allow_qos_change:
+        msg = f"{no_limit}; setting one would change the pod's QoS class {qos_before} -> {qos_after}"
+        raise _refuse(new, kill, "QoSChange", msg, change)
+    if not rule.set_missing_limit:
+        raise _refuse(new, kill, "NoMemoryLimit", f"{no_limit} (raiseMemoryLimit.setMissingLimit is false)", change)
+    _check_raises(s, new, kill, rule, change)
     return action, change, "Applied", change.summary
+
+
+def _set_limit_change(
+    w: workload.Workload,
+    c: workload.Container,
+    kill: oom.Kill,
+    action: str,
+    limit: str,
+    how: str,
+    template: cabc.Mapping[str, Any],
+) -> Change:
+    ops: list[dict[str, Any]] = [{"op": "test", "path": f"{c.path}/name", "value": c.name}]
+    has_resources, has_limits = c.has_resources
+    if not has_resources:
+        ops.append({"op": "add", "path": f"{c.path}/resources", "value": {"limits": {"memory": limit}}})
+    elif not has_limits:
+        ops.append({"op": "add", "path": f"{c.path}/resources/limits", "value": {"memory": limit}})
+    else:
+        ops.append({"op": "add", "path": f"{c.path}/resources/limits/memory", "value": limit})
+    ops += _marker_ops(w, kill)
+    before, after = "limits.memory=none", f"limits.memory={limit}"
+    summary = f"set a memory limit on container {c.name} in {w.kind} {w.name}: {before} -> {after} (from {how})"
+    return _change(w, action, ActionType.RAISE_MEMORY_LIMIT, c.name, ops, (before, after, summary), template)
 
 
 def _gates(
@@ -260,12 +330,12 @@ def _raise_change(
 ) -> Change:
     assert c.limit is not None
     old = quantity.parse(c.limit)
-    new_limit, new_limit_text = next_limit(old, rule)
+    new_limit, new_limit_text = memory_limits.next_limit(old, rule)
     candidates: list[str | None] = [None]
     if c.request is not None:
         old_req = quantity.parse(c.request)
         if rule.raise_request:
-            req, req_text = next_limit(old_req, rule)
+            req, req_text = memory_limits.next_limit(old_req, rule)
             candidates = [req_text if req < new_limit else new_limit_text, new_limit_text, None]
         else:
             candidates = [None, new_limit_text]
@@ -324,19 +394,23 @@ def _with_memory(
     return out
 
 
-def _restart(w: workload.Workload, action: str, kill: oom.Kill, now: dt.datetime) -> Change:
+def _restart(w: workload.Workload, action: str, kill: oom.Kill, now: dt.datetime, new: tuple[oom.Kill, ...]) -> Change:
+    if w.kind == "CronJob":
+        msg = "a CronJob has no rollout to restart: each run starts new pods; its limit needs a person"
+        raise _refuse(new, kill, "NothingToRestart", msg)
     stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     key = guardrails.escape(workload.RESTARTED_AT)
+    where = f"{w.template_path}/metadata/annotations"
     ops: list[dict[str, Any]] = []
     if w.template_annotations is None:
         ops += [
             {"op": "test", "path": "/metadata/resourceVersion", "value": w.resource_version},
-            {"op": "add", "path": "/spec/template/metadata/annotations", "value": {workload.RESTARTED_AT: stamp}},
+            {"op": "add", "path": where, "value": {workload.RESTARTED_AT: stamp}},
         ]
     else:
         if w.restarted_at:
-            ops.append({"op": "test", "path": f"/spec/template/metadata/annotations/{key}", "value": w.restarted_at})
-        ops.append({"op": "add", "path": f"/spec/template/metadata/annotations/{key}", "value": stamp})
+            ops.append({"op": "test", "path": f"{where}/{key}", "value": w.restarted_at})
+        ops.append({"op": "add", "path": f"{where}/{key}", "value": stamp})
     ops += _marker_ops(w, kill)
     template = copy.deepcopy(dict(w.template))
     template.setdefault("metadata", {}).setdefault("annotations", {})[workload.RESTARTED_AT] = stamp
