@@ -125,8 +125,7 @@ def page_human(status: incident.IncidentStatus, reason: str, message: str, now: 
         return
     if status.phase == incident.Phase.MITIGATED:
         status.phase = incident.Phase.TRIGGERED
-    if status.escalation.started_at is not None:
-        restart_escalation(status, now)
+    restart_escalation(status, now)
 
 
 Edit = tuple[incident.IncidentStatus | None, str]
