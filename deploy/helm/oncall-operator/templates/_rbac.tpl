@@ -1,6 +1,7 @@
 {{/* The working set: what the operator does in each namespace it watches (see rbac.yaml). */}}
 {{- define "oncall-operator.workingRules" -}}
-# the four kinds: Kopf lists and watches them, and patches its finalizer and annotations in
+# the four kinds: Kopf lists and watches them (no finalizer: no Kopf timers or change handlers on
+# them); patch lets Kopf take off the finalizer that earlier builds put on them
 - apiGroups: [oncall.dev]
   resources: [oncallschedules, escalationpolicies, runbooks]
   verbs: [list, watch, patch]
@@ -38,6 +39,14 @@
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [list]
+# the OOM remediation of DaemonSets (template patch) and CronJobs (job template patch, for the
+# next run); get reads them (no cache: they are few), a Job is read to find its CronJob
+- apiGroups: [apps]
+  resources: [daemonsets]
+  verbs: [get, patch]
+- apiGroups: [batch]
+  resources: [cronjobs]
+  verbs: [get, patch]
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get]
