@@ -111,6 +111,11 @@ async def owner(api: apiserver.Api, namespace: str, ref: oom.OwnerRef | None, po
     return target
 
 
+async def pod(api: apiserver.Api, namespace: str, name: str) -> dict[str, Any] | None:
+    """The Pod as a dict (read only: the remediation never writes a Pod), or None when it is gone."""
+    return await api.call("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
+
+
 async def namespace_annotations(api: apiserver.Api, namespace: str) -> dict[str, str]:
     obj = await api.call("GET", f"/api/v1/namespaces/{namespace}")
     return dict(((obj or {}).get("metadata") or {}).get("annotations") or {})

@@ -27,7 +27,17 @@ from typing import Any
 import aiohttp
 
 from oncall_operator.adapters import apiserver, events, intake, kube, peering, podwatch, tasks
-from oncall_operator.executor import alerts, config, context, indices, oom, open_incidents, patching, rechecks
+from oncall_operator.executor import (
+    alerts,
+    config,
+    context,
+    indices,
+    oom,
+    oom_alerts,
+    open_incidents,
+    patching,
+    rechecks,
+)
 from oncall_operator.executor import peering as leadership
 
 log = logging.getLogger(__name__)
@@ -103,7 +113,7 @@ async def start(
         )
 
     async def write(payload: Any) -> intake.Accepted:
-        return await alerts.accept(ctx, incident_names, payload)
+        return await oom_alerts.accept(ctx, incident_names, payload)
 
     app = intake.build_app(intake.Intake(write=write, ready=alerts.Readiness(ctx), token=token))
     runner = await intake.serve(app, host, port)
