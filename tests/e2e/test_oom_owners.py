@@ -20,6 +20,7 @@ from oncall_operator import devcluster
 from tests.conftest import eventually
 from tests.e2e.conftest import Kubectl, OperatorProcess
 from tests.e2e.oom_support import AGENT, Cluster, memory, runbook, workload
+from tests.e2e.test_runbook_actions import post_alert
 from tests.peers import Peer
 
 pytestmark = pytest.mark.e2e
@@ -247,3 +248,40 @@ def test_stuck_rollout_pages_and_a_reopened_round_starts_at_level_1(
     assert (status["escalation"]["level"], status["guardrails"]["raises"]) == (1, 1)
     assert [level for _, level, _ in pages(again)] == [1, 1]
     assert "Reopened" in [e["type"] for e in status["timeline"]]
+
+
+def notifications(inc: dict[str, Any]) -> list[tuple[str, str]]:
+    esc = (inc.get("status") or {}).get("escalation") or {}
+    return [(n["kind"], n["channel"]) for n in esc.get("notifications") or () if n["kind"] in ("page", "notify")]
+
+
+@pytest.mark.parametrize("order", ["kill-then-alert", "alert-racing-the-kill"])
+def test_an_oom_alert_and_the_kill_make_one_incident_one_raise_one_page(
+    cluster: Cluster, namespace: str, peer: Peer, op: OperatorProcess, order: str
+) -> None:
+    objs = pager(peer)
+    objs[-1]["spec"]["trigger"] = {"alertName": "PodOOMKilled", "event": "OOMKilled"}
+    cluster.apply(namespace, *objs, workload("Deployment", "web", "100Mi"))
+    pod = cluster.wait_pod(namespace, "app=web")
+    cluster.kill(namespace, pod)
+    if order == "kill-then-alert":
+        cluster.wait_incident(namespace, "Deployment", "web", "mitigated", phase="Mitigated")
+    post_alert(op, namespace, "PodOOMKilled", pod=pod["metadata"]["name"], container="app")
+    inc = cluster.wait_incident(namespace, "Deployment", "web", "mitigated", phase="Mitigated")
+    cluster.wait_limit("Deployment", namespace, "web", "200Mi")
+
+    def joined() -> dict[str, Any] | None:
+        found = cluster.incident(namespace, "Deployment", "web") or {}
+        types = [e["type"] for e in (found.get("status") or {}).get("timeline") or ()]
+        return found if "AlertFiring" in types and notifications(found) else None
+
+    inc = eventually(joined, 30, what="the alert joined and the notification sent")
+    post_alert(op, namespace, "PodOOMKilled", pod=pod["metadata"]["name"], container="app")  # a repeat: no write
+    items = cluster.kubectl.json("get", "incidents", "-n", namespace)["items"]
+    assert [i["metadata"]["name"] for i in items] == [inc["metadata"]["name"]]  # no am-podoomkilled-* beside it
+    status = cluster.incident(namespace, "Deployment", "web")["status"]  # type: ignore[index]
+    assert status["guardrails"]["raises"] == 1 and [a["state"] for a in status["actions"]] == ["Applied"]
+    assert [e["type"] for e in status["timeline"]].count("AlertFiring") == 1
+    assert notifications({"status": status}) == [("notify", "hook")]
+    eventually(lambda: len(peer.accepted_at("/hook/ok")) >= 1, 30, what="the one notification")
+    assert len(peer.accepted_at("/hook/ok")) == 1
