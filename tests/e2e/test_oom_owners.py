@@ -285,3 +285,48 @@ def test_an_oom_alert_and_the_kill_make_one_incident_one_raise_one_page(
     assert notifications({"status": status}) == [("notify", "hook")]
     eventually(lambda: len(peer.accepted_at("/hook/ok")) >= 1, 30, what="the one notification")
     assert len(peer.accepted_at("/hook/ok")) == 1
+
+
+VPA_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "verticalpodautoscalers.autoscaling.k8s.io"},
+    "spec": {
+        "group": "autoscaling.k8s.io",
+        "scope": "Namespaced",
+        "names": {
+            "plural": "verticalpodautoscalers",
+            "singular": "verticalpodautoscaler",
+            "kind": "VerticalPodAutoscaler",
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+            }
+        ],
+    },
+}
+
+
+def test_a_workload_a_vpa_manages_is_only_recommended_a_raise(cluster: Cluster, namespace: str) -> None:
+    """The VPA's own CRD (its schema trimmed): the operator lists VPAs beside its dry-runs and stands back."""
+    cluster.kubectl.run("apply", "-f", "-", stdin=json.dumps(VPA_CRD))
+    cluster.kubectl.run("wait", "--for=condition=Established", "crd/verticalpodautoscalers.autoscaling.k8s.io")
+    vpa = {
+        "apiVersion": "autoscaling.k8s.io/v1",
+        "kind": "VerticalPodAutoscaler",
+        "metadata": {"name": "web-vpa"},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "updatePolicy": {"updateMode": "InPlaceOrRecreate"},
+        },
+    }
+    cluster.apply(namespace, runbook(), workload("Deployment", "web", "100Mi"), vpa)
+    before = cluster.settled("Deployment", namespace, "web")
+    cluster.kill(namespace, cluster.wait_pod(namespace, "app=web"))
+    inc = cluster.wait_incident(namespace, "Deployment", "web", "left to the VPA", action="ManagedByVPA")
+    assert "recommended: raise memory of container app" in inc["status"]["actions"][-1]["reason"]
+    cluster.assert_not_written_by_operator("Deployment", namespace, "web", before)

@@ -140,3 +140,36 @@ def test_a_limit_that_would_change_the_qos_class_is_only_recommended() -> None:
     )
     assert (refused.mode, refused.reason) == (Mode.REFUSE, "QoSChange")
     assert "recommended: set a memory limit" in refused.message
+
+
+def vpa(kind: str = "Deployment", name: str = "web", mode: str | None = "Auto") -> dict[str, Any]:
+    spec: dict[str, Any] = {"targetRef": {"apiVersion": "apps/v1", "kind": kind, "name": name}}
+    if mode is not None:
+        spec["updatePolicy"] = {"updateMode": mode}
+    return {"metadata": {"name": "web-vpa"}, "spec": spec}
+
+
+@pytest.mark.parametrize(
+    ("vpas", "manages"),
+    [
+        ([], False),
+        ([vpa()], True),
+        ([vpa(mode=None)], True),  # no updatePolicy: the VPA's default acts
+        ([vpa(mode="InPlaceOrRecreate")], True),
+        ([vpa(mode="Initial")], True),
+        ([vpa(mode="Off")], False),  # recommendations only: the operator acts
+        ([vpa(name="other")], False),
+        ([vpa(kind="StatefulSet")], False),
+        ([{"spec": None}, {}], False),
+    ],
+)
+def test_a_workload_a_vpa_manages_is_left_to_it(vpas: list[dict[str, Any]], manages: bool) -> None:
+    manager = workload.vpa_manager(vpas, "Deployment", "web")
+    assert (manager is not None) is manages
+    if manager is None:
+        return
+    plan = oom_plan.left_to_vpa(oom_plan.plan(t.situation()), manager)
+    assert (plan.mode, plan.reason, plan.needs_human) == (Mode.REFUSE, "ManagedByVPA", False)
+    assert "VerticalPodAutoscaler web-vpa" in plan.message and "recommended: raise memory" in plan.message
+    out = oom_plan.outcome(plan)
+    assert (out.state, out.reason) == (incident.ActionState.REFUSED, "ManagedByVPA")

@@ -32,6 +32,7 @@ _LISTS = {
     "ReplicaSet": "/apis/apps/v1/namespaces/{ns}/replicasets",
     "ControllerRevision": "/apis/apps/v1/namespaces/{ns}/controllerrevisions",
     "HorizontalPodAutoscaler": "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
+    "VerticalPodAutoscaler": "/apis/autoscaling.k8s.io/v1/namespaces/{ns}/verticalpodautoscalers",
 }
 
 
@@ -72,7 +73,9 @@ async def read(api: apiserver.Api, kind: str, namespace: str, name: str) -> dict
 
 
 async def list_items(api: apiserver.Api, kind: str, namespace: str) -> list[dict[str, Any]]:
-    """Every object of ``kind`` (ReplicaSet, ControllerRevision, HorizontalPodAutoscaler) in ``namespace``, as dicts."""
+    """Every object of ``kind`` (ReplicaSet, ControllerRevision, an autoscaler) in ``namespace``, as dicts.
+
+    A kind whose API the cluster does not serve (no VPA installed) lists as empty."""
     found = await api.call("GET", _LISTS[kind].format(ns=namespace))
     return [dict(item, kind=kind) for item in (found or {}).get("items") or ()]
 

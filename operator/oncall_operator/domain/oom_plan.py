@@ -423,6 +423,16 @@ def _time(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
+def left_to_vpa(plan: Plan, manager: str) -> Plan:
+    """A change a VerticalPodAutoscaler would fight: recorded as a recommendation, nothing written.
+
+    The VPA reacts to OOM kills itself; no human is needed for this refusal (the escalation still
+    runs by the runbook's severity)."""
+    assert plan.change is not None
+    msg = f"{manager} manages this workload's resources: left to it; recommended: {plan.change.summary}"
+    return dataclasses.replace(plan, mode=Mode.REFUSE, reason="ManagedByVPA", message=msg, needs_human=False)
+
+
 def outcome(plan: Plan, rejected: str | None = None, failed: str | None = None) -> Outcome:
     """The result of running ``plan``: ``rejected`` is a dry-run's refusal, ``failed`` the patch's error."""
     if plan.mode == Mode.RECORD:

@@ -150,6 +150,17 @@ def opted_out(
     return None
 
 
+def vpa_manager(vpas: cabc.Iterable[cabc.Mapping[str, Any]], kind: str, name: str) -> str | None:
+    """The VerticalPodAutoscaler that sets this workload's resources (any ``updateMode`` but ``Off``), if one does."""
+    for vpa in vpas:
+        spec = vpa.get("spec") or {}
+        ref = spec.get("targetRef") or {}
+        mode = (spec.get("updatePolicy") or {}).get("updateMode") or "Auto"
+        if ref.get("kind") == kind and ref.get("name") == name and mode != "Off":
+            return f"VerticalPodAutoscaler {(vpa.get('metadata') or {}).get('name', '?')} (updateMode {mode})"
+    return None
+
+
 def qos_class(pod_spec: cabc.Mapping[str, Any]) -> str:
     """The QoS class the kubelet would give a pod of this spec (requests default to limits)."""
     requests: dict[str, Fraction] = {}

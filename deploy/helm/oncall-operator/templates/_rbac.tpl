@@ -39,6 +39,11 @@
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [list]
+# an OOM raise is only recommended when a VerticalPodAutoscaler manages the workload (it would
+# fight the change); a cluster without the VPA answers 404 and the list is empty
+- apiGroups: [autoscaling.k8s.io]
+  resources: [verticalpodautoscalers]
+  verbs: [list]
 # the OOM remediation of DaemonSets (template patch) and CronJobs (job template patch, for the
 # next run); get reads them (no cache: they are few), a Job is read to find its CronJob
 - apiGroups: [apps]
