@@ -84,6 +84,13 @@ def test_max_raises_counts_within_the_window(raises: int, ago: dt.timedelta, mod
     assert plan.mode == mode, plan.message
 
 
+def test_a_kill_of_a_resolved_incident_is_planned_as_a_new_round() -> None:
+    st = t.status(raises=1)
+    st.phase = Phase.RESOLVED
+    plan = oom_plan.plan(t.situation(status=st, runbook=t.book({"maxRaises": 1})))
+    assert plan.mode == oom_plan.Mode.APPLY, plan.message
+
+
 def test_the_round_counter_bounds_the_window_count() -> None:
     st = t.status(raises=3)
     st.guardrails.raises = 0  # a new round began after those raises

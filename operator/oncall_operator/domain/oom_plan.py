@@ -86,8 +86,8 @@ class _Stop(Exception):
 def raises(status: incident.IncidentStatus | None, window: dt.timedelta, now: dt.datetime) -> int:
     """Raises that count against ``maxRaises``: applied in this round (``guardrails.raises``, reset when
     the Incident reopens) and within the runbook's ``window``; never a lifetime count."""
-    if status is None:
-        return 0
+    if status is None or status.phase == incident.Phase.RESOLVED:
+        return 0  # the kill being planned reopens it: a new round
     recent = sum(
         1
         for a in status.actions
