@@ -51,8 +51,11 @@ def pods(payload: alerts.Payload, runbooks: Candidates, scope: cabc.Sequence[str
     A name that is not a valid namespace or pod name is never put into a URL: such an alert
     is not an OOM alert here and opens its own Incident, where its labels are shown as sent.
     """
-    if not is_oom_alert(payload.alertname, runbooks):
-        return ()
+    return named_pods(payload, scope) if is_oom_alert(payload.alertname, runbooks) else ()
+
+
+def named_pods(payload: alerts.Payload, scope: cabc.Sequence[str]) -> tuple[PodRef, ...]:
+    """The pods the group's alerts name, whatever the alert (checked first: most alerts name none)."""
     found: dict[PodRef, None] = {}
     for alert in payload.alerts:
         ns, pod = alert.labels.get("namespace", ""), alert.labels.get("pod", "")

@@ -27,7 +27,7 @@ import aiohttp
 
 from oncall_operator.adapters import apiserver, incidents, intake, peering, workloads
 from oncall_operator.api import incident
-from oncall_operator.domain import alerts, matching, oom, oom_alert, oom_incident
+from oncall_operator.domain import alerts, oom, oom_alert, oom_incident
 from oncall_operator.executor import alerts as alert_flow
 from oncall_operator.executor import context, indices
 from oncall_operator.executor import oom as oom_flow
@@ -48,11 +48,12 @@ async def accept(ctx: context.Context, names: cabc.Mapping[str, Any], payload: a
 
 async def _join(ctx: context.Context, payload: alerts.Payload) -> intake.Accepted | None:
     cfg, api = ctx.config, ctx.intake_api
-    homes = [a.labels.get("namespace", "") for a in payload.alerts[: oom_alert.PODS_MAX]]
-    namespaces = [ns for ns in dict.fromkeys(homes) if ns and matching.in_scope(ns, cfg.watch_namespaces)]
-    candidates = await indices.runbook_candidates(ctx.indices, api, [*namespaces[:4], cfg.namespace])
-    refs = oom_alert.pods(payload, candidates, cfg.watch_namespaces)
-    if not refs:
+    refs = oom_alert.named_pods(payload, cfg.watch_namespaces)
+    if not refs:  # most alerts name no pod: they cost nothing here
+        return None
+    namespaces = list(dict.fromkeys(ref.namespace for ref in refs))[:4]
+    candidates = await indices.runbook_candidates(ctx.indices, api, [*namespaces, cfg.namespace])
+    if not oom_alert.is_oom_alert(payload.alertname, candidates):
         return None
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     written: list[tuple[str, incident.IncidentStatus | None, bool]] = []
