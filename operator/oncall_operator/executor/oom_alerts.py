@@ -12,7 +12,10 @@ alert's labels beyond which pod to read.
 
 Anything else, and an OOM alert whose pods are gone or show no kill, goes to the alert flow
 (:func:`alerts.accept`) and opens an Incident of its own, as before: an alert is never dropped.
-A replica standing by never acts: it only joins an Incident that exists already.
+A replica standing by never acts: it only joins an Incident that exists already. Until the
+operator's indices hold every Runbook (the first seconds after a start) an OOM alert is not
+recognised and opens its own Incident: telling it would cost every alert that names a pod two
+lists of Runbooks.
 
 This module calls two flows (the OOM flow and the alert flow), like :mod:`.open_incidents`
 calls the escalation and the settling, so it is not one of the independent flows.
@@ -29,7 +32,7 @@ from oncall_operator.adapters import apiserver, incidents, intake, peering, work
 from oncall_operator.api import incident
 from oncall_operator.domain import alerts, oom, oom_alert, oom_incident
 from oncall_operator.executor import alerts as alert_flow
-from oncall_operator.executor import context, indices
+from oncall_operator.executor import context
 from oncall_operator.executor import oom as oom_flow
 
 log = logging.getLogger(__name__)
@@ -51,9 +54,8 @@ async def _join(ctx: context.Context, payload: alerts.Payload) -> intake.Accepte
     refs = oom_alert.named_pods(payload, cfg.watch_namespaces)
     if not refs:  # most alerts name no pod: they cost nothing here
         return None
-    namespaces = list(dict.fromkeys(ref.namespace for ref in refs))[:4]
-    candidates = await indices.runbook_candidates(ctx.indices, api, [*namespaces, cfg.namespace])
-    if not oom_alert.is_oom_alert(payload.alertname, candidates):
+    candidates = ctx.indices.runbook_candidates()  # None until Kopf has listed every Runbook
+    if candidates is None or not oom_alert.is_oom_alert(payload.alertname, candidates):
         return None
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     written: list[tuple[str, incident.IncidentStatus | None, bool]] = []
