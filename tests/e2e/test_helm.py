@@ -238,6 +238,7 @@ def test_service_account_may_do_its_job_and_nothing_more(
             ("patch", "deployments", "-n", watched),
             ("patch", "statefulsets", "-n", watched),
             ("patch", "daemonsets", "-n", watched),
+            ("patch", "pods", "--subresource=resize", "-n", watched),
             ("patch", "cronjobs", "-n", watched),
             ("create", "incidents.oncall.dev", "-n", watched),
             ("update", "incidents.oncall.dev", "--subresource=status", "-n", watched),

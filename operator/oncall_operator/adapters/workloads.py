@@ -4,9 +4,9 @@ These calls sit between an OOM kill and the patched workload, so they go through
 client (:mod:`adapters.apiserver`). Incident *writes* go through :mod:`adapters.incidents`
 (optimistic concurrency); objects are plain dicts, as the domain reads them.
 
-Nothing here writes to a Pod: the only Pod call is a server-side *dry-run* create of the pod a
-changed template would make, which the API server admits (LimitRange, ResourceQuota, webhooks,
-PodSecurity) and discards.
+Nothing here writes to a Pod but :func:`resize` (a runbook's opt-in ``strategy: InPlace``): the
+other Pod call is a server-side *dry-run* create of the pod a changed template would make, which
+the API server admits (LimitRange, ResourceQuota, webhooks, PodSecurity) and discards.
 """
 
 import collections
@@ -137,6 +137,15 @@ async def patch(
     found = await api.call("PATCH", path, ops, "application/json-patch+json", **params) or {}
     found.setdefault("kind", kind)
     return found
+
+
+async def resize(api: apiserver.Api, namespace: str, name: str, ops: list[dict[str, Any]], dry_run: bool) -> None:
+    """A JSON patch of the Pod's ``resize`` subresource (its containers' resources only); raises ApiError.
+
+    The one Pod write the operator makes, and only for a runbook with ``strategy: InPlace``."""
+    params = {"fieldManager": apiserver.AGENT, **({"dryRun": "All"} if dry_run else {})}
+    path = f"/api/v1/namespaces/{namespace}/pods/{name}/resize"
+    await api.call("PATCH", path, ops, "application/json-patch+json", **params)
 
 
 async def dry_run_pod(api: apiserver.Api, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:

@@ -73,6 +73,11 @@ class Approval(enum.StrEnum):
     REQUIRED = "Required"
 
 
+class RaiseStrategy(enum.StrEnum):
+    TEMPLATE = "Template"
+    IN_PLACE = "InPlace"
+
+
 class RaiseMemoryLimit(base.Model):
     """new = max(old x factor, old + minStep), rounded up to whole Mi, capped at maxLimit (VPA's rule)."""
 
@@ -84,6 +89,17 @@ class RaiseMemoryLimit(base.Model):
     restart_at_cap: Annotated[
         bool, pydantic.Field(description="Restart the rollout when the limit is already at the cap")
     ] = False
+    strategy: Annotated[
+        RaiseStrategy,
+        pydantic.Field(
+            description=(
+                "Template: patch the workload's pod template (a rollout). InPlace: resize the killed pod through "
+                "its resize subresource (no restart unless its resizePolicy says so) and recommend the template "
+                "change; the template is patched when the node cannot resize (PodResizePending Infeasible) or the "
+                "API server refuses the resize"
+            )
+        ),
+    ] = RaiseStrategy.TEMPLATE
     set_missing_limit: Annotated[
         bool,
         pydantic.Field(

@@ -103,7 +103,7 @@ def record(
     st, counted = _fresh(spec, status, now)
     seen = list(st.guardrails.seen)
     new = [k for k in plan.new if k.key not in set(seen)]
-    if not new:
+    if not new and not plan.fallback:
         return None
     if not st.checklist and checklist:
         st.checklist = [incident.ChecklistItem(title=t[:512]) for t in checklist[:50]]

@@ -26,7 +26,7 @@ import enum
 from typing import Any
 
 from oncall_operator.api import durations, incident, runbook
-from oncall_operator.domain import changes, guardrails, matching, memory_limits, oom, quantity, workload
+from oncall_operator.domain import changes, guardrails, inplace, matching, memory_limits, oom, quantity, workload
 
 ActionType = runbook.ActionType
 State = incident.ActionState
@@ -54,6 +54,11 @@ class Plan:
     reason: str = ""
     message: str = ""
     needs_human: bool = False
+    resize: Change | None = None
+    """The in-place resize of the killed pod to try first (``strategy: InPlace``); ``change`` is then
+    the template change recommended, and patched only when the resize is refused."""
+    fallback: bool = False
+    """The template patch after the kubelet found an in-place resize Infeasible: no new kill."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,11 +104,11 @@ def raises(status: incident.IncidentStatus | None, window: dt.timedelta, now: dt
 def plan(s: Situation) -> Plan:
     seen = set(s.status.guardrails.seen) if s.status else set()
     new = tuple(k for k in s.pod.kills if k.key not in seen)
-    if not new:
-        return Plan(Mode.NOTHING)
-    kill = new[-1]
     try:
-        return _plan(s, new, kill)
+        if not new:
+            waiting = inplace.pending(s.status, s.pod)
+            return _fallback(s, waiting[-1]) if waiting else Plan(Mode.NOTHING)
+        return _plan(s, new, new[-1])
     except _Stop as stop:
         return stop.plan
 
@@ -158,6 +163,11 @@ def _plan(s: Situation, new: tuple[oom.Kill, ...], kill: oom.Kill) -> Plan:
         where = "operator-wide (ONCALL_DRY_RUN)" if s.dry_run else f"Runbook {s.runbook.name} (guardrails.dryRun)"
         msg = f"dry-run mode {where}: {change.summary} planned, nothing written"
         return Plan(Mode.DRY_RUN, new, kill, change, "DryRun", msg, True)
+    rule = _rule(s.runbook)
+    if rule and rule.strategy == runbook.RaiseStrategy.IN_PLACE and change.type == ActionType.RAISE_MEMORY_LIMIT:
+        resize = inplace.resize(s.pod, kill, change, container.path)
+        if resize is not None:
+            return Plan(Mode.APPLY, new, kill, change, reason, message, False, resize)
     if w.strategy == workload.ON_DELETE:
         msg = (
             f"{message}; the {w.kind} has updateStrategy OnDelete: its pods get the change only when "
@@ -194,7 +204,10 @@ def _raise(
         return _missing_limit(s, w, container, kill, new, action, rule)
     old = quantity.parse(container.limit)
     ran_with = quantity.parse(kill.limit) if kill.limit else None
-    if ran_with is not None and ran_with != old:
+    base = None
+    if ran_with is not None and ran_with > old and inplace.resized(s.status, s.pod.uid) is not None:
+        base = kill.limit  # resized in place before: raise from what the pod runs with
+    elif ran_with is not None and ran_with != old:
         if ran_with < old:
             msg = f"pod {s.pod.name} ran with {kill.limit}; the template has {container.limit} since"
             raise _Stop(Plan(Mode.RECORD, new, kill, None, "Superseded", msg))
@@ -211,9 +224,42 @@ def _raise(
         _restarted_since(s, w, new, kill)
         change = _restart(w, restart_action.name if restart_action else action.name, kill, s.now, new)
         return action, change, "AtCap", f"limit {container.limit} is at the cap {rule.max_limit}: {change.summary}"
-    change = _raise_change(w, container, new, kill, action.name, rule)
+    change = _raise_change(w, container, new, kill, action.name, rule, base)
     _check_raises(s, new, kill, rule, change)
     return action, change, "Applied", change.summary
+
+
+def _fallback(s: Situation, kill: oom.Kill) -> Plan:
+    """The kubelet cannot resize the pod in place: patch the template to the limit the resize wanted."""
+    w, rule = s.workload, _rule(s.runbook)
+    record = inplace.resized(s.status, s.pod.uid)
+    c = w.container(kill.container, kill.init) if w else None
+    if w is None or rule is None or record is None or c is None or c.limit is None or s.runbook is None:
+        return Plan(Mode.NOTHING)
+    target = inplace.resized_limit(record)
+    if quantity.parse(c.limit) >= quantity.parse(target):
+        return Plan(Mode.NOTHING)  # the template has it already
+    change = _raise_change(w, c, (), kill, record.action or "raise-memory", rule, target=target)
+    subject = guardrails.Subject(w.kind, f"the {w.kind}", w.annotations, w.labels, w.paused)
+    # the same action as the resize: opt-out, pause and GitOps hold; cooldown and rate were paid by the resize
+    refused = guardrails.refusal(s.runbook.spec.guardrails, None, subject, s.namespace_annotations, s.now)
+    text = f"the node cannot resize pod {s.pod.name} in place ({s.pod.resize_infeasible})"
+    if refused is not None:
+        msg = f"{text}; {refused.text}; recommended: {change.summary}"
+        return Plan(Mode.REFUSE, (), kill, change, refused.reason, msg, True, None, True)
+    return Plan(Mode.APPLY, (), kill, change, inplace.INFEASIBLE, f"{text}: {change.summary}", False, None, True)
+
+
+def resized(plan: Plan) -> Plan:
+    """``plan`` once its in-place resize was applied: the resize is the action, the template a recommendation."""
+    assert plan.resize is not None and plan.change is not None
+    msg = f"{plan.resize.summary}; the template is unchanged, recommended: {plan.change.summary}"
+    return dataclasses.replace(plan, change=plan.resize, reason=inplace.RESIZED, message=msg, resize=None)
+
+
+def without_resize(plan: Plan, refused: str) -> Plan:
+    """``plan`` after the API server refused its in-place resize: the template patch instead."""
+    return dataclasses.replace(plan, message=f"{refused}; instead: {plan.message}", resize=None)
 
 
 def _check_raises(
@@ -327,10 +373,14 @@ def _raise_change(
     kill: oom.Kill,
     action: str,
     rule: runbook.RaiseMemoryLimit,
+    base: str | None = None,
+    target: str | None = None,
 ) -> Change:
+    """The template raise: from the template's limit (or ``base``, what a resized pod runs with) by the
+    rule, or to ``target`` exactly (the limit an in-place resize gave)."""
     assert c.limit is not None
-    old = quantity.parse(c.limit)
-    new_limit, new_limit_text = memory_limits.next_limit(old, rule)
+    old = quantity.parse(base or c.limit)
+    new_limit, new_limit_text = (quantity.parse(target), target) if target else memory_limits.next_limit(old, rule)
     candidates: list[str | None] = [None]
     if c.request is not None:
         old_req = quantity.parse(c.request)

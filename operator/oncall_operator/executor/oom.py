@@ -110,7 +110,7 @@ async def remediate(ctx: context.Context, body: cabc.Mapping[str, Any], candidat
     """Handle one pod event; returns the plan run (None when nothing needed doing)."""
     state = ctx.oom
     pod = oom.read_pod(body)
-    if not pod.kills or state.known(kill.key for kill in pod.kills):
+    if not pod.kills or (state.known(kill.key for kill in pod.kills) and not pod.resize_infeasible):
         return None
     if not matching.in_scope(pod.namespace, ctx.config.watch_namespaces):
         return None
@@ -278,7 +278,16 @@ async def _run(
         clock.append(("dry-runs", time.perf_counter()))
         if manager is not None:
             plan, rejected = oom_plan.left_to_vpa(plan, manager), None
-        if plan.mode == oom_plan.Mode.APPLY and rejected is None:
+        if plan.mode == oom_plan.Mode.APPLY and plan.resize is not None and rejected is None:
+            refused = await patching.resize(api, ns, pod.name, list(plan.resize.ops))
+            clock.append(("resize", time.perf_counter()))
+            plan = oom_plan.resized(plan) if refused is None else oom_plan.without_resize(plan, refused)
+        if (
+            plan.mode == oom_plan.Mode.APPLY
+            and rejected is None
+            and plan.change is not None
+            and plan.change.kind != "Pod"
+        ):
             failed, patched = await patching.patch(api, w.kind, w.namespace, w.name, ops, last)
             clock.append(("patch", time.perf_counter()))
             if patched is not None and state.caches is not None:

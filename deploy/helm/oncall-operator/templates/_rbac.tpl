@@ -22,6 +22,11 @@
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch, create]
+# the one Pod write: an in-place resize of an OOM-killed pod's memory, only where a runbook says
+# raiseMemoryLimit.strategy: InPlace (the resize subresource changes container resources only)
+- apiGroups: [""]
+  resources: [pods/resize]
+  verbs: [patch]
 # the workload a remediation changes (and its dry-run); owners followed from a pod; list and
 # watch feed the remediation's cache, so a kill is answered without reading the workload first
 - apiGroups: [apps]
