@@ -17,7 +17,7 @@ import collections.abc as cabc
 from typing import Any
 
 from oncall_operator.api import incident, runbook
-from oncall_operator.domain import changes, oom
+from oncall_operator.domain import changes, memory_limits, oom
 
 RESIZED = "ResizedInPlace"
 INFEASIBLE = "ResizeInfeasible"
@@ -47,18 +47,8 @@ def resize(
     if limit is None:
         return None
     path = f"/spec/containers/{pod.containers.index(kill.container)}"
-    ops: list[dict[str, Any]] = [
-        {"op": "test", "path": f"{path}/name", "value": kill.container},
-        {"op": "test", "path": f"{path}/resources/limits/memory", "value": kill.limit},
-        {"op": "replace", "path": f"{path}/resources/limits/memory", "value": limit},
-    ]
-    before, after = f"limits.memory={kill.limit}", f"limits.memory={limit}"
-    if request is not None and kill.request is not None:
-        ops += [
-            {"op": "test", "path": f"{path}/resources/requests/memory", "value": kill.request},
-            {"op": "replace", "path": f"{path}/resources/requests/memory", "value": request},
-        ]
-        before, after = f"{before} requests.memory={kill.request}", f"{after} requests.memory={request}"
+    requests = (kill.request, request) if request is not None and kill.request is not None else None
+    ops, before, after = memory_limits.raise_ops(path, kill.container, (kill.limit, limit), requests)
     summary = f"resize container {kill.container} of pod {pod.name} in place: {before} -> {after}"
     return changes.Change(
         "Pod",

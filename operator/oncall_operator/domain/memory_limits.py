@@ -8,6 +8,7 @@ recommended from what the kill shows, and written only where the runbook says
 """
 
 from fractions import Fraction
+from typing import Any
 
 from oncall_operator.api import runbook
 from oncall_operator.domain import oom, quantity
@@ -55,3 +56,24 @@ def for_pod(kind: str, pod: str, kill: oom.Kill, rule: runbook.RaiseMemoryLimit 
         f"{text}; recommended: recreate it with limits.memory={recommended(base, rule)} for container "
         f"{kill.container} (from {how})"
     )
+
+
+def raise_ops(
+    path: str, name: str, limit: tuple[str, str], request: tuple[str, str] | None
+) -> tuple[list[dict[str, Any]], str, str]:
+    """The JSON patch raising a container's memory at ``path`` (a pod template's or a pod's), with
+    ``test``s on the name and the old values; ``limit`` and ``request`` are (old, new). Also the
+    before and after words."""
+    ops: list[dict[str, Any]] = [
+        {"op": "test", "path": f"{path}/name", "value": name},
+        {"op": "test", "path": f"{path}/resources/limits/memory", "value": limit[0]},
+        {"op": "replace", "path": f"{path}/resources/limits/memory", "value": limit[1]},
+    ]
+    before, after = f"limits.memory={limit[0]}", f"limits.memory={limit[1]}"
+    if request is not None:
+        ops += [
+            {"op": "test", "path": f"{path}/resources/requests/memory", "value": request[0]},
+            {"op": "replace", "path": f"{path}/resources/requests/memory", "value": request[1]},
+        ]
+        before, after = f"{before} requests.memory={request[0]}", f"{after} requests.memory={request[1]}"
+    return ops, before, after

@@ -400,19 +400,8 @@ def _raise_change(
         msg = f"raising {c.name} would change the pod's QoS class {qos_before} (allowQoSChange is false)"
         raise _refuse(new, kill, "QoSChange", msg)
     request, template = chosen
-    ops: list[dict[str, Any]] = [
-        {"op": "test", "path": f"{c.path}/name", "value": c.name},
-        {"op": "test", "path": f"{c.path}/resources/limits/memory", "value": c.limit},
-        {"op": "replace", "path": f"{c.path}/resources/limits/memory", "value": new_limit_text},
-    ]
-    before, after = f"limits.memory={c.limit}", f"limits.memory={new_limit_text}"
-    if request is not None and c.request is not None:
-        ops += [
-            {"op": "test", "path": f"{c.path}/resources/requests/memory", "value": c.request},
-            {"op": "replace", "path": f"{c.path}/resources/requests/memory", "value": request},
-        ]
-        before += f" requests.memory={c.request}"
-        after += f" requests.memory={request}"
+    requests = (c.request, request) if request is not None and c.request is not None else None
+    ops, before, after = memory_limits.raise_ops(c.path, c.name, (c.limit, new_limit_text), requests)
     ops += _marker_ops(w, kill)
     summary = f"raise memory of container {c.name} in {w.kind} {w.name}: {before} -> {after}"
     return _change(w, action, ActionType.RAISE_MEMORY_LIMIT, c.name, ops, (before, after, summary), template)
