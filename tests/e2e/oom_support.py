@@ -113,9 +113,19 @@ class Cluster:
         return eventually(probe, 30, what=f"Incident of {kind} {name}: {what} {want}")
 
     def kill(
-        self, namespace: str, pod: dict[str, Any], restarts: int = 1, finished: str | None = None, down: bool = False
+        self,
+        namespace: str,
+        pod: dict[str, Any],
+        restarts: int = 1,
+        finished: str | None = None,
+        down: bool = False,
+        resources: dict[str, Any] | None = None,
     ) -> str:
-        """Write an OOM kill of the pod's first container into its status; returns finishedAt."""
+        """Write an OOM kill of the pod's first container into its status; returns finishedAt.
+
+        ``resources``: the container's running resources, as a kubelet that can resize pods in
+        place reports them (the API server refuses a resize of a pod whose kubelet does not).
+        """
         n = next(_KILLS)
         finished = finished or stamp(_BASE + dt.timedelta(seconds=10 * n + 5))
         container = pod["spec"]["containers"][0]
@@ -135,6 +145,7 @@ class Cluster:
             "started": not down,
             "state": {"terminated": term} if down else {"running": {"startedAt": finished}},
             "lastState": {} if down else {"terminated": term},
+            **({"resources": resources} if resources is not None else {}),
         }
         body = {"status": {"phase": "Running", "containerStatuses": [status]}}
         self.core.patch_namespaced_pod_status(pod["metadata"]["name"], namespace, body)

@@ -243,6 +243,9 @@ def test_service_account_may_do_its_job_and_nothing_more(
             ("watch", "pods", "-n", watched),
             ("patch", "deployments", "-n", watched),
             ("patch", "statefulsets", "-n", watched),
+            ("patch", "daemonsets", "-n", watched),
+            ("patch", "pods", "--subresource=resize", "-n", watched),
+            ("patch", "cronjobs", "-n", watched),
             ("create", "incidents.oncall.dev", "-n", watched),
             ("update", "incidents.oncall.dev", "--subresource=status", "-n", watched),
             ("get", "secrets", "-n", watched),
@@ -259,6 +262,8 @@ def test_service_account_may_do_its_job_and_nothing_more(
             ("get", "secrets", "-n", "kube-system"),
             ("get", "secrets", "-n", namespace),  # not even its own namespace, unless told
             ("delete", "deployments", "-n", watched),
+            ("delete", "daemonsets", "-n", watched),
+            ("patch", "jobs", "-n", watched),  # a running Job is left alone
             ("create", "deployments", "-n", watched),
             ("delete", "incidents.oncall.dev", "-n", watched),
             ("delete", "namespaces"),

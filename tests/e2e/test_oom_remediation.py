@@ -165,10 +165,11 @@ def test_bare_pod_and_job_get_an_incident_and_no_patch(cluster: Cluster, namespa
     cluster.kill(namespace, cluster.wait_pod(namespace, "app=lonely"), restarts=0, down=True)
     cluster.kill(namespace, cluster.wait_pod(namespace, "job-name=report"), restarts=0, down=True)
     for kind, name in (("Pod", "lonely"), ("Job", "report")):
-        inc = cluster.wait_incident(namespace, kind, name, "refused", phase="Triggered", action="UnsupportedOwner")
+        inc = cluster.wait_incident(namespace, kind, name, "refused", phase="Triggered", action="NoTemplate")
         assert inc["status"]["actions"][0]["state"] == "Refused"
+        assert "recommended: recreate it with limits.memory=164Mi" in inc["status"]["actions"][0]["reason"]
         [cond] = [c for c in inc["status"]["conditions"] if c["type"] == "NeedsHuman"]
-        assert (cond["status"], cond["reason"]) == ("True", "UnsupportedOwner")
+        assert (cond["status"], cond["reason"]) == ("True", "NoTemplate")
 
 
 def test_repeated_ooms_raise_step_by_step_up_to_the_cap_then_a_human_is_needed(

@@ -88,15 +88,20 @@ def incident(
     }
 
 
-def post_alert(operator: OperatorProcess, namespace: str, alertname: str, **labels: str) -> None:
-    """An Alertmanager v4 webhook, straight to the operator's intake (its port is in its log)."""
+def post_alert(
+    operator: OperatorProcess, namespace: str, alertname: str, starts_at: str | None = None, **labels: str
+) -> None:
+    """An Alertmanager v4 webhook, straight to the operator's intake (its port is in its log).
+
+    ``starts_at`` repeats an earlier firing (Alertmanager keeps an alert's start); default: a new one now.
+    """
     port = re.findall(r"alert intake listening on 127\.0\.0\.1:(\d+)", operator.log.read_text())[-1]
     labels = {"alertname": alertname, "namespace": namespace, "severity": "critical", **labels}
     alert = {
         "status": "firing",
         "labels": labels,
         "annotations": {"summary": f"{alertname} in {namespace}"},
-        "startsAt": dt.datetime.now(dt.UTC).isoformat(),
+        "startsAt": starts_at or dt.datetime.now(dt.UTC).isoformat(),
         "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "http://prometheus/graph",
         "fingerprint": hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16],

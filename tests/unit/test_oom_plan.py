@@ -88,12 +88,23 @@ def book(
     return matching.Chosen("shop", "oom", spec)
 
 
-def status(raises: int = 0, last: dt.datetime | None = None, times: int = 0, seen: tuple[str, ...] = ()) -> Any:
+def status(
+    raises: int = 0,
+    last: dt.datetime | None = None,
+    times: int = 0,
+    seen: tuple[str, ...] = (),
+    raised_ago: dt.timedelta = dt.timedelta(minutes=20),
+) -> Any:
+    """``raises`` applied raises, each ``raised_ago`` before NOW (the runbook's window is 1h)."""
     g = incident.Guardrails(
         raises=raises, last_action_at=last, action_times=[NOW - dt.timedelta(minutes=i + 10) for i in range(times)]
     )
     g.seen = list(seen)
-    return incident.IncidentStatus(phase=incident.Phase.TRIGGERED, guardrails=g)
+    done = [
+        incident.ActionRecord(at=NOW - raised_ago, action="raise", type="raiseMemoryLimit", state="Applied")
+        for _ in range(raises)
+    ]
+    return incident.IncidentStatus(phase=incident.Phase.TRIGGERED, guardrails=g, actions=done)
 
 
 def situation(**over: Any) -> oom_plan.Situation:
@@ -145,9 +156,10 @@ def test_vpa_rule_rounded_and_capped(old: str, rule: dict[str, Any], new: str) -
 @pytest.mark.parametrize(
     ("over", "reason", "human"),
     [
-        ({"workload": None, "target_kind": "Pod"}, "UnsupportedOwner", True),
-        ({"workload": None, "target_kind": "Job"}, "UnsupportedOwner", True),
-        ({"workload": None, "target_kind": "DaemonSet"}, "UnsupportedOwner", True),
+        ({"workload": None, "target_kind": "Pod"}, "NoTemplate", True),
+        ({"workload": None, "target_kind": "Job"}, "NoTemplate", True),
+        ({"workload": None, "target_kind": "Rollout"}, "UnsupportedOwner", True),
+        ({"workload": None, "target_kind": "DaemonSet"}, "OwnerNotFound", True),
         ({"workload": None}, "OwnerNotFound", True),
         ({"runbook": None}, "NoRunbook", True),
         ({"runbook": book(None)}, "NoApplicableAction", True),

@@ -4,9 +4,9 @@ These calls sit between an OOM kill and the patched workload, so they go through
 client (:mod:`adapters.apiserver`). Incident *writes* go through :mod:`adapters.incidents`
 (optimistic concurrency); objects are plain dicts, as the domain reads them.
 
-Nothing here writes to a Pod: the only Pod call is a server-side *dry-run* create of the pod a
-changed template would make, which the API server admits (LimitRange, ResourceQuota, webhooks,
-PodSecurity) and discards.
+Nothing here writes to a Pod but :func:`resize` (a runbook's opt-in ``strategy: InPlace``): the
+other Pod call is a server-side *dry-run* create of the pod a changed template would make, which
+the API server admits (LimitRange, ResourceQuota, webhooks, PodSecurity) and discards.
 """
 
 import collections
@@ -22,6 +22,8 @@ FOLLOW = {"ReplicaSet": "Deployment", "Job": "CronJob"}
 _PATHS = {
     "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
     "StatefulSet": "/apis/apps/v1/namespaces/{ns}/statefulsets/{name}",
+    "DaemonSet": "/apis/apps/v1/namespaces/{ns}/daemonsets/{name}",
+    "CronJob": "/apis/batch/v1/namespaces/{ns}/cronjobs/{name}",
     "ReplicaSet": "/apis/apps/v1/namespaces/{ns}/replicasets/{name}",
     "Job": "/apis/batch/v1/namespaces/{ns}/jobs/{name}",
     "ConfigMap": "/api/v1/namespaces/{ns}/configmaps/{name}",
@@ -30,6 +32,7 @@ _LISTS = {
     "ReplicaSet": "/apis/apps/v1/namespaces/{ns}/replicasets",
     "ControllerRevision": "/apis/apps/v1/namespaces/{ns}/controllerrevisions",
     "HorizontalPodAutoscaler": "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
+    "VerticalPodAutoscaler": "/apis/autoscaling.k8s.io/v1/namespaces/{ns}/verticalpodautoscalers",
 }
 
 
@@ -70,7 +73,9 @@ async def read(api: apiserver.Api, kind: str, namespace: str, name: str) -> dict
 
 
 async def list_items(api: apiserver.Api, kind: str, namespace: str) -> list[dict[str, Any]]:
-    """Every object of ``kind`` (ReplicaSet, ControllerRevision, HorizontalPodAutoscaler) in ``namespace``, as dicts."""
+    """Every object of ``kind`` (ReplicaSet, ControllerRevision, an autoscaler) in ``namespace``, as dicts.
+
+    A kind whose API the cluster does not serve (no VPA installed) lists as empty."""
     found = await api.call("GET", _LISTS[kind].format(ns=namespace))
     return [dict(item, kind=kind) for item in (found or {}).get("items") or ()]
 
@@ -109,6 +114,11 @@ async def owner(api: apiserver.Api, namespace: str, ref: oom.OwnerRef | None, po
     return target
 
 
+async def pod(api: apiserver.Api, namespace: str, name: str) -> dict[str, Any] | None:
+    """The Pod as a dict (read only: the remediation never writes a Pod), or None when it is gone."""
+    return await api.call("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
+
+
 async def namespace_annotations(api: apiserver.Api, namespace: str) -> dict[str, str]:
     obj = await api.call("GET", f"/api/v1/namespaces/{namespace}")
     return dict(((obj or {}).get("metadata") or {}).get("annotations") or {})
@@ -127,6 +137,15 @@ async def patch(
     found = await api.call("PATCH", path, ops, "application/json-patch+json", **params) or {}
     found.setdefault("kind", kind)
     return found
+
+
+async def resize(api: apiserver.Api, namespace: str, name: str, ops: list[dict[str, Any]], dry_run: bool) -> None:
+    """A JSON patch of the Pod's ``resize`` subresource (its containers' resources only); raises ApiError.
+
+    The one Pod write the operator makes, and only for a runbook with ``strategy: InPlace``."""
+    params = {"fieldManager": apiserver.AGENT, **({"dryRun": "All"} if dry_run else {})}
+    path = f"/api/v1/namespaces/{namespace}/pods/{name}/resize"
+    await api.call("PATCH", path, ops, "application/json-patch+json", **params)
 
 
 async def dry_run_pod(api: apiserver.Api, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:

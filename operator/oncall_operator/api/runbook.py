@@ -73,6 +73,11 @@ class Approval(enum.StrEnum):
     REQUIRED = "Required"
 
 
+class RaiseStrategy(enum.StrEnum):
+    TEMPLATE = "Template"
+    IN_PLACE = "InPlace"
+
+
 class RaiseMemoryLimit(base.Model):
     """new = max(old x factor, old + minStep), rounded up to whole Mi, capped at maxLimit (VPA's rule)."""
 
@@ -83,6 +88,26 @@ class RaiseMemoryLimit(base.Model):
     allow_qos_change: bool = False
     restart_at_cap: Annotated[
         bool, pydantic.Field(description="Restart the rollout when the limit is already at the cap")
+    ] = False
+    strategy: Annotated[
+        RaiseStrategy,
+        pydantic.Field(
+            description=(
+                "Template: patch the workload's pod template (a rollout). InPlace: resize the killed pod through "
+                "its resize subresource (no restart unless its resizePolicy says so) and recommend the template "
+                "change; the template is patched when the node cannot resize (PodResizePending Infeasible) or the "
+                "API server refuses the resize"
+            )
+        ),
+    ] = RaiseStrategy.TEMPLATE
+    set_missing_limit: Annotated[
+        bool,
+        pydantic.Field(
+            description=(
+                "When the container has no memory limit in its template, set one from what the kill shows "
+                "(the limit it ran with, else its request, raised by this rule); otherwise it is only recommended"
+            )
+        ),
     ] = False
     max_raises: Annotated[
         int,
@@ -191,6 +216,10 @@ class Guardrails(base.Model):
         base.Duration,
         pydantic.Field(description="Resolve when no new trigger was seen for this long after mitigation"),
     ] = "30m"
+    rollout_deadline: Annotated[
+        base.Duration,
+        pydantic.Field(description="Page a human when a change has not rolled out this long after it was applied"),
+    ] = "15m"
 
 
 class RunbookSpec(base.Model):

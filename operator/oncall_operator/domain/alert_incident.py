@@ -236,7 +236,7 @@ def _fire(st: incident.IncidentStatus, payload: alerts.Payload, now: dt.datetime
 
 
 def _reopen(st: incident.IncidentStatus, now: dt.datetime, count: int) -> None:
-    lifecycle.reopen(st, now, f"{count} new alert{'s' if count > 1 else ''} fired after the incident was resolved")
+    lifecycle.new_round(st, now, f"{count} new alert{'s' if count > 1 else ''} fired after the incident was resolved")
 
 
 def _flap(st: incident.IncidentStatus, now: dt.datetime, count: int) -> None:

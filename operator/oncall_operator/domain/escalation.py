@@ -27,7 +27,7 @@ import datetime as dt
 import zoneinfo
 
 from oncall_operator.api import durations, incident, policy, schedule
-from oncall_operator.domain import business_days, people, war_room
+from oncall_operator.domain import business_days, lifecycle, people, war_room
 
 Phase = incident.Phase
 PAGE_KINDS = ("page", "reminder", "status-update", "notify")
@@ -176,7 +176,8 @@ def decide(spec: policy.EscalationPolicySpec, inc: incident.Incident, now: dt.da
         told = _told(run, paged)
         run.send("acknowledge", "acknowledge", run.esc.level, run.esc.loop, channels, told, f"Acknowledged by {by}.")
     rule = _rule(spec, inc.spec.severity.value)
-    if rule.response == policy.Response.NOTIFY:
+    # the automation stopped and says a person must act: page, even where the severity only notifies
+    if rule.response == policy.Response.NOTIFY and not lifecycle.human_needed(run.status):
         _notify_once(run, rule, acked)
     else:
         _escalate(run, acked)

@@ -124,7 +124,7 @@ def missed(
         return None
     st = status.model_copy(deep=True)
     st.occurrences, st.last_seen = st.occurrences + 1, now
-    lifecycle.reopen(st, now, f"heartbeat missed again ({since})")
+    lifecycle.new_round(st, now, f"heartbeat missed again ({since})")
     return st
 
 

@@ -77,17 +77,6 @@ def add(
     return status
 
 
-def reopen(status: incident.IncidentStatus, now: dt.datetime, message: str) -> None:
-    """Resolved -> Reopened (in place): the escalation starts again from now, so every level is due again."""
-    status.phase, status.resolved_at, status.resolved_by = incident.Phase.REOPENED, None, ""
-    status.acknowledged_at, status.acknowledged_by = None, ""
-    esc = status.escalation
-    # The engine keys its steps by the start time: a new start makes every level due again.
-    esc.started_at, esc.level, esc.loop, esc.closed = now, 0, 0, False
-    esc.next_step_at = esc.next_reminder_at = None
-    add(status, now, "Reopened", message)
-
-
 def needs_human(status: incident.IncidentStatus, value: bool, reason: str, message: str, now: dt.datetime) -> None:
     """Set the ``NeedsHuman`` condition (in place); a flip to True is also a timeline entry.
 
@@ -99,6 +88,44 @@ def needs_human(status: incident.IncidentStatus, value: bool, reason: str, messa
     status.conditions = conditions.put(status.conditions, NEEDS_HUMAN, flag, reason, message[:MESSAGE_MAX], None, now)
     if value and was != flag:
         add(status, now, NEEDS_HUMAN, f"{reason}: {message}")
+
+
+def new_round(status: incident.IncidentStatus, now: dt.datetime, why: str) -> None:
+    """Reopen a Resolved Incident as a new round (in place): nobody has acknowledged it, and the
+    escalation starts again from level 1 at ``now`` (its steps are keyed by the start, so every
+    level, reminder and status update is due again from ``now``, not from the first opening)."""
+    status.phase, status.resolved_at, status.resolved_by = incident.Phase.REOPENED, None, ""
+    restart_escalation(status, now)
+    add(status, now, "Reopened", why)
+
+
+def restart_escalation(status: incident.IncidentStatus, now: dt.datetime) -> None:
+    """Unacknowledged, escalation clock at ``now``, level and loop 0 (in place)."""
+    status.acknowledged_at, status.acknowledged_by = None, ""
+    esc = status.escalation
+    esc.started_at, esc.level, esc.loop, esc.closed = now, 0, 0, False
+    esc.next_step_at = esc.next_reminder_at = None
+
+
+def human_needed(status: incident.IncidentStatus) -> bool:
+    return any(c.type == NEEDS_HUMAN and c.status == base.ConditionStatus.TRUE for c in status.conditions)
+
+
+def page_human(status: incident.IncidentStatus, reason: str, message: str, now: dt.datetime) -> None:
+    """``NeedsHuman=True`` and, when it was not already, a page (in place).
+
+    A Mitigated Incident counts as handled for the escalation, so it goes back to Triggered; the
+    escalation clock restarts at ``now`` so the page starts at level 1 instead of firing every
+    level that came due since the Incident opened. An Incident a person acknowledged stays theirs.
+    The escalation pages (never only notifies) while ``NeedsHuman`` is True, whatever the severity.
+    """
+    flipped = not human_needed(status)
+    needs_human(status, True, reason, message, now)
+    if not flipped or status.phase in (incident.Phase.ACKNOWLEDGED, incident.Phase.RESOLVED):
+        return
+    if status.phase == incident.Phase.MITIGATED:
+        status.phase = incident.Phase.TRIGGERED
+    restart_escalation(status, now)
 
 
 Edit = tuple[incident.IncidentStatus | None, str]

@@ -53,6 +53,10 @@ class PodFacts:
     owner: OwnerRef | None
     qos_class: str
     kills: tuple[Kill, ...]
+    containers: tuple[str, ...] = ()
+    """The names of the pod's (regular) containers in order: where a resize patch points."""
+    resize_infeasible: str = ""
+    """The kubelet's word when it cannot resize this pod in place (``PodResizePending``, ``Infeasible``)."""
 
 
 def has_oom(status: cabc.Mapping[str, Any] | None) -> bool:
@@ -125,4 +129,13 @@ def read_pod(pod: cabc.Mapping[str, Any]) -> PodFacts:
         owner=_controller(meta),
         qos_class=status.get("qosClass", ""),
         kills=tuple(sorted(kills.values(), key=lambda k: (k.finished_at, k.restart_count, k.key))),
+        containers=tuple(c.get("name", "") for c in spec.get("containers") or ()),
+        resize_infeasible=_infeasible(status),
     )
+
+
+def _infeasible(status: cabc.Mapping[str, Any]) -> str:
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == "PodResizePending" and cond.get("reason") == "Infeasible":
+            return str(cond.get("message") or "the node cannot fit the resize")
+    return ""

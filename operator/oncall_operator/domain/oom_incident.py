@@ -10,16 +10,21 @@ so it re-checks the keys against what it is given and returns None when there is
 Phases: a counted kill turns Mitigated back into Triggered and Resolved into Reopened; an
 applied action makes it Mitigated unless a human is needed (a restart at the cap), because
 the escalation engine treats Mitigated as handled. The condition ``NeedsHuman`` says when the
-automation stopped and why. ``settle`` resolves a Mitigated Incident once the workload's
-rollout has been complete, with no new kill, for the runbook's quiet period.
+automation stopped and why, and pages (:func:`lifecycle.page_human`): an Incident is never
+Mitigated while it holds. A kill of a Resolved Incident is a new round: the escalation starts
+again at level 1 and the raises count from 0. ``settle`` resolves a mitigated Incident (an
+acknowledgement does not stop it) once the workload's rollout has been complete, with no new
+kill, for the runbook's quiet period, and pages when the rollout has not completed within the
+runbook's ``rolloutDeadline``.
 """
 
 import collections.abc as cabc
 import datetime as dt
 import hashlib
 import re
+from typing import Any
 
-from oncall_operator.api import base, incident, runbook
+from oncall_operator.api import base, durations, incident, runbook
 from oncall_operator.domain import lifecycle, matching, oom, oom_plan
 
 TRIGGER_LABEL = "oncall.dev/trigger"
@@ -98,7 +103,7 @@ def record(
     st, counted = _fresh(spec, status, now)
     seen = list(st.guardrails.seen)
     new = [k for k in plan.new if k.key not in set(seen)]
-    if not new:
+    if not new and not plan.fallback:
         return None
     if not st.checklist and checklist:
         st.checklist = [incident.ChecklistItem(title=t[:512]) for t in checklist[:50]]
@@ -126,13 +131,15 @@ def record(
             f"container {k.container} of pod {pod} OOM-killed (restart {k.restart_count}, finished "
             f"{k.finished_at or 'unknown'}, limit {k.limit or 'none'}, request {k.request or 'none'})",
         )
+    if st.phase == Phase.RESOLVED:  # a new round: its escalation and its caps start again
+        lifecycle.new_round(st, now, "OOM-killed again after it was resolved")
+        st.guardrails.raises = 0
+        if lifecycle.human_needed(st):
+            lifecycle.needs_human(st, False, "Reopened", "a new round", now)
     if out.state is None:
         lifecycle.add(st, now, plan.reason or "Recorded", out.message)
         return st
-    if st.phase == Phase.RESOLVED:
-        st.phase, st.resolved_at, st.resolved_by = Phase.REOPENED, None, ""
-        lifecycle.add(st, now, "Reopened", "OOM-killed again after it was resolved")
-    elif st.phase == Phase.MITIGATED:
+    if st.phase == Phase.MITIGATED:
         st.phase = Phase.TRIGGERED
     st.guardrails.healthy_since = None
     change = plan.change
@@ -159,21 +166,73 @@ def record(
         if not out.needs_human:
             st.phase = Phase.MITIGATED
     if out.needs_human:
-        lifecycle.needs_human(st, True, out.reason, out.message, now)
+        lifecycle.page_human(st, out.reason, out.message, now)
     elif out.state == incident.ActionState.APPLIED:
         lifecycle.needs_human(st, False, "Mitigated", out.message, now)
     return st
 
 
+WAITING = ("RolloutOnDelete", "RolloutStuck")
+"""``NeedsHuman`` reasons that a completed rollout ends by itself: the change is applied, the pods wait."""
+
+
+def settling(body: cabc.Mapping[str, Any]) -> bool:
+    """Whether :func:`settle` has anything to look at in this Incident (cheap: the raw body, no parsing).
+
+    Mitigated; or Acknowledged by a person after the automation mitigated it (an acknowledgement
+    never stops the auto-resolve); or waiting for a rollout that a human was paged about.
+    """
+    status: cabc.Mapping[str, Any] = body.get("status") or {}
+    phase = status.get("phase")
+    conditions: list[cabc.Mapping[str, Any]] = status.get("conditions") or []
+    human: cabc.Mapping[str, Any] = next((c for c in conditions if c.get("type") == NEEDS_HUMAN), {})
+    if human.get("status") == "True":
+        return phase != Phase.RESOLVED and human.get("reason") in WAITING
+    if phase == Phase.MITIGATED:
+        return True
+    actions: list[cabc.Mapping[str, Any]] = status.get("actions") or []
+    return phase == Phase.ACKNOWLEDGED and bool(actions) and actions[-1].get("state") == incident.ActionState.APPLIED
+
+
 def settle(
-    status: incident.IncidentStatus | None, complete: bool, quiet: dt.timedelta, now: dt.datetime
+    status: incident.IncidentStatus | None,
+    complete: bool,
+    quiet: dt.timedelta,
+    now: dt.datetime,
+    deadline: dt.timedelta | None = None,
 ) -> incident.IncidentStatus | None:
-    """Resolve a Mitigated Incident after ``quiet`` of complete rollout; None when nothing changes."""
-    if status is None or status.phase != Phase.MITIGATED:
+    """Resolve a mitigated Incident after ``quiet`` of complete rollout; None when nothing changes.
+
+    A rollout still incomplete ``deadline`` after the last action pages a human (``RolloutStuck``);
+    one that completes afterwards (or after a human deleted the pods of an ``OnDelete`` workload)
+    is Mitigated again, and the quiet period runs.
+    """
+    if status is None or status.phase == Phase.RESOLVED:
+        return None
+    human = next((c for c in status.conditions if c.type == NEEDS_HUMAN and c.status == "True"), None)
+    if human is not None:
+        if human.reason not in WAITING or not complete:
+            return None
+        st = status.model_copy(deep=True)
+        lifecycle.needs_human(st, False, "RolloutComplete", "the change has rolled out", now)
+        if st.phase != Phase.ACKNOWLEDGED:
+            st.phase = Phase.MITIGATED
+        st.guardrails.healthy_since = now
+        lifecycle.add(st, now, "RolloutComplete", "every pod runs the changed template")
+        return st
+    if status.phase == Phase.ACKNOWLEDGED and not (status.actions and status.actions[-1].state == "Applied"):
+        return None
+    if status.phase not in (Phase.MITIGATED, Phase.ACKNOWLEDGED):
         return None
     since = status.guardrails.healthy_since
     st = status.model_copy(deep=True)
     if not complete:
+        last = status.guardrails.last_action_at
+        if deadline is not None and last is not None and now - last >= deadline:
+            text = f"the rollout has not completed {durations.render(deadline)} after the change ({last.isoformat()})"
+            lifecycle.page_human(st, "RolloutStuck", text + ": pods Pending, failing, or waiting for deletion?", now)
+            st.guardrails.healthy_since = None
+            return st
         if since is None:
             return None
         st.guardrails.healthy_since = None

@@ -23,11 +23,20 @@ import copy
 import dataclasses
 import datetime as dt
 import enum
-from fractions import Fraction
 from typing import Any
 
-from oncall_operator.api import incident, runbook
-from oncall_operator.domain import changes, guardrails, maintenance, matching, oom, quantity, workload
+from oncall_operator.api import durations, incident, runbook
+from oncall_operator.domain import (
+    changes,
+    guardrails,
+    inplace,
+    maintenance,
+    matching,
+    memory_limits,
+    oom,
+    quantity,
+    workload,
+)
 
 ActionType = runbook.ActionType
 State = incident.ActionState
@@ -55,6 +64,11 @@ class Plan:
     reason: str = ""
     message: str = ""
     needs_human: bool = False
+    resize: Change | None = None
+    """The in-place resize of the killed pod to try first (``strategy: InPlace``); ``change`` is then
+    the template change recommended, and patched only when the resize is refused."""
+    fallback: bool = False
+    """The template patch after the kubelet found an in-place resize Infeasible: no new kill."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,24 +99,27 @@ class _Stop(Exception):
         self.plan = plan
 
 
-def next_limit(old: Fraction, rule: runbook.RaiseMemoryLimit) -> tuple[Fraction, str]:
-    """VPA's rule: max(old x factor, old + minStep), rounded up to whole Mi, capped at maxLimit."""
-    wanted = max(old * Fraction(str(rule.factor)), old + quantity.parse(rule.min_step))
-    cap = quantity.parse(rule.max_limit)
-    mib = quantity.ceil_mi(wanted)
-    if mib * quantity.MI >= cap:
-        return cap, rule.max_limit
-    return Fraction(mib * quantity.MI), quantity.mi(mib)
+def raises(status: incident.IncidentStatus | None, window: dt.timedelta, now: dt.datetime) -> int:
+    """Raises that count against ``maxRaises``: applied in this round (``guardrails.raises``, reset when
+    the Incident reopens) and within the runbook's ``window``; never a lifetime count."""
+    if status is None or status.phase == incident.Phase.RESOLVED:
+        return 0  # the kill being planned reopens it: a new round
+    recent = sum(
+        1
+        for a in status.actions
+        if a.type == ActionType.RAISE_MEMORY_LIMIT and a.state == incident.ActionState.APPLIED and a.at > now - window
+    )
+    return min(status.guardrails.raises, recent)
 
 
 def plan(s: Situation) -> Plan:
     seen = set(s.status.guardrails.seen) if s.status else set()
     new = tuple(k for k in s.pod.kills if k.key not in seen)
-    if not new:
-        return Plan(Mode.NOTHING)
-    kill = new[-1]
     try:
-        return _plan(s, new, kill)
+        if not new:
+            waiting = inplace.pending(s.status, s.pod)
+            return _fallback(s, waiting[-1]) if waiting else Plan(Mode.NOTHING)
+        return _plan(s, new, new[-1])
     except _Stop as stop:
         return stop.plan
 
@@ -125,8 +142,9 @@ def _plan(s: Situation, new: tuple[oom.Kill, ...], kill: oom.Kill) -> Plan:
     if w is None and s.target_kind in workload.SUPPORTED:
         raise _refuse(new, kill, "OwnerNotFound", f"the {s.target_kind} that owns pod {s.pod.name} was not found")
     if w is None or s.target_kind not in workload.SUPPORTED:
-        what = "a bare Pod" if s.target_kind == "Pod" else f"a {s.target_kind}"
-        raise _refuse(new, kill, "UnsupportedOwner", f"{what} has no template the operator may patch")
+        rule = _rule(s.runbook)
+        reason = "NoTemplate" if s.target_kind in memory_limits.NO_TEMPLATE else "UnsupportedOwner"
+        raise _refuse(new, kill, reason, memory_limits.for_pod(s.target_kind, s.pod.name, kill, rule))
     if w.marker and w.marker in {k.key for k in new}:
         return _recovered(s, w, new)
     if s.runbook is None:
@@ -149,14 +167,31 @@ def _plan(s: Situation, new: tuple[oom.Kill, ...], kill: oom.Kill) -> Plan:
         assert restart_action is not None
         action = restart_action
         _restarted_since(s, w, new, kill)
-        change = _restart(w, restart_action.name, kill, s.now)
+        change = _restart(w, restart_action.name, kill, s.now, new)
         reason, message = "Applied", change.summary
     _gates(s, w, new, kill, change, action)
     if s.dry_run or spec.guardrails.dry_run:
         where = "operator-wide (ONCALL_DRY_RUN)" if s.dry_run else f"Runbook {s.runbook.name} (guardrails.dryRun)"
         msg = f"dry-run mode {where}: {change.summary} planned, nothing written"
         return Plan(Mode.DRY_RUN, new, kill, change, "DryRun", msg, True)
+    rule = _rule(s.runbook)
+    if rule and rule.strategy == runbook.RaiseStrategy.IN_PLACE and change.type == ActionType.RAISE_MEMORY_LIMIT:
+        resize = inplace.resize(s.pod, kill, change, container.path)
+        if resize is not None:
+            return Plan(Mode.APPLY, new, kill, change, reason, message, False, resize)
+    if w.strategy == workload.ON_DELETE:
+        msg = (
+            f"{message}; the {w.kind} has updateStrategy OnDelete: its pods get the change only when "
+            "they are deleted (kubectl delete pod), one at a time as the application allows"
+        )
+        return Plan(Mode.APPLY, new, kill, change, "RolloutOnDelete", msg, True)
     return Plan(Mode.APPLY, new, kill, change, reason, message, reason == "AtCap")
+
+
+def _rule(chosen: matching.Chosen | None) -> runbook.RaiseMemoryLimit | None:
+    """The runbook's raiseMemoryLimit settings, if it has that action."""
+    actions = chosen.spec.actions if chosen else ()
+    return next((a.raise_memory_limit for a in actions if a.raise_memory_limit is not None), None)
 
 
 def _restarted_since(s: Situation, w: workload.Workload, new: tuple[oom.Kill, ...], kill: oom.Kill) -> None:
@@ -177,17 +212,13 @@ def _raise(
     rule = action.raise_memory_limit
     assert rule is not None
     if container.limit is None:
-        had = f" (the pod got {kill.limit} at admission, e.g. from a LimitRange default)" if kill.limit else ""
-        raise _refuse(
-            new,
-            kill,
-            "NoMemoryLimit",
-            f"container {container.name} has no memory limit in the {w.kind}'s template{had}: "
-            "set resources.limits.memory; the operator does not guess one",
-        )
+        return _missing_limit(s, w, container, kill, new, action, rule)
     old = quantity.parse(container.limit)
     ran_with = quantity.parse(kill.limit) if kill.limit else None
-    if ran_with is not None and ran_with != old:
+    base = None
+    if ran_with is not None and ran_with > old and inplace.resized(s.status, s.pod.uid) is not None:
+        base = kill.limit  # resized in place before: raise from what the pod runs with
+    elif ran_with is not None and ran_with != old:
         if ran_with < old:
             msg = f"pod {s.pod.name} ran with {kill.limit}; the template has {container.limit} since"
             raise _Stop(Plan(Mode.RECORD, new, kill, None, "Superseded", msg))
@@ -202,19 +233,114 @@ def _raise(
         if not rule.restart_at_cap:
             raise _refuse(new, kill, "AtCap", f"limit {container.limit} is at the cap {rule.max_limit}: likely a leak")
         _restarted_since(s, w, new, kill)
-        change = _restart(w, restart_action.name if restart_action else action.name, kill, s.now)
+        change = _restart(w, restart_action.name if restart_action else action.name, kill, s.now, new)
         return action, change, "AtCap", f"limit {container.limit} is at the cap {rule.max_limit}: {change.summary}"
-    change = _raise_change(w, container, new, kill, action.name, rule)
-    status = s.status or incident.IncidentStatus()
-    if status.guardrails.raises >= rule.max_raises:
+    change = _raise_change(w, container, new, kill, action.name, rule, base)
+    _check_raises(s, new, kill, rule, change)
+    return action, change, "Applied", change.summary
+
+
+def _fallback(s: Situation, kill: oom.Kill) -> Plan:
+    """The kubelet cannot resize the pod in place: patch the template to the limit the resize wanted."""
+    w, rule = s.workload, _rule(s.runbook)
+    record = inplace.resized(s.status, s.pod.uid)
+    c = w.container(kill.container, kill.init) if w else None
+    if w is None or rule is None or record is None or c is None or c.limit is None or s.runbook is None:
+        return Plan(Mode.NOTHING)
+    target = inplace.resized_limit(record)
+    if quantity.parse(c.limit) >= quantity.parse(target):
+        return Plan(Mode.NOTHING)  # the template has it already
+    change = _raise_change(w, c, (), kill, record.action or "raise-memory", rule, target=target)
+    subject = guardrails.Subject(w.kind, f"the {w.kind}", w.annotations, w.labels, w.paused)
+    # the same action as the resize: opt-out, pause and GitOps hold; cooldown and rate were paid by the resize
+    refused = guardrails.refusal(s.runbook.spec.guardrails, None, subject, s.namespace_annotations, s.now)
+    text = f"the node cannot resize pod {s.pod.name} in place ({s.pod.resize_infeasible})"
+    if refused is not None:
+        msg = f"{text}; {refused.text}; recommended: {change.summary}"
+        return Plan(Mode.REFUSE, (), kill, change, refused.reason, msg, True, None, True)
+    return Plan(Mode.APPLY, (), kill, change, inplace.INFEASIBLE, f"{text}: {change.summary}", False, None, True)
+
+
+def resized(plan: Plan) -> Plan:
+    """``plan`` once its in-place resize was applied: the resize is the action, the template a recommendation."""
+    assert plan.resize is not None and plan.change is not None
+    msg = f"{plan.resize.summary}; the template is unchanged, recommended: {plan.change.summary}"
+    return dataclasses.replace(plan, change=plan.resize, reason=inplace.RESIZED, message=msg, resize=None)
+
+
+def without_resize(plan: Plan, refused: str) -> Plan:
+    """``plan`` after the API server refused its in-place resize: the template patch instead."""
+    return dataclasses.replace(plan, message=f"{refused}; instead: {plan.message}", resize=None)
+
+
+def _check_raises(
+    s: Situation, new: tuple[oom.Kill, ...], kill: oom.Kill, rule: runbook.RaiseMemoryLimit, change: Change
+) -> None:
+    assert s.runbook is not None
+    window = s.runbook.spec.guardrails.window
+    done = raises(s.status, durations.parse(window), s.now)
+    if done >= rule.max_raises:
         raise _refuse(
             new,
             kill,
             "RaiseLimitReached",
-            f"{status.guardrails.raises} raises already (maxRaises {rule.max_raises}): likely a leak",
+            f"{done} raises in this round within the last {window} (maxRaises {rule.max_raises}): likely a leak",
             change,
         )
+
+
+def _missing_limit(
+    s: Situation,
+    w: workload.Workload,
+    c: workload.Container,
+    kill: oom.Kill,
+    new: tuple[oom.Kill, ...],
+    action: runbook.Action,
+    rule: runbook.RaiseMemoryLimit,
+) -> tuple[runbook.Action, Change, str, str]:
+    """A container without a memory limit: a limit from what the kill shows, set only with ``setMissingLimit``."""
+    no_limit = f"container {c.name} has no memory limit in the {w.kind}'s template"
+    found = memory_limits.basis(c.request, kill)
+    if found is None:
+        msg = f"{no_limit} and no request either: nothing to work a limit out from; set resources.limits.memory"
+        raise _refuse(new, kill, "NoMemoryLimit", msg)
+    base, how = found
+    limit = memory_limits.recommended(base, rule)
+    template = _with_memory(w.template, c, limit, None)
+    qos_before = workload.qos_class(w.template.get("spec") or {})
+    qos_after = workload.qos_class(template.get("spec") or {})
+    change = _set_limit_change(w, c, kill, action.name, limit, how, template)
+    # the pod may have had a limit at admission (a LimitRange default): what it ran as is what counts
+    if qos_after not in (qos_before, s.pod.qos_class) and not rule.allow_qos_change:
+        msg = f"{no_limit}; setting one would change the pod's QoS class {qos_before} -> {qos_after}"
+        raise _refuse(new, kill, "QoSChange", msg, change)
+    if not rule.set_missing_limit:
+        raise _refuse(new, kill, "NoMemoryLimit", f"{no_limit} (raiseMemoryLimit.setMissingLimit is false)", change)
+    _check_raises(s, new, kill, rule, change)
     return action, change, "Applied", change.summary
+
+
+def _set_limit_change(
+    w: workload.Workload,
+    c: workload.Container,
+    kill: oom.Kill,
+    action: str,
+    limit: str,
+    how: str,
+    template: cabc.Mapping[str, Any],
+) -> Change:
+    ops: list[dict[str, Any]] = [{"op": "test", "path": f"{c.path}/name", "value": c.name}]
+    has_resources, has_limits = c.has_resources
+    if not has_resources:
+        ops.append({"op": "add", "path": f"{c.path}/resources", "value": {"limits": {"memory": limit}}})
+    elif not has_limits:
+        ops.append({"op": "add", "path": f"{c.path}/resources/limits", "value": {"memory": limit}})
+    else:
+        ops.append({"op": "add", "path": f"{c.path}/resources/limits/memory", "value": limit})
+    ops += _marker_ops(w, kill)
+    before, after = "limits.memory=none", f"limits.memory={limit}"
+    summary = f"set a memory limit on container {c.name} in {w.kind} {w.name}: {before} -> {after} (from {how})"
+    return _change(w, action, ActionType.RAISE_MEMORY_LIMIT, c.name, ops, (before, after, summary), template)
 
 
 def _gates(
@@ -258,15 +384,19 @@ def _raise_change(
     kill: oom.Kill,
     action: str,
     rule: runbook.RaiseMemoryLimit,
+    base: str | None = None,
+    target: str | None = None,
 ) -> Change:
+    """The template raise: from the template's limit (or ``base``, what a resized pod runs with) by the
+    rule, or to ``target`` exactly (the limit an in-place resize gave)."""
     assert c.limit is not None
-    old = quantity.parse(c.limit)
-    new_limit, new_limit_text = next_limit(old, rule)
+    old = quantity.parse(base or c.limit)
+    new_limit, new_limit_text = (quantity.parse(target), target) if target else memory_limits.next_limit(old, rule)
     candidates: list[str | None] = [None]
     if c.request is not None:
         old_req = quantity.parse(c.request)
         if rule.raise_request:
-            req, req_text = next_limit(old_req, rule)
+            req, req_text = memory_limits.next_limit(old_req, rule)
             candidates = [req_text if req < new_limit else new_limit_text, new_limit_text, None]
         else:
             candidates = [None, new_limit_text]
@@ -281,19 +411,8 @@ def _raise_change(
         msg = f"raising {c.name} would change the pod's QoS class {qos_before} (allowQoSChange is false)"
         raise _refuse(new, kill, "QoSChange", msg)
     request, template = chosen
-    ops: list[dict[str, Any]] = [
-        {"op": "test", "path": f"{c.path}/name", "value": c.name},
-        {"op": "test", "path": f"{c.path}/resources/limits/memory", "value": c.limit},
-        {"op": "replace", "path": f"{c.path}/resources/limits/memory", "value": new_limit_text},
-    ]
-    before, after = f"limits.memory={c.limit}", f"limits.memory={new_limit_text}"
-    if request is not None and c.request is not None:
-        ops += [
-            {"op": "test", "path": f"{c.path}/resources/requests/memory", "value": c.request},
-            {"op": "replace", "path": f"{c.path}/resources/requests/memory", "value": request},
-        ]
-        before += f" requests.memory={c.request}"
-        after += f" requests.memory={request}"
+    requests = (c.request, request) if request is not None and c.request is not None else None
+    ops, before, after = memory_limits.raise_ops(c.path, c.name, (c.limit, new_limit_text), requests)
     ops += _marker_ops(w, kill)
     summary = f"raise memory of container {c.name} in {w.kind} {w.name}: {before} -> {after}"
     return _change(w, action, ActionType.RAISE_MEMORY_LIMIT, c.name, ops, (before, after, summary), template)
@@ -325,19 +444,23 @@ def _with_memory(
     return out
 
 
-def _restart(w: workload.Workload, action: str, kill: oom.Kill, now: dt.datetime) -> Change:
+def _restart(w: workload.Workload, action: str, kill: oom.Kill, now: dt.datetime, new: tuple[oom.Kill, ...]) -> Change:
+    if w.kind == "CronJob":
+        msg = "a CronJob has no rollout to restart: each run starts new pods; its limit needs a person"
+        raise _refuse(new, kill, "NothingToRestart", msg)
     stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     key = guardrails.escape(workload.RESTARTED_AT)
+    where = f"{w.template_path}/metadata/annotations"
     ops: list[dict[str, Any]] = []
     if w.template_annotations is None:
         ops += [
             {"op": "test", "path": "/metadata/resourceVersion", "value": w.resource_version},
-            {"op": "add", "path": "/spec/template/metadata/annotations", "value": {workload.RESTARTED_AT: stamp}},
+            {"op": "add", "path": where, "value": {workload.RESTARTED_AT: stamp}},
         ]
     else:
         if w.restarted_at:
-            ops.append({"op": "test", "path": f"/spec/template/metadata/annotations/{key}", "value": w.restarted_at})
-        ops.append({"op": "add", "path": f"/spec/template/metadata/annotations/{key}", "value": stamp})
+            ops.append({"op": "test", "path": f"{where}/{key}", "value": w.restarted_at})
+        ops.append({"op": "add", "path": f"{where}/{key}", "value": stamp})
     ops += _marker_ops(w, kill)
     template = copy.deepcopy(dict(w.template))
     template.setdefault("metadata", {}).setdefault("annotations", {})[workload.RESTARTED_AT] = stamp
@@ -348,6 +471,16 @@ def _restart(w: workload.Workload, action: str, kill: oom.Kill, now: dt.datetime
 
 def _time(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def left_to_vpa(plan: Plan, manager: str) -> Plan:
+    """A change a VerticalPodAutoscaler would fight: recorded as a recommendation, nothing written.
+
+    The VPA reacts to OOM kills itself; no human is needed for this refusal (the escalation still
+    runs by the runbook's severity)."""
+    assert plan.change is not None
+    msg = f"{manager} manages this workload's resources: left to it; recommended: {plan.change.summary}"
+    return dataclasses.replace(plan, mode=Mode.REFUSE, reason="ManagedByVPA", message=msg, needs_human=False)
 
 
 def outcome(plan: Plan, rejected: str | None = None, failed: str | None = None) -> Outcome:

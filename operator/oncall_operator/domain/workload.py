@@ -1,6 +1,7 @@
 """The workload an OOM-killed pod belongs to, as far as remediation needs to know it.
 
-Read from the Deployment or StatefulSet object as the API server returns it (a plain dict):
+Read from the Deployment, StatefulSet, DaemonSet or CronJob object as the API server returns it
+(a plain dict; a CronJob's pod template is its job template's, so its next run gets the change):
 its pod template's containers and their memory, whether it is paused, opted out or tracked by
 a GitOps tool, whether its rollout is complete (for resolving an Incident), and the pod a
 changed template would create, which the executor sends as a server-side dry-run because a
@@ -16,7 +17,11 @@ from typing import Any
 
 from oncall_operator.domain import quantity
 
-SUPPORTED = ("Deployment", "StatefulSet")
+SUPPORTED = ("Deployment", "StatefulSet", "DaemonSet", "CronJob")
+"""Owners with a pod template the remediation patches (a CronJob's is its job template's)."""
+TEMPLATE_PATHS = {"CronJob": "/spec/jobTemplate/spec/template"}
+"""Where the pod template is, as a JSON pointer, when it is not ``/spec/template``."""
+ON_DELETE = "OnDelete"
 OPT_OUT = "oncall.dev/remediation"
 OPT_OUT_VALUE = "disabled"
 MARKER = "oncall.dev/remediated-kill"
@@ -41,11 +46,14 @@ class Container:
     init: bool
     limit: str | None
     request: str | None
+    template_path: str = "/spec/template"
+    has_resources: tuple[bool, bool] = (True, True)
+    """Whether the container has ``resources``, and ``resources.limits``, in the template."""
 
     @property
     def path(self) -> str:
         """JSON pointer to this container in the workload."""
-        return f"/spec/template/spec/{'initContainers' if self.init else 'containers'}/{self.index}"
+        return f"{self.template_path}/spec/{'initContainers' if self.init else 'containers'}/{self.index}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +71,12 @@ class Workload:
     containers: tuple[Container, ...]
     template: cabc.Mapping[str, Any]
     claim_templates: tuple[str, ...] = ()
+    strategy: str = ""
+    """The update strategy's type (``OnDelete``: a changed template reaches no pod until it is deleted)."""
+
+    @property
+    def template_path(self) -> str:
+        return TEMPLATE_PATHS.get(self.kind, "/spec/template")
 
     def container(self, name: str, init: bool) -> Container | None:
         return next((c for c in self.containers if c.name == name and c.init == init), None)
@@ -78,7 +92,11 @@ class Workload:
 
 def read(obj: cabc.Mapping[str, Any]) -> Workload:
     meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    kind = obj.get("kind", "")
+    path = TEMPLATE_PATHS.get(kind, "/spec/template")
     template = spec.get("template") or {}
+    if kind == "CronJob":
+        template = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
     pod_spec = template.get("spec") or {}
     containers = []
     for field, init in (("initContainers", True), ("containers", False)):
@@ -86,10 +104,12 @@ def read(obj: cabc.Mapping[str, Any]) -> Workload:
             res = c.get("resources") or {}
             limit = (res.get("limits") or {}).get("memory")
             request = (res.get("requests") or {}).get("memory")
-            containers.append(Container(c.get("name", ""), i, init, limit, request))
+            has = ("resources" in c, "limits" in res)
+            containers.append(Container(c.get("name", ""), i, init, limit, request, path, has))
     claims = tuple(c.get("metadata", {}).get("name", "") for c in spec.get("volumeClaimTemplates") or ())
+    strategy = (spec.get("updateStrategy") or spec.get("strategy") or {}).get("type", "")
     return Workload(
-        kind=obj.get("kind", ""),
+        kind=kind,
         api_version=obj.get("apiVersion", ""),
         namespace=meta.get("namespace", ""),
         name=meta.get("name", ""),
@@ -104,6 +124,7 @@ def read(obj: cabc.Mapping[str, Any]) -> Workload:
         containers=tuple(containers),
         template=template,
         claim_templates=claims,
+        strategy=strategy,
     )
 
 
@@ -126,6 +147,17 @@ def opted_out(
         return where
     if namespace_annotations.get(OPT_OUT, "").lower() == OPT_OUT_VALUE:
         return "the namespace"
+    return None
+
+
+def vpa_manager(vpas: cabc.Iterable[cabc.Mapping[str, Any]], kind: str, name: str) -> str | None:
+    """The VerticalPodAutoscaler that sets this workload's resources (any ``updateMode`` but ``Off``), if one does."""
+    for vpa in vpas:
+        spec = vpa.get("spec") or {}
+        ref = spec.get("targetRef") or {}
+        mode = (spec.get("updatePolicy") or {}).get("updateMode") or "Auto"
+        if ref.get("kind") == kind and ref.get("name") == name and mode != "Off":
+            return f"VerticalPodAutoscaler {(vpa.get('metadata') or {}).get('name', '?')} (updateMode {mode})"
     return None
 
 
@@ -159,6 +191,15 @@ def rollout_complete(obj: cabc.Mapping[str, Any]) -> bool:
     meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
     if status.get("observedGeneration", 0) < meta.get("generation", 0):
         return False
+    if obj.get("kind") == "CronJob":
+        return True  # its next run makes its pods from the changed template: nothing rolls out
+    if obj.get("kind") == "DaemonSet":
+        desired = status.get("desiredNumberScheduled", 0)
+        return bool(
+            status.get("updatedNumberScheduled", 0) == desired
+            and status.get("numberAvailable", 0) == desired
+            and status.get("currentNumberScheduled", 0) == desired
+        )
     want = spec.get("replicas", 1)
     if obj.get("kind") == "StatefulSet":
         same_revision = (

@@ -22,7 +22,7 @@ from oncall_operator.domain import tenancy
 from oncall_operator.executor import config, indices, patching
 
 if TYPE_CHECKING:
-    from oncall_operator.executor import oom, open_incidents
+    from oncall_operator.executor import oom, open_incidents, rechecks
 
 
 @dataclasses.dataclass
@@ -42,6 +42,8 @@ class Context:
     locks: patching.Locks
     oom: oom.OomState
     incidents: open_incidents.OpenIncidents
+    rechecks: rechecks.Rechecks
+    """Schedules, Policies and Runbooks checked again every ONCALL_RECHECK_SECONDS (no Kopf timers)."""
 
     def secret_reader(self, namespace: str) -> cabc.Callable[[policy.Channel], cabc.Awaitable[str | None]]:
         """How a notifier reads its channel's Secret value, in ``namespace`` (kept 30 s; blocking, so in a thread).

@@ -111,7 +111,7 @@ async def remediate(ctx: context.Context, body: cabc.Mapping[str, Any], candidat
     """Handle one pod event; returns the plan run (None when nothing needed doing)."""
     state = ctx.oom
     pod = oom.read_pod(body)
-    if not pod.kills or state.known(kill.key for kill in pod.kills):
+    if not pod.kills or (state.known(kill.key for kill in pod.kills) and not pod.resize_infeasible):
         return None
     if not matching.in_scope(pod.namespace, ctx.config.watch_namespaces):
         return None
@@ -272,11 +272,24 @@ async def _run(
         assert w is not None and facts.obj is not None and plan.change is not None
         ops = [*caches.preconditions(facts.obj), *plan.change.ops]
         probe = workload.probe_pod(w, plan.change.template or w.template)
-        rejected, _ = await asyncio.gather(
-            patching.dry_runs(api, w.kind, w.namespace, w.name, ops, probe, last), _checked(check, target)
+        rejected, _, manager = await asyncio.gather(
+            patching.dry_runs(api, w.kind, w.namespace, w.name, ops, probe, last),
+            _checked(check, target),
+            _vpa_manager(api, w),
         )
         clock.append(("dry-runs", time.perf_counter()))
-        if plan.mode == oom_plan.Mode.APPLY and rejected is None:
+        if manager is not None:
+            plan, rejected = oom_plan.left_to_vpa(plan, manager), None
+        if plan.mode == oom_plan.Mode.APPLY and plan.resize is not None and rejected is None:
+            refused = await patching.resize(api, ns, pod.name, list(plan.resize.ops))
+            clock.append(("resize", time.perf_counter()))
+            plan = oom_plan.resized(plan) if refused is None else oom_plan.without_resize(plan, refused)
+        if (
+            plan.mode == oom_plan.Mode.APPLY
+            and rejected is None
+            and plan.change is not None
+            and plan.change.kind != "Pod"
+        ):
             failed, patched = await patching.patch(api, w.kind, w.namespace, w.name, ops, last)
             clock.append(("patch", time.perf_counter()))
             if patched is not None and state.caches is not None:
@@ -312,6 +325,19 @@ async def _run(
     if out.state is not None and written is not None and written.changed:
         _explain(ctx, target, facts.obj, ns, pod.name, written.incident, plan, out)
     return plan
+
+
+async def _vpa_manager(api: apiserver.Api, w: workload.Workload) -> str | None:
+    """The VPA that manages ``w`` (listed alongside the dry-runs: no extra round trip), if any.
+
+    A cluster without the VPA serves no such list (404: none). A refusal to list is logged and
+    taken as none: the remediation must not stop because an optional API is forbidden."""
+    try:
+        vpas = await workloads.list_items(api, "VerticalPodAutoscaler", w.namespace)
+    except apiserver.ApiError as error:
+        log.warning("VerticalPodAutoscalers in %s not listed (%s): taken as none", w.namespace, error)
+        return None
+    return workload.vpa_manager(vpas, w.kind, w.name)
 
 
 async def _write(

@@ -129,6 +129,18 @@ async def patch(
     return None, patched
 
 
+async def resize(api: apiserver.Api, namespace: str, pod: str, ops: list[dict[str, Any]]) -> str | None:
+    """Resize a pod in place: a server-side dry-run, then the call; why it was refused, or None when done."""
+    for dry_run in (True, False):
+        try:
+            await workloads.resize(api, namespace, pod, ops, dry_run)
+        except apiserver.ApiError as error:
+            if error.status in TRANSIENT:
+                raise
+            return f"the in-place resize{' (dry-run)' if dry_run else ''} was refused: {error.message}"
+    return None
+
+
 def incident_ref(namespace: str, name: str, uid: str | None) -> dict[str, Any]:
     """An Incident as an Event's subject."""
     return {

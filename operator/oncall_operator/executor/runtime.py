@@ -9,7 +9,8 @@ handler. The order matters and is written once, here:
 2. the indices and the context every flow takes;
 3. leadership: standalone acts at once; with peering, the observer decides;
 4. the OOM state and its caches' watches, then the pod watch that hands kills to :mod:`.oom`;
-5. the loop over the open Incidents (escalation, settling);
+5. the loop over the open Incidents (escalation, settling), and the one that checks Schedules,
+   Policies and Runbooks again;
 6. the HTTP intake (alerts, /healthz, /readyz, /metrics): last, so a request never meets a
    half-built context.
 
@@ -26,7 +27,18 @@ from typing import Any
 import aiohttp
 
 from oncall_operator.adapters import apiserver, events, intake, kube, peering, podwatch, tasks
-from oncall_operator.executor import alerts, config, context, heartbeats, indices, oom, open_incidents, patching
+from oncall_operator.executor import (
+    alerts,
+    config,
+    context,
+    heartbeats,
+    indices,
+    oom,
+    oom_alerts,
+    open_incidents,
+    patching,
+    rechecks,
+)
 from oncall_operator.executor import peering as leadership
 
 log = logging.getLogger(__name__)
@@ -70,6 +82,7 @@ async def start(
         locks=patching.Locks(),
         oom=oom.OomState(apiserver.Api(k)),
         incidents=open_incidents.OpenIncidents(),
+        rechecks=rechecks.Rechecks(),
     )
     observer = None
     if cfg.peering is None:
@@ -88,6 +101,7 @@ async def start(
     pod_watch = podwatch.PodWatch(apiserver.Api(k), cfg.watch_namespaces, handle)
     pod_watch_task = asyncio.create_task(pod_watch.run(), name="pod watch")
     ctx.incidents.start(ctx)
+    ctx.rechecks.start(ctx)
     host, port = intake.parse_address(cfg.http_address)
     token = alerts.token(ctx)
     if token is None:
@@ -100,7 +114,7 @@ async def start(
         )
 
     async def write(payload: Any) -> intake.Accepted:
-        return await heartbeats.hear(ctx, payload) or await alerts.accept(ctx, incident_names, payload)
+        return await heartbeats.hear(ctx, payload) or await oom_alerts.accept(ctx, incident_names, payload)
 
     app = intake.build_app(intake.Intake(write=write, ready=alerts.Readiness(ctx), token=token))
     runner = await intake.serve(app, host, port)
@@ -117,6 +131,7 @@ async def stop(running: Running) -> None:
     await running.pod_watch.close()
     await running.pod_watch.api.close()
     await ctx.incidents.stop()
+    await ctx.rechecks.stop()
     await ctx.oom.close()
     if running.observer is not None:
         await running.observer.stop()

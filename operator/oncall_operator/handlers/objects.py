@@ -2,8 +2,11 @@
 
 The indices keep the latest spec of every schedule, policy and runbook in memory (the flows
 read them through :class:`oncall_operator.executor.indices.Indices`), so a check of references
-costs no API call. A timer re-checks each object so that a reference that appears later (the
-schedule applied after its policy) turns ``Ready`` true by itself.
+costs no API call. Each event hands the body to :mod:`oncall_operator.executor.rechecks`, which
+checks it at once and again every ``ONCALL_RECHECK_SECONDS``, so that a reference that appears
+later (the schedule applied after its policy) turns ``Ready`` true by itself. No Kopf timer:
+a timer would put Kopf's finalizer on every object, and deleting one while no operator runs
+would hang.
 """
 
 from typing import Any
@@ -11,9 +14,7 @@ from typing import Any
 import kopf
 
 from oncall_operator.api import GROUP, VERSION, kinds, policy, runbook, schedule
-from oncall_operator.executor import config, indices, ready
-
-RECHECK = config.CONFIG.recheck_seconds
+from oncall_operator.executor import indices
 
 
 @kopf.index(GROUP, VERSION, kinds.SCHEDULE.plural)
@@ -31,37 +32,21 @@ def runbook_specs(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -
     return {(namespace, name): indices.parse(runbook.RunbookSpec, spec)}
 
 
+async def _changed(plural: str, type: str, body: kopf.Body, memo: Any) -> None:
+    memo.ctx.indices.mark_filled(changed=True)
+    await memo.ctx.rechecks.changed(memo.ctx, plural, type, body)
+
+
 @kopf.on.event(GROUP, VERSION, kinds.SCHEDULE.plural)
 async def schedule_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
-    memo.ctx.indices.mark_filled(changed=True)
-    if type != "DELETED":
-        await ready.check_schedule(memo.ctx, body)
-
-
-@kopf.timer(GROUP, VERSION, kinds.SCHEDULE.plural, interval=RECHECK)
-async def schedule_recheck(body: kopf.Body, memo: Any, **_: Any) -> None:
-    await ready.check_schedule(memo.ctx, body)
+    await _changed(kinds.SCHEDULE.plural, type, body, memo)
 
 
 @kopf.on.event(GROUP, VERSION, kinds.POLICY.plural)
 async def policy_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
-    memo.ctx.indices.mark_filled(changed=True)
-    if type != "DELETED":
-        await ready.check_policy(memo.ctx, body)
-
-
-@kopf.timer(GROUP, VERSION, kinds.POLICY.plural, interval=RECHECK)
-async def policy_recheck(body: kopf.Body, memo: Any, **_: Any) -> None:
-    await ready.check_policy(memo.ctx, body)
+    await _changed(kinds.POLICY.plural, type, body, memo)
 
 
 @kopf.on.event(GROUP, VERSION, kinds.RUNBOOK.plural)
 async def runbook_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
-    memo.ctx.indices.mark_filled(changed=True)
-    if type != "DELETED":
-        await ready.check_runbook(memo.ctx, body)
-
-
-@kopf.timer(GROUP, VERSION, kinds.RUNBOOK.plural, interval=RECHECK)
-async def runbook_recheck(body: kopf.Body, memo: Any, **_: Any) -> None:
-    await ready.check_runbook(memo.ctx, body)
+    await _changed(kinds.RUNBOOK.plural, type, body, memo)

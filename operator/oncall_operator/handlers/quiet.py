@@ -3,8 +3,9 @@
 The indices keep every window and heartbeat spec in memory: the escalation and both planners
 ask them whether something is muted, the intake which alerts are beats, at no API call. A change
 of a window bumps the indices' generation, so every open Incident is looked at again (a window
-applied or stopped takes effect at once). A timer keeps each window's ``active``/``nextStart``/
-``nextEnd`` current and ticks each Heartbeat every ``ONCALL_TICK_SECONDS``.
+applied or stopped takes effect at once). :mod:`oncall_operator.executor.rechecks` (no Kopf timer,
+so no finalizer) keeps each window's ``active``/``nextStart``/``nextEnd`` current every
+``ONCALL_RECHECK_SECONDS`` and ticks each Heartbeat every ``ONCALL_TICK_SECONDS``.
 """
 
 from typing import Any
@@ -12,10 +13,7 @@ from typing import Any
 import kopf
 
 from oncall_operator.api import GROUP, VERSION, heartbeat, kinds, maintenance
-from oncall_operator.executor import config, heartbeats, indices, ready
-
-WINDOW_RECHECK = 15.0
-TICK = max(config.CONFIG.tick_seconds, 0.5)
+from oncall_operator.executor import indices
 
 
 @kopf.index(GROUP, VERSION, kinds.MAINTENANCE.plural)
@@ -33,15 +31,9 @@ def heartbeat_specs(namespace: str | None, name: str, spec: kopf.Spec, **_: Any)
 @kopf.on.event(GROUP, VERSION, kinds.MAINTENANCE.plural)
 async def window_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     memo.ctx.indices.mark_filled(changed=True)
-    if type != "DELETED":
-        await ready.check_window(memo.ctx, body)
+    await memo.ctx.rechecks.changed(memo.ctx, kinds.MAINTENANCE.plural, type, body)
 
 
-@kopf.timer(GROUP, VERSION, kinds.MAINTENANCE.plural, interval=WINDOW_RECHECK)
-async def window_recheck(body: kopf.Body, memo: Any, **_: Any) -> None:
-    await ready.check_window(memo.ctx, body)
-
-
-@kopf.timer(GROUP, VERSION, kinds.HEARTBEAT.plural, interval=TICK)
-async def heartbeat_tick(body: kopf.Body, memo: Any, **_: Any) -> None:
-    await heartbeats.tick(memo.ctx, body)
+@kopf.on.event(GROUP, VERSION, kinds.HEARTBEAT.plural)
+async def heartbeat_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    await memo.ctx.rechecks.changed(memo.ctx, kinds.HEARTBEAT.plural, type, body)

@@ -1,6 +1,7 @@
 {{/* The working set: what the operator does in each namespace it watches (see rbac.yaml). */}}
 {{- define "oncall-operator.workingRules" -}}
-# the kinds: Kopf lists and watches them, and patches its finalizer and annotations in
+# the operator's kinds: Kopf lists and watches them (no finalizer: no Kopf timers or change handlers on
+# them); patch lets Kopf take off the finalizer that earlier builds put on them
 - apiGroups: [oncall.dev]
   resources: [oncallschedules, escalationpolicies, runbooks, maintenancewindows, heartbeats]
   verbs: [list, watch, patch]
@@ -25,6 +26,11 @@
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch, create]
+# the one Pod write: an in-place resize of an OOM-killed pod's memory, only where a runbook says
+# raiseMemoryLimit.strategy: InPlace (the resize subresource changes container resources only)
+- apiGroups: [""]
+  resources: [pods/resize]
+  verbs: [patch]
 # the workload a remediation changes (and its dry-run); owners followed from a pod; list and
 # watch feed the remediation's cache, so a kill is answered without reading the workload first
 - apiGroups: [apps]
@@ -42,6 +48,19 @@
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [list]
+# an OOM raise is only recommended when a VerticalPodAutoscaler manages the workload (it would
+# fight the change); a cluster without the VPA answers 404 and the list is empty
+- apiGroups: [autoscaling.k8s.io]
+  resources: [verticalpodautoscalers]
+  verbs: [list]
+# the OOM remediation of DaemonSets (template patch) and CronJobs (job template patch, for the
+# next run); get reads them (no cache: they are few), a Job is read to find its CronJob
+- apiGroups: [apps]
+  resources: [daemonsets]
+  verbs: [get, patch]
+- apiGroups: [batch]
+  resources: [cronjobs]
+  verbs: [get, patch]
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get]
