@@ -75,7 +75,12 @@ def op(
 def policy(peer: Peer, levels: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """A PagerDuty-only policy ``fast`` (and its Secret): L1 at once, unless ``levels`` say otherwise."""
     return [
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pd"}, "stringData": {"routingKey": ROUTING_KEY}},
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "pd", "labels": {"oncall.dev/notifier": "true"}},  # channels read only opted-in Secrets
+            "stringData": {"routingKey": ROUTING_KEY},
+        },
         {
             "apiVersion": "oncall.dev/v1alpha1",
             "kind": "EscalationPolicy",
