@@ -76,7 +76,7 @@ def pager(peer: Peer, *, rollout_deadline: str = "1h", **rule: Any) -> list[dict
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": "hook"},
+            "metadata": {"name": "hook", "labels": {"oncall.dev/notifier": "true"}},  # opted in: channels read it
             "stringData": {"url": peer.url("/hook/ok")},
         },
         {
