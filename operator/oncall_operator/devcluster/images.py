@@ -25,7 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -68,7 +68,7 @@ def build_all(repo: Path, out: Path) -> dict[str, Path]:
         oci.write_archive(archive, name, [layer], {"Entrypoint": [entry], "Cmd": cmd, "User": USER})
         layer.path.unlink()
         archives[name] = archive
-    archives[OPERATOR] = operator_image(repo, cache, out / "oncall-operator.oci.tar")
+    archives[OPERATOR] = operator_image(repo, cache)
     return archives
 
 
@@ -86,9 +86,15 @@ def go_binaries(repo: Path, cache: Path) -> dict[str, Path]:
     return {name: dest / name for name in ("memory-hog", "pause")}
 
 
-def operator_image(repo: Path, cache: Path, archive: Path) -> Path:
-    """The operator's image: Debian + python3, the dependencies, the package, as the Dockerfile says."""
+def operator_image(repo: Path, cache: Path) -> Path:
+    """The operator's image: Debian + python3, the dependencies, the package, as the Dockerfile says.
+
+    The archive is cached too (by its layers), since copying the root filesystem costs seconds."""
     layers = [rootfs_layer(cache), dependencies_layer(repo, cache), package_layer(repo, cache)]
+    key = hashlib.sha256(" ".join(layer.digest for layer in layers).encode()).hexdigest()[:16]
+    archive = cache / f"operator-{key}.oci.tar"
+    if archive.exists():
+        return archive
     config = {
         "User": f"{USER}:{USER}",
         "Entrypoint": ["oncall-operator"],
@@ -103,83 +109,93 @@ def operator_image(repo: Path, cache: Path, archive: Path) -> Path:
         "WorkingDir": "/",
     }
     oci.write_archive(archive, OPERATOR, layers, config)
+    _forget_old(cache, "operator-*.oci.tar", archive)
     return archive
 
 
 def rootfs_layer(cache: Path) -> oci.Layer:
     """Debian ``SUITE`` (minbase) with python3, from the mirror apt uses; the user 65532 added."""
-    key = hashlib.sha256(f"{ROOTFS_RECIPE} {SUITE} {ROOTFS_PACKAGES}".encode()).hexdigest()[:16]
-    layer = cache / f"rootfs-{SUITE}-{key}.tar"
-    with _locked(cache / "rootfs.lock"):
-        if not layer.exists():
-            tree = cache / f"rootfs-{SUITE}-{key}.tmp"
-            shutil.rmtree(tree, ignore_errors=True)
-            include = ",".join(ROOTFS_PACKAGES)
-            _run(["debootstrap", "--variant=minbase", f"--include={include}", SUITE, str(tree), mirror()], cache)
-            for rel in TRIM:
-                shutil.rmtree(tree / rel, ignore_errors=True)
-                (tree / rel).mkdir(parents=True, exist_ok=True)
-            with (tree / "etc/passwd").open("a") as f:
-                f.write(f"oncall:x:{USER}:{USER}::/nonexistent:/usr/sbin/nologin\n")
-            with (tree / "etc/group").open("a") as f:
-                f.write(f"oncall:x:{USER}:\n")
-            built = oci.layer_from_tree(layer.with_suffix(".tmp.tar"), tree, skip=("dev", "proc", "sys", "run", "tmp"))
-            built.path.rename(layer)
-            shutil.rmtree(tree)
-    return oci.Layer(layer, *_layer_digest(layer))
+
+    def fill(tree: Path) -> None:
+        include = ",".join(ROOTFS_PACKAGES)
+        _run(["debootstrap", "--variant=minbase", f"--include={include}", SUITE, str(tree), mirror()], cache)
+        for rel in TRIM:
+            shutil.rmtree(tree / rel, ignore_errors=True)
+            (tree / rel).mkdir(parents=True, exist_ok=True)
+        with (tree / "etc/passwd").open("a") as f:
+            f.write(f"oncall:x:{USER}:{USER}::/nonexistent:/usr/sbin/nologin\n")
+        with (tree / "etc/group").open("a") as f:
+            f.write(f"oncall:x:{USER}:\n")
+
+    key = f"{ROOTFS_RECIPE} {SUITE} {ROOTFS_PACKAGES}"
+    return _cached_layer(cache, f"rootfs-{SUITE}", key, fill, skip=("dev", "proc", "sys", "run", "tmp"))
 
 
 def dependencies_layer(repo: Path, cache: Path) -> oci.Layer:
     """The virtualenv with the package's dependencies (wheels only, nothing compiled here)."""
     if sys.version_info[:2] != (3, 11):  # the wheels must fit Debian bookworm's python3.11
         raise DevClusterError(f"the operator image is built with Python 3.11 (Debian {SUITE}'s), not {sys.version}")
-    pyproject = (repo / "pyproject.toml").read_text()
-    deps = _dependencies(pyproject)
-    key = hashlib.sha256(f"{sys.version_info[:2]} {deps}".encode()).hexdigest()[:16]
-    layer = cache / f"deps-{key}.tar"
-    with _locked(cache / "deps.lock"):
+    deps = _dependencies((repo / "pyproject.toml").read_text())
+
+    def fill(tree: Path) -> None:
+        venv = tree / VENV
+        (venv / "bin").mkdir(parents=True)
+        (venv / "pyvenv.cfg").write_text("home = /usr/bin\ninclude-system-site-packages = false\n")
+        (venv / "bin" / "python").symlink_to(f"/usr/bin/{PYTHON}")
+        (venv / "bin" / "python3").symlink_to("python")
+        site = venv / "lib" / PYTHON / "site-packages"
+        _pip("install", "--quiet", "--only-binary=:all:", "--target", str(site), *deps)
+        shutil.rmtree(site / "bin", ignore_errors=True)
+
+    return _cached_layer(cache, "deps", f"{sys.version_info[:2]} {deps}", fill)
+
+
+def package_layer(repo: Path, cache: Path) -> oci.Layer:
+    """This checkout's package: its wheel, installed into the virtualenv, and the entrypoint."""
+
+    def fill(tree: Path) -> None:
+        wheels = tree.parent / f"{tree.name}.wheels"
+        _pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(repo))
+        venv = tree / VENV
+        site = venv / "lib" / PYTHON / "site-packages"
+        _pip("install", "--quiet", "--no-deps", "--no-compile", "--target", str(site), *map(str, wheels.glob("*.whl")))
+        shutil.rmtree(wheels)
+        shutil.rmtree(site / "bin", ignore_errors=True)
+        entry = venv / "bin" / "oncall-operator"
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        entry.write_text(f"#!/{VENV}/bin/python\nimport sys\nfrom oncall_operator.cli import main\nsys.exit(main())\n")
+        entry.chmod(0o755)
+
+    sources = f"{_digest(repo / 'operator' / 'oncall_operator')} {_digest(repo / 'pyproject.toml')}"
+    layer = _cached_layer(cache, "package", sources, fill)
+    _forget_old(cache, "package-*.tar", layer.path)
+    return layer
+
+
+def _cached_layer(
+    cache: Path, kind: str, key: str, fill: Callable[[Path], None], skip: tuple[str, ...] = ()
+) -> oci.Layer:
+    """The layer ``<kind>-<hash of key>.tar`` from the cache, else made by ``fill``ing a directory;
+    one builder at a time on this machine (other checkouts share the cache)."""
+    layer = cache / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.tar"
+    with _locked(cache / f"{kind}.lock"):
         if not layer.exists():
-            tree = cache / f"deps-{key}.tmp"
+            tree = cache / f"{layer.stem}.tmp"
             shutil.rmtree(tree, ignore_errors=True)
-            venv = tree / VENV
-            (venv / "bin").mkdir(parents=True)
-            (venv / "pyvenv.cfg").write_text("home = /usr/bin\ninclude-system-site-packages = false\n")
-            (venv / "bin" / "python").symlink_to(f"/usr/bin/{PYTHON}")
-            (venv / "bin" / "python3").symlink_to("python")
-            site = venv / "lib" / PYTHON / "site-packages"
-            _pip("install", "--quiet", "--only-binary=:all:", "--target", str(site), *deps)
-            shutil.rmtree(site / "bin", ignore_errors=True)
-            built = oci.layer_from_tree(layer.with_suffix(".tmp.tar"), tree)
+            tree.mkdir()
+            fill(tree)
+            built = oci.layer_from_tree(layer.with_suffix(".tmp.tar"), tree, skip)
             built.path.rename(layer)
             shutil.rmtree(tree)
     return oci.Layer(layer, *_layer_digest(layer))
 
 
-def package_layer(repo: Path, cache: Path) -> oci.Layer:
-    """This checkout's package: its wheel, installed into the virtualenv, and the entrypoint."""
-    sources = f"{_digest(repo / 'operator' / 'oncall_operator')} {_digest(repo / 'pyproject.toml')}"
-    layer = cache / f"package-{hashlib.sha256(sources.encode()).hexdigest()[:16]}.tar"
-    if layer.exists():
-        return oci.Layer(layer, *_layer_digest(layer))
-    tree = cache / f"package-{os.getpid()}.tmp"
-    shutil.rmtree(tree, ignore_errors=True)
-    wheels = tree / "wheels"
-    _pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(repo))
-    venv = tree / "root" / VENV
-    site = venv / "lib" / PYTHON / "site-packages"
-    _pip("install", "--quiet", "--no-deps", "--no-compile", "--target", str(site), *map(str, wheels.glob("*.whl")))
-    shutil.rmtree(site / "bin", ignore_errors=True)
-    entry = venv / "bin" / "oncall-operator"
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    entry.write_text(f"#!/{VENV}/bin/python\nimport sys\nfrom oncall_operator.cli import main\nsys.exit(main())\n")
-    entry.chmod(0o755)
-    built = oci.layer_from_tree(layer.with_suffix(".tmp.tar"), tree / "root")
-    built.path.rename(layer)
-    shutil.rmtree(tree)
-    for old in cache.glob("package-*.tar"):  # one package layer per checkout is plenty
-        if old != layer and old.stat().st_mtime < layer.stat().st_mtime - 86400:
-            old.unlink()
-    return oci.Layer(layer, *_layer_digest(layer))
+def _forget_old(cache: Path, pattern: str, keep: Path, newest: int = 3) -> None:
+    """Keep ``keep`` and the newest others (other checkouts on this machine may be using them)."""
+    others = sorted((p for p in cache.glob(pattern) if p != keep), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in others[newest - 1 :]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".sha256").unlink(missing_ok=True)
 
 
 def mirror() -> str:
