@@ -35,6 +35,7 @@ PATHS = (
     "/etc/cni",
     "/opt/cni",
     "/run/netns",
+    "/usr/libexec/kubernetes",
 )
 SYS = Path("/proc/sys")
 

@@ -147,6 +147,7 @@ def kubelet_yaml(p: NodePaths, ca_cert: Path) -> str:
         "authorization": {"mode": "Webhook"},
         "containerRuntimeEndpoint": f"unix://{p.socket}",
         "podLogsDir": str(p.root / "pod-logs"),
+        "volumePluginDir": str(p.root / "volume-plugins"),  # default: /usr/libexec/kubernetes/...
         "resolvConf": "",
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
