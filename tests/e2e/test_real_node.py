@@ -42,9 +42,8 @@ WINDOW = 30.0
 
 
 @pytest.fixture
-def node_ns(node_cluster: NodeCluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    kind = request.node.callspec.params.get("kind", "chart") if hasattr(request.node, "callspec") else "chart"
-    name = f"real-node-{kind.lower()}-{uuid.uuid4().hex[:5]}"
+def node_ns(node_cluster: NodeCluster) -> Iterator[str]:
+    name = f"real-node-{uuid.uuid4().hex[:6]}"
     node_cluster.kubectl.run("create", "namespace", name)
     yield name
     node_cluster.kubectl.run("delete", "namespace", name, "--wait=false", check=False)
@@ -80,39 +79,42 @@ def wait_raised_pod_running(nc: NodeCluster, ns: str, kind: str, app: str) -> di
     return wait_for(only_new_pod_running, 180, f"the {RAISED} pod of {app} running, the old one gone")
 
 
-def observe_no_kill(nc: NodeCluster, ns: str, pod: dict[str, Any]) -> None:
-    """The explicit observation window: the pod keeps running, no restart, no OOM kill."""
-    name, uid = pod["metadata"]["name"], pod["metadata"]["uid"]
+def observe_no_kill(nc: NodeCluster, ns: str, pods: list[dict[str, Any]]) -> None:
+    """The explicit observation window: every pod keeps running, no restart, no OOM kill."""
     deadline = time.monotonic() + WINDOW
     while time.monotonic() < deadline:
-        current = pod_named(nc, ns, name)
-        assert current["metadata"]["uid"] == uid
-        assert restarts(current) == 0 and not kernel_oom_kills(current), current["status"]
+        for pod in pods:
+            current = pod_named(nc, ns, pod["metadata"]["name"])
+            assert current["metadata"]["uid"] == pod["metadata"]["uid"]
+            assert restarts(current) == 0 and not kernel_oom_kills(current), current["status"]
         time.sleep(1)
 
 
-@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet"])
-def test_kernel_oom_kill_is_remediated(node_cluster: NodeCluster, node_ns: str, kind: str, tmp_path: Any) -> None:
-    nc, app = node_cluster, "memory-hog"
+def test_kernel_oom_kills_are_remediated(node_cluster: NodeCluster, node_ns: str, tmp_path: Any) -> None:
+    """A Deployment and a StatefulSet side by side (their observation windows overlap)."""
+    nc, kinds = node_cluster, {"Deployment": "hog-deployment", "StatefulSet": "hog-statefulset"}
     nc.cluster.apply(node_ns, runbook("oom", RULE, cooldown="10m"))  # one raise: later kills of the old pod wait
     log = tmp_path / "operator.log"
     env = {"ONCALL_NAMESPACE": node_ns}
     op = OperatorProcess(nc.plane.kubeconfig, log, env=env, args=("--namespace", node_ns)).start()
     try:
-        nc.cluster.apply(node_ns, hog(kind, app, LIMIT, HOG_MIB))
-        killed = wait_kernel_oom(nc, node_ns, app)
-        print(f"{kind}: kernel OOM kill of {killed['metadata']['name']}: {kernel_oom_kills(killed)[0]}")
-        pod = wait_raised_pod_running(nc, node_ns, kind, app)
-        observe_no_kill(nc, node_ns, pod)
+        nc.cluster.apply(node_ns, *(hog(kind, app, LIMIT, HOG_MIB) for kind, app in kinds.items()))
+        for kind, app in kinds.items():
+            killed = wait_kernel_oom(nc, node_ns, app)
+            print(f"{kind}: kernel OOM kill of {killed['metadata']['name']}: {kernel_oom_kills(killed)[0]}")
+        pods = [wait_raised_pod_running(nc, node_ns, kind, app) for kind, app in kinds.items()]
+        observe_no_kill(nc, node_ns, pods)
     finally:
         op.stop()
         if "Traceback" in log.read_text():
             print(log.read_text()[-4000:])
+    for kind, app in kinds.items():
+        incident = nc.cluster.incident(node_ns, kind, app)
+        assert incident, f"no Incident for {kind} {app}"
+        applied = [a for a in incident["status"].get("actions") or [] if a["state"] == "Applied"]
+        assert len(applied) == 1 and RAISED in applied[0]["after"], incident["status"]
     incidents = nc.cluster.custom.list_namespaced_custom_object("oncall.dev", "v1alpha1", node_ns, "incidents")["items"]
-    assert len(incidents) == 1, [i["metadata"]["name"] for i in incidents]
-    actions = incidents[0]["status"].get("actions") or []
-    applied = [a for a in actions if a["state"] == "Applied"]
-    assert len(applied) == 1 and RAISED in applied[0]["after"], actions
+    assert len(incidents) == 2, [i["metadata"]["name"] for i in incidents]  # one per workload
     assert_pods_not_written(nc.cluster, node_ns)
 
 
@@ -157,6 +159,7 @@ def test_chart_runs_as_real_pods_acts_once_and_hands_over(node_cluster: NodeClus
         nc.cluster.apply(node_ns, hog("Deployment", "memory-hog", LIMIT, HOG_MIB))
         wait_kernel_oom(nc, node_ns, "memory-hog")
         wait_raised_pod_running(nc, node_ns, "Deployment", "memory-hog")
+        assert nc.cluster.incident(node_ns, "Deployment", "memory-hog")
         incidents = nc.cluster.custom.list_namespaced_custom_object("oncall.dev", "v1alpha1", node_ns, "incidents")
         assert len(incidents["items"]) == 1
         assert_pods_not_written(nc.cluster, node_ns)
