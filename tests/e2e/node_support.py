@@ -11,7 +11,9 @@ skips these tests and says why; anything else that goes wrong (a missing binary,
 that cannot be installed, a node that never gets Ready) fails, with or without ``CI``.
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import os
 import signal
 import sys
@@ -49,20 +51,41 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeClust
         pytest.skip(f"this machine cannot run a real node: {reason}")
     bindir = devcluster.default_bindir(devcluster.default_workdir(REPO))
     workdir = tmp_path_factory.mktemp("node-cluster")
-    before = hostsnap.take()
-    plane = devcluster.ControlPlane(workdir, bindir, node=True, repo=REPO)
+    with one_node_per_machine():
+        before = hostsnap.take()
+        yield from _node_cluster(devcluster.ControlPlane(workdir, bindir, node=True, repo=REPO))
+    left = local_node.leftovers(workdir, before)
+    assert not left, f"the real node left behind: {left}"
+
+
+def _node_cluster(plane: devcluster.ControlPlane) -> Iterator[NodeCluster]:
     t0 = time.monotonic()
     with plane:
         startup = time.monotonic() - t0
         print(f"\nreal node: control plane + node Ready in {startup:.1f}s (images included)")
-        kubectl = Kubectl(bindir / "kubectl", plane.kubeconfig)
+        kubectl = Kubectl(plane.bindir / "kubectl", plane.kubeconfig)
         kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
         kubectl.run("wait", "--for", "condition=established", "--timeout=60s", "crd", "-l", CRD_LABEL)
         client = kubernetes.config.new_client_from_config(config_file=str(plane.kubeconfig))  # type: ignore[no-untyped-call]
         client.user_agent = AGENT
         yield NodeCluster(plane, kubectl, Cluster(client, kubectl), startup)
-    left = local_node.leftovers(workdir, before)
-    assert not left, f"the real node left behind: {left}"
+
+
+@contextlib.contextmanager
+def one_node_per_machine(timeout: float = 240.0) -> Iterator[None]:
+    """Wait for another checkout's test session to finish with the machine's one node."""
+    lock = images.cache_dir().parent / "real-node.lock"
+    with lock.open("w") as f:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                held = f"another test session held the real node for {timeout:.0f}s ({lock})"
+                assert time.monotonic() < deadline, held
+                time.sleep(1)
+        yield
 
 
 def hog(kind: str, name: str, limit: str, mib: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ records the host as it was, so ``dev-cluster down`` from another process can do 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -112,7 +113,7 @@ class Node:
                 return True
 
         args = ["--config", str(self.paths.containerd_config)]
-        return ComponentSpec("containerd", binary, (), lambda _: args, ready, timeout, prefix=netns.enter())
+        return _in_netns(ComponentSpec("containerd", binary, (), lambda _: args, ready, timeout))
 
     def import_images(self) -> None:
         images.import_all(self.paths.socket, self.archives)
@@ -124,8 +125,7 @@ class Node:
             return get_ok(f"http://{netns.NODE_IP}:{KUBELET_HEALTHZ}/healthz") and node_ready(server, context)
 
         args = kubelet_args(self.paths)
-        spec = ComponentSpec("kubelet", self.bindir / "kubelet", (), lambda _: args, ready, timeout)
-        return _in_netns(spec)
+        return _in_netns(ComponentSpec("kubelet", self.bindir / "kubelet", (), lambda _: args, ready, timeout))
 
     def kube_proxy(self, timeout: float) -> ComponentSpec:
         def ready(_: Ports) -> bool:
@@ -178,15 +178,15 @@ def leftovers(workdir: Path, snap: hostsnap.HostSnapshot) -> list[str]:
     found = [f"process {pid} ({cmd})" for pid, cmd in _processes_naming(str(paths.root))]
     found += [f"cgroup {c}" for c in cgroups.leftovers()]
     found += [f"mount {m}" for m in hostsnap.mounts_under(paths.root)]
-    found += [f"network namespace {netns.NAME}" for _ in [0] if netns.exists()]
-    found += [f"interface {netns.HOST_IF}" for _ in [0] if Path(f"/sys/class/net/{netns.HOST_IF}").exists()]
+    if netns.exists():
+        found.append(f"network namespace {netns.NAME}")
+    if Path(f"/sys/class/net/{netns.HOST_IF}").exists():
+        found.append(f"interface {netns.HOST_IF}")
     return found + hostsnap.differences(snap)
 
 
 def _in_netns(spec: ComponentSpec) -> ComponentSpec:
-    return ComponentSpec(
-        spec.name, spec.binary, spec.port_names, spec.args, spec.ready, spec.timeout, spec.fix, netns.enter()
-    )
+    return dataclasses.replace(spec, prefix=netns.enter())
 
 
 def _kill_shims(sock: Path) -> None:
