@@ -27,11 +27,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-tools: ## kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, helm, alertmanager, amtool (built once per machine)
+tools: ## kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kubelet, kube-proxy, helm, alertmanager, amtool (built once per machine)
 	hack/build-tools.sh
 
-cluster-up: venv tools ## start the local control plane (idempotent); writes .cluster/kubeconfig
-	$(BIN)/oncall-operator dev-cluster up
+cluster-up: venv tools ## start the local control plane (idempotent); writes .cluster/kubeconfig; NODE=1: and a real node (root)
+	$(BIN)/oncall-operator dev-cluster up $(if $(filter 1 yes true,$(NODE)),--node)
 
 cluster-down: venv
 	$(BIN)/oncall-operator dev-cluster down

@@ -2,7 +2,7 @@
 
 oncall-operator run [--kubeconfig PATH] [--namespace NS ...]   the operator, in the foreground
                     [--peering NAME [--priority N]]           one of several replicas (one acts)
-oncall-operator dev-cluster up|down|status                     the local control plane
+oncall-operator dev-cluster up [--node]|down|status            the local control plane (and a real node)
 oncall-operator crds [--check]                                 generate or check crds/
 """
 

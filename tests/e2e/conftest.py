@@ -220,3 +220,8 @@ def inbox() -> Iterator[tuple[peers.Inbox, int]]:
 @pytest.fixture
 def smtp_port(inbox: tuple[peers.Inbox, int]) -> int:
     return inbox[1]
+
+
+# The real node (kernel OOM kills, the chart as real pods): a session fixture of its own, started
+# only when a selected test asks for it. Imported at the end: node_support imports Kubectl above.
+from tests.e2e.node_support import node_cluster  # noqa: E402, F401

@@ -63,8 +63,10 @@ class CertPaths:
         )
 
 
-def write_certs(certdir: Path) -> CertPaths:
-    """Generate a fresh CA, serving and admin certs, SA key pair, front-proxy CA and client."""
+def write_certs(certdir: Path, extra_ips: tuple[str, ...] = ()) -> CertPaths:
+    """Generate a fresh CA, serving and admin certs, SA key pair, front-proxy CA and client.
+
+    ``extra_ips``: more addresses the API server is reached at (the local node's side of it)."""
     paths = CertPaths.in_dir(certdir)
     certdir.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)  # tolerate small clock skew
@@ -74,7 +76,7 @@ def write_certs(certdir: Path) -> CertPaths:
     _write_key(paths.ca_key, ca_key)
 
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in SERVING_DNS]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in SERVING_IPS]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in dict.fromkeys((*SERVING_IPS, *extra_ips))]
     serving = _name("kube-apiserver")
     _leaf(paths.serving_cert, paths.serving_key, serving, (ca_cert, ca_key), now, SERVER, sans)
     admin = _name("admin", organization="system:masters")

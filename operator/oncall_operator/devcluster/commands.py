@@ -12,10 +12,16 @@ import sys
 from pathlib import Path
 
 from .errors import DevClusterError
+from .images import HOG, OPERATOR, PAUSE
 from .launcher import down, status, up
+from .netns import NAME as NETNS
+from .netns import NODE_IP
+from .node import unable
+from .nodeconfig import NODE_NAME
 from .paths import default_bindir, default_workdir
 
 PROG = "dev-cluster"
+IMAGES = (OPERATOR, HOG, PAUSE)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     workdir: Path = (args.dir or default_workdir()).absolute()
     try:
         if args.command == "up":
-            return _up(workdir, args.bin or default_bindir(workdir), args.with_scheduler)
+            return _up(workdir, args.bin or default_bindir(workdir), args.with_scheduler, args.node)
+        if args.command == "can-run-node":
+            reason = unable(args.bin or default_bindir(workdir))
+            print(reason or "this machine can run a real node")
+            return 1 if reason else 0
         if args.command == "down":
             return _down(workdir)
         return _status(workdir)
@@ -45,23 +55,32 @@ def _parser() -> argparse.ArgumentParser:
         ("up", "start it, or reuse it if it is already running and healthy"),
         ("down", "stop it; no process is left behind"),
         ("status", "check it (exit code 0 only if healthy)"),
+        ("can-run-node", "say whether this machine can run `up --node` (exit code 0 if it can)"),
     ):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("--dir", type=Path, help="cluster directory (default: <repo>/.cluster)")
-        if name == "up":
+        if name in ("up", "can-run-node"):
             cmd.add_argument("--bin", type=Path, help="binaries directory (default: <dir>/bin)")
+        if name == "up":
             cmd.add_argument("--with-scheduler", action="store_true", help="also run kube-scheduler")
+            cmd.add_argument(
+                "--node",
+                action="store_true",
+                help="also a real node (containerd, kubelet, kube-proxy in a network namespace; root only)",
+            )
     return parser
 
 
-def _up(workdir: Path, bindir: Path, with_scheduler: bool) -> int:
-    result = up(workdir, bindir, with_scheduler=with_scheduler)
+def _up(workdir: Path, bindir: Path, with_scheduler: bool, node: bool) -> int:
+    result = up(workdir, bindir, with_scheduler=with_scheduler, node=node)
     st = result.state
     names = ", ".join(p.name for p in st.processes)
     if result.reused:
         print(f"dev cluster already running and healthy at {st.server} ({names})")
     else:
         print(f"dev cluster ready in {st.startup_seconds:.1f}s at {st.server} ({names})")
+    if st.node:
+        print(f"node {NODE_NAME} Ready at {NODE_IP} (network namespace {NETNS}); images: {', '.join(IMAGES)}")
     print(f"kubeconfig: {st.kubeconfig}")
     print(f"  export KUBECONFIG={st.kubeconfig}")
     print(f"stop it with: python -m oncall_operator.devcluster down --dir {workdir}")

@@ -43,16 +43,26 @@ def etcd(binary: Path, datadir: Path, timeout: float) -> ComponentSpec:
 
 
 def kube_apiserver(
-    binary: Path, etcd_url: str, certs: CertPaths, timeout: float, extra: tuple[str, ...] = ()
+    binary: Path,
+    etcd_url: str,
+    certs: CertPaths,
+    timeout: float,
+    extra: tuple[str, ...] = (),
+    host: str = "127.0.0.1",
 ) -> ComponentSpec:
+    """``host``: the one address it listens on and advertises (loopback, or the node's side of
+    the veth when a local node must reach it)."""
     context = admin_context(certs)
+    # On loopback its Endpoints would be 127.0.0.1, which validation rejects every 10s, and no pod
+    # needs them. With a node, pods reach it through the `kubernetes` Service: keep Endpoints.
+    reconciler = "none" if host == "127.0.0.1" else "lease"
 
     def args(p: Ports) -> list[str]:
         return [
             f"--etcd-servers={etcd_url}",
             f"--secure-port={p['kube-apiserver']}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={host}",
+            f"--advertise-address={host}",
             f"--tls-cert-file={certs.serving_cert}",
             f"--tls-private-key-file={certs.serving_key}",
             f"--client-ca-file={certs.ca_cert}",
@@ -62,9 +72,7 @@ def kube_apiserver(
             f"--service-account-issuer={ISSUER}",
             f"--service-account-key-file={certs.sa_pub}",
             f"--service-account-signing-key-file={certs.sa_key}",
-            # Its Endpoints would be 127.0.0.1, which validation rejects every 10s; no pod
-            # runs here (no kubelet), so nothing needs them.
-            "--endpoint-reconciler-type=none",
+            f"--endpoint-reconciler-type={reconciler}",
             # The aggregation layer, set up as kubeadm does; without it the other components'
             # delegated authentication keeps logging a missing requestheader CA.
             f"--requestheader-client-ca-file={certs.proxy_ca_cert}",
@@ -78,7 +86,7 @@ def kube_apiserver(
         ]
 
     def ready(p: Ports) -> bool:
-        return get_ok(f"https://127.0.0.1:{p['kube-apiserver']}/readyz", context)
+        return get_ok(f"https://{host}:{p['kube-apiserver']}/readyz", context)
 
     return ComponentSpec("kube-apiserver", binary, ("kube-apiserver",), args, ready, timeout)
 

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from . import components, state
+from . import components, netns, state
+from . import node as local_node
 from .certs import CertPaths, write_certs
 from .errors import DevClusterError, MissingBinaryError
 from .health import admin_context, get_ok, self_signed_context
 from .kubeconfig import write_kubeconfig
+from .paths import repo_root
 from .procs import PortPicker, is_alive, stop_groups
 from .runner import ComponentSpec, Running, launch
 from .state import ClusterState, ProcessRecord, load
@@ -54,10 +56,15 @@ class ControlPlane:
         with_scheduler: bool = False,
         timeouts: Timeouts | None = None,
         apiserver_args: tuple[str, ...] = (),
+        node: bool = False,
+        repo: Path | None = None,
     ) -> None:
         self.workdir = workdir.absolute()
         self.bindir = bindir.absolute()
-        self.with_scheduler = with_scheduler
+        self.node = node
+        """Also a real node (``node.py``): containerd, kubelet, kube-proxy; needs the scheduler."""
+        self.with_scheduler = with_scheduler or node
+        self.repo = repo or repo_root()
         self.apiserver_args = apiserver_args
         """More kube-apiserver flags (the bench turns on its audit log with them)."""
         self.timeouts = timeouts or Timeouts()
@@ -94,6 +101,8 @@ class ControlPlane:
     def stop(self) -> None:
         """Stop every component this object started; verify that none is left. Idempotent."""
         if not self._running:
+            if self.node:
+                local_node.teardown(self.workdir)
             return
         for r in reversed(self._running):  # etcd last: the apiserver needs it to shut down
             stop_groups([r.pid], self.timeouts.stop_grace)
@@ -101,6 +110,8 @@ class ControlPlane:
         left = [f"{r.name} (pid {r.pid})" for r in self._running if is_alive(r.pid, r.ticks)]
         if left:
             raise DevClusterError(f"still running after stop: {', '.join(left)}")
+        if self.node:
+            local_node.teardown(self.workdir)
         recorded = load(self.workdir) if self._state else None
         if recorded and {p.pid for p in recorded.processes} == {r.pid for r in self._running}:
             state.remove(self.workdir)
@@ -119,21 +130,26 @@ class ControlPlane:
                 f" or stop it (`dev-cluster down --dir {self.workdir}`)"
             )
         _clear_leftovers(self.workdir, self.timeouts.stop_grace)
+        began, t0 = time.time(), time.monotonic()
+        node = local_node.Node(self.workdir, self.bindir, self.repo) if self.node else None
+        if node:
+            node.prepare()  # the slow part (images) and what can fail, before the host is changed
         logs, data = self.workdir / "logs", self.workdir / "etcd"
         logs.mkdir(parents=True, exist_ok=True)
         _wipe_data(self.workdir)
-        began, t0 = time.time(), time.monotonic()
-        certs = write_certs(self.workdir / "certs")
+        host = netns.HOST_IP if node else "127.0.0.1"
+        certs = write_certs(self.workdir / "certs", (host,))
         kubeconfig = self.workdir / "kubeconfig"
         pick, t = PortPicker(), self.timeouts
         try:
+            if node:
+                node.create(components.SERVICE_CIDR)
             etcd = self._launch(components.etcd(binaries["etcd"], data, t.component), logs, pick)
             etcd_url = f"http://127.0.0.1:{etcd.ports['etcd-client']}"
-            spec = components.kube_apiserver(
-                binaries["kube-apiserver"], etcd_url, certs, t.apiserver, self.apiserver_args
-            )
+            extra = (*self.apiserver_args, *(local_node.apiserver_args(certs) if node else ()))
+            spec = components.kube_apiserver(binaries["kube-apiserver"], etcd_url, certs, t.apiserver, extra, host)
             api = self._launch(spec, logs, pick)
-            server = f"https://127.0.0.1:{api.ports['kube-apiserver']}"
+            server = f"https://{host}:{api.ports['kube-apiserver']}"
             write_kubeconfig(kubeconfig, server, certs)
             kcm = binaries["kube-controller-manager"]
             spec = components.kube_controller_manager(kcm, kubeconfig, certs, t.component)
@@ -141,6 +157,12 @@ class ControlPlane:
             if self.with_scheduler:
                 spec = components.kube_scheduler(binaries[SCHEDULER], kubeconfig, t.component)
                 self._launch(spec, logs, pick)
+            if node:
+                node.configure(server, certs)
+                self._launch(node.containerd(t.component), logs, pick)
+                node.import_images()
+                self._launch(node.kubelet(server, certs, t.apiserver), logs, pick)
+                self._launch(node.kube_proxy(t.component), logs, pick)
         except BaseException:
             self.stop()
             raise
@@ -154,6 +176,7 @@ class ControlPlane:
             started_at=began,
             startup_seconds=round(time.monotonic() - t0, 3),
             with_scheduler=self.with_scheduler,
+            node=self.node,
         )
         state.save(self._state)
         return self._state
@@ -165,6 +188,7 @@ class ControlPlane:
 
     def _binaries(self) -> dict[str, Path]:
         names = [*CORE, SCHEDULER] if self.with_scheduler else list(CORE)
+        names += list(local_node.BINARIES) if self.node else []
         paths = {name: self.bindir / name for name in names}
         missing = [n for n, p in paths.items() if not (p.is_file() and _executable(p))]
         if missing:
@@ -208,16 +232,17 @@ def up(
     *,
     with_scheduler: bool = False,
     timeouts: Timeouts | None = None,
+    node: bool = False,
 ) -> UpResult:
     """Idempotent start: reuse a healthy recorded cluster, else clear leftovers and start afresh.
 
     The processes outlive the caller; stop them with ``down(workdir)``.
     """
-    plane = ControlPlane(workdir, bindir, with_scheduler=with_scheduler, timeouts=timeouts)
+    plane = ControlPlane(workdir, bindir, with_scheduler=with_scheduler, timeouts=timeouts, node=node)
     with _locked(plane.workdir):
         recorded = load(plane.workdir)
         if recorded is not None:
-            shape_ok = recorded.with_scheduler or not with_scheduler
+            shape_ok = (recorded.with_scheduler or not with_scheduler) and (recorded.node or not node)
             if shape_ok and not _problems(recorded):
                 return UpResult(recorded, reused=True)
             _clear_leftovers(plane.workdir, plane.timeouts.stop_grace)
@@ -234,6 +259,7 @@ def down(workdir: Path, *, grace: float = 10.0) -> ClusterState | None:
 def _clear_leftovers(workdir: Path, grace: float) -> ClusterState | None:
     recorded = load(workdir)
     if recorded is None:
+        local_node.teardown(workdir)  # a node whose start failed before the cluster was recorded
         return None
     live = [p for p in recorded.processes if is_alive(p.pid, p.ticks)]
     for p in reversed(live):  # etcd last: the apiserver needs it to shut down
@@ -241,6 +267,7 @@ def _clear_leftovers(workdir: Path, grace: float) -> ClusterState | None:
     left = [f"{p.name} (pid {p.pid})" for p in live if is_alive(p.pid, p.ticks)]
     if left:
         raise DevClusterError(f"still running after stop: {', '.join(left)}")
+    local_node.teardown(workdir)
     state.remove(workdir)
     _wipe_data(workdir)
     return recorded

@@ -36,6 +36,8 @@ class ComponentSpec:
     ready: Probe
     timeout: float
     fix: str | None = None
+    prefix: tuple[str, ...] = ()
+    """Run through this first (e.g. ``nsenter --net=...``, which execs the binary in place)."""
 
 
 @dataclass
@@ -73,7 +75,7 @@ def launch(
     last: AddressInUseError | None = None
     for attempt in range(1, attempts + 1):
         ports = {name: pick_port() for name in spec.port_names}
-        argv = [str(spec.binary), *spec.args(ports)]
+        argv = [*spec.prefix, str(spec.binary), *spec.args(ports)]
         with log.open("ab") as out:
             out.write(f"=== attempt {attempt}/{attempts}: {shlex.join(argv)}\n".encode())
             out.flush()

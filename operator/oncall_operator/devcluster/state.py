@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DevClusterError
+from .netns import NODE_IP
+from .nodeconfig import KUBELET_HEALTHZ, PROXY_HEALTHZ
 
 STATE_FILE = "state.json"
 
@@ -43,6 +45,7 @@ class ClusterState:
     started_at: float
     startup_seconds: float
     with_scheduler: bool
+    node: bool = False
 
     def health_urls(self) -> dict[str, str]:
         """Component name -> health endpoint."""
@@ -53,6 +56,9 @@ class ClusterState:
         for name in ("kube-controller-manager", "kube-scheduler"):
             if name in self.ports:
                 urls[name] = f"https://127.0.0.1:{self.ports[name]}/healthz"
+        if self.node:
+            urls["kubelet"] = f"http://{NODE_IP}:{KUBELET_HEALTHZ}/healthz"
+            urls["kube-proxy"] = f"http://{NODE_IP}:{PROXY_HEALTHZ}/healthz"
         return urls
 
 
