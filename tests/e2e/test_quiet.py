@@ -78,7 +78,10 @@ def policy(peer: Peer, levels: list[dict[str, Any]] | None = None) -> list[dict[
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": "pd", "labels": {"oncall.dev/notifier": "true"}},  # channels read only opted-in Secrets
+            "metadata": {
+                "name": "pd",
+                "labels": {"oncall.dev/notifier": "true"},
+            },  # channels read only opted-in Secrets
             "stringData": {"routingKey": ROUTING_KEY},
         },
         {
