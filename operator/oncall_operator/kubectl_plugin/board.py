@@ -76,11 +76,15 @@ class Board:
             except ValueError:
                 return web.Response(status=400, text="from= must be a date like 2026-03-26\n")
             start = dt.datetime.combine(day, dt.time(12, 0), dt.UTC)
-        found, scheds = await asyncio.gather(
-            asyncio.to_thread(incidents.open_incidents, self.session), asyncio.to_thread(self._schedules)
-        )
         text, failed = self.notice
         self.notice = ("", False)
+        try:
+            found, scheds = await asyncio.gather(
+                asyncio.to_thread(incidents.open_incidents, self.session), asyncio.to_thread(self._schedules)
+            )
+        except kubernetes.client.ApiException as error:  # e.g. RBAC: say so on the page, keep serving
+            found, scheds = [], []
+            text, failed = f"cannot read: the API server said {error.status} {error.reason}", True
         view = board_page.View(
             context=self.session.context,
             scope="all namespaces" if self.session.all_namespaces else f"namespace {self.session.namespace}",
