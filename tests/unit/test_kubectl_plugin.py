@@ -72,3 +72,19 @@ def test_timeline_draws_the_dst_day_shorter_and_names_local_times() -> None:
     assert "<title>primary: SRE Engineer 2 (shift), Thu 26 Mar 00:00 CET to Mon 30 Mar 09:00 CEST</title>" in svg
     assert svg.count('class="dst">23h, then CEST<') == 1
     assert svg.count('class="now"') == 1 and 'class="gap"' not in svg
+
+
+def test_timeline_hatches_a_gap_where_nobody_is_on_call() -> None:
+    spec = schedule.OnCallScheduleSpec.model_validate(
+        {
+            "timeZone": "Europe/Berlin",
+            "roles": [
+                {"name": "db", "layers": [{"name": "l", "rotation": {"participants": ["Ana"], "start": "2026-03-27"}}]}
+            ],
+        }
+    )
+    svg = timeline_svg.render(
+        spec, dt.datetime(2026, 3, 25, 23, tzinfo=dt.UTC), 3, now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    )
+    assert "<title>db: nobody on call (gap), Thu 26 Mar 00:00 CET to Fri 27 Mar 09:00 CET</title>" in svg
+    assert 'class="now"' not in svg  # now is outside the window

@@ -38,7 +38,7 @@ HEADERS = {
     "frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make the browser send Origin: null on our own POSTs
     "Cache-Control": "no-store",
 }
 
@@ -55,6 +55,7 @@ class Board:
     def origins(self) -> set[str]:
         return {f"http://{host}" for host in self.hosts}
 
+    @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.host not in self.hosts:
             return web.Response(status=403, text="this board answers only to its own address\n")

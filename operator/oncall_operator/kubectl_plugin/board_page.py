@@ -31,8 +31,9 @@ dd{margin:0;word-break:break-word}
 ol.events{font-size:13px;margin:6px 0;padding-left:18px;max-height:220px;overflow:auto}
 form{display:inline}button{font-size:15px;padding:6px 14px;margin:4px 6px 0 0;border-radius:6px;cursor:pointer}
 button.ack{background:#3e63dd;color:#fff;border:0}button.resolve{background:#fff;border:1px solid #1c2024}
-table.now{border-collapse:collapse;background:#fff;font-size:14px}
+table.now{border-collapse:collapse;background:#fff;font-size:14px;width:100%}
 table.now td,table.now th{border:1px solid #d9dce0;padding:3px 8px;text-align:left}
+@media (max-width:600px){table.now td:first-child,table.now th:first-child{display:none}body{font-size:14px}}
 .scroll{overflow-x:auto;background:#fff;border:1px solid #d9dce0;border-radius:8px}
 svg.timeline{display:block;min-width:900px;width:100%;height:auto}
 svg .day{stroke:#c1c6cc}svg .now{stroke:#e5484d;stroke-width:2}
@@ -85,7 +86,7 @@ def _card(inc: incident.Incident, view: View) -> str:
         ("on call", st.on_call or "-"),
         ("target", st.target or "-"),
         ("runbook", inc.spec.runbook_ref.name if inc.spec.runbook_ref else "-"),
-        ("age", output.age(st.first_seen, view.now)),
+        ("age", output.age(st.first_seen, view.now) if st.first_seen else "-"),
     ]
     events = [
         f"<li><time>{_e(e.at.strftime('%d %b %H:%M:%S'))}</time> <b>{_e(e.type)}</b> {_e(e.message)}</li>"
@@ -115,7 +116,7 @@ def _who(scheds: list[schedule.OnCallSchedule], now: dt.datetime) -> str:
                 f"<td>{_e(', '.join(r.next) or '-')}</td></tr>"
             )
     head = "<tr><th>schedule</th><th>role</th><th>on call</th><th>until</th><th>next</th></tr>"
-    return f'<table class="now">{head}{"".join(rows)}</table>'
+    return f'<div class="scroll"><table class="now">{head}{"".join(rows)}</table></div>'
 
 
 def _first_day(sched: schedule.OnCallSchedule, view: View) -> dt.datetime:
@@ -129,6 +130,7 @@ def page(view: View) -> str:
     if view.notice:
         notice = f'<p class="notice{" error" if view.failed else ""}" role="status">{_e(view.notice)}</p>'
     cards = "".join(_card(i, view) for i in view.incidents) or "<p>No open incidents.</p>"
+    span = f"The {view.days} days from {view.start:%a %d %b %Y}" if view.start else f"The next {view.days} days"
     timelines = "".join(
         f"<h3>{_e(s.metadata.name)} <small>({_e(s.metadata.namespace)}, times in {_e(s.spec.time_zone)})</small></h3>"
         f'<div class="scroll">{timeline_svg.render(s.spec, _first_day(s, view), view.days, view.now)}</div>'
@@ -143,5 +145,5 @@ def page(view: View) -> str:
         f"acting as {_e(view.user)}, {_e(view.now.strftime('%Y-%m-%d %H:%M UTC'))}</small></header><main>"
         f"{notice}<h2>Open incidents ({len(view.incidents)})</h2><div class='cards'>{cards}</div>"
         f"<h2>On call now</h2>{_who(view.schedules, view.now) if view.schedules else '<p>No schedules.</p>'}"
-        f"<h2>Next {view.days} days</h2>{timelines}</main></body></html>"
+        f"<h2>{_e(span)}</h2>{timelines}</main></body></html>"
     )
