@@ -21,7 +21,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
-import pytest
+
+from tests.conftest import missing_tool
 
 T = TypeVar("T")
 FLAGS = (
@@ -43,10 +44,7 @@ def chromium() -> str:
     found = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
     if found:
         return found
-    message = "chromium is missing: `make test` installs it (apt-get install chromium) when run as root"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    missing_tool("chromium is missing: `make test` installs it (apt-get install chromium) when run as root")
 
 
 async def until(probe: Callable[[], Awaitable[T | None]], timeout: float = 30.0, what: str = "") -> T:

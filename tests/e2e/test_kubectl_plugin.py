@@ -262,3 +262,28 @@ def test_diff_against_the_live_schedule(kubectl: Kubectl, namespace: str, tmp_pa
     assert (same.returncode, same.stdout) == (0, ""), same.stderr
     broken = kubectl_oncall(kubectl, "diff", "-f", str(tmp_path / "missing.yaml"), "-n", namespace)
     assert broken.returncode == 4 and broken.stderr.count("\n") == 1, broken.stderr
+
+
+def test_diff_of_a_two_week_swap_and_of_a_policy_between_files(kubectl: Kubectl, tmp_path: pathlib.Path) -> None:
+    """Two files, no cluster needed for schedules; a policy's schedules come from the files."""
+    handbook = yaml.safe_load((REPO / "examples/schedule.yaml").read_text())
+    swapped = yaml.safe_load((REPO / "examples/schedule.yaml").read_text())
+    swapped["spec"]["overrides"] = [
+        {"role": "primary", "user": "DevOps Lead", "start": "2026-03-23T09:00:00", "end": "2026-03-30T09:00:00"},
+        {"role": "primary", "user": "SRE Engineer 2", "start": "2026-03-30T09:00:00", "end": "2026-04-06T09:00:00"},
+    ]
+    policy = yaml.safe_load((REPO / "examples/escalation-policy.yaml").read_text())
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(yaml.safe_dump_all([handbook, policy]))
+    new.write_text(yaml.safe_dump_all([swapped, policy]))
+    proc = kubectl_oncall(kubectl, "diff", str(old), str(new), "--from", "2026-03-20T00:00:00Z", "--days", "21")
+    assert proc.returncode == 1, proc.stderr
+    hunks = [line for line in proc.stdout.splitlines() if line.startswith("@@")]
+    assert hunks == [
+        "@@ primary: Mon 2026-03-23 09:00 CET -> Mon 2026-03-30 09:00 CEST (167h) @@",
+        "@@ primary: Mon 2026-03-30 09:00 CEST -> Mon 2026-04-06 09:00 CEST (168h) @@",
+        "@@ level-1 (after 0): Mon 2026-03-23 09:00 CET -> Mon 2026-03-30 09:00 CEST (167h) @@",
+        "@@ level-1 (after 0): Mon 2026-03-30 09:00 CEST -> Mon 2026-04-06 09:00 CEST (168h) @@",
+        "@@ level-2 (after 15m): Mon 2026-03-23 09:00 CET -> Mon 2026-03-30 09:00 CEST (167h) @@",
+        "@@ level-2 (after 15m): Mon 2026-03-30 09:00 CEST -> Mon 2026-04-06 09:00 CEST (168h) @@",
+    ]
