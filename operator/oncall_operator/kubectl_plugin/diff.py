@@ -17,7 +17,7 @@ import pydantic
 import yaml
 
 from oncall_operator.api import GROUP, VERSION, kinds, policy, schedule
-from oncall_operator.domain import rota_diff
+from oncall_operator.domain import checks, rota_diff
 from oncall_operator.kubectl_plugin.errors import CHANGED, OK, USAGE, PluginError
 from oncall_operator.kubectl_plugin.session import Session, now
 from oncall_operator.kubectl_plugin.who import parse_time
@@ -29,16 +29,17 @@ Objects = dict[tuple[str, str], Spec]
 
 
 def _spec(raw: dict[str, Any], where: str) -> Spec:
+    what = f"{where}: {raw['kind']}/{raw['metadata'].get('name', '')}"
     try:
-        if raw["kind"] == kinds.SCHEDULE.kind:
-            return schedule.OnCallSchedule.model_validate(raw).spec
-        return policy.EscalationPolicy.model_validate(raw).spec
+        if raw["kind"] != kinds.SCHEDULE.kind:
+            return policy.EscalationPolicy.model_validate(raw).spec
+        spec = schedule.OnCallSchedule.model_validate(raw).spec
     except pydantic.ValidationError as error:
         first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise PluginError(
-            f"{where}: {raw['kind']}/{raw['metadata'].get('name', '')}: {field}: {first['msg']}"
-        ) from error
+        raise PluginError(f"{what}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from error
+    if not checks.zone_exists(spec.time_zone):
+        raise PluginError(f"{what}: {spec.time_zone!r} is not an IANA time zone")
+    return spec
 
 
 def load(path: str) -> Objects:
@@ -81,6 +82,14 @@ def _specs(objects: Objects, fallback: Fallback) -> dict[str, schedule.OnCallSch
     return found
 
 
+def _schedule(spec: Spec | None) -> schedule.OnCallScheduleSpec | None:
+    return spec if isinstance(spec, schedule.OnCallScheduleSpec) else None
+
+
+def _policy(spec: Spec | None) -> policy.EscalationPolicySpec | None:
+    return spec if isinstance(spec, policy.EscalationPolicySpec) else None
+
+
 def _zone(*specs: Spec | None) -> dt.tzinfo:
     """The first schedule's zone (the diff's hours are shown in it), else UTC."""
     return rota_diff.zone(next((s.time_zone for s in specs if isinstance(s, schedule.OnCallScheduleSpec)), "UTC"))
@@ -104,14 +113,10 @@ def compare(
         was, now_ = old.get((kind, name)), new.get((kind, name))
         try:
             if kind == kinds.SCHEDULE.kind:
-                assert not isinstance(was, policy.EscalationPolicySpec)
-                assert not isinstance(now_, policy.EscalationPolicySpec)
-                changes = rota_diff.schedule_changes(was, now_, start, end)
+                changes = rota_diff.schedule_changes(_schedule(was), _schedule(now_), start, end)
                 zone = _zone(now_, was)
             else:
-                assert not isinstance(was, schedule.OnCallScheduleSpec)
-                assert not isinstance(now_, schedule.OnCallScheduleSpec)
-                changes = rota_diff.policy_changes(was, now_, old_specs, new_specs, start, end)
+                changes = rota_diff.policy_changes(_policy(was), _policy(now_), old_specs, new_specs, start, end)
                 zone = _zone(*new_specs.values(), *old_specs.values())
         except LookupError as error:
             raise PluginError(f"{kind}/{name}: {error}") from error
