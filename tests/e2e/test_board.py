@@ -117,6 +117,7 @@ def test_the_board_refuses_other_hosts_and_tokenless_posts(board: str, kubectl: 
     assert request(board, host="attacker.example:80") == 403  # DNS rebinding: the Host is the attacker's name
     assert request(action, data=b"") == 403
     assert request(action, data=b"csrf=guess") == 403
+    assert request(action, data="csrf=é".encode()) == 403  # not a 500
     assert request(f"{board}incidents/{namespace}/api-down/ack", data=b"csrf=x", host="evil.test") == 403
     status = kubectl.json("get", "incident/api-down", "-n", namespace)["status"]
     assert status["phase"] == "Triggered" and not status.get("acknowledgedBy")

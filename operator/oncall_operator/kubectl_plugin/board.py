@@ -57,17 +57,25 @@ class Board:
 
     @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Host and CSRF checks before any handler; the security headers on every answer, redirects included."""
         if request.host not in self.hosts:
-            return web.Response(status=403, text="this board answers only to its own address\n")
-        if request.method == "POST":
-            origin = request.headers.get("Origin")
-            form = await request.post()
-            token = str(form.get("csrf", ""))
-            if (origin is not None and origin not in self.origins()) or not hmac.compare_digest(token, self.token):
-                return web.Response(status=403, text="missing or wrong CSRF token\n")
-        response = await handler(request)
+            response: web.StreamResponse = web.Response(status=403, text="this board answers only to its own address\n")
+        elif request.method == "POST" and not await self._same_origin(request):
+            response = web.Response(status=403, text="missing or wrong CSRF token\n")
+        else:
+            try:
+                response = await handler(request)
+            except web.HTTPException as answer:
+                answer.headers.update(HEADERS)
+                raise
         response.headers.update(HEADERS)
         return response
+
+    async def _same_origin(self, request: web.Request) -> bool:
+        """The form carries this board's token and, when the browser says where it posts from, it is from here."""
+        origin = request.headers.get("Origin")
+        token = str((await request.post()).get("csrf", ""))
+        return (origin is None or origin in self.origins()) and hmac.compare_digest(token.encode(), self.token.encode())
 
     async def index(self, request: web.Request) -> web.Response:
         start = None
