@@ -7,14 +7,14 @@ import pytest
 import yaml
 
 from oncall_operator.api import schedule
-from oncall_operator.kubectl_plugin import args, commands, completion, timeline_svg
+from oncall_operator.kubectl_plugin import args, completion, timeline_svg
 from oncall_operator.kubectl_plugin.errors import USAGE, PluginError
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 
 
 def parse(*words: str) -> dict[str, object]:
-    found = vars(args.parse(commands.parser(), list(words)))
+    found = vars(args.parse(args.parser(), list(words)))
     return {k: found[k] for k in ("command", "namespace", "all_namespaces", "context", "kubeconfig", "output")}
 
 
@@ -46,7 +46,7 @@ def test_usage_errors_are_code_2(words: tuple[str, ...]) -> None:
 
 
 def answer(*words: str) -> list[str]:
-    return completion.answer(commands.parser(), list(words)).splitlines()
+    return completion.answer(args.parser(), list(words)).splitlines()
 
 
 def test_completion_answers_like_cobra() -> None:

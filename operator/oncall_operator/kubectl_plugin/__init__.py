@@ -19,6 +19,9 @@ with kubectl. kubectl finds this as ``kubectl-oncall`` on PATH, and completes it
 ``kubectl_complete-oncall`` (both installed with the package). Exit codes: see :mod:`.errors`.
 """
 
-from oncall_operator.kubectl_plugin.commands import main
 
-__all__ = ["main"]
+def main(argv: list[str] | None = None) -> int:
+    """The ``kubectl-oncall`` executable (imported on call, so ``kubectl_complete-oncall`` stays light)."""
+    from oncall_operator.kubectl_plugin import commands
+
+    return commands.main(argv)

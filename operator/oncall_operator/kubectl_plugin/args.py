@@ -8,7 +8,6 @@ overwritten by the top parser's default. A usage error is one line and exit code
 """
 
 import argparse
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 from oncall_operator.kubectl_plugin.errors import USAGE, PluginError
@@ -40,19 +39,17 @@ def _global_flags() -> Parser:
     return flags
 
 
-Handler = Callable[..., Any]
+DESCRIPTION = "The on-call handbook from the terminal: who is on call, incidents, the board, rota diffs."
 
 
-def parser(handlers: dict[str, Handler], description: str) -> argparse.ArgumentParser:
-    """The parser; ``handlers`` maps each verb to the function that runs it (set as ``run``)."""
+def parser() -> argparse.ArgumentParser:
+    """The whole command line; cheap to build (no client library is imported), so completion is quick."""
     flags = _global_flags()
-    top = Parser(prog="kubectl oncall", description=description, parents=[flags])
+    top = Parser(prog="kubectl oncall", description=DESCRIPTION, parents=[flags])
     sub = top.add_subparsers(dest="command", required=True, metavar="VERB", parser_class=Parser)
 
     def verb(name: str, text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=text, description=text, parents=[flags])
-        p.set_defaults(run=handlers[name])
-        return p
+        return sub.add_parser(name, help=text, description=text, parents=[flags])
 
     who = verb("who", "who is on call now (or --at a time), and who is next")
     who.add_argument("schedule", nargs="?")

@@ -17,7 +17,6 @@ from oncall_operator.kubectl_plugin import board, completion, diff, incidents, w
 from oncall_operator.kubectl_plugin.errors import DIFF_FAILED, FAILED, OK, UNREACHABLE, USAGE, PluginError
 from oncall_operator.kubectl_plugin.session import Session, connect
 
-DESCRIPTION = "The on-call handbook from the terminal: who is on call, incidents, the board, rota diffs."
 HANDLERS: dict[str, Callable[..., Any]] = {
     "who": who.cmd_who,
     "incidents": incidents.cmd_incidents,
@@ -37,21 +36,18 @@ LAZY = ("diff", "completion")
 """Verbs handed a ``connect`` function rather than a session: they may need no cluster at all."""
 
 
-def parser() -> argparse.ArgumentParser:
-    return cli.parser(HANDLERS, DESCRIPTION)
-
-
 def _run(args: argparse.Namespace) -> tuple[str, int]:
     def session() -> Session:
         return connect(args.kubeconfig, args.context, args.namespace, args.all_namespaces)
 
-    result = args.run(session, args) if args.command in LAZY else args.run(session(), args)
+    run = HANDLERS[args.command]
+    result = run(session, args) if args.command in LAZY else run(session(), args)
     return result if isinstance(result, tuple) else (result, OK)
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = cli.parse(parser(), sys.argv[1:] if argv is None else argv)
+        args = cli.parse(cli.parser(), sys.argv[1:] if argv is None else argv)
     except PluginError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.code
@@ -82,4 +78,4 @@ def _api_message(error: Any) -> str:
         return ""
 
 
-__all__ = ["USAGE", "main", "parser"]
+__all__ = ["USAGE", "main"]

@@ -13,14 +13,12 @@ import argparse
 import sys
 from collections.abc import Iterable
 
-import kubernetes
-
-from oncall_operator.api import GROUP, VERSION, kinds
-from oncall_operator.kubectl_plugin.args import OUTPUTS
-from oncall_operator.kubectl_plugin.session import connect
+from oncall_operator.kubectl_plugin.args import OUTPUTS, parser
 
 DEFAULT = 0
 NO_FILES = 4
+INCIDENTS, SCHEDULES = "incidents", "oncallschedules"
+"""The plurals completed (named here: importing the API models would slow every TAB down)."""
 INCIDENT_VERBS = ("ack", "resolve", "timeline", "report", "approve", "check")
 SCHEDULE_VERBS = ("who", "calendar", "override")
 
@@ -52,6 +50,9 @@ def _names(words: list[str], plural: str, values: set[str]) -> list[str]:
     def flag(*names: str) -> str | None:
         return next((flags[n] for n in names if n in flags and n in values), None)
 
+    from oncall_operator.api import GROUP, VERSION
+    from oncall_operator.kubectl_plugin.session import connect
+
     try:
         s = connect(flag("--kubeconfig"), flag("--context"), flag("-n", "--namespace"), False)
         raw = s.kube.custom.list_namespaced_custom_object(GROUP, VERSION, s.namespace, plural, _request_timeout=5)
@@ -61,6 +62,8 @@ def _names(words: list[str], plural: str, values: set[str]) -> list[str]:
 
 
 def _contexts(words: list[str]) -> list[str]:
+    import kubernetes
+
     path = words[words.index("--kubeconfig") + 1] if "--kubeconfig" in words[:-1] else None
     try:
         contexts, _active = kubernetes.config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
@@ -70,6 +73,8 @@ def _contexts(words: list[str]) -> list[str]:
 
 
 def _namespaces(words: list[str]) -> list[str]:
+    from oncall_operator.kubectl_plugin.session import connect
+
     try:
         s = connect(None, words[words.index("--context") + 1] if "--context" in words[:-1] else None, None, False)
         return [n.metadata.name for n in s.kube.core.list_namespace(_request_timeout=5).items]
@@ -101,9 +106,9 @@ def candidates(top: argparse.ArgumentParser, words: list[str], current: str) -> 
     if len(positionals) > 1 and verb != "diff":
         return [], NO_FILES
     if verb in INCIDENT_VERBS:
-        return _names(words, kinds.INCIDENT.plural, values), NO_FILES
+        return _names(words, INCIDENTS, values), NO_FILES
     if verb in SCHEDULE_VERBS:
-        return _names(words, kinds.SCHEDULE.plural, values), NO_FILES
+        return _names(words, SCHEDULES, values), NO_FILES
     if verb == "completion":
         return ["bash", "zsh"], NO_FILES
     return [], DEFAULT if verb == "diff" else NO_FILES
@@ -147,7 +152,5 @@ complete -F _kubectl_oncall kubectl-oncall
 
 def main(argv: Iterable[str] | None = None) -> int:
     """The ``kubectl_complete-oncall`` executable."""
-    from oncall_operator.kubectl_plugin.commands import parser
-
     sys.stdout.write(answer(parser(), list(sys.argv[1:] if argv is None else argv)))
     return 0
