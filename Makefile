@@ -6,18 +6,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .cluster/bin
 
-.PHONY: run test venv tools cluster-up cluster-down cluster-status crds crds-check lint unit e2e clean
+.PHONY: run test venv tools browser cluster-up cluster-down cluster-status crds crds-check lint unit e2e clean
 
 run: venv tools ## the operator, against the configured cluster or a local control plane it starts
 	hack/run.sh
 
-test: venv tools lint ## the whole suite: lint, types, stale CRDs, unit and e2e on a real control plane
+test: venv tools browser lint ## the whole suite: lint, types, stale CRDs, unit and e2e on a real control plane
 	hack/pytest.sh tests
 
 unit: venv
 	hack/pytest.sh tests/unit
 
-e2e: venv tools
+e2e: venv tools browser
 	hack/pytest.sh tests/e2e
 
 venv: $(VENV)/.installed
@@ -29,6 +29,9 @@ $(VENV)/.installed: pyproject.toml
 
 tools: ## kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kubelet, kube-proxy, helm, alertmanager, amtool (built once per machine)
 	hack/build-tools.sh
+
+browser: ## headless Chromium for the board's browser tests (the Debian package, installed when root)
+	hack/ensure-chromium.sh
 
 cluster-up: venv tools ## start the local control plane (idempotent); writes .cluster/kubeconfig; NODE=1: and a real node (root)
 	$(BIN)/oncall-operator dev-cluster up $(if $(filter 1 yes true,$(NODE)),--node)

@@ -1,9 +1,12 @@
 """Shared test helpers: polling for eventual state (never for timing), paths."""
 
+import os
 import pathlib
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
+
+import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -22,3 +25,10 @@ def eventually(probe: Callable[[], T | None], timeout: float = 30.0, interval: f
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}; last value: {last!r}")
+
+
+def missing_tool(message: str) -> NoReturn:
+    """A tool the test needs is missing: fail under CI (``$CI`` set), where a skip would prove nothing; else skip."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI is set: a missing tool fails the test)")
+    pytest.skip(message)

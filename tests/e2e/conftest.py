@@ -48,6 +48,16 @@ class Kubectl:
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "-o", "json").stdout)
 
+    def table(self, *args: str) -> list[dict[str, str]]:
+        """``kubectl get`` as printed, one dict per row, read by the header's column positions (empty cells too)."""
+        header, *rows = self.run(*args).stdout.splitlines()
+        starts = [m.start() for m in re.finditer(r"\S+", header)]
+        names = header.split()
+        return [
+            {name: row[a:b].strip() for name, a, b in zip(names, starts, [*starts[1:], None], strict=True)}
+            for row in rows
+        ]
+
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devcluster.ControlPlane]:

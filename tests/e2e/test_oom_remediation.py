@@ -110,9 +110,9 @@ def test_deployment_oom_raises_the_limit_rolls_out_and_resolves(cluster: Cluster
         "ActionApplied",
     ]
     assert raised["metadata"]["annotations"]["oncall.dev/remediated-kill"] == key
-    row = cluster.kubectl.run("get", "incidents", "-n", namespace).stdout.splitlines()[1].split()
-    assert row[0] == inc["metadata"]["name"] and row[1:3] == ["warning", "Mitigated"]
-    assert row[-2] == "Deployment/" + namespace + "/web[app]"
+    [row] = cluster.kubectl.table("get", "incidents", "-n", namespace)
+    assert (row["NAME"], row["SEVERITY"], row["PHASE"]) == (inc["metadata"]["name"], "warning", "Mitigated")
+    assert (row["NEEDS-HUMAN"], row["TARGET"]) == ("False", "Deployment/" + namespace + "/web[app]")
 
     def events() -> set[str]:
         out = cluster.kubectl.run("get", "events", "-n", namespace, "--field-selector", "reason=MemoryLimitRaised")

@@ -79,9 +79,7 @@ def test_short_names_and_incident_columns() -> None:
         "Heartbeat": ("hb",),
     }
     shown = [c.name.upper() for c in kinds.INCIDENT.columns if not c.priority]
-    assert shown == ["SEVERITY", "PHASE", "LEVEL", "ON-CALL", "TARGET", "AGE"]
-    assert [c.name.upper() for c in kinds.SCHEDULE.columns][:3] == [
-        "TIMEZONE",
-        "ON-CALL",
-        "NEXT-HANDOFF",
-    ]
+    assert shown == ["SEVERITY", "PHASE", "NEEDS-HUMAN", "ACK-BY", "LEVEL", "ON-CALL", "TARGET", "READY", "AGE"]
+    assert [c.name.upper() for c in kinds.INCIDENT.columns if c.priority] == ["RUNBOOK", "TITLE"]
+    assert [c.name.upper() for c in kinds.SCHEDULE.columns][:4] == ["TIMEZONE", "ON-CALL", "NEXT-HANDOFF", "NEXT"]
+    assert all(kinds.READY in k.columns for k in kinds.ALL)  # `kubectl get oncall` has READY for all four kinds

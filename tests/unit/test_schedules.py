@@ -479,6 +479,7 @@ def test_status_on_a_friday_before_spring_forward() -> None:
         "finance-support=Finance Team Lead, inventory-support=Inventory Team Lead"
     )
     assert found.next_handoff == when("2026-03-27 18:00")
+    assert found.next_on_call == "crm-support=-, finance-support=-, inventory-support=-"  # business hours end
     assert [(r.role, r.on_call, r.until, r.next) for r in found.roles] == [
         ("primary", ["SRE Engineer 2"], when("2026-03-30 09:00"), ["DevOps Lead"]),
         ("secondary", ["CTO / Engineering Manager"], None, []),
@@ -498,6 +499,9 @@ def test_status_on_a_saturday_shows_nobody_as_a_dash() -> None:
     )
     assert found.roles[2].until == when("2026-03-30 08:00") and found.roles[2].next == ["CRM Team Lead"]
     assert found.next_handoff == when("2026-03-30 08:00")
+    assert found.next_on_call == (
+        "crm-support=CRM Team Lead, finance-support=Finance Team Lead, inventory-support=Inventory Team Lead"
+    )
     assert schedules.next_handoff(HANDBOOK, when("2026-03-28 12:00")) == when("2026-03-30 08:00")
 
 

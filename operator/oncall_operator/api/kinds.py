@@ -63,6 +63,7 @@ SCHEDULE = Kind(
         Column("Timezone", ".spec.timeZone"),
         Column("On-Call", ".status.onCall", description="Who is on call now, per role"),
         Column("Next-Handoff", ".status.nextHandoff", description="The next change of who is on call"),
+        Column("Next", ".status.nextOnCall", description="Who takes over at the next handoff"),
         READY,
         REASON,
         AGE,
@@ -114,10 +115,18 @@ INCIDENT = Kind(
     columns=(
         Column("Severity", ".spec.severity"),
         Column("Phase", ".status.phase"),
+        Column(
+            "Needs-Human",
+            '.status.conditions[?(@.type=="NeedsHuman")].status',
+            description="True when the automation stopped and a person must act",
+        ),
+        Column("Ack-By", ".status.acknowledgedBy", description="Who acknowledged (the API server's user)"),
         Column("Level", ".status.escalation.level", type="integer"),
         Column("On-Call", ".status.onCall", description="Who holds the Incident now"),
         Column("Target", ".status.target", description="The affected workload"),
+        Column("Runbook", ".spec.runbookRef.name", priority=1),
         Column("Title", ".spec.title", priority=1),
+        READY,
         AGE,
     ),
 )

@@ -248,6 +248,10 @@ class OnCallScheduleStatus(base.ObjectStatus):
         pydantic.Field(max_length=1024, description="Who is on call now, per role, for kubectl get"),
     ] = ""
     next_handoff: dt.datetime | None = None
+    next_on_call: Annotated[
+        str,
+        pydantic.Field(max_length=1024, description="Who takes over at the next handoff, per role that changes then"),
+    ] = ""
     roles: Annotated[list[RoleStatus], pydantic.Field(max_length=32)] = []
     gaps: Annotated[list[Gap], pydantic.Field(max_length=100)] = []
 

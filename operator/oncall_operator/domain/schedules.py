@@ -418,9 +418,14 @@ def gaps(spec: schedule.OnCallScheduleSpec, now: dt.datetime, horizon: dt.timede
     return _holes(spec, _views(spec, _aware(now, "now"), horizon))
 
 
-def summary(spec: schedule.OnCallScheduleSpec, people: dict[str, list[str]]) -> str:
-    """``primary=DevOps Lead, secondary=CTO / Engineering Manager, crm-support=-`` (``-``: nobody now)."""
-    text = ", ".join(f"{role.name}={' + '.join(people.get(role.name, [])) or '-'}" for role in spec.roles)
+def summary(spec: schedule.OnCallScheduleSpec, people: dict[str, list[str]], only: Iterable[str] | None = None) -> str:
+    """``primary=DevOps Lead, secondary=CTO / Engineering Manager, crm-support=-`` (``-``: nobody now).
+
+    Every role in spec order, or only the roles named in ``only``.
+    """
+    named = None if only is None else set(only)
+    roles = [role for role in spec.roles if named is None or role.name in named]
+    text = ", ".join(f"{role.name}={' + '.join(people.get(role.name, [])) or '-'}" for role in roles)
     return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1] + "…"
 
 
@@ -435,9 +440,14 @@ def status(
     now = _aware(now, "now")
     views = _views(spec, now, horizon)
     untils = [v.until for v in views if v.until is not None]
+    handoff = min(untils, default=None)
+    taking_over = {
+        role.name: list(v.next) for role, v in zip(spec.roles, views, strict=True) if handoff and v.until == handoff
+    }
     return schedule.OnCallScheduleStatus(
         on_call=summary(spec, {role.name: list(v.people) for role, v in zip(spec.roles, views, strict=True)}),
-        next_handoff=min(untils, default=None),
+        next_handoff=handoff,
+        next_on_call=summary(spec, taking_over, only=taking_over.keys()),
         roles=[
             schedule.RoleStatus(role=role.name, on_call=list(v.people), until=v.until, next=list(v.next))
             for role, v in zip(spec.roles, views, strict=True)

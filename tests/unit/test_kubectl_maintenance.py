@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from oncall_operator import plugin_maintenance
-from oncall_operator.kubectl_plugin import PluginError
+from oncall_operator.kubectl_plugin import maintenance
+from oncall_operator.kubectl_plugin.errors import PluginError
 
 NOW = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC)
 
@@ -28,7 +28,7 @@ def args(**given: Any) -> argparse.Namespace:
 
 
 def test_start_makes_a_one_off_window_from_now() -> None:
-    body = plugin_maintenance.window_body(
+    body = maintenance.window_body(
         args(duration="2h", reason="migration", selector="app=db, tier=data", alert="DBDown", mutes="Pages"), NOW
     )
     assert body["metadata"] == {"name": "maintenance-20260301-100000", "namespace": "shop"}
@@ -58,4 +58,4 @@ def test_start_makes_a_one_off_window_from_now() -> None:
 )
 def test_bad_input_is_one_line(given: dict[str, Any], message: str) -> None:
     with pytest.raises(PluginError, match=message.replace("(", r"\(")):
-        plugin_maintenance.window_body(args(**given), NOW)
+        maintenance.window_body(args(**given), NOW)

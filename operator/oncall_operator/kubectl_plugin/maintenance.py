@@ -8,7 +8,7 @@
 namespace; ``stop`` ends it now by setting its ``end`` (the window stays, as a record of the
 planned work), or deletes it when it had not started yet. The API server checks the window
 (CEL), the operator its scope (only a window in the operator's namespace covers others).
-Kept apart from ``kubectl_plugin`` (one :func:`register` call there) so that module can change shape.
+The arguments are declared in :mod:`.args` with the other verbs (so completion stays light).
 """
 
 import argparse
@@ -18,14 +18,12 @@ from typing import Any
 import kubernetes
 import pydantic
 
-from oncall_operator import kubectl_plugin
-from oncall_operator.adapters import kube
 from oncall_operator.api import GROUP, VERSION, kinds, maintenance
-from oncall_operator.kubectl_plugin import PluginError, parse_time
+from oncall_operator.kubectl_plugin.errors import PluginError
+from oncall_operator.kubectl_plugin.session import Session, now
+from oncall_operator.kubectl_plugin.who import parse_time
 
 PLURAL = kinds.MAINTENANCE.plural
-
-_now = kubectl_plugin._now
 
 
 def _stamp(at: dt.datetime) -> str:
@@ -78,9 +76,15 @@ def window_body(args: argparse.Namespace, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def cmd_start(k: kube.Kube, args: argparse.Namespace) -> str:
-    now = _now()
-    body = window_body(args, now)
+def cmd_maintenance(s: Session, args: argparse.Namespace) -> str:
+    """``maintenance start`` or ``maintenance stop``, in the session's namespace."""
+    args.namespace = s.namespace
+    return (cmd_start if args.maintenance == "start" else cmd_stop)(s, args)
+
+
+def cmd_start(s: Session, args: argparse.Namespace) -> str:
+    k = s.kube
+    body = window_body(args, now())
     k.custom.create_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL, body)
     spec = body["spec"]
     return (
@@ -89,8 +93,8 @@ def cmd_start(k: kube.Kube, args: argparse.Namespace) -> str:
     )
 
 
-def cmd_stop(k: kube.Kube, args: argparse.Namespace) -> str:
-    now = _now()
+def cmd_stop(s: Session, args: argparse.Namespace) -> str:
+    k, at = s.kube, now()
     try:
         obj = k.custom.get_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL, args.name)
     except kubernetes.client.ApiException as error:
@@ -102,31 +106,11 @@ def cmd_stop(k: kube.Kube, args: argparse.Namespace) -> str:
     if spec.recurring is not None:
         raise PluginError(f"{where} is recurring: edit its times or delete it (kubectl delete mw {args.name})")
     assert spec.start is not None and spec.end is not None
-    if spec.end <= now:
+    if spec.end <= at:
         return f"maintenance window {where} had already ended at {_stamp(spec.end)}"
-    if spec.start >= now:
+    if spec.start >= at:
         k.custom.delete_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL, args.name)
         return f"maintenance window {where} had not started yet: deleted"
-    patch = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}, "spec": {"end": _stamp(now)}}
+    patch = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}, "spec": {"end": _stamp(at)}}
     k.custom.patch_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL, args.name, patch)
-    return f"maintenance window {where} stopped at {_stamp(now)}: pages and actions resume"
-
-
-def register(subparsers: Any) -> None:
-    """Add ``maintenance start|stop`` to the plugin's subcommands."""
-    top = subparsers.add_parser("maintenance", help="start or stop an ad-hoc maintenance window")
-    sub = top.add_subparsers(dest="maintenance", required=True)
-    start = sub.add_parser("start", help="mute pages and/or automatic actions from now on")
-    start.add_argument("name", nargs="?", help="the window's name (default maintenance-<time>)")
-    length = start.add_mutually_exclusive_group(required=True)
-    length.add_argument("--for", dest="duration", help="how long, e.g. 2h or 90m")
-    length.add_argument("--until", help="RFC 3339 end time, or now+2h")
-    start.add_argument("--mutes", choices=[m.value for m in maintenance.Mutes], default=maintenance.Mutes.ALL.value)
-    start.add_argument("--reason", help="what the planned work is")
-    start.add_argument("--namespaces", help="comma-separated; only from the operator's namespace")
-    start.add_argument("--selector", help="workload labels, e.g. app=db,tier=data")
-    start.add_argument("--alert", help="only Incidents of this alert name")
-    start.set_defaults(run=cmd_start)
-    stop = sub.add_parser("stop", help="end a window now")
-    stop.add_argument("name")
-    stop.set_defaults(run=cmd_stop)
+    return f"maintenance window {where} stopped at {_stamp(at)}: pages and actions resume"
