@@ -47,7 +47,7 @@ def test_ack_then_resolve_record_the_authenticated_user(kubectl: Kubectl, namesp
     timeline = oncall(kubectl, namespace, "timeline", "api-down").stdout
     assert "Acknowledged by admin" in timeline and "Resolved by admin: rolled back release 42" in timeline
     late = oncall(kubectl, namespace, "ack", "api-down")
-    assert late.returncode == 1 and late.stderr == 'error: incident "api-down": already resolved (by admin)\n'
+    assert late.returncode == 1 and late.stderr == 'error: incident "api-down" is already resolved (by admin)\n'
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,8 @@ def edit(k: kube.Kube, namespace: str, name: str, change: Change) -> str:
         try:
             new, text = change(current.status or incident.IncidentStatus(), user, at)
         except ValueError as error:
-            raise PluginError(f'incident "{name}": {error}') from error
+            said = str(error)  # "is already resolved (by ...)", or a sentence of its own
+            raise PluginError(f'incident "{name}"' + (" " if said.startswith("is ") else ": ") + said) from error
         outcome["text"] = f'incident "{name}" {text}'
         return new
 
