@@ -1,12 +1,25 @@
-"""Shared test helpers: polling for eventual state (never for timing), paths."""
+"""Shared test helpers: polling for eventual state (never for timing), paths, skips that CI refuses."""
 
+import os
 import pathlib
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
+
+import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 T = TypeVar("T")
+
+
+def skip_unless_ci(reason: str) -> NoReturn:
+    """Skip for a missing tool on a developer's machine; under CI (``$CI`` set) fail instead.
+
+    A skipped test proves nothing, and CI is where the suite must prove everything.
+    """
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (a skip is a failure under CI, which has CI={os.environ['CI']!r})", pytrace=False)
+    pytest.skip(reason)
 
 
 def eventually(probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.2, what: str = "") -> T:
@@ -22,3 +35,4 @@ def eventually(probe: Callable[[], T | None], timeout: float = 30.0, interval: f
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}; last value: {last!r}")
+
