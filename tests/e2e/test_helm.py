@@ -360,7 +360,7 @@ def test_operator_runs_as_the_chart_service_account_without_a_refusal(
         "--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"
     )
     assert whoami.stdout == release.user
-    process, port = chart_operator(
+    process = chart_operator(
         release, kubeconfig, tmp_path / "operator.log", "pod-a", ONCALL_TICK_SECONDS="0.5", ONCALL_RECHECK_SECONDS="1"
     )
     admin = kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
@@ -370,7 +370,7 @@ def test_operator_runs_as_the_chart_service_account_without_a_refusal(
         esc.setup(kubectl, work, peer, smtp_port)
         cluster.apply(work, runbook(), workload("Deployment", "web", "200Mi", request="100Mi"))
         process.start()
-        base = f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{process.http_port}"
         eventually(lambda: http("GET", f"{base}/readyz")[0] == 200, 30, what="the intake ready")
 
         # escalation: page, acknowledge (needs the policy's Secrets, Incident status writes, Events)

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from oncall_operator import devcluster
 from tests.conftest import eventually
-from tests.e2e.alertmanager_support import Alertmanager, free_port, rfc3339
+from tests.e2e.alertmanager_support import Alertmanager, rfc3339
 from tests.e2e.conftest import Kubectl, OperatorProcess
 from tests.e2e.test_kubectl_plugin import oncall
 from tests.peers import Peer, ThreadedPeer
@@ -74,24 +74,20 @@ def intake(
     kubectl.run("create", "namespace", home)
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "intake"}, "stringData": {"token": TOKEN}}
     kubectl.run("apply", "-n", home, "-f", "-", stdin=json.dumps(secret))
-    port = free_port()
     env = {
-        "ONCALL_HTTP_ADDRESS": f"127.0.0.1:{port}",
         "ONCALL_INTAKE_TOKEN_SECRET": "intake",
         "ONCALL_NAMESPACE": home,
         "ONCALL_TICK_SECONDS": "0.5",
     }
     process = OperatorProcess(control_plane.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", env)
     process.start()
-    found = Intake(process, port, home)
+    found = Intake(process, process.http_port, home)
     try:
         eventually(lambda: found.get("/readyz")[0] == 200, 30, what="the intake ready")
         yield found
     finally:
         process.stop()
         kubectl.run("delete", "namespace", home, "--wait=false", check=False)
-        if "Traceback" in process.log.read_text():
-            print(f"operator log (tail):\n{process.log.read_text()[-4000:]}")
 
 
 @pytest.fixture
