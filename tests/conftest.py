@@ -1,5 +1,6 @@
 """Shared test helpers: polling for eventual state (never for timing), paths, skips that CI refuses."""
 
+import datetime as dt
 import os
 import pathlib
 import time
@@ -36,3 +37,11 @@ def eventually(probe: Callable[[], T | None], timeout: float = 30.0, interval: f
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}; last value: {last!r}")
 
+
+def clock_past(when: dt.datetime, what: str = "") -> None:
+    """Wait until the wall clock is past ``when``: for a condition that *is* a time (a level came due).
+
+    A second more than ``when``, for the API's whole-second timestamps.
+    """
+    later = when + dt.timedelta(seconds=1)
+    eventually(lambda: dt.datetime.now(dt.UTC) > later, 120, interval=0.1, what=what or f"the clock past {when}")
