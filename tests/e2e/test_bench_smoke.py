@@ -14,6 +14,7 @@ then only outside CI (``$CI`` set: it fails instead).
 """
 
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -53,7 +54,11 @@ def test_the_harness_runs_at_small_scale_and_writes_every_figure(kwok: pathlib.P
         f"--out={out}",
         f"--workdir={workdir}",
     ]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    # The audit window of the OOM phase ends when the harness has measured its kills, which a busy machine
+    # delays past the operator's first recheck of Mitigated Incidents (ONCALL_RECHECK_SECONDS, 30 s after its
+    # start), whose status write is no part of a remediation: the recheck is kept out of this short run.
+    env = {**os.environ, "ONCALL_RECHECK_SECONDS": "3600"}
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
     assert run.returncode == 0, f"bench failed:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
 
     [result] = [json.loads(p.read_text()) for p in out.glob("cluster_scale-*.json")]
