@@ -328,7 +328,7 @@ def http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
@@ -377,7 +377,7 @@ def test_operator_runs_as_the_chart_service_account_without_a_refusal(
         esc.open_incident(kubectl, work)
         eventually(lambda: ("page/L1/loop0", "pagerduty", "Delivered") in esc.steps(kubectl, work), 30, what="L1")
         assert oncall(kubectl, work, "ack", "checkout-down").returncode == 0
-        eventually(lambda: "acknowledge" in [a for a, _ in esc.pd_events(peer)], 15, what="PD acknowledge")
+        eventually(lambda: "acknowledge" in [a for a, _ in esc.pd_events(peer)], 30, what="PD acknowledge")
         assert sum("Level 1 (l1)" in summary for _, summary in esc.pd_events(peer)) == 1, esc.pd_events(peer)
 
         # OOM remediation: the watch, the owner chain, both dry-runs, the patch, the Incident, Events

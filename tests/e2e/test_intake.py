@@ -42,7 +42,7 @@ class Intake:
 
     def get(self, path: str) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(f"{self.url}{path}", timeout=5) as answer:
+            with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as answer:
                 return answer.status, answer.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
@@ -201,10 +201,10 @@ def test_an_alert_opens_an_incident_that_pages_and_resolves_with_it(
     status = kubectl.json("get", f"incident/{name}", "-n", namespace)["status"]
     assert [c["title"] for c in status["checklist"]] == ["Check the logs", "Roll back if a release went out"]
     assert (status["phase"], status["occurrences"], status["onCall"]) == ("Triggered", 1, "Ada")
-    assert eventually(lambda: board_matches_the_cluster(kubectl, intake), 15, what="the open-incident gauge")
+    assert eventually(lambda: board_matches_the_cluster(kubectl, intake), 30, what="the open-incident gauge")
 
     assert oncall(kubectl, namespace, "ack", name).returncode == 0
-    eventually(lambda: pd_events(peer, namespace) == ["trigger", "acknowledge"], 15, what="the acknowledgement")
+    eventually(lambda: pd_events(peer, namespace) == ["trigger", "acknowledge"], 30, what="the acknowledgement")
     ended = rfc3339(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
     am.amtool("alert", "add", *labels, summary, f"--start={start}", f"--end={ended}")
     done = eventually(
@@ -214,8 +214,8 @@ def test_an_alert_opens_an_incident_that_pages_and_resolves_with_it(
     )
     assert done["resolvedBy"] == "alertmanager"
     assert any(e["type"] == "Resolved" and "Alertmanager" in e["message"] for e in done["timeline"])
-    eventually(lambda: pd_events(peer, namespace) == ["trigger", "acknowledge", "resolve"], 15, what="PD resolve")
-    assert eventually(lambda: board_matches_the_cluster(kubectl, intake), 15, what="the gauge after resolution")
+    eventually(lambda: pd_events(peer, namespace) == ["trigger", "acknowledge", "resolve"], 30, what="PD resolve")
+    assert eventually(lambda: board_matches_the_cluster(kubectl, intake), 30, what="the gauge after resolution")
 
     after = intake.metrics()
     assert delta(before, after, "oncall_alerts_received_total", status="firing") == 1
@@ -294,7 +294,7 @@ def test_the_intake_refuses_what_alertmanager_would_never_retry(intake: Intake) 
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         request = urllib.request.Request(intake.webhook, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
+            with urllib.request.urlopen(request, timeout=30) as answer:
                 return answer.status, json.loads(answer.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())

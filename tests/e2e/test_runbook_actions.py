@@ -117,7 +117,7 @@ def post_alert(operator: OperatorProcess, namespace: str, alertname: str, **labe
         data=json.dumps(payload).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as answer:
+    with urllib.request.urlopen(request, timeout=30) as answer:
         assert answer.status < 300, answer.read()
 
 
