@@ -122,8 +122,8 @@ class OperatorProcess:
     """The operator as users run it (``oncall-operator run``), as a child process of the test.
 
     Start, kill (SIGKILL, like a crashed pod) and start again to test resumption; every run
-    appends to one log file, which is printed when the test fails. Every instance is known to
-    :func:`operator_log_is_clean`, which fails the test during which one logged an error.
+    appends to one log file. Every instance is known to :func:`operator_log_is_clean`, which
+    fails the test during which one logged an error, and prints the error records.
     """
 
     instances: ClassVar[list["OperatorProcess"]] = []
