@@ -14,10 +14,10 @@ run: venv tools ## the operator, against the configured cluster or a local contr
 test: venv tools browser lint ## the whole suite: lint, types, stale CRDs, unit and e2e on a real control plane
 	hack/pytest.sh tests
 
-unit: venv
-	hack/pytest.sh tests/unit
+unit: venv ## every test that needs no control plane (tests/unit, tests/integration, ...): all but tests/e2e
+	hack/pytest.sh tests --ignore=tests/e2e
 
-e2e: venv tools browser
+e2e: venv tools browser ## the tests on a real control plane; with `unit`, everything `test` runs
 	hack/pytest.sh tests/e2e
 
 venv: $(VENV)/.installed

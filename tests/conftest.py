@@ -1,5 +1,6 @@
-"""Shared test helpers: polling for eventual state (never for timing), paths."""
+"""Shared test helpers: polling for eventual state (never for timing), paths, skips that CI refuses."""
 
+import datetime as dt
 import os
 import pathlib
 import time
@@ -10,6 +11,16 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 T = TypeVar("T")
+
+
+def skip_unless_ci(reason: str) -> NoReturn:
+    """Skip for a missing tool on a developer's machine; under CI (``$CI`` set) fail instead.
+
+    A skipped test proves nothing, and CI is where the suite must prove everything.
+    """
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (a skip is a failure under CI, which has CI={os.environ['CI']!r})", pytrace=False)
+    pytest.skip(reason)
 
 
 def eventually(probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.2, what: str = "") -> T:
@@ -27,8 +38,10 @@ def eventually(probe: Callable[[], T | None], timeout: float = 30.0, interval: f
     raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}; last value: {last!r}")
 
 
-def missing_tool(message: str) -> NoReturn:
-    """A tool the test needs is missing: fail under CI (``$CI`` set), where a skip would prove nothing; else skip."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{message} (CI is set: a missing tool fails the test)")
-    pytest.skip(message)
+def clock_past(when: dt.datetime, what: str = "") -> None:
+    """Wait until the wall clock is past ``when``: for a condition that *is* a time (a level came due).
+
+    A second more than ``when``, for the API's whole-second timestamps.
+    """
+    later = when + dt.timedelta(seconds=1)
+    eventually(lambda: dt.datetime.now(dt.UTC) > later, 120, interval=0.1, what=what or f"the clock past {when}")

@@ -104,7 +104,7 @@ class Alertmanager:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=10) as answer:
+        with urllib.request.urlopen(request, timeout=30) as answer:
             assert answer.status == 200
 
     def amtool(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -118,7 +118,7 @@ class Alertmanager:
 
     def webhook_deliveries(self) -> float:
         """Alertmanager's own count of successful webhook notifications."""
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as answer:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=30) as answer:
             text = answer.read().decode()
         total = 0.0
         for line in text.splitlines():

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from tests.conftest import missing_tool
+from tests.conftest import skip_unless_ci
 
 T = TypeVar("T")
 FLAGS = (
@@ -44,7 +44,7 @@ def chromium() -> str:
     found = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
     if found:
         return found
-    missing_tool("chromium is missing: `make test` installs it (apt-get install chromium) when run as root")
+    skip_unless_ci("chromium is missing: `make test` installs it (apt-get install chromium) when run as root")
 
 
 async def until(probe: Callable[[], Awaitable[T | None]], timeout: float = 30.0, what: str = "") -> T:

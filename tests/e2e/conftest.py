@@ -14,8 +14,9 @@ import signal
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import kubernetes
 import pytest
@@ -25,6 +26,8 @@ from tests import peers
 from tests.conftest import REPO, eventually
 
 pytestmark = pytest.mark.e2e
+START_TIMEOUT = 120.0
+"""A deadline for an operator's start-up on a loaded machine, never a measure of it."""
 
 
 class Kubectl:
@@ -105,6 +108,10 @@ def crds(kubectl: Kubectl) -> None:
         "-l",
         "app.kubernetes.io/part-of=oncall-operator",
     )
+    # Established is not yet servable: until the API server's storage for a new kind is ready it answers
+    # lists with 429 "storage is (re)initializing", which the operator's first list would meet (and log).
+    kinds = "incidents,runbooks,escalationpolicies,oncallschedules"
+    eventually(lambda: kubectl.run("get", kinds, "-A", check=False).returncode == 0, 60, what="the kinds listable")
 
 
 @pytest.fixture
@@ -112,16 +119,26 @@ def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"{base}-{uuid.uuid4().hex[:6]}"
     kubectl.run("create", "namespace", name)
+    TEST_NAMESPACES.add(name)
     yield name
     kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+TEST_NAMESPACES: set[str] = set()
+"""Every namespace the ``namespace`` fixture made in this session (they go away while later tests run)."""
 
 
 class OperatorProcess:
     """The operator as users run it (``oncall-operator run``), as a child process of the test.
 
     Start, kill (SIGKILL, like a crashed pod) and start again to test resumption; every run
-    appends to one log file, which is printed when the test fails.
+    appends to one log file. Every instance is known to :func:`operator_log_is_clean`, which
+    fails the test during which one logged an error, and prints the error records.
     """
+
+    instances: ClassVar[list["OperatorProcess"]] = []
+    STARTED = re.compile(r"alert intake listening on (\S+):(\d+)")
+    """The last start-up step a test talks to: the HTTP server (intake, /metrics, /readyz) is up."""
 
     def __init__(
         self, kubeconfig: pathlib.Path, log: pathlib.Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
@@ -131,7 +148,7 @@ class OperatorProcess:
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
             "ONCALL_RECHECK_SECONDS": "1",
-            "ONCALL_HTTP_ADDRESS": "127.0.0.1:0",  # the intake on a free port: operators never compete for 8080
+            "ONCALL_HTTP_ADDRESS": "127.0.0.1:0",  # the OS picks a free port; start() reads it from the log
             "ONCALL_PAGERDUTY_ENDPOINTS": "https://events.pagerduty.com,http://127.0.0.1:*",  # tests/peers.py
             "ONCALL_SMTP_HOSTS": "127.0.0.1,smtp.valeo-erp.com",  # the local inbox; examples/' relay
             "ONCALL_API_ENDPOINTS": "http://127.0.0.1:*",  # tests/peers.py plays Twilio and Slack
@@ -139,10 +156,21 @@ class OperatorProcess:
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.http_port = 0
+        """The port the intake of the latest run listens on (from its log line)."""
+        OperatorProcess.instances.append(self)
+
+    def text(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
 
     def start(self) -> "OperatorProcess":
+        """Start, and wait until start-up is done: Kopf ran the start-up handlers up to the HTTP server.
+
+        The wait is a deadline, not a measure: start-up imports Kopf, the kubernetes client and
+        pydantic and talks to the API server, which takes seconds on a busy machine.
+        """
         assert self.proc is None, "already running"
-        marker = self.log.read_text() if self.log.exists() else ""
+        offset = len(self.text())
         with self.log.open("a") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "oncall_operator.cli", "run", "--verbose", *self.args],
@@ -154,13 +182,13 @@ class OperatorProcess:
         self.starts += 1
         proc = self.proc
 
-        def started() -> bool:
-            return proc.poll() is not None or self.log.read_text().count("configured: namespace") > marker.count(
-                "configured: namespace"
-            )
+        def started() -> re.Match[str] | bool | None:
+            return proc.poll() is not None or self.STARTED.search(self.text()[offset:])
 
-        eventually(started, 30, what="operator start-up")
-        assert proc.poll() is None, f"operator exited at start-up:\n{self.log.read_text()[-3000:]}"
+        found = eventually(started, START_TIMEOUT, what="operator start-up (its HTTP server listening)")
+        assert proc.poll() is None, f"operator exited at start-up:\n{self.text()[offset:][-3000:]}"
+        assert isinstance(found, re.Match)
+        self.http_port = int(found.group(2))
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -180,6 +208,91 @@ class OperatorProcess:
         self.stop(signal.SIGKILL)
 
 
+RECORD_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
+ERROR_RECORD = re.compile(r"\A\S+ \S+ (ERROR|CRITICAL)\b|^Traceback \(most recent call last\)", re.M)
+
+
+def log_records(log: str) -> list[str]:
+    """The operator log as records: a timestamped line with the traceback lines that follow it."""
+    records: list[str] = []
+    for line in log.splitlines():
+        if RECORD_START.match(line) or not records:
+            records.append(line)
+        else:
+            records[-1] += "\n" + line
+    return records
+
+
+_CHECKED: dict[int, int] = {}
+"""How much of each ``OperatorProcess``'s log has been checked for errors (by ``id``)."""
+
+
+TERMINATING = re.compile(r"namespace (\S+) is being terminated")
+"""The API server's answer (403, NamespaceTerminating) to a write into a namespace being deleted."""
+
+
+class OperatorErrorElsewhere(UserWarning):
+    """An operator error about another test's namespace: not the running test's doing, but not hidden."""
+
+
+def _elsewhere(record: str, own: str | None) -> bool:
+    gone = TERMINATING.search(record)
+    if gone is not None:
+        return gone.group(1) != own
+    return any(ns in record for ns in TEST_NAMESPACES - {own})
+
+
+def _unchecked_errors(allowed: tuple[str, ...], own: str | None = None) -> list[str]:
+    """The ERROR/CRITICAL records and tracebacks logged since the last check, minus the ``allowed`` regexes.
+
+    Every test deletes its namespace when it ends, without waiting; an operator watching the whole
+    cluster meets that namespace and its objects going away during a later test (Kopf logs an ERROR
+    for each Event it cannot post there, a handler whose status write finds its object gone logs a
+    404 with a traceback). That is no error of the later test: a record naming another test's
+    namespace (or one being terminated) is reported as an ``OperatorErrorElsewhere`` warning instead.
+    """
+    found = []
+    for process in OperatorProcess.instances:
+        text = process.text()
+        start, _CHECKED[id(process)] = _CHECKED.get(id(process), 0), len(text)
+        for record in log_records(text[start:]):
+            if not ERROR_RECORD.search(record) or any(re.search(a, record) for a in allowed):
+                continue
+            if _elsewhere(record, own):
+                warnings.warn(OperatorErrorElsewhere(f"{process.log}:\n{record[:2000]}"), stacklevel=1)
+            else:
+                found.append(f"{process.log}:\n{record}")
+    return found
+
+
+def _allowed(node: pytest.Item | pytest.Collector) -> tuple[str, ...]:
+    return tuple(a for m in node.iter_markers("operator_log_allows") for a in m.args)
+
+
+@pytest.fixture(autouse=True)
+def operator_log_is_clean(request: pytest.FixtureRequest) -> Iterator[None]:
+    """An operator that logs an error or a traceback during a test fails that test.
+
+    Errors a test causes on purpose are allowed by ``@pytest.mark.operator_log_allows(regex, ...)``
+    (matched against the whole record: the line and its traceback). Checked after the test's own
+    fixtures are torn down, so an operator the test stopped is checked to its last line.
+    """
+    own = request.getfixturevalue("namespace") if "namespace" in request.fixturenames else None
+    yield
+    errors = _unchecked_errors(_allowed(request.node), own)
+    if errors:
+        pytest.fail("the operator logged errors during this test:\n" + "\n".join(errors)[-6000:], pytrace=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def operator_log_is_clean_at_shutdown(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The same for the module's own operators, whose shutdown comes after the module's last test."""
+    yield
+    errors = _unchecked_errors(_allowed(request.node))
+    if errors:
+        pytest.fail("the operator logged errors at shutdown:\n" + "\n".join(errors)[-6000:], pytrace=False)
+
+
 @pytest.fixture(scope="module")
 def operator(
     control_plane: devcluster.ControlPlane, crds: None, tmp_path_factory: pytest.TempPathFactory
@@ -192,8 +305,6 @@ def operator(
         yield process
     finally:
         process.stop()
-        if "Traceback" in process.log.read_text():
-            print(f"operator log (tail):\n{process.log.read_text()[-4000:]}")
 
 
 @pytest.fixture

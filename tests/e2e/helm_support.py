@@ -19,7 +19,7 @@ import yaml
 
 from oncall_operator import devcluster
 from tests.conftest import REPO
-from tests.e2e.conftest import Kubectl, OperatorProcess
+from tests.e2e.conftest import Kubectl, OperatorProcess, log_records
 
 CHART = REPO / "deploy" / "helm" / "oncall-operator"
 DENIED = re.compile(r'HTTP/1\.1" 403 |\(403\)|forbidden', re.IGNORECASE)
@@ -89,10 +89,10 @@ class Release:
             f"--liveness=http://127.0.0.1:{liveness_port}/healthz" if a.startswith("--liveness=") else a for a in args
         )
 
-    def operator_env(self, pod: str, http_port: int) -> dict[str, str]:
-        """The Deployment's literal environment; POD_ID is the pod's name, the intake on a free port."""
+    def operator_env(self, pod: str) -> dict[str, str]:
+        """The Deployment's literal environment; POD_ID is the pod's name, the intake on a port the OS picks."""
         env = {e["name"]: e["value"] for e in self.container["env"] if "value" in e}
-        env.update(POD_ID=pod, ONCALL_HTTP_ADDRESS=f"127.0.0.1:{http_port}")
+        env.update(POD_ID=pod, ONCALL_HTTP_ADDRESS="127.0.0.1:0")
         return env
 
     def cluster_scoped(self) -> str:
@@ -143,27 +143,11 @@ def service_account_kubeconfig(
 
 def chart_operator(
     release: Release, kubeconfig: pathlib.Path, log: pathlib.Path, pod: str, **env: str
-) -> tuple[OperatorProcess, int]:
-    """An ``OperatorProcess`` started as the release's pod ``pod`` would start; returns it and its HTTP port."""
-    http = free_port()
-    process = OperatorProcess(
-        kubeconfig,
-        log,
-        env={**release.operator_env(pod, http), **env},
-        args=release.operator_args(free_port()),
+) -> OperatorProcess:
+    """An ``OperatorProcess`` started as the release's pod ``pod`` would start (its HTTP port: ``http_port``)."""
+    return OperatorProcess(
+        kubeconfig, log, env={**release.operator_env(pod), **env}, args=release.operator_args(free_port())
     )
-    return process, http
-
-
-def log_records(log: str) -> list[str]:
-    """The operator log as records: a timestamped line with the traceback lines that follow it."""
-    records: list[str] = []
-    for line in log.splitlines():
-        if re.match(r"\d{4}-\d\d-\d\d ", line) or not records:
-            records.append(line)
-        else:
-            records[-1] += "\n" + line
-    return records
 
 
 def denials(log: str) -> list[str]:

@@ -10,6 +10,7 @@ import datetime as dt
 import itertools
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import kubernetes
@@ -64,18 +65,7 @@ class Cluster:
 
     def settled(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         """The workload once its controller has caught up, for a resourceVersion to compare later."""
-
-        last: list[str] = []
-
-        def probe() -> dict[str, Any] | None:
-            obj = self.workload(kind, namespace, name)
-            status, rv = obj.get("status") or {}, obj["metadata"]["resourceVersion"]
-            current = status.get("observedGeneration") == obj["metadata"]["generation"]
-            stable = current and status.get("replicas") == obj["spec"]["replicas"] and last[-1:] == [rv]
-            last.append(rv)
-            return obj if stable else None
-
-        return eventually(probe, 30, interval=0.5, what=f"{kind} {name} settled by its controller")
+        return settled(lambda: self.workload(kind, namespace, name), f"{kind} {name}")
 
     def assert_not_written_by_operator(self, kind: str, namespace: str, name: str, before: dict[str, Any]) -> None:
         """Same resourceVersion as ``before``, and no field of it ever managed by the operator."""
@@ -175,6 +165,22 @@ class Cluster:
             assert not strangers, f"pod {meta['name']} written by {strangers}"
             keys = [*(meta.get("annotations") or {}), *(meta.get("labels") or {}), *(meta.get("finalizers") or ())]
             assert not [k for k in keys if k.startswith(("oncall.dev", "kopf"))], f"pod {meta['name']}: {keys}"
+
+
+def settled(read: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:
+    """A workload (as ``read`` returns it) once its controller has caught up: its status is for the
+    current generation and replica count, and two reads in a row show the same resourceVersion."""
+    last: list[str] = []
+
+    def probe() -> dict[str, Any] | None:
+        obj = read()
+        status, rv = obj.get("status") or {}, obj["metadata"]["resourceVersion"]
+        current = status.get("observedGeneration") == obj["metadata"]["generation"]
+        stable = current and status.get("replicas") == obj["spec"]["replicas"] and last[-1:] == [rv]
+        last.append(rv)
+        return obj if stable else None
+
+    return eventually(probe, 30, interval=0.5, what=f"{what} settled by its controller")
 
 
 def stamp(at: dt.datetime) -> str:

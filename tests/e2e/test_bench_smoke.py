@@ -9,10 +9,12 @@ the figures are for notes, never for tests (docs/ARCHITECTURE.md, "Targets").
 kwok is built here through ``hack/build-tools.sh kwok`` rather than skipped when absent: the
 build is a cache hit once per machine, and cold it takes about 2.5 minutes on 2 cores (module
 downloads included), which is affordable once per CI machine, whereas a skip would mean the
-harness is never exercised in CI at all. The test is skipped only where Go is missing, and fails then under CI.
+harness is never exercised in CI at all. The test is skipped only where Go is missing, and
+then only outside CI (``$CI`` set: it fails instead).
 """
 
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -20,7 +22,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, missing_tool
+from tests.conftest import REPO, skip_unless_ci
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +30,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def kwok() -> pathlib.Path:
     if shutil.which("go") is None:
-        missing_tool("kwok is built from its Go module and Go is not installed")
+        skip_unless_ci("kwok is built from its Go module and Go is not installed")
     build = subprocess.run([str(REPO / "hack" / "build-tools.sh"), "kwok"], capture_output=True, text=True, timeout=900)
     assert build.returncode == 0, f"hack/build-tools.sh kwok failed:\n{build.stdout}\n{build.stderr}"
     return REPO / ".cluster" / "bin" / "kwok"
@@ -52,7 +54,11 @@ def test_the_harness_runs_at_small_scale_and_writes_every_figure(kwok: pathlib.P
         f"--out={out}",
         f"--workdir={workdir}",
     ]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    # The audit window of the OOM phase ends when the harness has measured its kills, which a busy machine
+    # delays past the operator's first recheck of Mitigated Incidents (ONCALL_RECHECK_SECONDS, 30 s after its
+    # start), whose status write is no part of a remediation: the recheck is kept out of this short run.
+    env = {**os.environ, "ONCALL_RECHECK_SECONDS": "3600"}
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
     assert run.returncode == 0, f"bench failed:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
 
     [result] = [json.loads(p.read_text()) for p in out.glob("cluster_scale-*.json")]

@@ -1,17 +1,23 @@
 """Escalation end to end: the operator pages real local receivers and a real SMTP server.
 
 Seconds-scale policy (L1 at 0, L2 at 4s, L3 at 8s, ack due in 2s), the operator ticking
-every half second. Slack and PagerDuty payloads are validated by the receivers against the
+every half second. Where the test must act between two levels (acknowledge before L2, kill the
+operator before L2), L2 and L3 come later (up to a minute), so that a busy machine cannot make
+the test race the policy. Slack and PagerDuty payloads are validated by the receivers against the
 documented fields; email goes through aiosmtpd. This module starts and kills its own
 operators (``OperatorProcess``), so it does not use the shared ``operator`` fixture.
+
+"Nothing more was sent" is asserted only after :func:`loop_passed` has seen the operator's
+escalation loop finish a look at everything that was due, never after a pause.
 """
 
+import datetime as dt
+import itertools
 import json
-import time
 from typing import Any
 
 from oncall_operator.domain import people
-from tests.conftest import eventually
+from tests.conftest import clock_past, eventually
 from tests.e2e.conftest import Kubectl, OperatorProcess
 from tests.e2e.test_kubectl_plugin import oncall
 from tests.peers import Inbox, Peer
@@ -19,7 +25,16 @@ from tests.peers import Inbox, Peer
 ROUTING_KEY = "R0UT1NGKEY0000000000000000000001"
 
 
-def setup(kubectl: Kubectl, namespace: str, peer: Peer, smtp_port: int, slack_mode: str = "ok") -> None:
+def setup(
+    kubectl: Kubectl,
+    namespace: str,
+    peer: Peer,
+    smtp_port: int,
+    slack_mode: str = "ok",
+    levels: tuple[str, str] = ("4s", "8s"),
+    ack_timeout: str = "2s",
+) -> None:
+    """The schedule, its Secrets and the policy ``fast``: L1 at once, L2 and L3 at ``levels``."""
     slack_url = peer.url(f"/services/{slack_mode}/T000/B000/XXXXSECRETXXXX")
     objects: list[dict[str, Any]] = [
         {
@@ -62,7 +77,7 @@ def setup(kubectl: Kubectl, namespace: str, peer: Peer, smtp_port: int, slack_mo
             "kind": "EscalationPolicy",
             "metadata": {"name": "fast"},
             "spec": {
-                "ackTimeout": "2s",
+                "ackTimeout": ack_timeout,
                 "levels": [
                     {
                         "name": "l1",
@@ -72,14 +87,14 @@ def setup(kubectl: Kubectl, namespace: str, peer: Peer, smtp_port: int, slack_mo
                     },
                     {
                         "name": "l2",
-                        "after": "4s",
+                        "after": levels[0],
                         "targets": [
                             {"schedule": {"name": "team", "role": "primary"}},
                             {"schedule": {"name": "team", "role": "secondary"}},
                         ],
                         "channels": ["pagerduty", "slack"],
                     },
-                    {"name": "l3", "after": "8s", "targets": [{"user": "Cy"}], "channels": ["slack"]},
+                    {"name": "l3", "after": levels[1], "targets": [{"user": "Cy"}], "channels": ["slack"]},
                 ],
                 "channels": [
                     {
@@ -110,28 +125,81 @@ def setup(kubectl: Kubectl, namespace: str, peer: Peer, smtp_port: int, slack_mo
         kubectl.run("apply", "-n", namespace, "-f", "-", stdin=json.dumps(obj))
 
 
-def open_incident(kubectl: Kubectl, namespace: str) -> None:
+def open_incident(
+    kubectl: Kubectl, namespace: str, name: str = "checkout-down", policy: str = "fast", title: str = "Checkout is down"
+) -> None:
     incident = {
         "apiVersion": "oncall.dev/v1alpha1",
         "kind": "Incident",
-        "metadata": {"name": "checkout-down"},
+        "metadata": {"name": name},
         "spec": {
-            "title": "Checkout is down",
+            "title": title,
             "severity": "critical",
-            "escalationPolicyRef": {"name": "fast"},
+            "escalationPolicyRef": {"name": policy},
             "target": {"kind": "Deployment", "namespace": namespace, "name": "checkout"},
         },
     }
     kubectl.run("apply", "-n", namespace, "-f", "-", stdin=json.dumps(incident))
 
 
-def notifications(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
-    status = kubectl.json("get", "incident/checkout-down", "-n", namespace).get("status") or {}
-    return list(status.get("escalation", {}).get("notifications", []))
+def escalation(kubectl: Kubectl, namespace: str, name: str = "checkout-down") -> dict[str, Any]:
+    status = kubectl.json("get", f"incident/{name}", "-n", namespace).get("status") or {}
+    return dict(status.get("escalation") or {})
 
 
-def steps(kubectl: Kubectl, namespace: str) -> list[tuple[str, str, str]]:
-    return [(n["key"].split("@")[0], n["channel"], n["result"]) for n in notifications(kubectl, namespace)]
+def notifications(kubectl: Kubectl, namespace: str, name: str = "checkout-down") -> list[dict[str, Any]]:
+    return list(escalation(kubectl, namespace, name).get("notifications", []))
+
+
+def steps(kubectl: Kubectl, namespace: str, name: str = "checkout-down") -> list[tuple[str, str, str]]:
+    return [(n["key"].split("@")[0], n["channel"], n["result"]) for n in notifications(kubectl, namespace, name)]
+
+
+def due(kubectl: Kubectl, namespace: str, after: str, name: str = "checkout-down") -> dt.datetime:
+    """When a level ``after`` seconds (``"8s"``) into the Incident's escalation comes due."""
+    started = dt.datetime.fromisoformat(escalation(kubectl, namespace, name)["startedAt"])
+    return started + dt.timedelta(seconds=float(after.removesuffix("s")))
+
+
+_MARKERS = itertools.count()
+
+
+def loop_passed(kubectl: Kubectl, namespace: str, peer: Peer, when: dt.datetime) -> None:
+    """Wait until the operator's escalation loop has finished looking at everything due at ``when``.
+
+    The positive marker before asserting that nothing (more) was sent. Two marker Incidents in
+    turn, under the policy ``ticker`` whose second level is due 1 s after an Incident opens, so that
+    a tick of the loop sends it (the first is sent by the look at its creation). The first opens once
+    the clock has passed ``when``: the tick that pages its L2 looks at every Incident due by then. The
+    second opens after that page, so the tick that pages its L2 starts after the first one's looks
+    have all ended.
+    """
+    clock_past(when)
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ticker"}}
+    secret["stringData"] = {"url": peer.url(f"/hook/ticker-{namespace}")}
+    ticker = {
+        "apiVersion": "oncall.dev/v1alpha1",
+        "kind": "EscalationPolicy",
+        "metadata": {"name": "ticker"},
+        "spec": {
+            "levels": [
+                {"name": "opened", "after": "0", "targets": [{"user": "Cy"}], "channels": ["hook"]},
+                {"name": "tick", "after": "1s", "targets": [{"user": "Cy"}], "channels": ["hook"]},
+            ],
+            "channels": [{"name": "hook", "type": "Webhook", "secretRef": {"name": "ticker", "key": "url"}}],
+            "severities": [{"severity": "critical", "response": "Page", "responseTime": "5m", "channels": ["hook"]}],
+        },
+    }
+    for obj in (secret, ticker):
+        kubectl.run("apply", "-n", namespace, "-f", "-", stdin=json.dumps(obj))
+    for _ in range(2):
+        name = f"tick-{next(_MARKERS)}"
+        open_incident(kubectl, namespace, name, "ticker", "Marker: the escalation loop ticked")
+        eventually(
+            lambda: ("page/L2/loop0", "hook", "Delivered") in steps(kubectl, namespace, name),  # noqa: B023
+            60,
+            what=f"the marker Incident {name} paged by a tick",
+        )
 
 
 def pd_events(peer: Peer) -> list[tuple[str, str]]:
@@ -142,13 +210,16 @@ def test_pages_through_pagerduty_email_and_slack_until_acknowledged(
     kubectl: Kubectl, namespace: str, peer: Peer, inbox: tuple[Inbox, int], operator_process: OperatorProcess
 ) -> None:
     box, port = inbox
-    setup(kubectl, namespace, peer, port)
+    # the checks of the first page have 30 s before its ack reminder, and `kubectl oncall ack` 60 s before L2:
+    # on a 2-core machine under load the plugin's Python start-up alone took 20 s
+    levels = ("60s", "64s")
+    setup(kubectl, namespace, peer, port, levels=levels, ack_timeout="30s")
     operator_process.start()
     open_incident(kubectl, namespace)
     eventually(
         lambda: ("page/L1/loop0", "email", "Delivered") in steps(kubectl, namespace), 30, what="L1 page delivered"
     )
-    [(action, summary)] = eventually(lambda: pd_events(peer), 10, what="the PagerDuty trigger")
+    [(action, summary)] = eventually(lambda: pd_events(peer), 30, what="the PagerDuty trigger")
     assert action == "trigger" and "Level 1 (l1)" in summary and "Checkout is down" in summary
     [event] = peer.accepted_at("/v2/enqueue")
     assert event["routing_key"] == ROUTING_KEY and event["payload"]["severity"] == "critical"
@@ -166,16 +237,18 @@ def test_pages_through_pagerduty_email_and_slack_until_acknowledged(
             ("acknowledge", f"oncall.dev/{namespace}/checkout-down/{people.person_key('Ada')}")
             in [(e["event_action"], e["dedup_key"]) for e in peer.accepted_at("/v2/enqueue")]
         ),
-        15,
+        30,
         what="PagerDuty acknowledge",
     )
-    time.sleep(9)  # past L2 (4s) and L3 (8s): an acknowledged Incident must not climb
+    acked = kubectl.json("get", "incident/checkout-down", "-n", namespace)["status"]["acknowledgedAt"]
+    assert dt.datetime.fromisoformat(acked) < due(kubectl, namespace, levels[0]), "the ack came after L2's time"
+    loop_passed(kubectl, namespace, peer, due(kubectl, namespace, levels[1]))  # past L2 and L3: it must not climb
     keys = [k for k, _, _ in steps(kubectl, namespace)]
     assert "page/L2/loop0" not in keys and "page/L3/loop0" not in keys
     assert peer.accepted_at("/services/ok/T000/B000/XXXXSECRETXXXX") == []  # slack is only on L2 and L3
     events = pd_events(peer)
     assert events[0][0] == "trigger" and events[-1][0] == "acknowledge"
-    # between them at most L1's own ack reminder (due after 2s, the machine may be slow to ack): never L2
+    # between them at most L1's own ack reminder (due after 30s, the machine may be slow to ack): never L2
     assert all("Level 1 (l1)" in summary or "overdue" in summary for action, summary in events[1:-1])
     assert len(events) <= 3
 
@@ -183,20 +256,22 @@ def test_pages_through_pagerduty_email_and_slack_until_acknowledged(
 def test_restart_mid_escalation_neither_repeats_nor_skips_a_step(
     kubectl: Kubectl, namespace: str, peer: Peer, inbox: tuple[Inbox, int], operator_process: OperatorProcess
 ) -> None:
-    setup(kubectl, namespace, peer, inbox[1])
+    levels = ("15s", "19s")  # the kill comes well before L2, even on a busy machine
+    setup(kubectl, namespace, peer, inbox[1], levels=levels, ack_timeout="10s")
     operator_process.start()
     open_incident(kubectl, namespace)
     eventually(lambda: ("page/L1/loop0", "pagerduty", "Delivered") in steps(kubectl, namespace), 30, what="L1 page")
     operator_process.kill()  # like a crashed pod: nothing is flushed, nothing said
-    time.sleep(5)  # L2 comes due while no operator runs
+    assert "page/L2/loop0" not in [k for k, _, _ in steps(kubectl, namespace)]  # killed before L2 was due
+    clock_past(due(kubectl, namespace, levels[0]), "L2 due while no operator runs")
     operator_process.start()
     eventually(
-        lambda: ("page/L3/loop0", "slack", "Delivered") in steps(kubectl, namespace), 30, what="L3 after the restart"
+        lambda: ("page/L3/loop0", "slack", "Delivered") in steps(kubectl, namespace), 60, what="L3 after the restart"
     )
-    time.sleep(1.5)
+    loop_passed(kubectl, namespace, peer, due(kubectl, namespace, levels[1]))  # anything sent twice was sent by now
     keys = [(k, c) for k, c, _ in steps(kubectl, namespace)]
     assert len(keys) == len(set(keys)), f"a step was recorded twice: {keys}"
-    # every level paged exactly once; L1's ack reminder, due at 2s while nobody ran, is moot once L2 pages
+    # every level paged exactly once; L1's ack reminder, due at 10s while nobody ran, is moot once L2 pages
     assert {k for k, _ in keys} >= {"page/L1/loop0", "page/L2/loop0", "page/L3/loop0"}
     summaries = [s for a, s in pd_events(peer) if a == "trigger"]
     assert sum("Level 1 (l1)" in s for s in summaries) == 1
@@ -238,7 +313,7 @@ def test_incidents_carry_no_kopf_state_and_delete_without_an_operator(
         found = kubectl.json("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=checkout-down")
         return [e["message"] for e in found["items"] if e["reason"] == "Page"]
 
-    assert any("Level 2" in m for m in eventually(lambda: pages() if len(pages()) >= 2 else None, 15, what="Events"))
+    assert any("Level 2" in m for m in eventually(lambda: pages() if len(pages()) >= 2 else None, 30, what="Events"))
     assert not meta.get("finalizers"), meta.get("finalizers")
     assert not [a for a in meta.get("annotations") or {} if a.startswith("oncall.dev/")], meta.get("annotations")
     operator_process.stop()

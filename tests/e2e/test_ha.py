@@ -7,7 +7,8 @@ chart's ClusterKopfPeering: the first started leads. The test checks that only t
 acts (on an OOM kill and on an Incident), SIGKILLs it in the middle of an escalation, and
 counts what the receivers got per level: every level exactly once, whoever sent it. It
 measures the takeover (from the kill to the standby's first notification) and a graceful
-handover (SIGTERM: Kopf withdraws its record, the standby resumes at once), and prints both.
+handover (SIGTERM: Kopf withdraws its record, the standby resumes at once), and prints both:
+the figures are for notes, never asserted (a busy machine makes any of them longer).
 """
 
 import datetime as dt
@@ -41,11 +42,11 @@ def helm(control_plane: devcluster.ControlPlane) -> Helm:
 class Replica:
     """One operator process of the release, and what it says about itself on /metrics."""
 
-    def __init__(self, process: OperatorProcess, port: int) -> None:
-        self.process, self.port = process, port
+    def __init__(self, process: OperatorProcess) -> None:
+        self.process = process
 
     def gauge(self, name: str) -> float | None:
-        code, text = http("GET", f"http://127.0.0.1:{self.port}/metrics")
+        code, text = http("GET", f"http://127.0.0.1:{self.process.http_port}/metrics")
         found = re.search(rf"^{name} (\S+)$", text, re.M) if code == 200 else None
         return float(found.group(1)) if found else None
 
@@ -86,15 +87,16 @@ def test_one_replica_acts_and_the_standby_finishes_a_crashed_leaders_escalation(
     replicas: list[Replica] = []
 
     def replica(pod: str) -> Replica:
-        process, port = chart_operator(release, kubeconfig, tmp_path / f"{pod}.log", pod, ONCALL_TICK_SECONDS="0.5")
-        replicas.append(Replica(process, port))
+        process = chart_operator(release, kubeconfig, tmp_path / f"{pod}.log", pod, ONCALL_TICK_SECONDS="0.5")
+        replicas.append(Replica(process))
         return replicas[-1]
 
     admin = kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
     admin.user_agent = AGENT
     cluster = Cluster(admin, kubectl)
     try:
-        esc.setup(kubectl, namespace, peer, smtp_port)
+        levels = ("15s", "19s")  # the leader is killed after L1 and well before L2, even on a busy machine
+        esc.setup(kubectl, namespace, peer, smtp_port, levels=levels)
         cluster.apply(namespace, runbook(), workload("Deployment", "web", "200Mi", request="100Mi"))
         a = replica("pod-a")
         a.process.start()
@@ -115,6 +117,7 @@ def test_one_replica_acts_and_the_standby_finishes_a_crashed_leaders_escalation(
         assert b.acted() == [], b.acted()[:5]
 
         # the leader crashes in the middle of the escalation
+        assert "page/L2/loop0" not in [k for k, _, _ in esc.steps(kubectl, namespace)]
         sent = len(peer.accepted)
         killed = time.time()
         a.process.kill()
@@ -124,7 +127,7 @@ def test_one_replica_acts_and_the_standby_finishes_a_crashed_leaders_escalation(
         eventually(
             lambda: ("page/L3/loop0", "slack", "Delivered") in esc.steps(kubectl, namespace), 30, what="L3 by pod-b"
         )
-        time.sleep(1.5)  # anything sent twice would have arrived by now
+        esc.loop_passed(kubectl, namespace, peer, esc.due(kubectl, namespace, levels[1]))  # anything twice: sent by now
         keys = [(k, c) for k, c, _ in esc.steps(kubectl, namespace)]
         assert len(keys) == len(set(keys)), f"a step was claimed twice: {keys}"
         triggers = [s for action, s in esc.pd_events(peer) if action == "trigger"]
@@ -154,7 +157,10 @@ def test_one_replica_acts_and_the_standby_finishes_a_crashed_leaders_escalation(
             f"(resumed {resumed:.1f}s after the kill; peering {lifetime}); "
             f"graceful handover after SIGTERM {handover:.2f}s"
         )
-        assert handover < 5  # the leaving replica withdrew its record; nobody waited for a lifetime
+        # the leaving replica withdrew its record, so nobody waits for its lifetime to run out
+        peering = next(a.split("=", 1)[1] for a in release.operator_args(0) if a.startswith("--peering="))
+        records = kubectl.json("get", "clusterkopfpeering", peering).get("status") or {}
+        assert "pod-b" not in records and "pod-c" in records, records
     finally:
         for r in replicas:
             r.process.stop()

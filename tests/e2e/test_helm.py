@@ -340,7 +340,7 @@ def http(method: str, url: str, body: dict[str, Any] | None = None, token: str =
     headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
@@ -372,7 +372,7 @@ def test_operator_runs_as_the_chart_service_account_without_a_refusal(
         "--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"
     )
     assert whoami.stdout == release.user
-    process, port = chart_operator(
+    process = chart_operator(
         release,
         kubeconfig,
         tmp_path / "operator.log",
@@ -389,14 +389,14 @@ def test_operator_runs_as_the_chart_service_account_without_a_refusal(
         esc.setup(kubectl, work, peer, smtp_port)
         cluster.apply(work, runbook(), workload("Deployment", "web", "200Mi", request="100Mi"))
         process.start()
-        base = f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{process.http_port}"
         eventually(lambda: http("GET", f"{base}/readyz")[0] == 200, 30, what="the intake ready")
 
         # escalation: page, acknowledge (needs the policy's Secrets, Incident status writes, Events)
         esc.open_incident(kubectl, work)
         eventually(lambda: ("page/L1/loop0", "pagerduty", "Delivered") in esc.steps(kubectl, work), 30, what="L1")
         assert oncall(kubectl, work, "ack", "checkout-down").returncode == 0
-        eventually(lambda: "acknowledge" in [a for a, _ in esc.pd_events(peer)], 15, what="PD acknowledge")
+        eventually(lambda: "acknowledge" in [a for a, _ in esc.pd_events(peer)], 30, what="PD acknowledge")
         assert sum("Level 1 (l1)" in summary for _, summary in esc.pd_events(peer)) == 1, esc.pd_events(peer)
 
         # OOM remediation: the watch, the owner chain, both dry-runs, the patch, the Incident, Events

@@ -24,7 +24,6 @@ import pytest
 
 from oncall_operator import devcluster
 from tests.conftest import REPO, eventually
-from tests.e2e.alertmanager_support import free_port
 from tests.e2e.conftest import Kubectl, OperatorProcess
 from tests.e2e.request_log import RequestLog
 
@@ -46,8 +45,12 @@ def wire(control_plane: devcluster.ControlPlane, tmp_path_factory: pytest.TempPa
 class Served:
     """An operator behind the request log, with its intake on a port of its own."""
 
-    def __init__(self, process: OperatorProcess, port: int, home: str) -> None:
-        self.process, self.port, self.home = process, port, home
+    def __init__(self, process: OperatorProcess, home: str) -> None:
+        self.process, self.home = process, home
+
+    @property
+    def port(self) -> int:
+        return self.process.http_port  # known once started
 
     def post(self, payload: dict[str, Any]) -> dict[str, Any]:
         request = urllib.request.Request(
@@ -61,7 +64,7 @@ class Served:
             return body
 
     def gauge(self, name: str) -> float | None:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as answer:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=30) as answer:
             for line in answer.read().decode().splitlines():
                 if line.startswith(f"{name} "):
                     return float(line.split()[1])
@@ -75,17 +78,14 @@ def serve(
     kubectl.run("create", "namespace", home)
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "intake"}, "stringData": {"token": TOKEN}}
     kubectl.run("apply", "-n", home, "-f", "-", stdin=json.dumps(secret))
-    port = free_port()
-    env = {"ONCALL_HTTP_ADDRESS": f"127.0.0.1:{port}", "ONCALL_INTAKE_TOKEN_SECRET": "intake", "ONCALL_NAMESPACE": home}
+    env = {"ONCALL_INTAKE_TOKEN_SECRET": "intake", "ONCALL_NAMESPACE": home}
     process = OperatorProcess(wire.kubeconfig, log, env, args)
-    return Served(process, port, home), process
+    return Served(process, home), process
 
 
 def stop(kubectl: Kubectl, served: Served) -> None:
     served.process.stop()
     kubectl.run("delete", "namespace", served.home, "--wait=false", check=False)
-    if "Traceback" in served.process.log.read_text():
-        print(f"operator log (tail):\n{served.process.log.read_text()[-4000:]}")
 
 
 def apply_runbook(kubectl: Kubectl, namespace: str, alertname: str) -> None:

@@ -15,15 +15,14 @@ guardrail says no, the workload's resourceVersion shows that nothing was written
 import datetime as dt
 import hashlib
 import json
-import re
-import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, eventually
+from tests.conftest import REPO, clock_past, eventually
+from tests.e2e import oom_support
 from tests.e2e.conftest import Kubectl, OperatorProcess
 from tests.e2e.test_kubectl_plugin import oncall
 from tests.peers import Peer, ThreadedPeer
@@ -91,11 +90,11 @@ def incident(
 def post_alert(
     operator: OperatorProcess, namespace: str, alertname: str, starts_at: str | None = None, **labels: str
 ) -> None:
-    """An Alertmanager v4 webhook, straight to the operator's intake (its port is in its log).
+    """An Alertmanager v4 webhook, straight to the operator's intake.
 
     ``starts_at`` repeats an earlier firing (Alertmanager keeps an alert's start); default: a new one now.
     """
-    port = re.findall(r"alert intake listening on 127\.0\.0\.1:(\d+)", operator.log.read_text())[-1]
+    port = operator.http_port
     labels = {"alertname": alertname, "namespace": namespace, "severity": "critical", **labels}
     alert = {
         "status": "firing",
@@ -123,12 +122,29 @@ def post_alert(
         data=json.dumps(payload).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as answer:
+    with urllib.request.urlopen(request, timeout=30) as answer:
         assert answer.status < 300, answer.read()
 
 
 def get(kubectl: Kubectl, namespace: str, kind: str, name: str) -> dict[str, Any]:
     return dict(kubectl.json("get", "-n", namespace, kind, name))
+
+
+def caught_up(kubectl: Kubectl, namespace: str, name: str) -> None:
+    """The positive marker before "nothing was written": a later change of the Incident, handled.
+
+    Kopf hands one object's events to its handlers one at a time, in order. A new title is a new
+    generation, which the operator acknowledges with ``status.observedGeneration`` (in its Ready
+    write); once that shows, every handler has run on every earlier event of the Incident.
+    """
+    title = {"spec": {"title": f"{get(kubectl, namespace, 'incident', name)['spec']['title']} (edited)"}}
+    kubectl.run("patch", "incident", name, "-n", namespace, "--type=merge", "-p", json.dumps(title))
+
+    def handled() -> bool:
+        inc = get(kubectl, namespace, "incident", name)
+        return bool(inc["status"].get("observedGeneration") == inc["metadata"]["generation"])
+
+    eventually(handled, 30, what=f"the operator handling the edit of Incident {name}")
 
 
 def wait_action(kubectl: Kubectl, namespace: str, inc: str, action: str, state: str) -> dict[str, Any]:
@@ -208,8 +224,8 @@ def test_statefulset_rollback_uses_the_previous_controller_revision(kubectl: Kub
 
 
 def test_unchanged_deployment_is_scaled_instead(kubectl: Kubectl, namespace: str) -> None:
-    two_revisions(kubectl, namespace, "api")
-    time.sleep(3)  # the template's change is now older than ifChangedWithin
+    newest = two_revisions(kubectl, namespace, "api")[2]["metadata"]["creationTimestamp"]
+    clock_past(dt.datetime.fromisoformat(newest) + dt.timedelta(seconds=2), "the template's change older than 2s")
     rb = runbook(
         "APIErrorRateSLOCritical",
         [
@@ -305,7 +321,7 @@ def test_notify_then_approval_from_an_alert(
     assert notice["kind"] == "notify" and "violations" in json.dumps(notice)
     wait_action(kubectl, namespace, name, "block", "AwaitingApproval")
     before = get(kubectl, namespace, "configmap", "flags")["metadata"]["resourceVersion"]
-    time.sleep(1)
+    caught_up(kubectl, namespace, name)  # every event up to the wait handled: nothing written meanwhile
     assert get(kubectl, namespace, "configmap", "flags")["metadata"]["resourceVersion"] == before
     timeline = [e["type"] for e in get(kubectl, namespace, "incident", name)["status"]["timeline"]]
     assert "NotifyDelivered" in timeline and "ActionAwaitingApproval" in timeline
@@ -358,15 +374,8 @@ def test_nothing_written_where_a_guardrail_says_no(
         dryRun=case == "dry-run",
     )
     apply(kubectl, namespace, rb)
-    settled = eventually(
-        lambda: (
-            (d := get(kubectl, namespace, "deployment", "api")).get("status", {}).get("observedGeneration") == 1 and d
-        ),
-        30,
-        what="the Deployment observed",
-    )
-    time.sleep(0.5)
-    before = get(kubectl, namespace, "deployment", "api")["metadata"]["resourceVersion"]
+    settled = oom_support.settled(lambda: get(kubectl, namespace, "deployment", "api"), "the Deployment")
+    before = settled["metadata"]["resourceVersion"]
     apply(kubectl, namespace, incident("load", "HighLoad", namespace, "api"))
     record = wait_action(kubectl, namespace, "load", "scale", state)
     assert record["reason"].startswith(reason)
