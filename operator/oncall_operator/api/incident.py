@@ -76,6 +76,19 @@ class Notification(base.Model):
     ] = "page"
     result: Annotated[str, pydantic.Field(max_length=32, description="Pending, Delivered or Failed")]
     message: Annotated[str, pydantic.Field(max_length=2048)] = ""
+    text: Annotated[
+        str, pydantic.Field(max_length=1024, description="What is sent, kept while Pending so a re-send says the same")
+    ] = ""
+    claimed_by: Annotated[
+        str, pydantic.Field(max_length=128, description="The operator process sending it now (Pending only)")
+    ] = ""
+    retry_at: Annotated[
+        dt.datetime | None,
+        pydantic.Field(
+            description="When a Pending send is tried again: its lease ends, or its backoff after a failure"
+        ),
+    ] = None
+    attempts: Annotated[int, pydantic.Field(ge=0, le=10000, description="Sends so far, re-sends included")] = 0
 
 
 class Escalation(base.Model):

@@ -143,6 +143,9 @@ class Notice:
     """What kind of problem: the alert name or the trigger reason (PagerDuty ``class``)."""
     dedup_key: str = ""
     """Defaults to :func:`dedup_key_for` (namespace, name)."""
+    step: str = ""
+    """The escalation step's key, when there is one: the delivery id then depends on it alone, so a
+    step sent again after a restart carries the id its first send had."""
 
     def __post_init__(self) -> None:
         if self.timestamp.tzinfo is None or self.timestamp.utcoffset() is None:
@@ -167,7 +170,9 @@ class Notice:
 def delivery_id(notice: Notice) -> str:
     """Stable per notice (same across retries), different per kind, level and time: for receivers to dedup."""
     raw = "\x00".join(
-        (notice.dedup_key, notice.kind.value, str(notice.level), notice.timestamp.astimezone(dt.UTC).isoformat())
+        (notice.dedup_key, "step", notice.step)
+        if notice.step
+        else (notice.dedup_key, notice.kind.value, str(notice.level), notice.timestamp.astimezone(dt.UTC).isoformat())
     )
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 

@@ -7,19 +7,27 @@ the step), then sends, then records Delivered or Failed. Everything needed to re
 Incident, so a restarted or newly elected operator continues where the last one stopped.
 """
 
+import asyncio
 import collections.abc as cabc
 import dataclasses
 import datetime as dt
 import logging
+import os
+import socket
+import time
 from typing import Any
 
 from oncall_operator.adapters import incidents, metrics
 from oncall_operator.adapters.notifiers import dispatch
 from oncall_operator.api import incident, policy, schedule
-from oncall_operator.domain import escalation, lifecycle, schedules
+from oncall_operator.domain import delivery, escalation, lifecycle, schedules
 from oncall_operator.executor import context, indices
 
 log = logging.getLogger(__name__)
+ME = delivery.Claimant(f"{socket.gethostname()[:80]}/{os.getpid()}/{int(time.time())}")
+"""This process, as the claimant of the steps it sends: a restarted operator is another claimant."""
+SEND_TIMEOUT = ME.lease.total_seconds() / 2
+"""A send (Secret reads and every channel's retries) is abandoned after this; its lease outlives it."""
 
 
 def resolver(namespace: str, spec: policy.EscalationPolicySpec, index: indices.SpecIndex) -> escalation.Resolver:
@@ -43,22 +51,35 @@ def resolver(namespace: str, spec: policy.EscalationPolicySpec, index: indices.S
     return resolve
 
 
-def _record(results: cabc.Sequence[dispatch.Result], now: dt.datetime) -> incidents.Mutation:
-    outcome = {(r.key, r.channel): r for r in results}
+def _record(results: cabc.Sequence[dispatch.Result], now: dt.datetime, window: dt.timedelta) -> incidents.Mutation:
+    outcomes = [delivery.Outcome(r.key, r.channel, r.ok, r.detail, r.retryable) for r in results]
 
     def mutate(current: incident.Incident) -> incident.IncidentStatus | None:
         if current.status is None:
             return None
         status = current.status.model_copy(deep=True)
-        for n in status.escalation.notifications:
-            r = outcome.get((n.key, n.channel))
-            if r is not None and n.result == "Pending":
-                n.result, n.message = ("Delivered" if r.ok else "Failed"), r.detail[:2048]
-                if not r.ok:
-                    lifecycle.add(status, now, "NotificationFailed", r.detail)
-        return status
+        for n in delivery.record(status.escalation.notifications, outcomes, now, ME, window):
+            lifecycle.add(status, now, "NotificationFailed", n.message)
+        return status if status != current.status else None
 
     return mutate
+
+
+async def _deliver(
+    claimed: cabc.Sequence[escalation.Send],
+    inc: incident.Incident,
+    spec: policy.EscalationPolicySpec,
+    ctx: context.Context,
+    ns: str,
+) -> list[dispatch.Result]:
+    """The dispatcher, bounded: a send that outlives :data:`SEND_TIMEOUT` is a transient failure of its channels."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    try:
+        async with asyncio.timeout(SEND_TIMEOUT):
+            return await dispatch.deliver(claimed, inc, spec, ctx.secret_reader(ns), ctx.http, now)
+    except TimeoutError:
+        late = f"no outcome within {SEND_TIMEOUT:g}s"
+        return [dispatch.Result(s.key, c, False, f"{c}: {late}", True) for s in claimed for c in s.channels]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +101,7 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
     namespace, spec = found
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     resolve = resolver(namespace, spec, ctx.indices.schedules)
-    first = escalation.decide(spec, inc, now, resolve)
+    first = escalation.decide(spec, inc, now, resolve, ME)
     if not first.sends and inc.status.escalation.started_at is not None:
         return Looked(None, first.wake_at)  # nothing due: no API call at all
     claimed: list[escalation.Send] = []
@@ -89,7 +110,7 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
     def claim(current: incident.Incident) -> incident.IncidentStatus | None:
         if current.status is None or current.status.phase is None:
             return None
-        decision = escalation.decide(spec, current, now, resolve)
+        decision = escalation.decide(spec, current, now, resolve, ME)
         claimed[:], wake[0] = decision.sends, decision.wake_at
         return decision.status if decision.status != current.status else None
 
@@ -100,10 +121,14 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
         return Looked(written.raw if written and written.changed else None, wake[0])
     log.info("Incident %s/%s: claimed %s", ns, name, ", ".join(f"{s.key} ({', '.join(s.channels)})" for s in claimed))
 
-    results = await dispatch.deliver(claimed, written.incident, spec, ctx.secret_reader(namespace), ctx.http, now)
+    results = await _deliver(claimed, written.incident, spec, ctx, namespace)
     metrics.record_escalation(claimed, results, spec)
-    recorded = await incidents.update_status_async(ctx.api, ns, name, _record(results, now), known=written.raw)
+    window = escalation.retry_window(spec, inc.spec.severity.value)
+    done = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    recorded = await incidents.update_status_async(ctx.api, ns, name, _record(results, done, window), known=written.raw)
     for send in claimed:
         failed = [r for r in results if r.key == send.key and not r.ok]
         ctx.events.emit(body, bool(failed), send.kind.title().replace("-", ""), send.text)
-    return Looked((recorded or written).raw, wake[0])
+    last = recorded or written
+    retry = delivery.next_retry(last.incident.status.escalation.notifications) if last.incident.status else None
+    return Looked(last.raw, min((t for t in (wake[0], retry) if t is not None), default=None))

@@ -36,6 +36,7 @@ class Result:
     channel: str
     ok: bool
     detail: str
+    retryable: bool = False
 
 
 def notice(send: escalation.Send, inc: incident.Incident, now: dt.datetime) -> notices.Notice:
@@ -54,6 +55,7 @@ def notice(send: escalation.Send, inc: incident.Incident, now: dt.datetime) -> n
         target=status.target,
         actor=actor,
         category=inc.spec.source.alert_name or inc.spec.source.type.value,
+        step=send.key,
     )
 
 
@@ -65,12 +67,20 @@ async def deliver(
     session: aiohttp.ClientSession,
     now: dt.datetime,
 ) -> list[Result]:
-    """Send every step to its channels concurrently; never raises, one Result per (step, channel)."""
+    """Send every step to its channels concurrently; never raises, one Result per (step, channel).
+
+    A channel whose Secret cannot be read fails alone, retryably: the others are sent all the same.
+    """
     channels = {c.name: c for c in spec.channels}
     senders: dict[str, notifiers.Sender] = {}
+    unread: dict[str, str] = {}
     for name in {c for s in sends for c in s.channels if c in channels}:
         channel = channels[name]
-        value = await secret(channel) if channel.secret_ref is not None else None
+        try:
+            value = await secret(channel) if channel.secret_ref is not None else None
+        except Exception as error:  # one channel's Secret must not cost the other channels their page
+            unread[name] = f"{name}: could not read its Secret: {type(error).__name__}: {str(error)[:200]}"
+            continue
         senders[name] = notifiers.sender_for(
             channel, value, session, pagerduty_url=channel.endpoint or notifiers.pagerduty.EVENTS_URL
         )
@@ -78,12 +88,12 @@ async def deliver(
     async def one(send: escalation.Send) -> list[Result]:
         usable = [senders[c] for c in send.channels if c in senders]
         missing = [
-            Result(send.key, c, False, f"{c}: channel is not in the escalation policy")
+            Result(send.key, c, False, unread.get(c, f"{c}: channel is not in the escalation policy"), c in unread)
             for c in send.channels
             if c not in senders
         ]
         deliveries = await notifiers.send_all(notice(send, inc, now), usable)
-        return missing + [Result(send.key, d.channel, d.ok, d.describe()) for d in deliveries]
+        return missing + [Result(send.key, d.channel, d.ok, d.describe(), d.retryable) for d in deliveries]
 
     results = await asyncio.gather(*(one(s) for s in sends))
     return [r for batch in results for r in batch]
