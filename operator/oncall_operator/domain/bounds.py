@@ -46,28 +46,31 @@ _COUNT = re.compile(r"(\d+) ([A-Za-z-]+)")
 
 def squeeze(
     items: list[T], target: int, removable: cabc.Callable[[T], bool], head: int = HEAD
-) -> tuple[list[T], list[T]]:
+) -> tuple[list[T], list[T], int]:
     """Remove the oldest removable items after the first ``head`` until at most ``target`` remain.
 
-    Returns (kept, removed), both in order; the latest items go last, so they are kept longest.
+    Returns (kept, removed, where): both in order, and how many kept items came before the
+    first removed one (where a summary goes). The latest items go last, so they are kept longest.
     """
     excess = len(items) - target
     removed: list[T] = []
     kept: list[T] = []
+    where = -1
     for i, item in enumerate(items):
         if excess > 0 and i >= head and removable(item):
+            where = len(kept) if where < 0 else where
             removed.append(item)
             excess -= 1
         else:
             kept.append(item)
-    return kept, removed
+    return kept, removed, max(where, 0)
 
 
 def counted(kinds: cabc.Iterable[str], summaries: cabc.Iterable[str]) -> str:
     """``312 StatusUpdate, 4 NotificationFailed``: the kinds removed now plus those earlier summaries counted."""
     counts: collections.Counter[str] = collections.Counter(kinds)
     for text in summaries:
-        for number, kind in _COUNT.findall(text):
+        for number, kind in _COUNT.findall(text.split(" from ")[0]):
             counts[kind] += int(number)
     return ", ".join(f"{n} {k}" for k, n in counts.most_common())
 
@@ -78,7 +81,7 @@ def compact_timeline(
     """The timeline, with its middle summarised in one entry once it is longer than ``limit``."""
     if len(timeline) <= limit:
         return timeline
-    kept, removed = squeeze(timeline, target - 1, lambda e: True)
+    kept, removed, where = squeeze(timeline, target - 1, lambda e: True)
     if not removed:
         return timeline
     earlier = [e.message for e in removed if e.type == COMPACTED]
@@ -88,8 +91,6 @@ def compact_timeline(
         type=COMPACTED,
         message=f"… {what} entries from {_when(removed[0].at)} to {_when(removed[-1].at)} compacted …",
     )
-    where = next((i for i, e in enumerate(kept) if e.at > removed[-1].at), len(kept))
-    where = max(where, min(HEAD, len(kept)))
     return [*kept[:where], summary, *kept[where:]]
 
 
@@ -110,7 +111,7 @@ def compact_notifications(
     def removable(n: incident.Notification) -> bool:
         return n.result != "Pending" and not protected(n)
 
-    kept, removed = squeeze(notifications, target - 1, removable)
+    kept, removed, where = squeeze(notifications, target - 1, removable)
     if not removed:
         return notifications
     earlier = [n.message for n in removed if n.result == COMPACTED]
@@ -125,7 +126,6 @@ def compact_notifications(
         result=COMPACTED,
         message=f"… {what} notifications from {_when(removed[0].at)} to {_when(removed[-1].at)} compacted …",
     )
-    where = max(next((i for i, n in enumerate(kept) if n.at > removed[-1].at), len(kept)), min(HEAD, len(kept)))
     return [*kept[:where], summary, *kept[where:]]
 
 
