@@ -215,6 +215,18 @@ class IncidentStatus(base.ObjectStatus):
     approvals: Annotated[list[Approval], pydantic.Field(max_length=100)] = []
     timeline: Annotated[list[TimelineEntry], pydantic.Field(max_length=1000)] = []
     review: Review | None = None
+    alert_fingerprints: Annotated[
+        list[Annotated[str, pydantic.Field(max_length=16)]],
+        pydantic.Field(
+            max_length=5000, description="Digests of the alerts already counted, for dedup (the oldest go first)"
+        ),
+    ] = []
+    truncated_alerts: Annotated[
+        int,
+        pydantic.Field(
+            ge=0, description="Alerts left out of the latest notification (Alertmanager's max_alerts, or ours)"
+        ),
+    ] = 0
 
 
 class Incident(base.Model):
