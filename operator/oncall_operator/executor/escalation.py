@@ -7,27 +7,19 @@ the step), then sends, then records Delivered or Failed. Everything needed to re
 Incident, so a restarted or newly elected operator continues where the last one stopped.
 """
 
-import asyncio
 import collections.abc as cabc
 import dataclasses
 import datetime as dt
 import logging
-import os
-import socket
-import time
 from typing import Any
 
 from oncall_operator.adapters import incidents, metrics
-from oncall_operator.adapters.notifiers import dispatch
 from oncall_operator.api import incident, policy, schedule
-from oncall_operator.domain import delivery, escalation, lifecycle, schedules
-from oncall_operator.executor import context, indices
+from oncall_operator.domain import delivery, escalation, schedules
+from oncall_operator.executor import context, delivering, indices
 
 log = logging.getLogger(__name__)
-ME = delivery.Claimant(f"{socket.gethostname()[:80]}/{os.getpid()}/{int(time.time())}")
-"""This process, as the claimant of the steps it sends: a restarted operator is another claimant."""
-SEND_TIMEOUT = ME.lease.total_seconds() / 2
-"""A send (Secret reads and every channel's retries) is abandoned after this; its lease outlives it."""
+ME = delivering.ME
 
 
 def resolver(namespace: str, spec: policy.EscalationPolicySpec, index: indices.SpecIndex) -> escalation.Resolver:
@@ -49,37 +41,6 @@ def resolver(namespace: str, spec: policy.EscalationPolicySpec, index: indices.S
         return [escalation.Recipient(name=target.team or "team", email=team.email if team else None)]
 
     return resolve
-
-
-def _record(results: cabc.Sequence[dispatch.Result], now: dt.datetime, window: dt.timedelta) -> incidents.Mutation:
-    outcomes = [delivery.Outcome(r.key, r.channel, r.ok, r.detail, r.retryable) for r in results]
-
-    def mutate(current: incident.Incident) -> incident.IncidentStatus | None:
-        if current.status is None:
-            return None
-        status = incident.IncidentStatus.model_validate(current.status.model_dump())  # a deep copy, 15x faster
-        for n in delivery.record(status.escalation.notifications, outcomes, now, ME, window):
-            lifecycle.add(status, now, "NotificationFailed", n.message)
-        return status if status != current.status else None
-
-    return mutate
-
-
-async def _deliver(
-    claimed: cabc.Sequence[escalation.Send],
-    inc: incident.Incident,
-    spec: policy.EscalationPolicySpec,
-    ctx: context.Context,
-    ns: str,
-) -> list[dispatch.Result]:
-    """The dispatcher, bounded: a send that outlives :data:`SEND_TIMEOUT` is a transient failure of its channels."""
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    try:
-        async with asyncio.timeout(SEND_TIMEOUT):
-            return await dispatch.deliver(claimed, inc, spec, ctx.secret_reader(ns), ctx.http, now)
-    except TimeoutError:
-        late = f"no outcome within {SEND_TIMEOUT:g}s"
-        return [dispatch.Result(s.key, c, False, f"{c}: {late}", True) for s in claimed for c in s.channels]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,11 +82,13 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
         return Looked(written.raw if written and written.changed else None, wake[0])
     log.info("Incident %s/%s: claimed %s", ns, name, ", ".join(f"{s.key} ({', '.join(s.channels)})" for s in claimed))
 
-    results = await _deliver(claimed, written.incident, spec, ctx, namespace)
+    results = await delivering.deliver(ctx, claimed, written.incident, spec, namespace)
     metrics.record_escalation(claimed, results, spec)
     window = escalation.retry_window(spec, inc.spec.severity.value)
     done = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    recorded = await incidents.update_status_async(ctx.api, ns, name, _record(results, done, window), known=written.raw)
+    recorded = await incidents.update_status_async(
+        ctx.api, ns, name, delivering.record(results, done, window), known=written.raw
+    )
     for send in claimed:
         failed = [r for r in results if r.key == send.key and not r.ok]
         ctx.events.emit(body, bool(failed), send.kind.title().replace("-", ""), send.text)

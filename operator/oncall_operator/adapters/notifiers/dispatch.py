@@ -25,6 +25,7 @@ KIND = {
     "reminder": notices.NoticeKind.REMINDER,
     "status-update": notices.NoticeKind.REMINDER,
     "notify": notices.NoticeKind.NOTIFY,
+    "action-notify": notices.NoticeKind.NOTIFY,
     "acknowledge": notices.NoticeKind.ACKNOWLEDGE,
     "resolve": notices.NoticeKind.RESOLVE,
 }
