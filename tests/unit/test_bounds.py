@@ -8,6 +8,7 @@ every write would be. One channel always fails, so the timeline grows too.
 """
 
 import datetime as dt
+import json
 
 import pydantic
 import pytest
@@ -20,18 +21,22 @@ ME = delivery.Claimant("sim/1/1")
 WEEK = dt.timedelta(days=7)
 
 
+SIZES: list[int] = []
+
+
 def write(inc: incident.Incident, status: incident.IncidentStatus) -> incident.Incident:
     """What the API server keeps of a status write: fitted, serialized, validated."""
-    fitted = bounds.fit(status)
-    assert bounds.size(fitted) <= bounds.STATUS_BUDGET
-    wire = fitted.wire()
+    wire = bounds.fit(status).wire()
+    SIZES.append(len(json.dumps(wire, separators=(",", ":")).encode()))
+    assert SIZES[-1] <= bounds.STATUS_BUDGET
     return inc.model_copy(update={"status": incident.IncidentStatus.model_validate(wire)})
 
 
+@pytest.mark.timeout(900)  # about 30 s of CPU: a loaded machine stretches it
 def test_seven_days_acknowledged_and_unresolved_every_write_succeeds_and_ack_resolve_work_at_the_end() -> None:
     spec = incident.IncidentSpec(title="API error rate above SLO", severity="critical", description="x" * 16000)
     inc = incident.Incident(metadata={"name": "i", "namespace": "ns"}, spec=spec, status=lifecycle.opened(spec, T0))
-    now, writes, sends, biggest = T0, 0, 0, 0
+    now, writes, sends = T0, 0, 0
     acked = False
     while now < T0 + WEEK:
         assert inc.status is not None
@@ -54,8 +59,6 @@ def test_seven_days_acknowledged_and_unresolved_every_write_succeeds_and_ack_res
             for n in delivery.record(status.escalation.notifications, outs, now, ME, dt.timedelta(minutes=5)):
                 lifecycle.add(status, now, "NotificationFailed", n.message)
             inc, writes = write(inc, status), writes + 1
-        assert inc.status is not None
-        biggest = max(biggest, bounds.size(inc.status))
         wake = decision.wake_at or now + dt.timedelta(minutes=15)
         now = max(wake, now + dt.timedelta(seconds=30))
     status = inc.status
@@ -81,7 +84,7 @@ def test_seven_days_acknowledged_and_unresolved_every_write_succeeds_and_ack_res
     decision = escalation.decide(POLICY, inc, now, resolver(), ME)
     assert {c for s in decision.sends for c in s.channels} == {"pagerduty", "email"}  # slack never took one
     inc = write(inc, decision.status)
-    print(f"7 days: {writes} writes, {sends} sends, largest status {biggest} bytes")
+    print(f"7 days: {writes} writes, {sends} sends, largest status {max(SIZES)} bytes")
 
 
 def test_compaction_keeps_the_first_and_the_latest_and_counts_the_middle_across_rounds() -> None:
