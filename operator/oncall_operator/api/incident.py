@@ -72,9 +72,15 @@ class Notification(base.Model):
     user: Annotated[str, pydantic.Field(max_length=256)] = ""
     channel: Annotated[str, pydantic.Field(max_length=63)]
     kind: Annotated[
-        str, pydantic.Field(max_length=32, description="page, reminder, status-update, notify, acknowledge, resolve")
+        str,
+        pydantic.Field(
+            max_length=32,
+            description="page, reminder, status-update, notify, acknowledge, resolve, action-notify, compacted",
+        ),
     ] = "page"
-    result: Annotated[str, pydantic.Field(max_length=32, description="Pending, Delivered or Failed")]
+    result: Annotated[
+        str, pydantic.Field(max_length=32, description="Pending, Delivered, Failed, or Compacted (a summary)")
+    ]
     message: Annotated[str, pydantic.Field(max_length=2048)] = ""
     text: Annotated[
         str, pydantic.Field(max_length=1024, description="What is sent, kept while Pending so a re-send says the same")
