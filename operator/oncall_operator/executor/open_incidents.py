@@ -6,11 +6,12 @@ Incident (measured: three PATCHes per remediation) and an Incident that cannot b
 no operator runs. So Kopf only watches: its Incident handler hands every change to
 :meth:`OpenIncidents.seen`, which keeps the latest body of every open Incident and looks at it
 at once (a new Incident pages without waiting for a tick); one task started with the operator
-looks again at each Incident whose next step is due (each look a task of its own, one per Incident at a time, so the
-tick never waits for a slow channel) (``wake_at`` from the engine), at every
+looks again at each Incident whose next step is due (``wake_at`` from the engine), at every
 Incident after a Schedule, Policy or Runbook changed, and at each Mitigated OOM Incident every
 ``ONCALL_RECHECK_SECONDS``. It acts only while this
-replica acts (peering); Kopf delivers events only then anyway.
+replica acts (peering); Kopf delivers events only then anyway. Each of its looks is a task of
+its own (one per Incident at a time), so a tick never waits for a slow channel: a black-holed
+webhook delays its own Incident, not the level 2 of the others.
 
 Nothing here is the truth: every decision is taken again on the Incident's status under a
 resourceVersion precondition, so a stale body costs a 409 and a read, never a second page.
@@ -33,7 +34,7 @@ from oncall_operator.executor import context, escalation, settle
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
 CONCURRENCY = 16
-"""Looks at once from the loop; each is bounded (a send gives up after ``escalation.SEND_TIMEOUT``)."""
+"""Looks at once from the loop; each is bounded (a send gives up after ``delivering.SEND_TIMEOUT``)."""
 
 
 @dataclasses.dataclass
