@@ -20,6 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from oncall_operator import devcluster
+from oncall_operator.adapters import intake as intake_app
 from tests.conftest import eventually
 from tests.e2e.alertmanager_support import Alertmanager, rfc3339
 from tests.e2e.conftest import Kubectl, OperatorProcess
@@ -307,5 +308,5 @@ def test_the_intake_refuses_what_alertmanager_would_never_retry(intake: Intake) 
     assert post(b"{}", None)[0] == 401
     assert post(b"{}", "wrong")[0] == 401
     assert post(b"{}", TOKEN) == (400, {"error": "version: is required", "field": "version"})
-    assert post(b"x" * (1024 * 1024 + 1), TOKEN)[0] == 413
+    assert post(b"x" * (intake_app.MAX_BYTES + 1), TOKEN)[0] == 413  # 8 MiB: the hard cap
     assert intake.get("/healthz")[0] == 200 and intake.get("/readyz")[0] == 200

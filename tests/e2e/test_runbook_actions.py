@@ -325,6 +325,10 @@ def test_notify_then_approval_from_an_alert(
     assert get(kubectl, namespace, "configmap", "flags")["metadata"]["resourceVersion"] == before
     timeline = [e["type"] for e in get(kubectl, namespace, "incident", name)["status"]["timeline"]]
     assert "NotifyDelivered" in timeline and "ActionAwaitingApproval" in timeline
+    # claimed on the Incident before it was sent, like a page, so a crash in between re-sends it
+    notes = get(kubectl, namespace, "incident", name)["status"]["escalation"]["notifications"]
+    [told] = [n for n in notes if n["kind"] == "action-notify"]
+    assert told["result"] == "Delivered" and told["key"].startswith("action/tell-compliance/")
 
     approved = oncall(kubectl, namespace, "approve", name, "block")
     assert approved.returncode == 0, approved.stderr

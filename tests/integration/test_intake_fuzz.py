@@ -50,7 +50,13 @@ class Writer:
 class Served:
     """The intake app on 127.0.0.1 in a background loop, and a client for synchronous tests."""
 
-    def __init__(self, token: str | None, max_bytes: int = intake.MAX_BYTES) -> None:
+    def __init__(
+        self,
+        token: str | None,
+        max_bytes: int = intake.MAX_BYTES,
+        write: intake.Writer | None = None,
+        write_timeout: float = 0.5,
+    ) -> None:
         self.writer, self.ready_reason, self.token_down = Writer(), "", False
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -66,11 +72,11 @@ class Served:
 
         app = intake.build_app(
             intake.Intake(
-                write=self.writer,
+                write=write or self.writer,
                 ready=ready,
                 token=intake.Token(read_token, refresh_after=0) if token else None,
                 max_bytes=max_bytes,
-                write_timeout=0.5,
+                write_timeout=write_timeout,
             )
         )
         self.server = test_utils.TestServer(app, host="127.0.0.1")

@@ -215,10 +215,7 @@ async def test_pagerduty_always_500_fails_after_the_attempts_with_the_reason(
     delivery = await pd_sender(peer, session, "down", policy=FAST, sleep=sleep).send(make_notice())
     assert (delivery.ok, delivery.attempts, delivery.retryable) == (False, 3, True)
     assert delivery.detail == "HTTP 500: error: Internal server error"
-    assert (
-        delivery.describe()
-        == "pd: failed after 3 attempts: HTTP 500: error: Internal server error; will be retried later"
-    )
+    assert delivery.describe() == "pd: failed after 3 attempts: HTTP 500: error: Internal server error (transient)"
     assert peer.hits == {"/down/v2/enqueue": 3} and len(sleep.pauses) == 2
     assert 0.25 <= sleep.pauses[0] <= 0.5 and 0.5 <= sleep.pauses[1] <= 1.0  # jitter within 50-100 %
 

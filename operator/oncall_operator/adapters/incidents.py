@@ -16,6 +16,7 @@ import kubernetes
 
 from oncall_operator.adapters import apiserver, kube
 from oncall_operator.api import GROUP, VERSION, incident, kinds
+from oncall_operator.domain import bounds
 
 PLURAL = kinds.INCIDENT.plural
 Mutation = cabc.Callable[[incident.Incident], incident.IncidentStatus | None]
@@ -85,7 +86,7 @@ def _steps(
         status = mutate(current)
         if status is None:
             return Written(current, False, raw)
-        raw["status"] = status.wire()
+        raw["status"] = bounds.fit(status).wire()  # every write under the byte budget, whoever wrote it
         code, written = yield ("PUT", raw)
         if code == 404:
             return None
@@ -156,7 +157,9 @@ def _send(k: kube.Kube, namespace: str, name: str, request: Request) -> Answer:
         found = _get_raw(k, namespace, name)
         return (200 if found is not None else 404), found
     try:
-        return 200, k.custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, raw)
+        return 200, k.custom.replace_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, raw, _request_timeout=kube.TIMEOUT
+        )
     except kubernetes.client.ApiException as error:
         if error.status in (404, 409):
             return error.status, None
@@ -177,7 +180,9 @@ def _copy(known: cabc.Mapping[str, Any]) -> dict[str, Any]:
 
 def _get_raw(k: kube.Kube, namespace: str, name: str) -> dict[str, Any] | None:
     try:
-        raw: dict[str, Any] = k.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        raw: dict[str, Any] = k.custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, _request_timeout=kube.TIMEOUT
+        )
     except kubernetes.client.ApiException as error:
         if error.status == 404:
             return None

@@ -28,13 +28,25 @@ from prometheus_client import exposition
 from oncall_operator.adapters import metrics
 from oncall_operator.domain import alerts
 
-MAX_BYTES = 1024 * 1024
+MAX_BYTES = 8 * 1024 * 1024
+"""The hard cap on a body. Big groups are not refused: the first ``alerts.MAX_ALERTS`` alerts are kept."""
 WRITE_TIMEOUT = 30.0
+CONCURRENCY = 32
+"""Requests written at once; more wait up to ``QUEUE_SECONDS`` for a turn, then get 503 (Alertmanager retries)."""
+QUEUE_SECONDS = 5.0
 log = logging.getLogger(__name__)
 
 
 class Unavailable(RuntimeError):
     """Something the intake needs (the Kubernetes API, the token Secret) does not answer now: retry."""
+
+
+class Throttled(RuntimeError):
+    """Too many new Incidents in one namespace: 429, retry after ``seconds``."""
+
+    def __init__(self, seconds: float, reason: str) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +104,7 @@ class Intake:
     token: Token | None = None
     max_bytes: int = MAX_BYTES
     write_timeout: float = WRITE_TIMEOUT
+    gate: asyncio.Semaphore = dataclasses.field(default_factory=lambda: asyncio.Semaphore(CONCURRENCY))
 
 
 def build_app(intake: Intake) -> web.Application:
@@ -146,7 +159,15 @@ async def _receive(intake: Intake, request: web.Request) -> tuple[int, dict[str,
     except alerts.Invalid as invalid:
         return 400, _error(str(invalid), invalid.field), {}
     try:
+        async with asyncio.timeout(QUEUE_SECONDS):
+            await intake.gate.acquire()
+    except TimeoutError:
+        busy = f"{CONCURRENCY} notifications are being written; retry"
+        return 503, _error(busy, ""), {"Retry-After": "5"}
+    try:
         accepted = await asyncio.wait_for(intake.write(payload), intake.write_timeout)
+    except Throttled as error:
+        return 429, _error(str(error), ""), {"Retry-After": str(max(1, round(error.seconds)))}
     except (Unavailable, TimeoutError) as error:
         why = str(error) or f"timed out after {intake.write_timeout}s"
         log.warning("alert group %r not written, Alertmanager will retry: %s", payload.group_key, why)
@@ -154,6 +175,8 @@ async def _receive(intake: Intake, request: web.Request) -> tuple[int, dict[str,
     except Exception as error:  # a bug must not lose the alert: 503 makes Alertmanager retry
         log.exception("alert group %r not written", payload.group_key)
         return 503, _error(f"the Incident could not be written ({type(error).__name__}), retry", ""), {}
+    finally:
+        intake.gate.release()
     metrics.record_alerts(a.status for a in payload.alerts)
     return 200, {"status": "accepted", **dataclasses.asdict(accepted)}, {}
 

@@ -16,6 +16,9 @@ import kubernetes
 from oncall_operator.api import GROUP, VERSION
 from oncall_operator.domain import tenancy
 
+TIMEOUT = (5.0, 30.0)
+"""(connect, read) seconds for every call of the blocking client: a black-holed API server is an error, not a hang."""
+
 
 @dataclasses.dataclass
 class Kube:
@@ -42,7 +45,7 @@ class Kube:
     def secret_keys(self, namespace: str, name: str) -> tuple[frozenset[str], dict[str, str]] | None:
         """The keys a Secret holds (never its values) and its labels, or None when it does not exist."""
         try:
-            secret = self.core.read_namespaced_secret(name, namespace)
+            secret = self.core.read_namespaced_secret(name, namespace, _request_timeout=TIMEOUT)
         except kubernetes.client.ApiException as error:
             if error.status == 404:
                 return None
@@ -67,7 +70,14 @@ class Kube:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
             self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, plural, name, body, _content_type="application/merge-patch+json"
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                body,
+                _content_type="application/merge-patch+json",
+                _request_timeout=TIMEOUT,
             )
         except kubernetes.client.ApiException as error:
             if error.status == 409 and resource_version:
@@ -84,7 +94,7 @@ class Kube:
         import base64
 
         try:
-            secret = self.core.read_namespaced_secret(name, namespace)
+            secret = self.core.read_namespaced_secret(name, namespace, _request_timeout=TIMEOUT)
         except kubernetes.client.ApiException as error:
             if error.status == 404:
                 return None
@@ -106,15 +116,15 @@ class Kube:
             "data": data,
         }
         try:
-            self.core.create_namespaced_config_map(namespace, body)
+            self.core.create_namespaced_config_map(namespace, body, _request_timeout=TIMEOUT)
         except kubernetes.client.ApiException as error:
             if error.status != 409:
                 raise
-            self.core.patch_namespaced_config_map(name, namespace, {"data": data})
+            self.core.patch_namespaced_config_map(name, namespace, {"data": data}, _request_timeout=TIMEOUT)
 
     def config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
         try:
-            found = self.core.read_namespaced_config_map(name, namespace)
+            found = self.core.read_namespaced_config_map(name, namespace, _request_timeout=TIMEOUT)
         except kubernetes.client.ApiException as error:
             if error.status == 404:
                 return None

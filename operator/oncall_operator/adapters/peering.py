@@ -51,9 +51,13 @@ def status(k: kube.Kube, name: str, namespace: str | None) -> dict[str, Any] | N
     """The peering object's ``status`` (identity -> keep-alive record), or None when it does not exist."""
     try:
         if namespace is None:
-            obj = k.custom.get_cluster_custom_object(GROUP, VERSION, "clusterkopfpeerings", name)
+            obj = k.custom.get_cluster_custom_object(
+                GROUP, VERSION, "clusterkopfpeerings", name, _request_timeout=kube.TIMEOUT
+            )
         else:
-            obj = k.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "kopfpeerings", name)
+            obj = k.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "kopfpeerings", name, _request_timeout=kube.TIMEOUT
+            )
     except kubernetes.client.ApiException as error:
         if error.status == 404:
             return None

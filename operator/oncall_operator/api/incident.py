@@ -83,10 +83,29 @@ class Notification(base.Model):
     user: Annotated[str, pydantic.Field(max_length=256)] = ""
     channel: Annotated[str, pydantic.Field(max_length=63)]
     kind: Annotated[
-        str, pydantic.Field(max_length=32, description="page, reminder, status-update, notify, acknowledge, resolve")
+        str,
+        pydantic.Field(
+            max_length=32,
+            description="page, reminder, status-update, notify, acknowledge, resolve, action-notify, compacted",
+        ),
     ] = "page"
-    result: Annotated[str, pydantic.Field(max_length=32, description="Pending, Delivered or Failed")]
+    result: Annotated[
+        str, pydantic.Field(max_length=32, description="Pending, Delivered, Failed, or Compacted (a summary)")
+    ]
     message: Annotated[str, pydantic.Field(max_length=2048)] = ""
+    text: Annotated[
+        str, pydantic.Field(max_length=1024, description="What is sent, kept while Pending so a re-send says the same")
+    ] = ""
+    claimed_by: Annotated[
+        str, pydantic.Field(max_length=128, description="The operator process sending it now (Pending only)")
+    ] = ""
+    retry_at: Annotated[
+        dt.datetime | None,
+        pydantic.Field(
+            description="When a Pending send is tried again: its lease ends, or its backoff after a failure"
+        ),
+    ] = None
+    attempts: Annotated[int, pydantic.Field(ge=0, le=10000, description="Sends so far, re-sends included")] = 0
 
 
 class Escalation(base.Model):
@@ -219,6 +238,18 @@ class IncidentStatus(base.ObjectStatus):
     approvals: Annotated[list[Approval], pydantic.Field(max_length=100)] = []
     timeline: Annotated[list[TimelineEntry], pydantic.Field(max_length=1000)] = []
     review: Review | None = None
+    alert_fingerprints: Annotated[
+        list[Annotated[str, pydantic.Field(max_length=16)]],
+        pydantic.Field(
+            max_length=5000, description="Digests of the alerts already counted, for dedup (the oldest go first)"
+        ),
+    ] = []
+    truncated_alerts: Annotated[
+        int,
+        pydantic.Field(
+            ge=0, description="Alerts left out of the latest notification (Alertmanager's max_alerts, or ours)"
+        ),
+    ] = 0
 
 
 class Incident(base.Model):

@@ -26,6 +26,7 @@ is the Incident's own (:func:`oncall_operator.domain.tenancy.target_refusal`).
 import collections.abc as cabc
 import dataclasses
 import datetime as dt
+import hashlib
 import re
 
 from oncall_operator.api import base, incident, runbook
@@ -50,6 +51,8 @@ WORKLOAD_LABELS = (  # kube-state-metrics' label names, most specific owner firs
     ("pod", "Pod"),
 )
 DETECTIONS_MAX, SOURCE_LABELS_MAX = 100, 64
+FINGERPRINTS_MAX = 5000
+"""Alerts remembered for dedup: far more than the 100 detections, so a re-delivered big group counts nothing twice."""
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 Phase = incident.Phase
@@ -212,12 +215,24 @@ def record(
         if not st.checklist and checklist:
             st.checklist = [incident.ChecklistItem(title=t[:512]) for t in checklist[:50]]
     changed = _fire(st, payload, now, first) if payload.firing else _resolve(st, payload, now)
+    if payload.truncated_alerts != st.truncated_alerts:
+        st.truncated_alerts = payload.truncated_alerts
+        if payload.truncated_alerts:
+            lifecycle.add(st, now, "AlertsTruncated", f"{payload.truncated_alerts} alerts of the group were left out")
     return st if changed or st != status else None
+
+
+def digest(key: str) -> str:
+    """An alert's dedup key as 16 hex characters: 5,000 of them fit in 100 KiB."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _fire(st: incident.IncidentStatus, payload: alerts.Payload, now: dt.datetime, first: bool) -> bool:
     known = {d.key for d in st.detections}
-    new = list({a.key: a for a in payload.alerts if a.firing and a.key not in known}.values())
+    counted = set(st.alert_fingerprints)
+    new = list(
+        {a.key: a for a in payload.alerts if a.firing and a.key not in known and digest(a.key) not in counted}.values()
+    )
     if not new:
         if st.phase == Phase.RESOLVED or (st.last_seen is not None and st.last_seen >= now):
             return False  # a re-delivery of what is recorded (or of what was resolved since)
@@ -230,6 +245,7 @@ def _fire(st: incident.IncidentStatus, payload: alerts.Payload, now: dt.datetime
     st.occurrences = (st.occurrences if not first else 0) + len(new)
     st.last_seen = now
     st.detections = [*st.detections, *(_detection(a, now) for a in new)][-DETECTIONS_MAX:]
+    st.alert_fingerprints = [*st.alert_fingerprints, *(digest(a.key) for a in new)][-FINGERPRINTS_MAX:]
     names = ", ".join(_describe(a) for a in new[:10]) + (f" and {len(new) - 10} more" if len(new) > 10 else "")
     lifecycle.add(st, now, "AlertFiring", f"{len(new)} alert{'s' if len(new) > 1 else ''} firing: {names}")
     return True

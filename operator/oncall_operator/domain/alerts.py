@@ -101,8 +101,8 @@ def parse(raw: object) -> Payload:
         raise Invalid("alerts", "is required and must be a list" if items is None else "must be a list")
     if not items:
         raise Invalid("alerts", "must hold at least one alert")
-    if len(items) > MAX_ALERTS:
-        raise Invalid("alerts", f"holds {len(items)} alerts; at most {MAX_ALERTS} are accepted (set max_alerts)")
+    if len(items) > MAX_ALERTS:  # the biggest outage must not be the one dropped: keep the first, count the rest
+        truncated, items = truncated + len(items) - MAX_ALERTS, items[:MAX_ALERTS]
     alerts = tuple(_alert(item, f"alerts[{i}]") for i, item in enumerate(items))
     firing = [i for i, a in enumerate(alerts) if a.firing]
     if status == "firing" and not firing:

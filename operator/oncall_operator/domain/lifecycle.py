@@ -9,7 +9,7 @@ None when there is nothing to write) and a sentence for the person who asked.
 import datetime as dt
 
 from oncall_operator.api import base, incident
-from oncall_operator.domain import conditions
+from oncall_operator.domain import bounds, conditions
 
 
 def target_text(target: incident.Target) -> str:
@@ -63,7 +63,6 @@ def first_ready(
     return with_ready(status, verdict, generation, now)
 
 
-TIMELINE_MAX = 1000
 MESSAGE_MAX = 4096
 NEEDS_HUMAN = "NeedsHuman"
 
@@ -71,9 +70,9 @@ NEEDS_HUMAN = "NeedsHuman"
 def add(
     status: incident.IncidentStatus, now: dt.datetime, type_: str, message: str, actor: str = ""
 ) -> incident.IncidentStatus:
-    """``status`` with one more timeline entry (in place), the timeline kept within its bound."""
+    """``status`` with one more timeline entry (in place), the timeline compacted within its bound (:mod:`.bounds`)."""
     entry = incident.TimelineEntry(at=now, type=type_, message=message[:MESSAGE_MAX], actor=actor)
-    status.timeline = [*status.timeline, entry][-TIMELINE_MAX:]
+    status.timeline = bounds.compact_timeline([*status.timeline, entry])
     return status
 
 

@@ -159,6 +159,9 @@ class Notice:
     """Actions already taken and their result, e.g. ``rollback: Applied (revision 7)``."""
     paged: Sequence[str] = ()
     """Everybody paged so far and at which level, e.g. ``Bob (level 2)``."""
+    step: str = ""
+    """The escalation step's key, when there is one: the delivery id then depends on it alone, so a
+    step sent again after a restart carries the id its first send had."""
 
     def __post_init__(self) -> None:
         if self.timestamp.tzinfo is None or self.timestamp.utcoffset() is None:
@@ -185,7 +188,9 @@ class Notice:
 def delivery_id(notice: Notice) -> str:
     """Stable per notice (same across retries), different per kind, level and time: for receivers to dedup."""
     raw = "\x00".join(
-        (notice.dedup_key, notice.kind.value, str(notice.level), notice.timestamp.astimezone(dt.UTC).isoformat())
+        (notice.dedup_key, "step", notice.step)
+        if notice.step
+        else (notice.dedup_key, notice.kind.value, str(notice.level), notice.timestamp.astimezone(dt.UTC).isoformat())
     )
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 

@@ -16,6 +16,7 @@ KIND = {
     "reminder": notices.NoticeKind.REMINDER,
     "status-update": notices.NoticeKind.REMINDER,
     "notify": notices.NoticeKind.NOTIFY,
+    "action-notify": notices.NoticeKind.NOTIFY,
     "acknowledge": notices.NoticeKind.ACKNOWLEDGE,
     "resolve": notices.NoticeKind.RESOLVE,
     "war-room": notices.NoticeKind.NOTIFY,
@@ -60,6 +61,7 @@ def notice(
         actions=[_action(a) for a in status.actions[-notices.LIST_MAX :]],
         paged=paged(status),
         links=links.for_incident(spec, inc),
+        step=send.key,
     )
 
 

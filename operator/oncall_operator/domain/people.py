@@ -55,6 +55,14 @@ def is_rule_step(key: str) -> bool:
     return bool(_RULE_STEP.match(key))
 
 
+def method_of(key: str, person: schedule.Member) -> str:
+    """The contact method of the rule a rule step's key names (``.../r2`` is the person's second rule); '' if gone."""
+    found = re.search(r"/r(\d+)(?:@\d+)?$", key)
+    index = int(found.group(1)) if found else 0
+    rules = person.notification_rules
+    return rules[index - 1].method.value if 1 <= index <= len(rules) else ""
+
+
 def carrier(spec: policy.EscalationPolicySpec, method: schedule.ContactMethod) -> str | None:
     """The policy channel that carries ``method``: the first of the preferred type, or None."""
     for kind in CARRIERS[method]:

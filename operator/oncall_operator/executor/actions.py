@@ -8,8 +8,8 @@ the HPAs for a scale, the flag ConfigMap, the namespace's annotations); ``plan``
 server-side dry-run of the exact patch (and of a pod of a rolled-back template, which
 LimitRange, quota and webhooks judge), the patch, the Incident write, the metric and the
 Events (the dry-runs, the patch and the retries are :mod:`.patching`'s, as for OOM kills). A
-``notify`` goes through the escalation's own dispatcher (:mod:`adapters.notifiers.dispatch`) to
-the policy's channel.
+``notify`` is claimed on the Incident as a Pending notification first and sent through the
+escalation's own dispatcher (:mod:`.delivering`) to the policy's channel, so it is never lost.
 
 One action per pass: the Incident write is itself an event, and the next pass takes the next
 action, so every step is on the Incident before the following one starts, and a restarted
@@ -21,17 +21,19 @@ import asyncio
 import collections.abc as cabc
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 from typing import Any
 
 from oncall_operator.adapters import incidents, metrics, workloads
-from oncall_operator.adapters.notifiers import dispatch
 from oncall_operator.api import incident, policy, runbook
 from oncall_operator.api.maintenance import Mutes
-from oncall_operator.domain import actions, escalation, matching, tenancy, workload
-from oncall_operator.executor import context, patching
+from oncall_operator.domain import actions, delivery, escalation, matching, tenancy, workload
+from oncall_operator.executor import context, delivering, patching
 
 log = logging.getLogger(__name__)
+ACTION_NOTIFY = "action-notify"
+"""A runbook's message, in the notifications: not a page, so acknowledgements and resolutions do not follow it."""
 ActionType = runbook.ActionType
 
 
@@ -191,11 +193,18 @@ async def _facts(
 async def _notify(
     ctx: context.Context, inc: incident.Incident, p: actions.Plan, found: Policy, now: dt.datetime
 ) -> str | None:
-    """Send through the escalation's dispatcher; the failure's words, or None when delivered."""
+    """Claim the message on the Incident (Pending, like a page), send it, record it; the failure's words, or None.
+
+    Recorded before it is sent: an operator killed in between leaves a Pending notification,
+    which the escalation sends again under the same delivery id. A transient failure stays
+    Pending and is retried the same way, so only a permanent one fails the action.
+    """
     assert p.message is not None
+    ns, name = inc.metadata.namespace, inc.metadata.name
+    digest = hashlib.sha256(f"{p.round}/{p.action.name}".encode()).hexdigest()[:16]
     send = escalation.Send(
-        key=f"action/{p.round}/{p.action.name}",
-        kind="notify",
+        key=f"action/{p.action.name[:63]}/{digest}",
+        kind=ACTION_NOTIFY,
         level=0,
         loop=0,
         channels=p.message.channels,
@@ -203,9 +212,27 @@ async def _notify(
         text=p.message.text,
     )
 
-    results = await dispatch.deliver([send], inc, found.spec, ctx.secret_reader(found.namespace), ctx.http, now)
+    def claim(current: incident.Incident) -> incident.IncidentStatus | None:
+        if current.status is None or any(n.key == send.key for n in current.status.escalation.notifications):
+            return None  # claimed already: whoever claimed it sends it, or the escalation sends it again
+        status = incident.IncidentStatus.model_validate(current.status.model_dump())
+        for channel in send.channels:
+            note = incident.Notification(
+                key=send.key, at=now, level=0, channel=channel, kind=ACTION_NOTIFY, result="", text=send.text[:1024]
+            )
+            delivery.claim(note, now, delivering.ME)
+            status.escalation.notifications.append(note)
+        return status
+
+    written = await incidents.update_status_async(ctx.api, ns, name, claim)
+    if written is None or not written.changed:
+        return None
+    results = await delivering.deliver(ctx, [send], written.incident, found.spec, found.namespace)
     metrics.record_escalation([send], results, found.spec)  # counts the deliveries; a notify is no page
-    bad = [r.detail for r in results if not r.ok]
+    window = escalation.retry_window(found.spec, inc.spec.severity.value)
+    done = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    await incidents.update_status_async(ctx.api, ns, name, delivering.record(results, done, window))
+    bad = [r.detail for r in results if not r.ok and not r.retryable]
     return "; ".join(bad) if bad or not results else None
 
 

@@ -36,7 +36,7 @@ import urllib3
 
 from oncall_operator.adapters import apiserver, incidents, intake, peering, workloads
 from oncall_operator.api import incident
-from oncall_operator.domain import alert_incident, alerts, conditions, lifecycle, matching
+from oncall_operator.domain import alert_incident, alerts, conditions, lifecycle, matching, ratelimit
 from oncall_operator.executor import context, indices
 
 Candidate = indices.Candidate
@@ -113,6 +113,8 @@ class Known:
 
 
 KNOWN = Known()
+NEW_INCIDENTS = ratelimit.Buckets()
+"""New Incidents per namespace (30 at once, then 30 a minute); Alertmanager is told 429 and when to retry."""
 
 
 async def write(
@@ -164,6 +166,9 @@ async def _write(
     if not payload.firing:
         return intake.Accepted(incident="")  # the resolution of a group that never opened an Incident
     opening = await _opening(api, payload, operator_namespace, scope, None, seen)
+    wait = NEW_INCIDENTS.take(opening.namespace, time.monotonic())
+    if wait:
+        raise intake.Throttled(wait, f"namespace {opening.namespace} opened too many Incidents; retry in {wait:.0f}s")
     try:
         raw, created = await _create(api, opening)
     except apiserver.ApiError as error:

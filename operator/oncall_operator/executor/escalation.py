@@ -14,13 +14,13 @@ import logging
 from typing import Any
 
 from oncall_operator.adapters import incidents, metrics
-from oncall_operator.adapters.notifiers import dispatch
 from oncall_operator.api import incident, policy, schedule
 from oncall_operator.api.maintenance import Mutes
-from oncall_operator.domain import escalation, lifecycle, maintenance, schedules
-from oncall_operator.executor import context, indices
+from oncall_operator.domain import delivery, escalation, maintenance, schedules
+from oncall_operator.executor import context, delivering, indices
 
 log = logging.getLogger(__name__)
+ME = delivering.ME
 
 
 def resolver(namespace: str, spec: policy.EscalationPolicySpec, index: indices.SpecIndex) -> escalation.Resolver:
@@ -44,24 +44,6 @@ def resolver(namespace: str, spec: policy.EscalationPolicySpec, index: indices.S
     return resolve
 
 
-def _record(results: cabc.Sequence[dispatch.Result], now: dt.datetime) -> incidents.Mutation:
-    outcome = {(r.key, r.channel): r for r in results}
-
-    def mutate(current: incident.Incident) -> incident.IncidentStatus | None:
-        if current.status is None:
-            return None
-        status = current.status.model_copy(deep=True)
-        for n in status.escalation.notifications:
-            r = outcome.get((n.key, n.channel))
-            if r is not None and n.result == "Pending":
-                n.result, n.message = ("Delivered" if r.ok else "Failed"), r.detail[:2048]
-                if not r.ok:
-                    lifecycle.add(status, now, "NotificationFailed", r.detail)
-        return status
-
-    return mutate
-
-
 @dataclasses.dataclass(frozen=True)
 class Looked:
     """What one look at an Incident left: the Incident as last written (None: no write), and when to look again."""
@@ -81,7 +63,7 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
     namespace, spec = found
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     resolve = resolver(namespace, spec, ctx.indices.schedules)
-    first = escalation.decide(spec, inc, now, resolve)
+    first = escalation.decide(spec, inc, now, resolve, ME)
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     mute = ctx.indices.muted(Mutes.PAGES, ns, inc.spec.source.labels, None, ctx.config.namespace, now)
@@ -102,7 +84,7 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
         before = current.status
         if mute is None:  # a window just ended: the escalation starts again from level 1
             current = current.model_copy(update={"status": maintenance.resume(before, now)})
-        decision = escalation.decide(spec, current, now, resolve)
+        decision = escalation.decide(spec, current, now, resolve, ME)
         claimed[:], wake[0] = decision.sends, decision.wake_at
         return decision.status if decision.status != before else None
 
@@ -111,10 +93,16 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
         return Looked(written.raw if written and written.changed else None, wake[0])
     log.info("Incident %s/%s: claimed %s", ns, name, ", ".join(f"{s.key} ({', '.join(s.channels)})" for s in claimed))
 
-    results = await dispatch.deliver(claimed, written.incident, spec, ctx.secret_reader(namespace), ctx.http, now)
+    results = await delivering.deliver(ctx, claimed, written.incident, spec, namespace)
     metrics.record_escalation(claimed, results, spec)
-    recorded = await incidents.update_status_async(ctx.api, ns, name, _record(results, now), known=written.raw)
+    window = escalation.retry_window(spec, inc.spec.severity.value)
+    done = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    recorded = await incidents.update_status_async(
+        ctx.api, ns, name, delivering.record(results, done, window), known=written.raw
+    )
     for send in claimed:
         failed = [r for r in results if r.key == send.key and not r.ok]
         ctx.events.emit(body, bool(failed), send.kind.title().replace("-", ""), send.text)
-    return Looked((recorded or written).raw, wake[0])
+    last = recorded or written
+    retry = delivery.next_retry(last.incident.status.escalation.notifications) if last.incident.status else None
+    return Looked(last.raw, min((t for t in (wake[0], retry) if t is not None), default=None))

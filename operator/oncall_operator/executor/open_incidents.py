@@ -9,7 +9,9 @@ at once (a new Incident pages without waiting for a tick); one task started with
 looks again at each Incident whose next step is due (``wake_at`` from the engine), at every
 Incident after a Schedule, Policy or Runbook changed, and at each Mitigated OOM Incident every
 ``ONCALL_RECHECK_SECONDS``. It acts only while this
-replica acts (peering); Kopf delivers events only then anyway.
+replica acts (peering); Kopf delivers events only then anyway. Each of its looks is a task of
+its own (one per Incident at a time), so a tick never waits for a slow channel: a black-holed
+webhook delays its own Incident, not the level 2 of the others.
 
 Nothing here is the truth: every decision is taken again on the Incident's status under a
 resourceVersion precondition, so a stale body costs a 409 and a read, never a second page.
@@ -31,7 +33,8 @@ from oncall_operator.executor import context, escalation, settle
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
-CONCURRENCY = 8
+CONCURRENCY = 16
+"""Looks at once from the loop; each is bounded (a send gives up after ``delivering.SEND_TIMEOUT``)."""
 
 
 @dataclasses.dataclass
@@ -52,6 +55,8 @@ class OpenIncidents:
         self.entries: dict[Key, Entry] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         self.task: asyncio.Task[None] | None = None
+        self.looking: dict[Key, asyncio.Task[None]] = {}
+        """The loop's looks in flight: one per Incident, and the loop never waits for them."""
 
     def see(self, body: cabc.Mapping[str, Any]) -> Key:
         meta = body["metadata"]
@@ -101,6 +106,8 @@ class OpenIncidents:
 
     async def stop(self) -> None:
         await tasks.cancel(self.task)
+        for task in list(self.looking.values()):
+            await tasks.cancel(task)
         self.task = None
 
     async def _loop(self, ctx: context.Context) -> None:
@@ -126,7 +133,11 @@ class OpenIncidents:
                 for key, entry in list(self.entries.items())
                 if entry.due(now, generation) or (settling and settle.wants_settling(entry.body))
             ]
-            await asyncio.gather(*(one(key, settling) for key in keys))
+            for key in keys:  # each look on its own: a slow channel delays its own Incident only
+                if key not in self.looking:
+                    task = asyncio.create_task(one(key, settling), name=f"look {key[0]}/{key[1]}")
+                    self.looking[key] = task
+                    task.add_done_callback(lambda _, k=key: self.looking.pop(k, None))  # type: ignore[misc]
 
 
 def is_open(status: cabc.Mapping[str, Any]) -> bool:

@@ -57,7 +57,7 @@ class Delivery:
             return f"{self.channel}: not sent: {self.detail}"
         if self.ok:
             return f"{self.channel}: delivered ({tries}): {self.detail}"
-        later = "; will be retried later" if self.retryable else ""
+        later = " (transient)" if self.retryable else ""
         return f"{self.channel}: failed after {tries}: {self.detail}{later}"
 
 

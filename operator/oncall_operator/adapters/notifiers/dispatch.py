@@ -33,6 +33,7 @@ class Result:
     channel: str
     ok: bool
     detail: str
+    retryable: bool = False
 
 
 async def deliver(
@@ -43,16 +44,22 @@ async def deliver(
     session: aiohttp.ClientSession,
     now: dt.datetime,
 ) -> list[Result]:
-    """Send every step to its channels concurrently; never raises, one Result per (step, channel)."""
+    """Send every step to its channels concurrently; never raises, one Result per (step, channel).
+
+    A channel whose Secret cannot be read fails alone, retryably: the others are sent all the same.
+    """
     channels = {c.name: c for c in spec.channels}
     values: dict[str, str | None] = {}
-    refused: dict[str, str] = {}
+    refused: dict[str, Result] = {}
     for name in {c for s in sends for c in s.channels if c in channels}:
         channel = channels[name]
         try:  # the reader also judges where the channel sends (the tenancy rules)
             values[name] = await secret(channel)
-        except tenancy.Refused as error:
-            refused[name] = str(error)
+        except tenancy.Refused as error:  # never retried: the channel is not allowed to send
+            refused[name] = Result("", name, False, f"{name}: {error}")
+        except Exception as error:  # one channel's Secret must not cost the other channels their page
+            detail = f"{name}: could not read its Secret: {type(error).__name__}: {str(error)[:200]}"
+            refused[name] = Result("", name, False, detail, retryable=True)
 
     async def one(send: escalation.Send) -> list[Result]:
         note = pages.notice(send, inc, spec, now)
@@ -62,7 +69,7 @@ async def deliver(
                 out.append(Result(send.key, name, False, f"{name}: channel is not in the escalation policy"))
                 continue
             if name in refused:
-                out.append(Result(send.key, name, False, f"{name}: {refused[name]}"))
+                out.append(dataclasses.replace(refused[name], key=send.key))
                 continue
             try:
                 parts = await _parts(channels[name], values[name], send, note, secret, session)
@@ -123,6 +130,7 @@ async def _send(key: str, channel: str, parts: list[Part]) -> Result:
     deliveries = await asyncio.gather(*(sender.send(n) for n, sender, _ in parts))
     if len(parts) == 1 and not parts[0][2]:
         d = deliveries[0]
-        return Result(key, channel, d.ok, d.describe())
+        return Result(key, channel, d.ok, d.describe(), d.retryable)
     details = [f"{who}: {d.describe()}" for (_, _, who), d in zip(parts, deliveries, strict=True)]
-    return Result(key, channel, all(d.ok for d in deliveries), "; ".join(details))
+    ok = all(d.ok for d in deliveries)
+    return Result(key, channel, ok, "; ".join(details), not ok and all(d.ok or d.retryable for d in deliveries))
