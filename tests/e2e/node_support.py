@@ -28,7 +28,7 @@ from oncall_operator import devcluster
 from oncall_operator.devcluster import cgroups, hostsnap, images, netns
 from oncall_operator.devcluster import node as local_node
 from tests.conftest import REPO, eventually
-from tests.e2e.conftest import Kubectl
+from tests.e2e.conftest import Kubectl, install_crds
 from tests.e2e.oom_support import AGENT, Cluster
 
 CRD_LABEL = "app.kubernetes.io/part-of=oncall-operator"
@@ -64,8 +64,7 @@ def _node_cluster(plane: devcluster.ControlPlane) -> Iterator[NodeCluster]:
         startup = time.monotonic() - t0
         print(f"\nreal node: control plane + node Ready in {startup:.1f}s (images included)")
         kubectl = Kubectl(plane.bindir / "kubectl", plane.kubeconfig)
-        kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
-        kubectl.run("wait", "--for", "condition=established", "--timeout=60s", "crd", "-l", CRD_LABEL)
+        install_crds(kubectl)
         client = kubernetes.config.new_client_from_config(config_file=str(plane.kubeconfig))  # type: ignore[no-untyped-call]
         client.user_agent = AGENT
         yield NodeCluster(plane, kubectl, Cluster(client, kubectl), startup)

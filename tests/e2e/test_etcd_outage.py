@@ -21,7 +21,7 @@ import pytest
 from oncall_operator import devcluster
 from tests import faults
 from tests.conftest import REPO, eventually
-from tests.e2e.conftest import Kubectl, OperatorProcess
+from tests.e2e.conftest import Kubectl, OperatorProcess, install_crds
 
 OUTAGE_SECONDS = 30
 
@@ -38,10 +38,7 @@ def test_a_level_due_while_etcd_is_frozen_is_paged_when_it_is_back(
     own_plane: devcluster.ControlPlane, tmp_path: pathlib.Path
 ) -> None:
     kubectl = Kubectl(own_plane.bindir / "kubectl", own_plane.kubeconfig)
-    kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
-    kubectl.run(
-        "wait", "--for=condition=established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=oncall-operator"
-    )
+    install_crds(kubectl)
     kubectl.run("create", "namespace", "outage")
 
     def apply(obj: dict[str, Any]) -> None:

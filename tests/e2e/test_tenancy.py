@@ -26,7 +26,7 @@ from oncall_operator import devcluster
 from tests import peers
 from tests.conftest import REPO, eventually
 from tests.e2e import helm_support
-from tests.e2e.conftest import Kubectl, OperatorProcess
+from tests.e2e.conftest import Kubectl, OperatorProcess, install_crds
 
 API = "oncall.dev/v1alpha1"
 POLICIES = REPO / "deploy/helm/oncall-operator/files/admission-policies.yaml"
@@ -95,16 +95,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
 def world(plane: Plane) -> Iterator[dict[str, Any]]:
     """CRDs, namespaces, the policies and their bindings, alice, the victim, and the operator running."""
     k = plane.admin
-    k.run("apply", "--server-side", "-f", str(REPO / "crds"))
-    k.run(
-        "wait",
-        "--for",
-        "condition=established",
-        "--timeout=60s",
-        "crd",
-        "-l",
-        "app.kubernetes.io/part-of=oncall-operator",
-    )
+    install_crds(k)
     for ns in (TENANT, VICTIM, OPS):
         k.run("create", "namespace", ns)
     k.run("apply", "-f", str(POLICIES))
