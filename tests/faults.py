@@ -131,7 +131,12 @@ class BlackHole:
 def policy(name: str, channels: dict[str, str], levels: list[tuple[str, str]], ack: str = "1h") -> list[dict[str, Any]]:
     """A Secret per webhook channel (its URL) and a policy paging ``levels`` [(after, channel)]."""
     objects: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{name}-{ch}"}, "stringData": {"url": url}}
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": f"{name}-{ch}", "labels": {"oncall.dev/notifier": "true"}},  # opted in
+            "stringData": {"url": url},
+        }
         for ch, url in channels.items()
     ]
     objects.append(

@@ -164,6 +164,10 @@ def due(kubectl: Kubectl, namespace: str, after: str, name: str = "checkout-down
 _MARKERS = itertools.count()
 
 
+NOTIFIER = {"oncall.dev/notifier": "true"}
+"""A channel reads only Secrets labelled so (README: Tenancy and trust)."""
+
+
 def loop_passed(kubectl: Kubectl, namespace: str, peer: Peer, when: dt.datetime) -> None:
     """Wait until the operator's escalation loop has finished looking at everything due at ``when``.
 
@@ -175,7 +179,7 @@ def loop_passed(kubectl: Kubectl, namespace: str, peer: Peer, when: dt.datetime)
     have all ended.
     """
     clock_past(when)
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ticker"}}
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ticker", "labels": NOTIFIER}}
     secret["stringData"] = {"url": peer.url(f"/hook/ticker-{namespace}")}
     ticker = {
         "apiVersion": "oncall.dev/v1alpha1",
