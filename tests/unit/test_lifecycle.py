@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from oncall_operator.api import base, incident
-from oncall_operator.domain import conditions, lifecycle
+from oncall_operator.domain import bounds, conditions, lifecycle
 
 NOW = dt.datetime(2026, 11, 26, 20, 0, tzinfo=dt.UTC)
 OK = conditions.Verdict(True, "Resolved", "references resolved")
@@ -44,3 +44,18 @@ def test_first_ready(
 
 def test_nothing_to_write_stays_nothing() -> None:
     assert lifecycle.first_ready(None, OK, 1, NOW) is None
+
+
+def test_a_persons_entry_only_appends_so_the_admission_policy_sees_the_old_timeline_as_a_prefix() -> None:
+    """At the operator's compaction threshold an ack appends (room is left below the schema's 1,000);
+    the operator's own next entry compacts."""
+    now = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
+    st = incident.IncidentStatus(phase=incident.Phase.TRIGGERED)
+    st.timeline = [
+        incident.TimelineEntry(at=now, type="StatusUpdate", message=str(i)) for i in range(bounds.TIMELINE_LIMIT)
+    ]
+    acked, _ = lifecycle.acknowledge(st, "ann", now)
+    assert acked is not None and acked.timeline[: bounds.TIMELINE_LIMIT] == st.timeline
+    assert len(acked.timeline) == bounds.TIMELINE_LIMIT + 1 and acked.timeline[-1].actor == "ann"
+    lifecycle.add(acked, now, "StatusUpdate", "the operator's")
+    assert len(acked.timeline) <= bounds.TIMELINE_TARGET + 1

@@ -64,15 +64,23 @@ def first_ready(
 
 
 MESSAGE_MAX = 4096
+TIMELINE_MAX = 1000
+"""The schema's bound on the timeline (api/incident.py)."""
 NEEDS_HUMAN = "NeedsHuman"
 
 
 def add(
     status: incident.IncidentStatus, now: dt.datetime, type_: str, message: str, actor: str = ""
 ) -> incident.IncidentStatus:
-    """``status`` with one more timeline entry (in place), the timeline compacted within its bound (:mod:`.bounds`)."""
+    """``status`` with one more timeline entry (in place), the timeline compacted within its bound (:mod:`.bounds`).
+
+    A person's own entry (``actor`` set: ack, resolve, approve, check) only appends: the admission
+    policy lets a person add entries, never rewrite earlier ones, and the operator's compaction
+    (at 900 entries, to 700) leaves room below the schema's 1,000 for them.
+    """
     entry = incident.TimelineEntry(at=now, type=type_, message=message[:MESSAGE_MAX], actor=actor)
-    status.timeline = bounds.compact_timeline([*status.timeline, entry])
+    timeline = [*status.timeline, entry]
+    status.timeline = timeline if actor and len(timeline) <= TIMELINE_MAX else bounds.compact_timeline(timeline)
     return status
 
 
