@@ -63,7 +63,8 @@ class Kube:
         With ``resource_version`` the write happens only if the object has not changed since
         (the API server answers 409 otherwise): returns False then, and the caller's next look
         at the newer object decides again. Conditions are a list, so without this guard a merge
-        patch could drop a condition another writer has just added.
+        patch could drop a condition another writer has just added. An object deleted meanwhile
+        (404) has no status left to write: False too, and its DELETED event follows.
         """
         body: dict[str, Any] = {"status": status}
         if resource_version:
@@ -80,7 +81,7 @@ class Kube:
                 _request_timeout=TIMEOUT,
             )
         except kubernetes.client.ApiException as error:
-            if error.status == 409 and resource_version:
+            if (error.status == 409 and resource_version) or error.status == 404:
                 return False
             raise
         return True
