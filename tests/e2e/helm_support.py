@@ -144,9 +144,18 @@ def service_account_kubeconfig(
 def chart_operator(
     release: Release, kubeconfig: pathlib.Path, log: pathlib.Path, pod: str, **env: str
 ) -> OperatorProcess:
-    """An ``OperatorProcess`` started as the release's pod ``pod`` would start (its HTTP port: ``http_port``)."""
+    """An ``OperatorProcess`` started as the release's pod ``pod`` would start (its HTTP port: ``http_port``).
+
+    The chart's allowlists name the providers' hosts; the tests' receivers (``tests/peers.py``, the
+    local SMTP inbox) are on loopback, so these allow loopback too, as a user would list a relay.
+    """
+    local = {
+        "ONCALL_PAGERDUTY_ENDPOINTS": "http://127.0.0.1:*",
+        "ONCALL_API_ENDPOINTS": "http://127.0.0.1:*",
+        "ONCALL_SMTP_HOSTS": "127.0.0.1",
+    }
     return OperatorProcess(
-        kubeconfig, log, env={**release.operator_env(pod), **env}, args=release.operator_args(free_port())
+        kubeconfig, log, env={**release.operator_env(pod), **local, **env}, args=release.operator_args(free_port())
     )
 
 
