@@ -15,7 +15,6 @@ starts and kills its own operators, so it does not use the shared ``operator`` f
 import datetime as dt
 import json
 import os
-import pathlib
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -23,25 +22,11 @@ from typing import Any
 import kubernetes
 import pytest
 
-from oncall_operator import devcluster
 from tests import faults
 from tests.conftest import eventually
 from tests.e2e.conftest import Kubectl, OperatorProcess
 
 ROUNDS = int(os.environ.get("ONCALL_FAULT_ROUNDS", "3"))
-
-
-@pytest.fixture
-def operator_process(
-    control_plane: devcluster.ControlPlane, crds: None, tmp_path: pathlib.Path
-) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(control_plane.kubeconfig, tmp_path / "operator.log", env={"ONCALL_TICK_SECONDS": "0.5"})
-    try:
-        yield process
-    finally:
-        process.stop()
-        if "Traceback" in process.log.read_text():
-            print(f"operator log (tail):\n{process.log.read_text()[-4000:]}")
 
 
 @pytest.fixture
