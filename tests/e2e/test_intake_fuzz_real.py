@@ -35,7 +35,7 @@ from oncall_operator.domain import alerts, bounds, ratelimit
 from oncall_operator.executor import alerts as flow
 from tests.conftest import eventually
 from tests.e2e.conftest import Kubectl
-from tests.integration.test_intake_fuzz import TOKEN, Served, _paths, json_values, valid
+from tests.integration.test_intake_fuzz import TOKEN, Served, break_one, valid
 
 EXAMPLES = int(os.environ.get("ONCALL_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
@@ -156,14 +156,7 @@ def test_any_one_field_broken_is_written_or_refused_never_a_5xx(
         a["labels"]["namespace"] = ns
         if state == "resolved":
             a["endsAt"] = "2026-03-10T09:30:00Z"
-    path = data.draw(st.sampled_from(_paths(body)), label="path")
-    parent: Any = body
-    for step in path[:-1]:
-        parent = parent[step]
-    if data.draw(st.booleans(), label="delete") and isinstance(parent, dict):
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = data.draw(json_values, label="value")
+    break_one(body, data)
     check(real, body, *real[0].post(json.dumps(copy.deepcopy(body)).encode()))
 
 

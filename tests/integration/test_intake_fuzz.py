@@ -200,13 +200,8 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
-@FUZZ
-@given(data=st.data(), n=st.integers(1, 3), status=st.sampled_from(["firing", "resolved"]))
-def test_a_valid_payload_with_one_field_broken(fresh: Served, data: st.DataObject, n: int, status: str) -> None:
-    body = valid(n, status)
-    if status == "resolved":
-        for a in body["alerts"]:
-            a["endsAt"] = "2026-03-10T09:30:00Z"
+def break_one(body: dict[str, Any], data: st.DataObject) -> None:
+    """Delete one field of ``body`` or give it any JSON value (in place), as hypothesis draws it."""
     path = data.draw(st.sampled_from(_paths(body)), label="path")
     parent: Any = body
     for step in path[:-1]:
@@ -215,6 +210,16 @@ def test_a_valid_payload_with_one_field_broken(fresh: Served, data: st.DataObjec
         del parent[path[-1]]
     else:
         parent[path[-1]] = data.draw(json_values, label="value")
+
+
+@FUZZ
+@given(data=st.data(), n=st.integers(1, 3), status=st.sampled_from(["firing", "resolved"]))
+def test_a_valid_payload_with_one_field_broken(fresh: Served, data: st.DataObject, n: int, status: str) -> None:
+    body = valid(n, status)
+    if status == "resolved":
+        for a in body["alerts"]:
+            a["endsAt"] = "2026-03-10T09:30:00Z"
+    break_one(body, data)
     before = len(fresh.writer.calls)
     answer = fresh.post(json.dumps(copy.deepcopy(body)).encode())
     check_answer(fresh, *answer, before)
