@@ -15,8 +15,8 @@ KEYS_MAX = 10_000
 
 @dataclasses.dataclass
 class Buckets:
-    per_minute: float = 30.0
-    burst: float = 30.0
+    per_minute: float
+    burst: float
     _level: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
     """key -> (tokens, when counted)."""
 

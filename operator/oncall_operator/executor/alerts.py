@@ -37,7 +37,7 @@ import urllib3
 from oncall_operator.adapters import apiserver, incidents, intake, peering, workloads
 from oncall_operator.api import incident
 from oncall_operator.domain import alert_incident, alerts, conditions, lifecycle, matching, ratelimit
-from oncall_operator.executor import context, indices
+from oncall_operator.executor import config, context, indices
 
 Candidate = indices.Candidate
 TOKEN_KEY = "token"
@@ -113,8 +113,8 @@ class Known:
 
 
 KNOWN = Known()
-NEW_INCIDENTS = ratelimit.Buckets()
-"""New Incidents per namespace (30 at once, then 30 a minute); Alertmanager is told 429 and when to retry."""
+NEW_INCIDENTS = ratelimit.Buckets(config.CONFIG.new_incidents_per_minute, config.CONFIG.new_incidents_burst)
+"""New Incidents per namespace (``Config.new_incidents_*``); Alertmanager is told 429 and when to retry."""
 
 
 async def write(

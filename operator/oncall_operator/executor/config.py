@@ -44,6 +44,10 @@ class Config:
     """SMTP relays an Email channel may use, ``host`` or ``host:port`` (ONCALL_SMTP_HOSTS); empty: none."""
     api_endpoints: tuple[str, ...] = tenancy.API_ENDPOINTS
     """Origins a Twilio or Slack bot channel's ``endpoint`` may name (ONCALL_API_ENDPOINTS, comma-separated)."""
+    new_incidents_burst: float = 500.0
+    """New alert Incidents a namespace may open at once (ONCALL_NEW_INCIDENTS_BURST): a storm's first wave."""
+    new_incidents_per_minute: float = 120.0
+    """New alert Incidents a namespace may open per minute after its burst (ONCALL_NEW_INCIDENTS_PER_MINUTE)."""
 
     @classmethod
     def from_env(cls) -> "Config":
@@ -61,6 +65,8 @@ class Config:
             pagerduty_endpoints=_list(env("ONCALL_PAGERDUTY_ENDPOINTS")) or cls.pagerduty_endpoints,
             smtp_hosts=_list(env("ONCALL_SMTP_HOSTS")),
             api_endpoints=_list(env("ONCALL_API_ENDPOINTS")) or cls.api_endpoints,
+            new_incidents_burst=float(env("ONCALL_NEW_INCIDENTS_BURST", cls.new_incidents_burst)),
+            new_incidents_per_minute=float(env("ONCALL_NEW_INCIDENTS_PER_MINUTE", cls.new_incidents_per_minute)),
         )
 
     @property
