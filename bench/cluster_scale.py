@@ -552,7 +552,13 @@ def bench_size(
         phase = Phase(sim, ns, pods, args, workdir, env, receiver, watches, floor_calls)
         result.update(phase.run("operator", targets["op"], None, profile=args.profile and pods == max(args.sizes)))
         if args.before_tree:  # the operator as it was at --before, same cluster, same floor
-            result["before"] = phase.run("before", targets["before"], args.before_tree, profile=False)
+            # with its own CRDs: the API server then prunes and defaults the objects as that
+            # operator's models expect (today's defaulted fields would fail its extra=forbid)
+            sim.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(args.before_tree / "crds"))
+            try:
+                result["before"] = phase.run("before", targets["before"], args.before_tree, profile=False)
+            finally:
+                sim.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     for w in watches:
         w.stop = True
     for who in (result, result.get("before")):
@@ -676,7 +682,9 @@ def checkout(ref: str, workdir: pathlib.Path) -> tuple[pathlib.Path, str]:
     ).stdout.strip()
     tree = workdir / f"before-{commit[:12]}"
     tree.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit, "operator"], check=True, capture_output=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", commit, "operator", "crds"], check=True, capture_output=True
+    )
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
     return tree, commit
 
