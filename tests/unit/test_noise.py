@@ -1,4 +1,4 @@
-"""Noise control as tables: when an alert group is flapping, and the per-person page budget (nothing dropped)."""
+"""Noise control as tables: when an alert group is flapping (the page budget: ``test_page_budget.py``)."""
 
 import datetime as dt
 
@@ -66,54 +66,3 @@ def test_a_flapping_group_stays_one_incident_and_pages_once() -> None:
     assert [e.type for e in st.timeline].count("Reopened") == 1
     assert st.flaps == 3 and st.phase == Phase.TRIGGERED and st.occurrences == 5
     assert len(pages) == 2
-
-
-def page(person: str, minute: float, text: str = "") -> noise.Page:
-    return noise.Page(person, text or f"page at {minute}", m(minute))
-
-
-@pytest.mark.parametrize(
-    ("sent", "pending", "held", "now", "send", "summaries", "still_held"),
-    [
-        # under the cap: everything goes
-        ([], [page("ada", 0), page("bob", 0)], [], 0, ["ada", "bob"], [], 0),
-        # cap 2: Ada's third page in the hour is held, Bob's goes
-        ([("ada", m(0)), ("ada", m(10))], [page("ada", 20), page("bob", 20)], [], 20, ["bob"], [], 1),
-        # an hour after her first page Ada has room: one summary counting the 3 held, nothing else yet
-        (
-            [("ada", m(0)), ("ada", m(10))],
-            [page("ada", 61)],
-            [page("ada", 20), page("ada", 30), page("ada", 40)],
-            61,
-            [],
-            [("ada", 3)],
-            1,
-        ),
-        # room for two: the summary and the new page
-        ([], [page("ada", 90)], [page("ada", 20)], 90, ["ada"], [("ada", 1)], 0),
-        # new pages never overtake held ones
-        ([("ada", m(50)), ("ada", m(55))], [page("ada", 60)], [page("ada", 56)], 60, [], [], 2),
-    ],
-)
-def test_budget(
-    sent: list[tuple[str, dt.datetime]],
-    pending: list[noise.Page],
-    held: list[noise.Page],
-    now: float,
-    send: list[str],
-    summaries: list[tuple[str, int]],
-    still_held: int,
-) -> None:
-    out = noise.budget(sent, pending, held, m(now), cap=2)
-    assert [p.person for p in out.send] == send
-    assert [(s.person, s.count) for s in out.summaries] == summaries
-    assert len(out.held) == still_held
-    # nothing is dropped: every page is sent, counted in a summary, or still held
-    assert len(out.send) + sum(s.count for s in out.summaries) + len(out.held) == len(pending) + len(held)
-
-
-def test_the_summary_says_how_many_and_which() -> None:
-    held = [page("ada", n, f"[critical] db down #{n}") for n in range(7)]
-    (summary,) = noise.budget([], [], held, m(70), cap=2).summaries
-    assert summary.count == 7 and summary.text.startswith("7 pages held back since")
-    assert "db down #0" in summary.text and "and 2 more" in summary.text

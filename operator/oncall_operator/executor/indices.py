@@ -18,6 +18,7 @@ import pydantic
 from oncall_operator.adapters import apiserver
 from oncall_operator.api import GROUP, VERSION, incident, kinds, policy, runbook
 from oncall_operator.domain import checks, conditions, heartbeats, maintenance, tenancy
+from oncall_operator.executor import page_budget
 
 SpecIndex = cabc.Mapping[tuple[str | None, str], Any]
 """Kopf's index: (namespace, name) -> a store holding the parsed spec (None when it does not parse)."""
@@ -37,6 +38,8 @@ class Indices:
     """MaintenanceWindows (:mod:`oncall_operator.handlers.quiet`)."""
     heartbeat_specs: SpecIndex = dataclasses.field(default_factory=dict)
     """Heartbeats (:mod:`oncall_operator.handlers.quiet`)."""
+    pages: page_budget.Ledger = dataclasses.field(default_factory=page_budget.Ledger)
+    """The page budget's entries of every Incident (:mod:`oncall_operator.handlers.quiet`)."""
     generation: int = 0
     """Bumped on every change of a Schedule, Policy or Runbook: decisions taken before may differ now."""
 
@@ -65,6 +68,12 @@ class Indices:
         where = tenancy.ref_namespace(inc.metadata.namespace, ref, self.operator_namespace) if ref else None
         found = self.runbook(where, ref.name) if ref is not None and where else None
         return None if found is None or where is None else (where, found)
+
+    def runbook_policy(self, namespace: str, name: str) -> tuple[str, str] | None:
+        """(namespace, name) of the policy a Runbook names, for the page budget's grouping."""
+        found = self.runbook(namespace, name)
+        ref = found.escalation_policy_ref if found is not None else None
+        return None if ref is None else (namespace, ref.name)
 
     def heartbeat_list(self) -> list[heartbeats.Heartbeat]:
         return [
