@@ -159,6 +159,35 @@ def test_muted(
         assert found.window == f"{w.namespace}/db-migration" and found.until == at("2026-03-01T12:00:00+00:00")
 
 
+DB = {"workloadSelector": {"app": "db"}}
+
+
+@pytest.mark.parametrize(
+    ("w", "what", "namespace", "now", "selects"),
+    [
+        # a window selecting workloads, active, muting pages in its namespace: the workload's labels are read
+        (window("shop", scope=DB), mw.Mutes.PAGES, "shop", NOW, True),
+        (window("shop", scope=DB, mutes="Pages"), mw.Mutes.PAGES, "shop", NOW, True),
+        # not when it mutes only actions, is not open, or is somewhere else (hostile: another tenant's window)
+        (window("shop", scope=DB, mutes="Actions"), mw.Mutes.PAGES, "shop", NOW, False),
+        (window("shop", scope=DB), mw.Mutes.PAGES, "shop", at("2026-03-01T13:00:00+00:00"), False),
+        (window("shop", scope={**DB, "namespaces": ["billing"]}), mw.Mutes.PAGES, "billing", NOW, False),
+        (window(OPERATOR, scope=DB), mw.Mutes.PAGES, "billing", NOW, True),
+        # no selector: no read
+        (window("shop"), mw.Mutes.PAGES, "shop", NOW, False),
+    ],
+)
+def test_selects_workloads(w: mw.Window, what: mw.Mutes, namespace: str, now: dt.datetime, selects: bool) -> None:
+    assert mw.selects_workloads([w], what, namespace, OPERATOR, now) == selects
+
+
+def test_a_workload_selector_holds_the_pages_of_its_workload_only() -> None:
+    w = window("shop", scope=DB, mutes="Pages")
+    assert mw.muted([w], mw.Mutes.PAGES, "shop", {}, {"app": "db", "tier": "data"}, OPERATOR, NOW) is not None
+    assert mw.muted([w], mw.Mutes.PAGES, "shop", {}, {"app": "web"}, OPERATOR, NOW) is None
+    assert mw.muted([w], mw.Mutes.PAGES, "shop", {}, None, OPERATOR, NOW) is None  # no target, or unreadable
+
+
 def test_the_window_ending_last_is_the_one_named() -> None:
     short, long = (
         window("shop"),

@@ -178,6 +178,19 @@ def muted(
     return max(found, key=lambda m: (m.until, m.window), default=None)
 
 
+def selects_workloads(
+    windows: cabc.Iterable[Window], what: Mutes, namespace: str, operator_namespace: str, now: dt.datetime
+) -> bool:
+    """Whether an active window muting ``what`` in ``namespace`` has a workload selector (so the labels matter)."""
+    return any(
+        w.spec.mutes in (what, Mutes.ALL)
+        and w.spec.scope.workload_selector
+        and covers_namespace(w, namespace, operator_namespace)
+        and active(w.spec, now) is not None
+        for w in windows
+    )
+
+
 def mark(conds: list[base.Condition], mute: Mute | None, now: dt.datetime) -> tuple[list[base.Condition], str | None]:
     """The Incident's ``InMaintenance`` condition for ``mute``, and the timeline message when it flips or changes."""
     previous = next((c for c in conds if c.type == CONDITION), None)

@@ -29,7 +29,7 @@ from oncall_operator.adapters import incidents, metrics, workloads
 from oncall_operator.api import incident, policy, runbook
 from oncall_operator.api.maintenance import Mutes
 from oncall_operator.domain import actions, delivery, escalation, matching, tenancy, workload
-from oncall_operator.executor import context, delivering, patching
+from oncall_operator.executor import context, delivering, muting, patching
 
 log = logging.getLogger(__name__)
 ACTION_NOTIFY = "action-notify"
@@ -106,7 +106,8 @@ async def _once(
     meta = (target or {}).get("metadata") or {}
     where, workload_labels = meta.get("namespace") or inc.spec.target.namespace or ns, meta.get("labels")
     mute = ctx.indices.muted(Mutes.ACTIONS, where, inc.spec.source.labels, workload_labels, ctx.config.namespace, now)
-    facts = dataclasses.replace(facts, paused_by=mute)
+    muted = await muting.pages_muted(ctx, inc, now) if due.action.type == ActionType.NOTIFY else None
+    facts = dataclasses.replace(facts, paused_by=mute, muted_by=muted)
     p = actions.plan(inc, chosen, due, facts)
     rejected = failed = None
     obj = facts.config_map if due.action.type == ActionType.SET_FEATURE_FLAG else facts.target

@@ -16,9 +16,8 @@ from typing import Any
 
 from oncall_operator.adapters import incidents, metrics
 from oncall_operator.api import incident, policy, schedule
-from oncall_operator.api.maintenance import Mutes
 from oncall_operator.domain import delivery, escalation, maintenance, schedules
-from oncall_operator.executor import context, delivering, indices, page_budget
+from oncall_operator.executor import context, delivering, indices, muting, page_budget
 
 log = logging.getLogger(__name__)
 ME = delivering.ME
@@ -68,7 +67,7 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
     first = budget(inc.status, escalation.decide(spec, inc, now, resolve, ME), now, resolve, ME)
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
-    mute = ctx.indices.muted(Mutes.PAGES, ns, inc.spec.source.labels, None, ctx.config.namespace, now)
+    mute = await muting.pages_muted(ctx, inc, now)  # the target workload's labels too, when a window selects by them
     if mute is not None and any(s.kind in escalation.PAGE_KINDS for s in first.sends):
         held = await incidents.update_status_async(  # pages wait for the window's end, said once on the Incident
             ctx.api, ns, name, lambda cur: cur.status and maintenance.hold(cur.status, mute, now), known=body

@@ -92,12 +92,14 @@ class Indices:
         now: Any,
     ) -> maintenance.Mute | None:
         """The maintenance window muting ``what`` there now, from the index (no API call)."""
-        windows = [
+        return maintenance.muted(self.window_list(), what, namespace, labels, workload_labels, operator_namespace, now)
+
+    def window_list(self) -> list[maintenance.Window]:
+        return [
             maintenance.Window(ns or "", name, spec)
             for (ns, name), store in list(self.windows.items())
             if (spec := next(iter(store), None)) is not None
         ]
-        return maintenance.muted(windows, what, namespace, labels, workload_labels, operator_namespace, now)
 
     def verdict(self, spec: incident.IncidentSpec, namespace: str) -> conditions.Verdict:
         """Whether the Incident's references resolve (its own check, from the indices: no API call)."""
