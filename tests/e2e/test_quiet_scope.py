@@ -15,7 +15,7 @@ from tests.conftest import eventually
 from tests.e2e.alertmanager_support import rfc3339
 from tests.e2e.conftest import Kubectl, OperatorProcess
 from tests.e2e.oom_support import workload
-from tests.e2e.test_page_budget import apply, triggers
+from tests.e2e.test_noise_control import apply, triggers
 from tests.e2e.test_quiet import condition, home, op, peer, policy, window
 from tests.peers import Peer
 

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from oncall_operator.api import incident
+from oncall_operator.api import incident, policy
 from oncall_operator.domain import alert_incident, delivery, escalation, noise
 from tests.unit.test_alerts import POLICY, alert, at, opened, parsed
 
@@ -66,3 +66,48 @@ def test_a_flapping_group_stays_one_incident_and_pages_once() -> None:
     assert [e.type for e in st.timeline].count("Reopened") == 1
     assert st.flaps == 3 and st.phase == Phase.TRIGGERED and st.occurrences == 5
     assert len(pages) == 2
+
+
+@pytest.mark.parametrize(
+    ("noise_spec", "timeline", "now", "flapping"),
+    [
+        # today's defaults, from a policy that says nothing
+        ({}, entries(("Resolved", 5), ("Resolved", 8)), 10, True),
+        # three resolutions needed: two are a reopening
+        ({"flapResolutions": 3}, entries(("Resolved", 5), ("Resolved", 8)), 10, False),
+        ({"flapResolutions": 3}, entries(("Resolved", 2), ("Resolved", 5), ("Resolved", 8)), 10, True),
+        # a 5-minute window: the resolution at minute 2 is too old at minute 10
+        ({"flapWindow": "5m"}, entries(("Resolved", 2), ("Resolved", 8)), 10, False),
+        ({"flapWindow": "2h", "flapResolutions": 2}, entries(("Resolved", 2), ("Resolved", 8)), 100, True),
+        ({"flapResolutions": 1}, entries(("Resolved", 8)), 10, True),
+    ],
+)
+def test_flap_thresholds_per_policy(
+    noise_spec: dict[str, object], timeline: list[incident.TimelineEntry], now: float, flapping: bool
+) -> None:
+    spec = POLICY.model_copy(update={"noise": policy.Noise.model_validate(noise_spec)})
+    flap = noise.Flap.of(spec)
+    assert noise.flapping(timeline, m(now), flap.resolutions, flap.window) == flapping
+
+
+def test_the_policy_defaults_are_todays() -> None:
+    assert noise.Flap.of(POLICY) == noise.Flap.of(None) == noise.DEFAULT_FLAP
+    assert (noise.DEFAULT_FLAP.resolutions, noise.DEFAULT_FLAP.window) == (2, dt.timedelta(minutes=30))
+
+
+def test_a_policy_needing_three_resolutions_reopens_on_the_second() -> None:
+    spec, st = opened()
+    strict = noise.Flap(3, dt.timedelta(minutes=30))
+    fired = {"fp": "f1"}
+    for down, up, fp in [(1, 2, "f2"), (3, 4, "f3"), (5, 6, "f4")]:
+        st = alert_incident.record(spec, st, parsed("resolved", [alert("resolved", **fired)]), at(down), flap=strict)
+        fired = {"fp": fp, "starts": at(up).isoformat()}
+        assert st is not None
+        st = alert_incident.record(
+            spec, st, parsed(alerts_=[alert(fp=fp, starts=at(up).isoformat())]), at(up), flap=strict
+        )
+        assert st is not None
+    # rounds 1 and 2 reopen (1 and 2 resolutions), round 3 flaps (3 resolutions within 30 minutes)
+    assert [e.type for e in st.timeline].count("Reopened") == 2 and st.flaps == 1
+    [said] = [e.message for e in st.timeline if e.type == "Flapping"]
+    assert "after 3+ resolutions in 30m: flap #1" in said

@@ -1,18 +1,21 @@
-"""The per-person page budget end to end: held pages on their Incidents, counted across a restart, one summary.
+"""Noise control end to end: the per-person page budget, and a policy's own flap thresholds.
 
 The operator of ``tests.e2e.test_quiet`` (half-second ticks), PagerDuty played by the local
-receiver of ``tests.peers``. Incidents are applied by hand (as ``kubectl`` would), each paging
-Ada through the policy ``fast`` with ``noise.maxPagesPerPersonPerHour: 1``.
+receiver of ``tests.peers``. The budget's Incidents are applied by hand (as ``kubectl`` would),
+each paging Ada through the policy ``fast`` with ``noise.maxPagesPerPersonPerHour: 1``; the
+flapping group arrives as Alertmanager webhooks at the operator's intake.
 """
 
+import datetime as dt
 import json
+import urllib.request
 from typing import Any
 
 import pytest
 
 from tests.conftest import eventually
 from tests.e2e.conftest import Kubectl, OperatorProcess
-from tests.e2e.test_quiet import home, op, pd_triggers, peer, policy
+from tests.e2e.test_quiet import TOKEN, home, op, pd_triggers, peer, policy
 from tests.peers import Peer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -108,3 +111,56 @@ def test_a_person_over_the_budget_gets_one_summary_and_nothing_is_dropped(
         assert f"{other}/" not in summary
     finally:
         kubectl.run("delete", "namespace", other, "--wait=false", check=False)
+
+
+def webhook(url: str, namespace: str, status: str, starts: str) -> None:
+    """One Alertmanager v4 delivery of the group ``Flappy`` with one alert, firing or resolved."""
+    labels = {"alertname": "Flappy", "namespace": namespace, "severity": "critical"}
+    alert = {"status": status, "labels": labels, "annotations": {}, "startsAt": starts, "fingerprint": starts[-12:]}
+    alert["endsAt"] = dt.datetime.now(dt.UTC).isoformat() if status == "resolved" else "0001-01-01T00:00:00Z"
+    payload = {
+        "version": "4",
+        "groupKey": f'{{}}:{{alertname="Flappy", namespace="{namespace}"}}',
+        "status": status,
+        "receiver": "oncall",
+        "groupLabels": {"alertname": "Flappy"},
+        "commonLabels": labels,
+        "alerts": [alert],
+    }
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status < 300, answer.read()
+
+
+def test_a_policy_flapping_after_one_resolution_keeps_the_incident_open(
+    kubectl: Kubectl, namespace: str, peer: Peer, op: tuple[OperatorProcess, str]
+) -> None:
+    objs = policy(peer)
+    objs[1]["spec"]["noise"] = {"flapResolutions": 1, "flapWindow": "10m"}  # today's default needs 2 in 30m
+    rb = {
+        "apiVersion": "oncall.dev/v1alpha1",
+        "kind": "Runbook",
+        "metadata": {"name": "flappy"},
+        "spec": {"trigger": {"alertName": "Flappy"}, "escalationPolicyRef": {"name": "fast"}},
+    }
+    apply(kubectl, namespace, *objs, rb)
+    url = op[1]
+
+    def status() -> dict[str, Any]:
+        items = kubectl.json("get", "incidents", "-n", namespace)["items"]
+        return dict(items[0].get("status") or {}) if items else {}
+
+    first = dt.datetime.now(dt.UTC).isoformat()
+    webhook(url, namespace, "firing", first)
+    eventually(lambda: pd_triggers(peer, namespace) == 1, 30, what="the first page")
+    webhook(url, namespace, "resolved", first)
+    eventually(lambda: status().get("phase") == "Resolved", 30, what="resolved")
+    webhook(url, namespace, "firing", dt.datetime.now(dt.UTC).isoformat())
+    flapped = eventually(lambda: (s := status()).get("flaps") == 1 and s, 30, what="the flap counted")
+    assert flapped["phase"] == "Triggered"
+    kinds = [e["type"] for e in flapped["timeline"]]
+    assert "Reopened" not in kinds and "Flapping" in kinds
+    [said] = [e["message"] for e in flapped["timeline"] if e["type"] == "Flapping"]
+    assert "after 1+ resolutions in 10m: flap #1" in said
+    assert pd_triggers(peer, namespace) == 1  # no new page for the flap
