@@ -68,7 +68,7 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     mute = await muting.pages_muted(ctx, inc, now)  # the target workload's labels too, when a window selects by them
-    if mute is not None and any(s.kind in escalation.PAGE_KINDS for s in first.sends):
+    if mute is not None and any(s.kind in page_budget.MUTED_KINDS for s in first.sends):
         held = await incidents.update_status_async(  # pages wait for the window's end, said once on the Incident
             ctx.api, ns, name, lambda cur: cur.status and maintenance.hold(cur.status, mute, now), known=body
         )

@@ -21,6 +21,8 @@ from oncall_operator.domain import delivery, escalation, page_budget
 
 LedgerKey = tuple[str, str, str]
 """("policy", namespace, name) or ("runbook", namespace, name): how an Incident names its policy."""
+MUTED_KINDS = (*escalation.PAGE_KINDS, page_budget.SUMMARY_KIND)
+"""What a maintenance window muting pages holds: the pages, and a summary of held pages too."""
 RECENT_SECONDS = 120.0
 """How long this process trusts its own writes over the index (their events arrive long before)."""
 
