@@ -185,17 +185,17 @@ def test_room_at(times: list[float], cap: int, now: float, room: float) -> None:
 @pytest.mark.parametrize(
     ("namespace", "spec", "key"),
     [
-        ("shop", {"escalationPolicyRef": {"name": "oncall"}}, ("policy", "shop", "oncall")),
+        ("shop", {"escalationPolicyRef": {"name": "oncall"}}, ("policy", "shop", "oncall", "shop")),
         (
             "shop",
             {"escalationPolicyRef": {"name": "default", "namespace": "oncall-system"}},
-            ("policy", "oncall-system", "default"),
+            ("policy", "oncall-system", "default", "shop"),
         ),
-        ("shop", {"runbookRef": {"name": "disk"}}, ("runbook", "shop", "disk")),
+        ("shop", {"runbookRef": {"name": "disk"}}, ("runbook", "shop", "disk", "shop")),
         ("shop", {}, None),
     ],
 )
-def test_ledger_key(namespace: str, spec: dict[str, object], key: tuple[str, str, str] | None) -> None:
+def test_ledger_key(namespace: str, spec: dict[str, object], key: tuple[str, str, str, str] | None) -> None:
     assert ledger.ledger_key(namespace, spec) == key
 
 
@@ -228,10 +228,10 @@ def test_a_hostile_tenant_cannot_spend_another_namespace_budget() -> None:
     own = ledger.index_entry(
         "evil", "inc", {"escalationPolicyRef": {"name": "oncall"}}, paged_status(0), now, "oncall-system"
     )
-    assert list(own) == [("policy", "evil", "oncall")]
+    assert list(own) == [("policy", "evil", "oncall", "evil")]
     book = ledger.Ledger(index={k: [v] for k, v in own.items()})
-    assert book.others({("policy", "shop", "oncall")}) == []
-    assert [e.person for e in book.others({("policy", "evil", "oncall")})] == ["Ada"]
+    assert book.others({("policy", "shop", "oncall", "shop")}) == []
+    assert [e.person for e in book.others({("policy", "evil", "oncall", "evil")})] == ["Ada"]
 
 
 def test_the_index_keeps_only_what_the_budget_needs() -> None:
@@ -253,7 +253,7 @@ def test_the_index_keeps_only_what_the_budget_needs() -> None:
 
 
 def test_this_process_writes_win_over_a_stale_index() -> None:
-    key = ("policy", "shop", "oncall")
+    key = ("policy", "shop", "oncall", "shop")
     stale = page_budget.Entry("shop/a", "page/1", "Ada", T0, page_budget.SENT)
     book = ledger.Ledger(index={key: [(stale,)]})
     fresh = (stale, page_budget.Entry("shop/a", "page/2", "Ada", T0, page_budget.SENT))
@@ -274,3 +274,25 @@ def test_a_resolved_incident_keeps_its_held_pages_until_a_summary_counts_them() 
     assert summary.kind == page_budget.SUMMARY_KIND and summary.text.startswith("1 page held back")
     look(incidents, "shop/b", at(61), 1)
     assert incidents["shop/b"].status.escalation.closed  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("flooded", "held"), [("evil", False), ("shop", True)])
+def test_a_tenant_flooding_the_shared_policy_does_not_hold_another_tenants_pages(flooded: str, held: bool) -> None:
+    """Five pages to Ada this hour from ``flooded``'s Incidents through the operator's policy; cap 2."""
+    shared = ("policy", "oncall-system", "default")
+    flood = tuple(
+        page_budget.Entry(f"{flooded}/i{n}", f"page/L1/loop0@{n}", "Ada", T0 - dt.timedelta(minutes=n + 1), "sent")
+        for n in range(5)
+    )
+    book = ledger.Ledger(index={(*shared, flooded): [flood]})
+    spec = POLICY.model_copy(update={"noise": policy.Noise(max_pages_per_person_per_hour=2)})
+    inc = opened(0)
+    assert inc.status is not None
+    body = {
+        "metadata": {"namespace": "shop", "name": "db-down"},
+        "spec": {"escalationPolicyRef": {"name": "default", "namespace": "oncall-system"}},
+    }
+    decided = escalation.decide(spec, inc, T0, resolve)
+    out = ledger.budgeted(book, lambda ns, name: None, spec, body, inc.status, decided, T0, resolve, delivery.ANONYMOUS)
+    assert [s.kind for s in out.sends] == ([] if held else ["page"])
+    assert any(n.result == page_budget.HELD for n in out.status.escalation.notifications) == held

@@ -19,8 +19,12 @@ import pydantic
 from oncall_operator.api import incident, policy
 from oncall_operator.domain import delivery, escalation, page_budget
 
-LedgerKey = tuple[str, str, str]
-"""("policy", namespace, name) or ("runbook", namespace, name): how an Incident names its policy."""
+LedgerKey = tuple[str, str, str, str]
+"""(``policy`` or ``runbook``, its namespace, its name, the Incident's namespace).
+
+The Incident's namespace is part of the key: Incidents of one namespace share a budget per
+policy, and a tenant's flood of Incidents through the operator's shared policy never holds
+another tenant's pages (the operator's namespace's policy is the one a reference may share)."""
 MUTED_KINDS = (*escalation.PAGE_KINDS, page_budget.SUMMARY_KIND)
 """What a maintenance window muting pages holds: the pages, and a summary of held pages too."""
 RECENT_SECONDS = 120.0
@@ -32,7 +36,7 @@ def ledger_key(namespace: str, spec: cabc.Mapping[str, Any]) -> LedgerKey | None
     for field, kind in (("escalationPolicyRef", "policy"), ("runbookRef", "runbook")):
         ref = spec.get(field)
         if isinstance(ref, cabc.Mapping) and ref.get("name"):
-            return (kind, str(ref.get("namespace") or namespace), str(ref["name"]))
+            return (kind, str(ref.get("namespace") or namespace), str(ref["name"]), namespace)
     return None
 
 
@@ -123,7 +127,8 @@ def budgeted(
     if key is None or (cap is None and not held):
         return decision
     target = _policy_of(key, runbook_policy)
-    keys = {key} if target is None else {k for k in set(ledger.keys()) if _policy_of(k, runbook_policy) == target}
+    known = set(ledger.keys())
+    keys = {key} if target is None else {k for k in known if k[3] == key[3] and _policy_of(k, runbook_policy) == target}
     keys.add(key)
     ref = f"{meta['namespace']}/{meta['name']}"
     before_keys = {n.key for n in before.escalation.notifications}
