@@ -1,5 +1,7 @@
 """A window scoped by workload labels holds the pages and the runbook's ``notify`` of its workload's Incidents only.
 
+Held until the window ends: then the escalation starts again from level 1 and the notify goes out.
+
 The operator of ``tests.e2e.test_quiet`` (half-second ticks), PagerDuty played by the local
 receiver of ``tests.peers``. Two Deployments, ``db`` (``app: db``) and ``web``, and an Incident
 about each (applied by hand, as the intake would write them) with a runbook whose only action
@@ -42,7 +44,7 @@ def incident(name: str, namespace: str, target: str) -> dict[str, Any]:
 def test_a_workload_selector_window_holds_pages_and_notify_of_its_workload_only(
     kubectl: Kubectl, namespace: str, peer: Peer, op: tuple[OperatorProcess, str]
 ) -> None:
-    tell = {"name": "tell-dba", "type": "notify", "notify": {"channel": "pagerduty", "message": "db slow"}}
+    tell = {"name": "tell-dba", "type": "notify", "notify": {"channel": "pagerduty", "message": "DBA: pool exhausted"}}
     rb = {
         "apiVersion": "oncall.dev/v1alpha1",
         "kind": "Runbook",
@@ -79,12 +81,12 @@ def test_a_workload_selector_window_holds_pages_and_notify_of_its_workload_only(
     [action] = inc["status"]["actions"]
     assert (action["action"], action["state"]) == ("tell-dba", "Refused")
     assert action["reason"].startswith("Maintenance: notify to pagerduty muted by MaintenanceWindow")
-    notes = inc["status"]["escalation"]["notifications"]
-    assert notes == []  # nothing was claimed, so nothing can be sent again later by a retry
     assert not any(c["type"] == "NeedsHuman" and c["status"] == "True" for c in inc["status"]["conditions"])
     assert sent("db-slow") == []
 
-    # the window ends: db's escalation starts from level 1 (its notify stays recorded as held, not re-sent)
+    notes = inc["status"]["escalation"]["notifications"]
+    assert [(n["kind"], n["result"]) for n in notes] == [("action-notify", "InMaintenance")]  # held, not claimed
+    # the window ends: db's escalation starts from level 1, and the held notify goes out
     kubectl.run(
         "patch",
         "mw/db-work",
@@ -94,5 +96,12 @@ def test_a_workload_selector_window_holds_pages_and_notify_of_its_workload_only(
         "-p",
         f'{{"spec":{{"end":"{rfc3339(dt.datetime.now(dt.UTC))}"}}}}',
     )
-    eventually(lambda: len(sent("db-slow")) == 1, 30, what="db's page after the window")
-    assert "Level 1 (l1)." in sent("db-slow")[0]
+    eventually(lambda: len(sent("db-slow")) == 2, 30, what="db's page and held notify after the window")
+    assert any("Level 1 (l1)." in text for text in sent("db-slow"))
+    assert any("DBA: pool exhausted" in text for text in sent("db-slow"))
+
+    def told() -> list[str]:
+        notes = kubectl.json("get", "incident/db-slow", "-n", namespace)["status"]["escalation"]["notifications"]
+        return [n["result"] for n in notes if n["kind"] == "action-notify"]
+
+    eventually(lambda: told() == ["Delivered"], 30, what="the held notify recorded Delivered")

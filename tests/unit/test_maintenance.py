@@ -6,8 +6,9 @@ from typing import Any
 import pytest
 
 from oncall_operator.api import base, incident, maintenance, runbook
-from oncall_operator.domain import guardrails
+from oncall_operator.domain import delivery, escalation, guardrails
 from oncall_operator.domain import maintenance as mw
+from tests.unit.test_page_budget import POLICY, resolve
 
 UTC = dt.UTC
 OPERATOR = "oncall-system"
@@ -241,3 +242,28 @@ def test_hold_once_then_resume_from_level_one() -> None:
     assert not mw.in_maintenance(back) and back.timeline[-1].type == "MaintenanceEnded"
     assert (back.escalation.started_at, back.escalation.level) == (end, 0)
     assert mw.resume(back, end) is back
+
+
+def test_a_held_runbook_message_is_sent_when_the_window_ends() -> None:
+    spec = incident.IncidentSpec(title="db slow", severity="critical")
+    status = incident.IncidentStatus(phase=incident.Phase.TRIGGERED, first_seen=NOW)
+    mute = mw.Mute("shop/db-work", at("2026-03-01T12:00:00+00:00"))
+    held = mw.hold_message(status, mute, "action/tell/abc", "action-notify", ["hook"], "db slow", NOW)
+    assert mw.in_maintenance(held) and [(n.key, n.result) for n in held.escalation.notifications] == [
+        ("action/tell/abc", mw.HELD)
+    ]
+    again = mw.hold_message(held, mute, "action/tell/abc", "action-notify", ["hook"], "db slow", NOW)
+    assert len(again.escalation.notifications) == 1  # held once
+    # during the window the escalation does not send it (it is not Pending)
+    during = escalation.decide(POLICY, incident.Incident(spec=spec, status=held), NOW, resolve)
+    assert "action-notify" not in [s.kind for s in during.sends]
+    end = at("2026-03-01T12:00:00+00:00")
+    back = mw.resume(held, end)
+    after = escalation.decide(POLICY, incident.Incident(spec=spec, status=back), end, resolve)
+    [told] = [s for s in after.sends if s.kind == "action-notify"]
+    assert (told.key, told.channels, told.text) == ("action/tell/abc", ("hook",), "db slow")
+    assert [n.result for n in after.status.escalation.notifications if n.key == told.key] == [delivery.PENDING]
+    # a resolved Incident's held message stays held: nobody needs it any more
+    resolved = held.model_copy(deep=True)
+    resolved.phase = incident.Phase.RESOLVED
+    assert [n.result for n in mw.resume(resolved, end).escalation.notifications] == [mw.HELD]

@@ -31,6 +31,8 @@ LOOKBACK_DAYS = 7
 _WEEKDAYS = {day: n for n, day in enumerate(base.Weekday)}
 Mutes = maintenance.Mutes
 CONDITION = "InMaintenance"
+HELD = "InMaintenance"
+"""The result of a runbook message a window holds, until the window ends."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,8 +226,27 @@ def hold(status: incident.IncidentStatus, mute: Mute, now: dt.datetime) -> incid
     return _marked(status, mute, now)
 
 
+def hold_message(
+    status: incident.IncidentStatus,
+    mute: Mute,
+    key: str,
+    kind: str,
+    channels: cabc.Sequence[str],
+    text: str,
+    now: dt.datetime,
+) -> incident.IncidentStatus:
+    """A runbook's message held by ``mute``: its notifications wait (result ``InMaintenance``) for the window's end."""
+    st = _marked(status, mute, now) or status.model_copy(deep=True)
+    if not any(n.key == key for n in st.escalation.notifications):
+        for channel in channels:
+            note = incident.Notification(key=key, at=now, level=0, channel=channel, kind=kind, result=HELD, text=text)
+            st.escalation.notifications.append(note)
+    return st
+
+
 def resume(status: incident.IncidentStatus, now: dt.datetime) -> incident.IncidentStatus:
-    """After the window: the condition flips, and an open Incident's escalation starts again from level 1 now."""
+    """After the window: the condition flips, an open Incident's escalation starts again from level 1 now,
+    and the messages the window held become due (Pending, unclaimed: the escalation sends them)."""
     st = _marked(status, None, now)
     if st is None:
         return status
@@ -233,6 +254,9 @@ def resume(status: incident.IncidentStatus, now: dt.datetime) -> incident.Incide
         esc = st.escalation
         esc.started_at, esc.level, esc.loop, esc.closed = now, 0, 0, False
         esc.next_step_at = esc.next_reminder_at = None
+        for n in esc.notifications:
+            if n.result == HELD:
+                n.result, n.at, n.claimed_by, n.retry_at, n.attempts = "Pending", now, "", None, 0
     return st
 
 
