@@ -214,6 +214,15 @@ INVALID = [
         "spec.channels[0].twilio",
     ),
     ("link-not-http", POLICY + "  links: [{name: x, url: 'javascript:alert(1)'}]\n", "spec.links[0].url"),
+    # noise control: a budget of no pages would hold everything; flap thresholds that mean nothing
+    ("page-budget-zero", POLICY + "  noise: {maxPagesPerPersonPerHour: 0}\n", "spec.noise.maxPagesPerPersonPerHour"),
+    (
+        "page-budget-huge",
+        POLICY + "  noise: {maxPagesPerPersonPerHour: 100000}\n",
+        "spec.noise.maxPagesPerPersonPerHour",
+    ),
+    ("flap-zero-resolutions", POLICY + "  noise: {flapResolutions: 0}\n", "spec.noise.flapResolutions"),
+    ("flap-window-not-duration", POLICY + "  noise: {flapWindow: soon}\n", "spec.noise.flapWindow"),
 ]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from oncall_operator.api import base, incident, policy, runbook
-from oncall_operator.domain import actions, lifecycle, matching
+from oncall_operator.domain import actions, lifecycle, maintenance, matching
 
 Mode = actions.Mode
 State = incident.ActionState
@@ -456,6 +456,23 @@ def test_notify_is_recorded_without_touching_guardrails() -> None:
     failed = actions.record(inc.status, p, actions.outcome(p, failed="hook: 500"), NOW)
     assert failed is not None and failed.timeline[-1].type == "NotifyFailed"
     assert actions.record(st, p, actions.outcome(p), NOW) is None  # recorded once per round
+
+
+def test_a_window_muting_pages_holds_a_notify_and_records_it() -> None:
+    rb, inc = chosen(NOTIFY), make_incident()
+    mute = maintenance.Mute("shop/migration", NOW + dt.timedelta(hours=1), "schema migration")
+    p = actions.plan(inc, rb, due_of(rb, inc), actions.Facts(now=NOW, policy=POLICY, muted_by=mute))
+    assert (p.mode, p.reason, p.needs_human) == (actions.Mode.REFUSE, "Maintenance", False)
+    assert p.message is not None and p.message.channels == ("hook",)  # kept, to be sent when the window ends
+    assert "notify to hook muted by MaintenanceWindow shop/migration (schema migration)" in p.text
+    st = actions.record(inc.status, p, actions.outcome(p), NOW)
+    assert st is not None and [(r.state, r.reason.split(":")[0]) for r in st.actions] == [
+        (State.REFUSED, "Maintenance")
+    ]
+    assert not lifecycle.human_needed(st)
+    # a window pausing only actions does not hold a message (it changes nothing in the cluster)
+    sent = actions.plan(inc, rb, due_of(rb, inc), actions.Facts(now=NOW, policy=POLICY, paused_by=mute))
+    assert sent.mode == actions.Mode.NOTIFY
 
 
 def test_memory_actions_are_left_to_the_oom_watch() -> None:

@@ -6,8 +6,9 @@ from typing import Any
 import pytest
 
 from oncall_operator.api import base, incident, maintenance, runbook
-from oncall_operator.domain import guardrails
+from oncall_operator.domain import delivery, escalation, guardrails
 from oncall_operator.domain import maintenance as mw
+from tests.unit.test_page_budget import POLICY, resolve
 
 UTC = dt.UTC
 OPERATOR = "oncall-system"
@@ -159,6 +160,35 @@ def test_muted(
         assert found.window == f"{w.namespace}/db-migration" and found.until == at("2026-03-01T12:00:00+00:00")
 
 
+DB = {"workloadSelector": {"app": "db"}}
+
+
+@pytest.mark.parametrize(
+    ("w", "what", "namespace", "now", "selects"),
+    [
+        # a window selecting workloads, active, muting pages in its namespace: the workload's labels are read
+        (window("shop", scope=DB), mw.Mutes.PAGES, "shop", NOW, True),
+        (window("shop", scope=DB, mutes="Pages"), mw.Mutes.PAGES, "shop", NOW, True),
+        # not when it mutes only actions, is not open, or is somewhere else (hostile: another tenant's window)
+        (window("shop", scope=DB, mutes="Actions"), mw.Mutes.PAGES, "shop", NOW, False),
+        (window("shop", scope=DB), mw.Mutes.PAGES, "shop", at("2026-03-01T13:00:00+00:00"), False),
+        (window("shop", scope={**DB, "namespaces": ["billing"]}), mw.Mutes.PAGES, "billing", NOW, False),
+        (window(OPERATOR, scope=DB), mw.Mutes.PAGES, "billing", NOW, True),
+        # no selector: no read
+        (window("shop"), mw.Mutes.PAGES, "shop", NOW, False),
+    ],
+)
+def test_selects_workloads(w: mw.Window, what: mw.Mutes, namespace: str, now: dt.datetime, selects: bool) -> None:
+    assert mw.selects_workloads([w], what, namespace, OPERATOR, now) == selects
+
+
+def test_a_workload_selector_holds_the_pages_of_its_workload_only() -> None:
+    w = window("shop", scope=DB, mutes="Pages")
+    assert mw.muted([w], mw.Mutes.PAGES, "shop", {}, {"app": "db", "tier": "data"}, OPERATOR, NOW) is not None
+    assert mw.muted([w], mw.Mutes.PAGES, "shop", {}, {"app": "web"}, OPERATOR, NOW) is None
+    assert mw.muted([w], mw.Mutes.PAGES, "shop", {}, None, OPERATOR, NOW) is None  # no target, or unreadable
+
+
 def test_the_window_ending_last_is_the_one_named() -> None:
     short, long = (
         window("shop"),
@@ -212,3 +242,28 @@ def test_hold_once_then_resume_from_level_one() -> None:
     assert not mw.in_maintenance(back) and back.timeline[-1].type == "MaintenanceEnded"
     assert (back.escalation.started_at, back.escalation.level) == (end, 0)
     assert mw.resume(back, end) is back
+
+
+def test_a_held_runbook_message_is_sent_when_the_window_ends() -> None:
+    spec = incident.IncidentSpec(title="db slow", severity="critical")
+    status = incident.IncidentStatus(phase=incident.Phase.TRIGGERED, first_seen=NOW)
+    mute = mw.Mute("shop/db-work", at("2026-03-01T12:00:00+00:00"))
+    held = mw.hold_message(status, mute, "action/tell/abc", "action-notify", ["hook"], "db slow", NOW)
+    assert mw.in_maintenance(held) and [(n.key, n.result) for n in held.escalation.notifications] == [
+        ("action/tell/abc", mw.HELD)
+    ]
+    again = mw.hold_message(held, mute, "action/tell/abc", "action-notify", ["hook"], "db slow", NOW)
+    assert len(again.escalation.notifications) == 1  # held once
+    # during the window the escalation does not send it (it is not Pending)
+    during = escalation.decide(POLICY, incident.Incident(spec=spec, status=held), NOW, resolve)
+    assert "action-notify" not in [s.kind for s in during.sends]
+    end = at("2026-03-01T12:00:00+00:00")
+    back = mw.resume(held, end)
+    after = escalation.decide(POLICY, incident.Incident(spec=spec, status=back), end, resolve)
+    [told] = [s for s in after.sends if s.kind == "action-notify"]
+    assert (told.key, told.channels, told.text) == ("action/tell/abc", ("hook",), "db slow")
+    assert [n.result for n in after.status.escalation.notifications if n.key == told.key] == [delivery.PENDING]
+    # a resolved Incident's held message stays held: nobody needs it any more
+    resolved = held.model_copy(deep=True)
+    resolved.phase = incident.Phase.RESOLVED
+    assert [n.result for n in mw.resume(resolved, end).escalation.notifications] == [mw.HELD]

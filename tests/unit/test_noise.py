@@ -1,10 +1,10 @@
-"""Noise control as tables: when an alert group is flapping, and the per-person page budget (nothing dropped)."""
+"""Noise control as tables: when an alert group is flapping (the page budget: ``test_page_budget.py``)."""
 
 import datetime as dt
 
 import pytest
 
-from oncall_operator.api import incident
+from oncall_operator.api import incident, policy
 from oncall_operator.domain import alert_incident, delivery, escalation, noise
 from tests.unit.test_alerts import POLICY, alert, at, opened, parsed
 
@@ -68,52 +68,46 @@ def test_a_flapping_group_stays_one_incident_and_pages_once() -> None:
     assert len(pages) == 2
 
 
-def page(person: str, minute: float, text: str = "") -> noise.Page:
-    return noise.Page(person, text or f"page at {minute}", m(minute))
-
-
 @pytest.mark.parametrize(
-    ("sent", "pending", "held", "now", "send", "summaries", "still_held"),
+    ("noise_spec", "timeline", "now", "flapping"),
     [
-        # under the cap: everything goes
-        ([], [page("ada", 0), page("bob", 0)], [], 0, ["ada", "bob"], [], 0),
-        # cap 2: Ada's third page in the hour is held, Bob's goes
-        ([("ada", m(0)), ("ada", m(10))], [page("ada", 20), page("bob", 20)], [], 20, ["bob"], [], 1),
-        # an hour after her first page Ada has room: one summary counting the 3 held, nothing else yet
-        (
-            [("ada", m(0)), ("ada", m(10))],
-            [page("ada", 61)],
-            [page("ada", 20), page("ada", 30), page("ada", 40)],
-            61,
-            [],
-            [("ada", 3)],
-            1,
-        ),
-        # room for two: the summary and the new page
-        ([], [page("ada", 90)], [page("ada", 20)], 90, ["ada"], [("ada", 1)], 0),
-        # new pages never overtake held ones
-        ([("ada", m(50)), ("ada", m(55))], [page("ada", 60)], [page("ada", 56)], 60, [], [], 2),
+        # today's defaults, from a policy that says nothing
+        ({}, entries(("Resolved", 5), ("Resolved", 8)), 10, True),
+        # three resolutions needed: two are a reopening
+        ({"flapResolutions": 3}, entries(("Resolved", 5), ("Resolved", 8)), 10, False),
+        ({"flapResolutions": 3}, entries(("Resolved", 2), ("Resolved", 5), ("Resolved", 8)), 10, True),
+        # a 5-minute window: the resolution at minute 2 is too old at minute 10
+        ({"flapWindow": "5m"}, entries(("Resolved", 2), ("Resolved", 8)), 10, False),
+        ({"flapWindow": "2h", "flapResolutions": 2}, entries(("Resolved", 2), ("Resolved", 8)), 100, True),
+        ({"flapResolutions": 1}, entries(("Resolved", 8)), 10, True),
     ],
 )
-def test_budget(
-    sent: list[tuple[str, dt.datetime]],
-    pending: list[noise.Page],
-    held: list[noise.Page],
-    now: float,
-    send: list[str],
-    summaries: list[tuple[str, int]],
-    still_held: int,
+def test_flap_thresholds_per_policy(
+    noise_spec: dict[str, object], timeline: list[incident.TimelineEntry], now: float, flapping: bool
 ) -> None:
-    out = noise.budget(sent, pending, held, m(now), cap=2)
-    assert [p.person for p in out.send] == send
-    assert [(s.person, s.count) for s in out.summaries] == summaries
-    assert len(out.held) == still_held
-    # nothing is dropped: every page is sent, counted in a summary, or still held
-    assert len(out.send) + sum(s.count for s in out.summaries) + len(out.held) == len(pending) + len(held)
+    spec = POLICY.model_copy(update={"noise": policy.Noise.model_validate(noise_spec)})
+    flap = noise.Flap.of(spec)
+    assert noise.flapping(timeline, m(now), flap.resolutions, flap.window) == flapping
 
 
-def test_the_summary_says_how_many_and_which() -> None:
-    held = [page("ada", n, f"[critical] db down #{n}") for n in range(7)]
-    (summary,) = noise.budget([], [], held, m(70), cap=2).summaries
-    assert summary.count == 7 and summary.text.startswith("7 pages held back since")
-    assert "db down #0" in summary.text and "and 2 more" in summary.text
+def test_the_policy_defaults_are_todays() -> None:
+    assert noise.Flap.of(POLICY) == noise.Flap.of(None) == noise.DEFAULT_FLAP
+    assert (noise.DEFAULT_FLAP.resolutions, noise.DEFAULT_FLAP.window) == (2, dt.timedelta(minutes=30))
+
+
+def test_a_policy_needing_three_resolutions_reopens_on_the_second() -> None:
+    spec, st = opened()
+    strict = noise.Flap(3, dt.timedelta(minutes=30))
+    fired = {"fp": "f1"}
+    for down, up, fp in [(1, 2, "f2"), (3, 4, "f3"), (5, 6, "f4")]:
+        st = alert_incident.record(spec, st, parsed("resolved", [alert("resolved", **fired)]), at(down), flap=strict)
+        fired = {"fp": fp, "starts": at(up).isoformat()}
+        assert st is not None
+        st = alert_incident.record(
+            spec, st, parsed(alerts_=[alert(fp=fp, starts=at(up).isoformat())]), at(up), flap=strict
+        )
+        assert st is not None
+    # rounds 1 and 2 reopen (1 and 2 resolutions), round 3 flaps (3 resolutions within 30 minutes)
+    assert [e.type for e in st.timeline].count("Reopened") == 2 and st.flaps == 1
+    [said] = [e.message for e in st.timeline if e.type == "Flapping"]
+    assert "after 3+ resolutions in 30m: flap #1" in said

@@ -90,7 +90,12 @@ class Notification(base.Model):
         ),
     ] = "page"
     result: Annotated[
-        str, pydantic.Field(max_length=32, description="Pending, Delivered, Failed, or Compacted (a summary)")
+        str,
+        pydantic.Field(
+            max_length=32,
+            description="Pending, Delivered, Failed, Compacted (a summary), Held or Summarized (the page budget), "
+            "InMaintenance (a runbook message a window holds)",
+        ),
     ]
     message: Annotated[str, pydantic.Field(max_length=2048)] = ""
     text: Annotated[

@@ -281,6 +281,32 @@ class Repeat(base.Model):
     ] = None
 
 
+class Noise(base.Model):
+    """Noise control: how many pages a person gets an hour, and when a re-firing alert group is a flap."""
+
+    max_pages_per_person_per_hour: Annotated[
+        int | None,
+        pydantic.Field(
+            ge=1,
+            le=1000,
+            description="At most this many messages per person per rolling hour from this policy's Incidents; "
+            "the excess is held and sent as one summary when there is room (unset: no cap)",
+        ),
+    ] = None
+    flap_resolutions: Annotated[
+        int,
+        pydantic.Field(
+            ge=1,
+            le=100,
+            description="An alert group that fires again after this many resolutions within flapWindow is flapping: "
+            "its Incident stays open with a flap count instead of reopening and paging",
+        ),
+    ] = 2
+    flap_window: Annotated[
+        base.Duration, pydantic.Field(description="The window the resolutions of flapResolutions are counted in")
+    ] = "30m"
+
+
 class EscalationPolicySpec(base.Model):
     model_config = pydantic.ConfigDict(
         json_schema_extra=base.validations(
@@ -347,6 +373,7 @@ class EscalationPolicySpec(base.Model):
     war_room: Annotated[WarRoom, pydantic.Field(description="How a level with warRoom: true opens the war room")] = (
         WarRoom()
     )
+    noise: Annotated[Noise, pydantic.Field(description="Per-person page budget and flap detection")] = Noise()
 
 
 class EscalationPolicyStatus(base.ObjectStatus):

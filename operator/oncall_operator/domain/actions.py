@@ -126,6 +126,8 @@ class Facts:
     in_scope: bool = True
     dry_run: bool = False
     paused_by: maintenance.Mute | None = None
+    muted_by: maintenance.Mute | None = None
+    """The window muting the Incident's pages: it holds a ``notify`` too (recorded, not sent)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,6 +202,9 @@ def _plan(inc: incident.Incident, chosen: matching.Chosen, due: Due, facts: Fact
     action = due.action
     if action.type == ActionType.NOTIFY:
         message = _notify(inc, due, facts)
+        if facts.muted_by is not None:  # held like a page: recorded, sent when the window ends
+            held = facts.muted_by.text(f"notify to {', '.join(message.channels)}")
+            raise _Stop(Plan(action, due.round, Mode.REFUSE, None, message, "Maintenance", held, False))
         if action.approval == runbook.Approval.REQUIRED and due.approval is None:
             text = f"action {action.name} needs approval: send to {', '.join(message.channels)}"
             raise _Stop(Plan(action, due.round, Mode.AWAIT, None, message, "ApprovalRequired", text, True))

@@ -205,8 +205,9 @@ def record(
     now: dt.datetime,
     notes: cabc.Sequence[str] = (),
     checklist: cabc.Sequence[str] = (),
+    flap: noise.Flap = noise.DEFAULT_FLAP,
 ) -> incident.IncidentStatus | None:
-    """The status with this delivery written in, or None when it brings nothing new."""
+    """The status with this delivery written in, or None when it brings nothing new (``flap``: the policy's)."""
     first = status is None or status.phase is None or not status.detections
     st = lifecycle.opened(spec, now) if status is None or status.phase is None else status.model_copy(deep=True)
     if first:
@@ -214,7 +215,7 @@ def record(
             lifecycle.add(st, now, "AlertIntake", note)
         if not st.checklist and checklist:
             st.checklist = [incident.ChecklistItem(title=t[:512]) for t in checklist[:50]]
-    changed = _fire(st, payload, now, first) if payload.firing else _resolve(st, payload, now)
+    changed = _fire(st, payload, now, first, flap) if payload.firing else _resolve(st, payload, now)
     if payload.truncated_alerts != st.truncated_alerts:
         st.truncated_alerts = payload.truncated_alerts
         if payload.truncated_alerts:
@@ -227,7 +228,9 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _fire(st: incident.IncidentStatus, payload: alerts.Payload, now: dt.datetime, first: bool) -> bool:
+def _fire(
+    st: incident.IncidentStatus, payload: alerts.Payload, now: dt.datetime, first: bool, flap: noise.Flap
+) -> bool:
     known = {d.key for d in st.detections}
     counted = set(st.alert_fingerprints)
     new = list(
@@ -238,8 +241,8 @@ def _fire(st: incident.IncidentStatus, payload: alerts.Payload, now: dt.datetime
             return False  # a re-delivery of what is recorded (or of what was resolved since)
         st.last_seen = now
         return True
-    if st.phase == Phase.RESOLVED and noise.flapping(st.timeline, now):
-        _flap(st, now, len(new))
+    if st.phase == Phase.RESOLVED and noise.flapping(st.timeline, now, flap.resolutions, flap.window):
+        _flap(st, now, len(new), flap)
     elif st.phase == Phase.RESOLVED:
         _reopen(st, now, len(new))
     st.occurrences = (st.occurrences if not first else 0) + len(new)
@@ -255,19 +258,18 @@ def _reopen(st: incident.IncidentStatus, now: dt.datetime, count: int) -> None:
     lifecycle.new_round(st, now, f"{count} new alert{'s' if count > 1 else ''} fired after the incident was resolved")
 
 
-def _flap(st: incident.IncidentStatus, now: dt.datetime, count: int) -> None:
+def _flap(st: incident.IncidentStatus, now: dt.datetime, count: int, flap: noise.Flap) -> None:
     """Back to where it stood before the resolution, escalation running on: no reopening, no new page."""
     st.phase = Phase.ACKNOWLEDGED if st.acknowledged_at is not None else Phase.TRIGGERED
     st.resolved_at, st.resolved_by = None, ""
     st.escalation.closed = False
     st.flaps += 1
-    window = int(noise.FLAP_WINDOW.total_seconds() // 60)
     lifecycle.add(
         st,
         now,
         "Flapping",
-        f"{count} alert{'s' if count > 1 else ''} fired again after {noise.FLAP_RESOLUTIONS}+ resolutions in "
-        f"{window}m: flap #{st.flaps}, the Incident stays open and pages no more than its escalation says",
+        f"{count} alert{'s' if count > 1 else ''} fired again after {flap.text()}: "
+        f"flap #{st.flaps}, the Incident stays open and pages no more than its escalation says",
     )
 
 

@@ -31,6 +31,8 @@ from oncall_operator.domain import bounds, business_days, delivery, lifecycle, p
 
 Phase = incident.Phase
 PAGE_KINDS = ("page", "reminder", "status-update", "notify")
+NOT_SENT = ("Failed", "Held", "Summarized")
+"""Results of a page nobody got (failed, or held by the page budget): no acknowledgement or resolution follows it."""
 
 
 Recipient = schedule.Member
@@ -173,7 +175,7 @@ def decide(
         raise ValueError("an Incident is escalated only after it has been opened")
     run = _Run(spec, inc, now, resolve, who)
     phase = run.status.phase
-    paged = [n for n in run.esc.notifications if n.kind in PAGE_KINDS and n.result != "Failed"]
+    paged = [n for n in run.esc.notifications if n.kind in PAGE_KINDS and n.result not in NOT_SENT]
     channels = _told_channels(spec, paged)
     if phase == Phase.RESOLVED:
         if channels:
@@ -307,7 +309,7 @@ def _escalate(run: _Run, acked: bool) -> None:
             run.esc.level, run.esc.loop = n, loop
             fired.append((n, at))
             if bot:
-                paged = [x for x in run.esc.notifications if x.kind in PAGE_KINDS and x.result != "Failed"]
+                paged = [x for x in run.esc.notifications if x.kind in PAGE_KINDS and x.result not in NOT_SENT]
                 run.send(
                     f"war-room/L{n}/loop{loop}", "war-room", n, loop, (bot,), _told(run, paged), f"War room {room}."
                 )

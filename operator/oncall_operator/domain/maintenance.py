@@ -31,6 +31,8 @@ LOOKBACK_DAYS = 7
 _WEEKDAYS = {day: n for n, day in enumerate(base.Weekday)}
 Mutes = maintenance.Mutes
 CONDITION = "InMaintenance"
+HELD = "InMaintenance"
+"""The result of a runbook message a window holds, until the window ends."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,6 +180,19 @@ def muted(
     return max(found, key=lambda m: (m.until, m.window), default=None)
 
 
+def selects_workloads(
+    windows: cabc.Iterable[Window], what: Mutes, namespace: str, operator_namespace: str, now: dt.datetime
+) -> bool:
+    """Whether an active window muting ``what`` in ``namespace`` has a workload selector (so the labels matter)."""
+    return any(
+        w.spec.mutes in (what, Mutes.ALL)
+        and w.spec.scope.workload_selector
+        and covers_namespace(w, namespace, operator_namespace)
+        and active(w.spec, now) is not None
+        for w in windows
+    )
+
+
 def mark(conds: list[base.Condition], mute: Mute | None, now: dt.datetime) -> tuple[list[base.Condition], str | None]:
     """The Incident's ``InMaintenance`` condition for ``mute``, and the timeline message when it flips or changes."""
     previous = next((c for c in conds if c.type == CONDITION), None)
@@ -211,8 +226,27 @@ def hold(status: incident.IncidentStatus, mute: Mute, now: dt.datetime) -> incid
     return _marked(status, mute, now)
 
 
+def hold_message(
+    status: incident.IncidentStatus,
+    mute: Mute,
+    key: str,
+    kind: str,
+    channels: cabc.Sequence[str],
+    text: str,
+    now: dt.datetime,
+) -> incident.IncidentStatus:
+    """A runbook's message held by ``mute``: its notifications wait (result ``InMaintenance``) for the window's end."""
+    st = _marked(status, mute, now) or status.model_copy(deep=True)
+    if not any(n.key == key for n in st.escalation.notifications):
+        for channel in channels:
+            note = incident.Notification(key=key, at=now, level=0, channel=channel, kind=kind, result=HELD, text=text)
+            st.escalation.notifications.append(note)
+    return st
+
+
 def resume(status: incident.IncidentStatus, now: dt.datetime) -> incident.IncidentStatus:
-    """After the window: the condition flips, and an open Incident's escalation starts again from level 1 now."""
+    """After the window: the condition flips, an open Incident's escalation starts again from level 1 now,
+    and the messages the window held become due (Pending, unclaimed: the escalation sends them)."""
     st = _marked(status, None, now)
     if st is None:
         return status
@@ -220,6 +254,9 @@ def resume(status: incident.IncidentStatus, now: dt.datetime) -> incident.Incide
         esc = st.escalation
         esc.started_at, esc.level, esc.loop, esc.closed = now, 0, 0, False
         esc.next_step_at = esc.next_reminder_at = None
+        for n in esc.notifications:
+            if n.result == HELD:
+                n.result, n.at, n.claimed_by, n.retry_at, n.attempts = "Pending", now, "", None, 0
     return st
 
 

@@ -20,6 +20,7 @@ KIND = {
     "acknowledge": notices.NoticeKind.ACKNOWLEDGE,
     "resolve": notices.NoticeKind.RESOLVE,
     "war-room": notices.NoticeKind.NOTIFY,
+    "page-summary": notices.NoticeKind.NOTIFY,
 }
 
 
@@ -27,7 +28,7 @@ def paged(status: incident.IncidentStatus) -> list[str]:
     """Everybody paged so far, once each, with the first level that paged them: ``Bob (level 2)``."""
     first: dict[str, int] = {}
     for n in status.escalation.notifications:
-        if n.kind not in ("page", "notify") or n.result == "Failed":
+        if n.kind not in ("page", "notify") or n.result in escalation.NOT_SENT:
             continue
         for name in n.user.split(", "):
             if name and name != "nobody on call":

@@ -28,8 +28,8 @@ from typing import Any
 from oncall_operator.adapters import incidents, metrics, workloads
 from oncall_operator.api import incident, policy, runbook
 from oncall_operator.api.maintenance import Mutes
-from oncall_operator.domain import actions, delivery, escalation, matching, tenancy, workload
-from oncall_operator.executor import context, delivering, patching
+from oncall_operator.domain import actions, delivery, escalation, maintenance, matching, tenancy, workload
+from oncall_operator.executor import context, delivering, muting, patching
 
 log = logging.getLogger(__name__)
 ACTION_NOTIFY = "action-notify"
@@ -106,7 +106,8 @@ async def _once(
     meta = (target or {}).get("metadata") or {}
     where, workload_labels = meta.get("namespace") or inc.spec.target.namespace or ns, meta.get("labels")
     mute = ctx.indices.muted(Mutes.ACTIONS, where, inc.spec.source.labels, workload_labels, ctx.config.namespace, now)
-    facts = dataclasses.replace(facts, paused_by=mute)
+    muted = await muting.pages_muted(ctx, inc, now) if due.action.type == ActionType.NOTIFY else None
+    facts = dataclasses.replace(facts, paused_by=mute, muted_by=muted)
     p = actions.plan(inc, chosen, due, facts)
     rejected = failed = None
     obj = facts.config_map if due.action.type == ActionType.SET_FEATURE_FLAG else facts.target
@@ -125,7 +126,11 @@ async def _once(
     out = actions.outcome(p, rejected, failed)
 
     def mutate(current: incident.Incident) -> incident.IncidentStatus | None:
-        return actions.record(current.status, p, out, now)
+        st = actions.record(current.status, p, out, now)
+        if st is not None and muted is not None and p.message is not None and p.mode == actions.Mode.REFUSE:
+            send = _send(p)  # held by the window muting pages: sent when it ends
+            st = maintenance.hold_message(st, muted, send.key, send.kind, send.channels, send.text[:1024], now)
+        return st
 
     written = await incidents.update_status_async(api, ns, name, mutate, known=raw)
     log.info("runbook %s action %s for %s/%s: %s %s", chosen.name, due.action.name, ns, name, out.state, out.text)
@@ -199,18 +204,8 @@ async def _notify(
     which the escalation sends again under the same delivery id. A transient failure stays
     Pending and is retried the same way, so only a permanent one fails the action.
     """
-    assert p.message is not None
     ns, name = inc.metadata.namespace, inc.metadata.name
-    digest = hashlib.sha256(f"{p.round}/{p.action.name}".encode()).hexdigest()[:16]
-    send = escalation.Send(
-        key=f"action/{p.action.name[:63]}/{digest}",
-        kind=ACTION_NOTIFY,
-        level=0,
-        loop=0,
-        channels=p.message.channels,
-        recipients=p.message.recipients,
-        text=p.message.text,
-    )
+    send = _send(p)
 
     def claim(current: incident.Incident) -> incident.IncidentStatus | None:
         if current.status is None or any(n.key == send.key for n in current.status.escalation.notifications):
@@ -234,6 +229,15 @@ async def _notify(
     await incidents.update_status_async(ctx.api, ns, name, delivering.record(results, done, window))
     bad = [r.detail for r in results if not r.ok and not r.retryable]
     return "; ".join(bad) if bad or not results else None
+
+
+def _send(p: actions.Plan) -> escalation.Send:
+    """A notify's message as a step: one key per round and action, so it is claimed and sent once."""
+    assert p.message is not None
+    digest = hashlib.sha256(f"{p.round}/{p.action.name}".encode()).hexdigest()[:16]
+    key = f"action/{p.action.name[:63]}/{digest}"
+    message = p.message
+    return escalation.Send(key, ACTION_NOTIFY, 0, 0, message.channels, message.recipients, message.text)
 
 
 def _explain(

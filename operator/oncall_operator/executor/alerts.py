@@ -36,7 +36,7 @@ import urllib3
 
 from oncall_operator.adapters import apiserver, incidents, intake, peering, workloads
 from oncall_operator.api import incident
-from oncall_operator.domain import alert_incident, alerts, conditions, lifecycle, matching, ratelimit
+from oncall_operator.domain import alert_incident, alerts, conditions, lifecycle, matching, noise, ratelimit
 from oncall_operator.executor import config, context, indices
 
 Candidate = indices.Candidate
@@ -60,6 +60,8 @@ class Seen:
     """The covered homes that hold an Incident of the group's name."""
     ready: Verdicts | None = None
     """The Incident's Ready verdict from the same indices: the opening write says it, no later PATCH."""
+    flap: cabc.Callable[[incident.Incident], noise.Flap] | None = None
+    """The flap thresholds of the Incident's policy (``spec.noise``), from the same indices."""
 
 
 def seen(
@@ -226,7 +228,8 @@ async def _record(
     seen: Seen | None,
 ) -> intake.Accepted:
     def mutate(current: incident.Incident) -> incident.IncidentStatus | None:
-        status = alert_incident.record(current.spec, current.status, payload, now, notes, checklist)
+        flap = seen.flap(current) if seen is not None and seen.flap is not None else noise.DEFAULT_FLAP
+        status = alert_incident.record(current.spec, current.status, payload, now, notes, checklist, flap)
         verdict = seen.ready(current.spec, namespace) if seen is not None and seen.ready is not None else None
         return lifecycle.first_ready(status, verdict, current.metadata.generation, now)
 
@@ -255,7 +258,15 @@ def snapshot(ctx: context.Context, names: cabc.Mapping[str, Any], payload: alert
     where = names.get(alerts.incident_name(payload), ()) if candidates is not None else ()
     cfg = ctx.config
     ready = ctx.indices.verdict if candidates is not None else None
-    return seen(payload, cfg.namespace, cfg.watch_namespaces, candidates, where, ready)
+    found = seen(payload, cfg.namespace, cfg.watch_namespaces, candidates, where, ready)
+    if found is None:
+        return None
+
+    def flap(inc: incident.Incident) -> noise.Flap:
+        policy = ctx.indices.policy_for(inc)
+        return noise.Flap.of(policy[1] if policy else None)
+
+    return dataclasses.replace(found, flap=flap)
 
 
 async def accept(ctx: context.Context, names: cabc.Mapping[str, Any], payload: alerts.Payload) -> intake.Accepted:

@@ -10,14 +10,14 @@ Incident, so a restarted or newly elected operator continues where the last one 
 import collections.abc as cabc
 import dataclasses
 import datetime as dt
+import functools
 import logging
 from typing import Any
 
 from oncall_operator.adapters import incidents, metrics
 from oncall_operator.api import incident, policy, schedule
-from oncall_operator.api.maintenance import Mutes
 from oncall_operator.domain import delivery, escalation, maintenance, schedules
-from oncall_operator.executor import context, delivering, indices
+from oncall_operator.executor import context, delivering, indices, muting, page_budget
 
 log = logging.getLogger(__name__)
 ME = delivering.ME
@@ -63,17 +63,19 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
     namespace, spec = found
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     resolve = resolver(namespace, spec, ctx.indices.schedules)
-    first = escalation.decide(spec, inc, now, resolve, ME)
+    budget = functools.partial(page_budget.budgeted, ctx.indices.pages, ctx.indices.runbook_policy, spec, body)
+    first = budget(inc.status, escalation.decide(spec, inc, now, resolve, ME), now, resolve, ME)
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
-    mute = ctx.indices.muted(Mutes.PAGES, ns, inc.spec.source.labels, None, ctx.config.namespace, now)
-    if mute is not None and any(s.kind in escalation.PAGE_KINDS for s in first.sends):
+    mute = await muting.pages_muted(ctx, inc, now)  # the target workload's labels too, when a window selects by them
+    if mute is not None and any(s.kind in page_budget.MUTED_KINDS for s in first.sends):
         held = await incidents.update_status_async(  # pages wait for the window's end, said once on the Incident
             ctx.api, ns, name, lambda cur: cur.status and maintenance.hold(cur.status, mute, now), known=body
         )
         return Looked(held.raw if held and held.changed else None, mute.until)
     ended = mute is None and maintenance.in_maintenance(inc.status)
-    if not first.sends and inc.status.escalation.started_at is not None and not ended:
+    marked = page_budget.marked(inc.status, first.status)  # held pages counted in a summary sent elsewhere
+    if not first.sends and inc.status.escalation.started_at is not None and not ended and not marked:
         return Looked(None, first.wake_at)  # nothing due: no API call at all
     claimed: list[escalation.Send] = []
     wake: list[dt.datetime | None] = [first.wake_at]
@@ -84,7 +86,7 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
         before = current.status
         if mute is None:  # a window just ended: the escalation starts again from level 1
             current = current.model_copy(update={"status": maintenance.resume(before, now)})
-        decision = escalation.decide(spec, current, now, resolve, ME)
+        decision = budget(before, escalation.decide(spec, current, now, resolve, ME), now, resolve, ME, True)
         claimed[:], wake[0] = decision.sends, decision.wake_at
         return decision.status if decision.status != before else None
 

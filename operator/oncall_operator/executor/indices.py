@@ -18,6 +18,7 @@ import pydantic
 from oncall_operator.adapters import apiserver
 from oncall_operator.api import GROUP, VERSION, incident, kinds, policy, runbook
 from oncall_operator.domain import checks, conditions, heartbeats, maintenance, tenancy
+from oncall_operator.executor import page_budget
 
 SpecIndex = cabc.Mapping[tuple[str | None, str], Any]
 """Kopf's index: (namespace, name) -> a store holding the parsed spec (None when it does not parse)."""
@@ -37,6 +38,8 @@ class Indices:
     """MaintenanceWindows (:mod:`oncall_operator.handlers.quiet`)."""
     heartbeat_specs: SpecIndex = dataclasses.field(default_factory=dict)
     """Heartbeats (:mod:`oncall_operator.handlers.quiet`)."""
+    pages: page_budget.Ledger = dataclasses.field(default_factory=page_budget.Ledger)
+    """The page budget's entries of every Incident (:mod:`oncall_operator.handlers.quiet`)."""
     generation: int = 0
     """Bumped on every change of a Schedule, Policy or Runbook: decisions taken before may differ now."""
 
@@ -66,6 +69,12 @@ class Indices:
         found = self.runbook(where, ref.name) if ref is not None and where else None
         return None if found is None or where is None else (where, found)
 
+    def runbook_policy(self, namespace: str, name: str) -> tuple[str, str] | None:
+        """(namespace, name) of the policy a Runbook names, for the page budget's grouping."""
+        found = self.runbook(namespace, name)
+        ref = found.escalation_policy_ref if found is not None else None
+        return None if ref is None else (namespace, ref.name)
+
     def heartbeat_list(self) -> list[heartbeats.Heartbeat]:
         return [
             heartbeats.Heartbeat(ns or "", name, spec)
@@ -83,12 +92,14 @@ class Indices:
         now: Any,
     ) -> maintenance.Mute | None:
         """The maintenance window muting ``what`` there now, from the index (no API call)."""
-        windows = [
+        return maintenance.muted(self.window_list(), what, namespace, labels, workload_labels, operator_namespace, now)
+
+    def window_list(self) -> list[maintenance.Window]:
+        return [
             maintenance.Window(ns or "", name, spec)
             for (ns, name), store in list(self.windows.items())
             if (spec := next(iter(store), None)) is not None
         ]
-        return maintenance.muted(windows, what, namespace, labels, workload_labels, operator_namespace, now)
 
     def verdict(self, spec: incident.IncidentSpec, namespace: str) -> conditions.Verdict:
         """Whether the Incident's references resolve (its own check, from the indices: no API call)."""

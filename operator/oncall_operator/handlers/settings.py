@@ -45,6 +45,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
         kwargs["maintenance_windows"],
         kwargs["heartbeat_specs"],
     )
+    memo.ctx.indices.pages.index = kwargs["page_ledger"]
     logger.info(
         "oncall-operator configured: namespace=%s recheck=%ss peering=%s; started",
         cfg.namespace,

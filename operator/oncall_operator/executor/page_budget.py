@@ -1,0 +1,152 @@
+"""The page budget's memory: every Incident's part of it, per policy, and the decision run through it.
+
+:mod:`oncall_operator.domain.page_budget` decides from the entries of the policy's Incidents.
+They come from a Kopf index of Incidents (:func:`index_entry`, registered in
+:mod:`oncall_operator.handlers.quiet`: filled from Kopf's listing, so a restarted operator counts
+the pages of the last hour again) and from what this process wrote in the last
+:data:`RECENT_SECONDS` (the index follows a write only when its event arrives, and two Incidents
+looked at in between must not both take a person's last page). No API call.
+"""
+
+import collections.abc as cabc
+import dataclasses
+import datetime as dt
+import time
+from typing import Any
+
+import pydantic
+
+from oncall_operator.api import incident, policy
+from oncall_operator.domain import delivery, escalation, page_budget
+
+LedgerKey = tuple[str, str, str, str]
+"""(``policy`` or ``runbook``, its namespace, its name, the Incident's namespace).
+
+The Incident's namespace is part of the key: Incidents of one namespace share a budget per
+policy, and a tenant's flood of Incidents through the operator's shared policy never holds
+another tenant's pages (the operator's namespace's policy is the one a reference may share)."""
+MUTED_KINDS = (*escalation.PAGE_KINDS, page_budget.SUMMARY_KIND)
+"""What a maintenance window muting pages holds: the pages, and a summary of held pages too."""
+RECENT_SECONDS = 120.0
+"""How long this process trusts its own writes over the index (their events arrive long before)."""
+
+
+def ledger_key(namespace: str, spec: cabc.Mapping[str, Any]) -> LedgerKey | None:
+    """How the Incident (its raw spec) names its policy: its own ref, else its runbook's."""
+    for field, kind in (("escalationPolicyRef", "policy"), ("runbookRef", "runbook")):
+        ref = spec.get(field)
+        if isinstance(ref, cabc.Mapping) and ref.get("name"):
+            return (kind, str(ref.get("namespace") or namespace), str(ref["name"]), namespace)
+    return None
+
+
+def _relevant(status: cabc.Mapping[str, Any], now: dt.datetime) -> bool:
+    """Whether an Incident has anything for the budget (cheap, on the raw status: most have not)."""
+    notes = (status.get("escalation") or {}).get("notifications") or []
+    for n in notes:
+        if not isinstance(n, cabc.Mapping):
+            continue
+        if n.get("result") == page_budget.HELD or n.get("kind") == page_budget.SUMMARY_KIND:
+            return True
+        if n.get("kind") in escalation.PAGE_KINDS:
+            try:
+                if now - dt.datetime.fromisoformat(str(n.get("at"))) < page_budget.HOUR:
+                    return True
+            except (ValueError, TypeError):
+                continue
+    return False
+
+
+def index_entry(
+    namespace: str,
+    name: str,
+    spec: cabc.Mapping[str, Any],
+    status: cabc.Mapping[str, Any],
+    now: dt.datetime,
+    operator_namespace: str,
+) -> dict[LedgerKey, tuple[page_budget.Entry, ...]]:
+    """The Kopf index's value for one Incident: its budget entries under its policy's key; nothing when none.
+
+    An Incident naming another tenant's policy (or runbook) counts nowhere: it is never escalated either.
+    """
+    key = ledger_key(namespace, spec)
+    if key is None or key[1] not in (namespace, operator_namespace) or not _relevant(status, now):
+        return {}
+    try:
+        parsed = incident.IncidentStatus.model_validate(dict(status))
+    except pydantic.ValidationError:
+        return {}
+    found = page_budget.entries(f"{namespace}/{name}", parsed, now)
+    return {key: found} if found else {}
+
+
+@dataclasses.dataclass
+class Ledger:
+    """Kopf's index of the entries (key -> store of each Incident's tuple), and this process's latest writes."""
+
+    index: cabc.Mapping[LedgerKey, Any] = dataclasses.field(default_factory=dict)
+    recent: dict[str, tuple[float, LedgerKey, tuple[page_budget.Entry, ...]]] = dataclasses.field(default_factory=dict)
+
+    def note(self, ref: str, key: LedgerKey, found: tuple[page_budget.Entry, ...]) -> None:
+        self.recent[ref] = (time.monotonic(), key, found)
+
+    def others(self, keys: cabc.Collection[LedgerKey]) -> list[page_budget.Entry]:
+        """The entries of every Incident under ``keys``: this process's recent writes win over the index."""
+        fresh = time.monotonic() - RECENT_SECONDS
+        for ref, (at, _, _) in list(self.recent.items()):
+            if at < fresh:
+                del self.recent[ref]
+        mine = {ref: found for ref, (_, key, found) in self.recent.items() if key in keys}
+        out = [e for found in mine.values() for e in found]
+        for key in keys:
+            for found in list(self.index.get(key, ())):
+                out += [e for e in found if e.incident not in mine]
+        return out
+
+    def keys(self) -> list[LedgerKey]:
+        return list(self.index.keys()) + [key for _, key, _ in self.recent.values()]
+
+
+def budgeted(
+    ledger: Ledger,
+    runbook_policy: cabc.Callable[[str, str], tuple[str, str] | None],
+    spec: policy.EscalationPolicySpec,
+    body: cabc.Mapping[str, Any],
+    before: incident.IncidentStatus,
+    decision: escalation.Decision,
+    now: dt.datetime,
+    resolve: escalation.Resolver,
+    who: delivery.Claimant,
+    remember: bool = False,
+) -> escalation.Decision:
+    """``decision`` under the policy's page budget; ``remember``: it is being written, so count it from now on."""
+    cap = spec.noise.max_pages_per_person_per_hour
+    held = any(n.result == page_budget.HELD for n in decision.status.escalation.notifications)
+    meta = body["metadata"]
+    key = ledger_key(meta["namespace"], body.get("spec") or {})
+    if key is None or (cap is None and not held):
+        return decision
+    target = _policy_of(key, runbook_policy)
+    known = set(ledger.keys())
+    keys = {key} if target is None else {k for k in known if k[3] == key[3] and _policy_of(k, runbook_policy) == target}
+    keys.add(key)
+    ref = f"{meta['namespace']}/{meta['name']}"
+    before_keys = {n.key for n in before.escalation.notifications}
+    others = ledger.others(keys)
+    out = page_budget.apply(decision.status, decision.sends, before_keys, others, ref, cap, now, resolve, who)
+    if remember:
+        ledger.note(ref, key, page_budget.entries(ref, out.status, now))
+    wake = min((t for t in (decision.wake_at, out.wake_at) if t is not None), default=None)
+    return escalation.Decision(out.status, out.sends, wake)
+
+
+def marked(before: incident.IncidentStatus, after: incident.IncidentStatus) -> bool:
+    """Whether the budget changed a notification's result (held pages now counted in a summary): worth a write."""
+    results = [n.result for n in before.escalation.notifications]
+    return results != [n.result for n in after.escalation.notifications][: len(results)]
+
+
+def _policy_of(key: LedgerKey, runbook_policy: cabc.Callable[[str, str], tuple[str, str] | None]) -> Any:
+    if key[0] == "policy":
+        return key[1:]
+    return runbook_policy(key[1], key[2])
