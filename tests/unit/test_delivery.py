@@ -130,3 +130,42 @@ def test_a_resolved_incident_stays_open_while_a_send_is_pending() -> None:
 @pytest.mark.parametrize(("attempts", "pause"), [(1, 10), (2, 20), (3, 40), (4, 80), (5, 120), (9, 120)])
 def test_backoff_doubles_up_to_two_minutes(attempts: int, pause: int) -> None:
     assert delivery.backoff(attempts) == dt.timedelta(seconds=pause)
+
+
+OTHER_POD = delivery.Claimant("other-pod/7/150")
+
+
+@pytest.mark.parametrize(
+    ("claimer", "looker", "after", "sent_again"),
+    [
+        (OLD, NEW, dt.timedelta(seconds=1), True),  # an earlier process of this pod: gone, re-sent at once
+        (OLD, OLD, dt.timedelta(seconds=1), False),  # its own claim, inside the lease
+        (OTHER_POD, NEW, dt.timedelta(seconds=1), False),  # another replica may be sending it right now
+        (OTHER_POD, NEW, delivery.LEASE - dt.timedelta(seconds=1), False),
+        (OTHER_POD, NEW, delivery.LEASE, True),  # its lease ran out: it died or hung
+    ],
+)
+def test_whose_claim_is_taken_over_when(
+    claimer: delivery.Claimant, looker: delivery.Claimant, after: dt.timedelta, sent_again: bool
+) -> None:
+    inc, sent = step(opened(), T0, claimer)
+    _, again = step(inc, T0 + after, looker)
+    assert again == (sent if sent_again else [])
+
+
+def test_two_operators_that_both_act_send_each_step_once() -> None:
+    """Both look before either has recorded its send (the API server orders the writes): each step is sent once."""
+    inc, sends = opened(), []
+    for second in range(0, 30 * 60, 5):
+        at = T0 + dt.timedelta(seconds=second)
+        for who in (OLD, OTHER_POD):
+            inc, sent = step(inc, at, who)
+            sends += [s.split("@")[0] for s in sent]
+        for who in (OLD, OTHER_POD):
+            outcome(inc, at, who, ok=True, retryable=False)
+    assert len(sends) == len(set(sends)) and len(sends) >= 3, sends
+
+
+def test_the_claimant_is_its_pod() -> None:
+    assert delivery.pod_of("oncall-operator-7d9f-x2/41/1764600000") == "oncall-operator-7d9f-x2"
+    assert delivery.pod_of("") == ""
