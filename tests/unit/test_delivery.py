@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from oncall_operator.api import incident
+from oncall_operator.api import incident, policy
 from oncall_operator.domain import delivery, escalation, lifecycle, notices, pages
 from tests.unit.test_escalation import POLICY, T0, resolver
 
@@ -169,3 +169,31 @@ def test_two_operators_that_both_act_send_each_step_once() -> None:
 def test_the_claimant_is_its_pod() -> None:
     assert delivery.pod_of("oncall-operator-7d9f-x2/41/1764600000") == "oncall-operator-7d9f-x2"
     assert delivery.pod_of("") == ""
+
+
+HANDOVER = T0 + dt.timedelta(seconds=30)
+"""The rota hands over from Ada to Bob between the claim and the re-send."""
+
+
+def rota(target: policy.Target, at: dt.datetime) -> list[escalation.Recipient]:
+    if target.schedule is not None:
+        on_call = "Ada" if at < HANDOVER else "Bob"
+        return [escalation.Recipient(name=on_call, email=f"{on_call.lower()}@example.com")]
+    return [escalation.Recipient(name=target.user or target.team or "?")]
+
+
+def test_a_page_re_sent_after_the_rota_changed_goes_to_whom_it_was_claimed_for() -> None:
+    decided = escalation.decide(POLICY, opened(), T0, rota, OLD)
+    [first] = decided.sends
+    assert [r.name for r in first.recipients] == ["Ada"]
+    inc = opened().model_copy(update={"status": decided.status})
+    # OLD is killed before recording; NEW starts after the handover and sends the claim again
+    again = escalation.decide(POLICY, inc, HANDOVER + dt.timedelta(seconds=10), rota, NEW)
+    [resent] = again.sends
+    assert resent.key == first.key  # the same delivery id...
+    assert [(r.name, r.email) for r in resent.recipients] == [("Ada", "ada@example.com")]  # ...to the same person
+    # whoever is on call now gets the next step, resolved at its own time
+    later = opened().model_copy(update={"status": again.status})
+    outcome(later, HANDOVER + dt.timedelta(seconds=11), NEW, ok=True, retryable=False)
+    next_steps = escalation.decide(POLICY, later, T0 + dt.timedelta(minutes=16), rota, NEW).sends
+    assert next_steps and all(r.name != "Ada" for s in next_steps for r in s.recipients if s.level == 2), next_steps
