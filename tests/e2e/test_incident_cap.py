@@ -19,6 +19,7 @@ import pytest
 from oncall_operator import devcluster
 from tests.conftest import eventually
 from tests.e2e.conftest import Kubectl, OperatorProcess
+from tests.e2e.test_intake import operator_home
 from tests.e2e.test_intake_requests import payload
 
 pytestmark = pytest.mark.e2e
@@ -30,15 +31,8 @@ def capped(
     control_plane: devcluster.ControlPlane, crds: None, kubectl: Kubectl, tmp_path: Any
 ) -> Iterator[OperatorProcess]:
     """An operator whose namespaces may each have two open Incidents, in an operator namespace of its own."""
-    home = f"oncall-cap-{uuid.uuid4().hex[:6]}"
-    kubectl.run("create", "namespace", home)
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "intake"}, "stringData": {"token": TOKEN}}
-    kubectl.run("apply", "-n", home, "-f", "-", stdin=json.dumps(secret))
-    env = {
-        "ONCALL_INTAKE_TOKEN_SECRET": "intake",
-        "ONCALL_NAMESPACE": home,
-        "ONCALL_MAX_OPEN_INCIDENTS_PER_NAMESPACE": "2",
-    }
+    home, env = operator_home(kubectl, "oncall-cap", TOKEN)
+    env["ONCALL_MAX_OPEN_INCIDENTS_PER_NAMESPACE"] = "2"
     process = OperatorProcess(control_plane.kubeconfig, tmp_path / "operator.log", env)
     try:
         yield process.start()
