@@ -7,6 +7,7 @@ deduplicate by the webhook's ``id``, as a real receiver (or PagerDuty, by ``dedu
 - ``/slow/<n>`` holds each request ``hold`` seconds before it counts it, so an operator killed
   while sending leaves nothing counted (its page would be lost without a re-send);
 - ``/flaky/<n>`` answers 500 for ``fail_for`` seconds from its first request, then accepts;
+- ``/stall/<n>`` never answers the first request (nor counts it), and accepts the others at once;
 - ``/ok/<n>`` accepts at once; :class:`BlackHole` accepts TCP connections and never answers.
 
 :func:`apiserver_restart` restarts the API server in the middle of many escalations.
@@ -49,6 +50,8 @@ class Receiver:
         self.hits: list[Hit] = []
         self.first: dict[str, float] = {}
         self.refused = 0
+        self.stalled: set[str] = set()
+        self.closing = asyncio.Event()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.runner: web.AppRunner | None = None
@@ -59,6 +62,10 @@ class Receiver:
         body = await request.json()
         if mode == "slow":
             await asyncio.sleep(self.hold)  # cancelled when the sender dies: then nothing is counted
+        if mode == "stall" and request.path not in self.stalled:
+            self.stalled.add(request.path)
+            await self.closing.wait()  # the first request is never answered, hence never counted
+            return web.Response(status=503)
         if mode == "flaky":
             first = self.first.setdefault(request.path, time.monotonic())
             if time.monotonic() - first < self.fail_for:
@@ -90,6 +97,7 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.closing.set)
         if self.runner is not None:
             asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)

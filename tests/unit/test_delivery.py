@@ -4,6 +4,7 @@ The engine is driven with an injected ``now`` and a claimant; "a restart" is a n
 reading the Incident as it was written, exactly what a new operator process sees.
 """
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -143,6 +144,8 @@ OTHER_POD = delivery.Claimant("other-pod/7/150")
         (OTHER_POD, NEW, dt.timedelta(seconds=1), False),  # another replica may be sending it right now
         (OTHER_POD, NEW, delivery.LEASE - dt.timedelta(seconds=1), False),
         (OTHER_POD, NEW, delivery.LEASE, True),  # its lease ran out: it died or hung
+        (OTHER_POD, dataclasses.replace(NEW, live=frozenset({"host", "other-pod"})), dt.timedelta(seconds=1), False),
+        (OTHER_POD, dataclasses.replace(NEW, live=frozenset({"host"})), dt.timedelta(seconds=1), True),  # peering: gone
     ],
 )
 def test_whose_claim_is_taken_over_when(

@@ -36,6 +36,9 @@ class Claimant:
 
     identity: str = ""
     lease: dt.timedelta = LEASE
+    live: frozenset[str] | None = None
+    """The pods of the replicas alive (Kopf peering), when known: another pod's claim is then stale
+    at once when its pod is not among them (that replica is gone: its lease need not run out)."""
 
 
 ANONYMOUS = Claimant()
@@ -72,8 +75,10 @@ def stale(n: incident.Notification, now: dt.datetime, who: Claimant) -> bool:
     """
     if n.result != PENDING:
         return False
-    if n.claimed_by and n.claimed_by != who.identity and pod_of(n.claimed_by) == pod_of(who.identity):
-        return True
+    if n.claimed_by and n.claimed_by != who.identity:
+        pod = pod_of(n.claimed_by)
+        if pod == pod_of(who.identity) or (who.live is not None and pod not in who.live):
+            return True
     return n.retry_at is None or n.retry_at <= now
 
 

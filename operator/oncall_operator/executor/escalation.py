@@ -20,7 +20,6 @@ from oncall_operator.domain import delivery, escalation, maintenance, schedules
 from oncall_operator.executor import context, delivering, indices
 
 log = logging.getLogger(__name__)
-ME = delivering.ME
 
 
 def resolver(namespace: str, spec: policy.EscalationPolicySpec, index: indices.SpecIndex) -> escalation.Resolver:
@@ -63,7 +62,8 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
     namespace, spec = found
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     resolve = resolver(namespace, spec, ctx.indices.schedules)
-    first = escalation.decide(spec, inc, now, resolve, ME)
+    me = delivering.claimant()
+    first = escalation.decide(spec, inc, now, resolve, me)
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     mute = ctx.indices.muted(Mutes.PAGES, ns, inc.spec.source.labels, None, ctx.config.namespace, now)
@@ -84,7 +84,7 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
         before = current.status
         if mute is None:  # a window just ended: the escalation starts again from level 1
             current = current.model_copy(update={"status": maintenance.resume(before, now)})
-        decision = escalation.decide(spec, current, now, resolve, ME)
+        decision = escalation.decide(spec, current, now, resolve, me)
         claimed[:], wake[0] = decision.sends, decision.wake_at
         return decision.status if decision.status != before else None
 
