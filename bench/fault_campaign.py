@@ -1,7 +1,7 @@
-"""The fault campaign at full size: SIGKILL rounds, a receiver outage, a black-holed channel; prints the figures.
+"""The fault campaign at full size: SIGKILL rounds, a receiver outage, a black hole, an API server restart; the figures.
 
-The same code as ``tests/e2e/test_delivery_faults.py`` (``tests/faults.py``), on a control
-plane of its own, with many more kill rounds:
+The same code as ``tests/e2e/test_delivery_faults.py`` and ``test_apiserver_restart.py``
+(``tests/faults.py``), on a control plane of its own, with many more kill rounds and Incidents:
 
     python bench/fault_campaign.py [--rounds 20] [--seed 7]
 
@@ -39,7 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--parts", default="kill,outage,hole", help="which of kill, outage, hole to run")
+    parser.add_argument("--parts", default="kill,outage,hole,restart", help="which of kill, outage, hole, restart")
+    parser.add_argument("--restart-incidents", type=int, default=30, help="Incidents escalating across the restart")
     parser.add_argument("--operator-src", help="run the operator (and its CRDs) from this checkout instead")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -83,6 +84,19 @@ def main() -> None:
         if "hole" in parts:
             k("create", "namespace", "hole")
             report["black_hole"] = black_hole(custom, apply, receiver, hole)
+        if "restart" in parts:  # last: the restart breaks every watch of the operator
+            k("create", "namespace", "restart")
+            restarted = faults.apiserver_restart(
+                custom,
+                apply,
+                "restart",
+                receiver,
+                lambda down: plane.restart("kube-apiserver", down),
+                args.restart_incidents,
+                15.0,
+                due=30,
+            )
+            report["apiserver_restart"] = dataclasses.asdict(restarted)
 
     out = REPO / "bench" / "results" / f"fault_campaign-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps(report, indent=2))

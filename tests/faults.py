@@ -7,7 +7,10 @@ deduplicate by the webhook's ``id``, as a real receiver (or PagerDuty, by ``dedu
 - ``/slow/<n>`` holds each request ``hold`` seconds before it counts it, so an operator killed
   while sending leaves nothing counted (its page would be lost without a re-send);
 - ``/flaky/<n>`` answers 500 for ``fail_for`` seconds from its first request, then accepts;
+- ``/stall/<n>`` never answers the first request (nor counts it), and accepts the others at once;
 - ``/ok/<n>`` accepts at once; :class:`BlackHole` accepts TCP connections and never answers.
+
+:func:`apiserver_restart` restarts the API server in the middle of many escalations.
 """
 
 import asyncio
@@ -47,6 +50,8 @@ class Receiver:
         self.hits: list[Hit] = []
         self.first: dict[str, float] = {}
         self.refused = 0
+        self.stalled: set[str] = set()
+        self.closing = asyncio.Event()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.runner: web.AppRunner | None = None
@@ -57,6 +62,10 @@ class Receiver:
         body = await request.json()
         if mode == "slow":
             await asyncio.sleep(self.hold)  # cancelled when the sender dies: then nothing is counted
+        if mode == "stall" and request.path not in self.stalled:
+            self.stalled.add(request.path)
+            await self.closing.wait()  # the first request is never answered, hence never counted
+            return web.Response(status=503)
         if mode == "flaky":
             first = self.first.setdefault(request.path, time.monotonic())
             if time.monotonic() - first < self.fail_for:
@@ -88,6 +97,7 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.closing.set)
         if self.runner is not None:
             asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -248,6 +258,66 @@ def kill_rounds(
         failed = [n for n in notes if n["result"] != "Delivered"]
         assert lost_ok or not failed, f"{name}: {json.dumps(failed)}"
     return out
+
+
+@dataclasses.dataclass
+class Restart:
+    """An API server restart in the middle of ``incidents`` escalations, and what the receiver saw of each level."""
+
+    incidents: int
+    down_seconds: float
+    lost: list[str]
+    """Steps (incident/level) never delivered."""
+    doubled: list[str]
+    """Steps delivered under more than one delivery id (a second page)."""
+    resent: int
+    """Deliveries repeated under the same id (dropped by a deduplicating receiver)."""
+    outage_seconds: float
+    """From the stop to the restarted API server's readiness (its first answers come a little earlier)."""
+    level2_after_stop: list[float]
+    """When each level 2 arrived, in seconds after the stop began."""
+
+
+def apiserver_restart(
+    custom: Any,
+    apply: Callable[[str, dict[str, Any]], None],
+    namespace: str,
+    receiver: Receiver,
+    restart: Callable[[float], object],
+    incidents: int,
+    down: float,
+    due: int = 20,
+) -> Restart:
+    """Open ``incidents`` Incidents whose level 2 is due ``due`` s in; once every level 1 arrived, restart
+    the API server (down for ``down`` s, over level 2's time), then wait for every level 2."""
+    for obj in policy("ar", {"a": receiver.url("ok", "restart")}, [("0", "a"), (f"{due}s", "a")]):
+        apply(namespace, obj)
+    names = [f"restart-{i}" for i in range(incidents)]
+    for name in names:
+        apply(namespace, incident(name, "ar"))
+    for name in names:
+        eventually(lambda name=name: receiver.pages(name), 120, interval=0.2, what=f"{name}: level 1")  # type: ignore[misc]
+    stopped = time.time()
+    restart(down)
+    back = time.time()
+    after: list[float] = []
+    for name in names:
+        hits = eventually(
+            lambda name=name: [h for h in receiver.pages(name) if h.level == 2],  # type: ignore[misc]
+            180,
+            interval=0.5,
+            what=f"{name}: level 2 after the restart",
+        )
+        after.append(round(hits[0].at - stopped, 1))
+    lost, doubled, resent = [], [], 0
+    for name in names:
+        for level in (1, 2):
+            hits = [h for h in receiver.pages(name) if h.level == level]
+            ids = {h.id for h in hits}
+            lost += [f"{name}/L{level}"] if not ids else []
+            doubled += [f"{name}/L{level}"] if len(ids) > 1 else []
+            resent += len(hits) - len(ids)
+    return Restart(incidents, down, lost, doubled, resent, round(back - stopped, 1), after)
 
 
 @contextlib.contextmanager

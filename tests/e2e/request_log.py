@@ -10,14 +10,19 @@ Nothing is faked; the proxy only watches the wire.
 
 import asyncio
 import base64
+import collections.abc as cabc
+import contextlib
 import dataclasses
 import pathlib
 import ssl
 import threading
+import typing
 
 import aiohttp
 import yaml
 from aiohttp import web
+
+T = typing.TypeVar("T")
 
 # hop-by-hop, or recomputed by aiohttp; Accept-Encoding too, so the answers pass through uncompressed
 _DROPPED = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "accept-encoding", "upgrade"}
@@ -30,6 +35,7 @@ class Request:
     method: str
     path: str
     status: int
+    query: str = ""
 
 
 class RequestLog:
@@ -48,6 +54,7 @@ class RequestLog:
         self.tls.load_cert_chain(str(files["client-certificate-data"]), str(files["client-key-data"]))
         self.requests: list[Request] = []
         self._lock = threading.Lock()
+        self._held: tuple[str, asyncio.Event] | None = None
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -91,15 +98,25 @@ class RequestLog:
         ) as upstream:
             with self._lock:
                 self.requests.append(
-                    Request(request.headers.get("User-Agent", ""), request.method, request.path, upstream.status)
+                    Request(
+                        request.headers.get("User-Agent", ""),
+                        request.method,
+                        request.path,
+                        upstream.status,
+                        request.query_string,
+                    )
                 )
             answer = web.StreamResponse(
                 status=upstream.status,
                 headers={k: v for k, v in upstream.headers.items() if k.lower() not in _NOT_RETURNED},
             )
             await answer.prepare(request)
+            watch = request.query.get("watch") in ("true", "1")
             try:
                 async for chunk in upstream.content.iter_any():
+                    held = self._held if watch else None
+                    if held and held[0] in request.path:
+                        await held[1].wait()  # the watch's events wait in the proxy: its client's cache goes stale
                     await answer.write(chunk)
                 await answer.write_eof()
             except (ConnectionResetError, aiohttp.ClientError):
@@ -110,6 +127,35 @@ class RequestLog:
         """(method, path, status) of the requests of ``user_agent`` after the ``mark``-th request."""
         with self._lock:
             return [(r.method, r.path, r.status) for r in self.requests[mark:] if r.user_agent == user_agent]
+
+    def all_since(self, mark: int) -> list[Request]:
+        """Every request after the ``mark``-th, whoever sent it, with its query (``dryRun=All``)."""
+        with self._lock:
+            return self.requests[mark:]
+
+    @contextlib.contextmanager
+    def watches_held(self, path_part: str) -> cabc.Iterator[None]:
+        """Hold back the events of the watches whose path contains ``path_part``, until the block ends."""
+
+        def hold() -> asyncio.Event:
+            self._held = (path_part, asyncio.Event())
+            return self._held[1]
+
+        event = self._call(hold)
+        try:
+            yield
+        finally:
+            self._call(lambda: self._release(event))
+
+    def _release(self, event: asyncio.Event) -> None:
+        self._held = None
+        event.set()
+
+    def _call(self, fn: cabc.Callable[[], T]) -> T:
+        async def run() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(30)
 
     def mark(self) -> int:
         with self._lock:

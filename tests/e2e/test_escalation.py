@@ -210,6 +210,22 @@ def pd_events(peer: Peer) -> list[tuple[str, str]]:
     return [(e["event_action"], e.get("payload", {}).get("summary", "")) for e in peer.accepted_at("/v2/enqueue")]
 
 
+ONCE_EACH = {1: (1, 0), 2: (2, 1), 3: (0, 1)}
+"""Every level of ``fast`` sent once, as (PagerDuty triggers: an alert per person, Slack messages)."""
+
+
+def pages_per_level(kubectl: Kubectl, namespace: str, peer: Peer) -> dict[int, tuple[int, int]]:
+    """What the receivers got per level of ``fast`` (compare with :data:`ONCE_EACH`); no step claimed twice."""
+    keys = [(k, c) for k, c, _ in steps(kubectl, namespace)]
+    assert len(keys) == len(set(keys)), f"a step was claimed twice: {keys}"
+    triggers = [s for action, s in pd_events(peer) if action == "trigger"]
+    slack = [json.dumps(m) for m in peer.accepted_at("/services/ok/T000/B000/XXXXSECRETXXXX")]
+    return {
+        level: (sum(f"Level {level} (l{level})" in s for s in triggers), sum(f"Level {level}" in t for t in slack))
+        for level in (1, 2, 3)
+    }
+
+
 def test_pages_through_pagerduty_email_and_slack_until_acknowledged(
     kubectl: Kubectl, namespace: str, peer: Peer, inbox: tuple[Inbox, int], operator_process: OperatorProcess
 ) -> None:

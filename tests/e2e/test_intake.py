@@ -66,20 +66,22 @@ def peer() -> Iterator[Peer]:
         yield p
 
 
+def operator_home(kubectl: Kubectl, prefix: str, token: str) -> tuple[str, dict[str, str]]:
+    """A fresh operator namespace holding the intake's token Secret, and the environment naming both."""
+    home = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    kubectl.run("create", "namespace", home)
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "intake"}, "stringData": {"token": token}}
+    kubectl.run("apply", "-n", home, "-f", "-", stdin=json.dumps(secret))
+    return home, {"ONCALL_INTAKE_TOKEN_SECRET": "intake", "ONCALL_NAMESPACE": home}
+
+
 @pytest.fixture(scope="module")
 def intake(
     control_plane: devcluster.ControlPlane, crds: None, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Intake]:
     """The operator with its intake on a free port, token auth, and an operator namespace of its own."""
-    home = f"oncall-intake-{uuid.uuid4().hex[:6]}"
-    kubectl.run("create", "namespace", home)
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "intake"}, "stringData": {"token": TOKEN}}
-    kubectl.run("apply", "-n", home, "-f", "-", stdin=json.dumps(secret))
-    env = {
-        "ONCALL_INTAKE_TOKEN_SECRET": "intake",
-        "ONCALL_NAMESPACE": home,
-        "ONCALL_TICK_SECONDS": "0.5",
-    }
+    home, env = operator_home(kubectl, "oncall-intake", TOKEN)
+    env["ONCALL_TICK_SECONDS"] = "0.5"
     process = OperatorProcess(control_plane.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", env)
     process.start()
     found = Intake(process, process.http_port, home)

@@ -26,6 +26,7 @@ from oncall_operator import devcluster
 from tests.conftest import REPO, eventually
 from tests.e2e.conftest import Kubectl, OperatorProcess
 from tests.e2e.request_log import RequestLog
+from tests.e2e.test_intake import operator_home
 
 pytestmark = pytest.mark.timeout(180)
 INTAKE = "oncall-operator/intake"
@@ -74,11 +75,7 @@ class Served:
 def serve(
     kubectl: Kubectl, wire: RequestLog, log: pathlib.Path, args: tuple[str, ...] = ()
 ) -> tuple[Served, OperatorProcess]:
-    home = f"oncall-requests-{uuid.uuid4().hex[:6]}"
-    kubectl.run("create", "namespace", home)
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "intake"}, "stringData": {"token": TOKEN}}
-    kubectl.run("apply", "-n", home, "-f", "-", stdin=json.dumps(secret))
-    env = {"ONCALL_INTAKE_TOKEN_SECRET": "intake", "ONCALL_NAMESPACE": home}
+    home, env = operator_home(kubectl, "oncall-requests", TOKEN)
     process = OperatorProcess(wire.kubeconfig, log, env, args)
     return Served(process, home), process
 

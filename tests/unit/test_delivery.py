@@ -4,11 +4,12 @@ The engine is driven with an injected ``now`` and a claimant; "a restart" is a n
 reading the Incident as it was written, exactly what a new operator process sees.
 """
 
+import dataclasses
 import datetime as dt
 
 import pytest
 
-from oncall_operator.api import incident
+from oncall_operator.api import incident, policy
 from oncall_operator.domain import delivery, escalation, lifecycle, notices, pages
 from tests.unit.test_escalation import POLICY, T0, resolver
 
@@ -130,3 +131,72 @@ def test_a_resolved_incident_stays_open_while_a_send_is_pending() -> None:
 @pytest.mark.parametrize(("attempts", "pause"), [(1, 10), (2, 20), (3, 40), (4, 80), (5, 120), (9, 120)])
 def test_backoff_doubles_up_to_two_minutes(attempts: int, pause: int) -> None:
     assert delivery.backoff(attempts) == dt.timedelta(seconds=pause)
+
+
+OTHER_POD = delivery.Claimant("other-pod/7/150")
+
+
+@pytest.mark.parametrize(
+    ("claimer", "looker", "after", "sent_again"),
+    [
+        (OLD, NEW, dt.timedelta(seconds=1), True),  # an earlier process of this pod: gone, re-sent at once
+        (OLD, OLD, dt.timedelta(seconds=1), False),  # its own claim, inside the lease
+        (OTHER_POD, NEW, dt.timedelta(seconds=1), False),  # another replica may be sending it right now
+        (OTHER_POD, NEW, delivery.LEASE - dt.timedelta(seconds=1), False),
+        (OTHER_POD, NEW, delivery.LEASE, True),  # its lease ran out: it died or hung
+        (OTHER_POD, dataclasses.replace(NEW, live=frozenset({"host", "other-pod"})), dt.timedelta(seconds=1), False),
+        (OTHER_POD, dataclasses.replace(NEW, live=frozenset({"host"})), dt.timedelta(seconds=1), True),  # peering: gone
+    ],
+)
+def test_whose_claim_is_taken_over_when(
+    claimer: delivery.Claimant, looker: delivery.Claimant, after: dt.timedelta, sent_again: bool
+) -> None:
+    inc, sent = step(opened(), T0, claimer)
+    _, again = step(inc, T0 + after, looker)
+    assert again == (sent if sent_again else [])
+
+
+def test_two_operators_that_both_act_send_each_step_once() -> None:
+    """Both look before either has recorded its send (the API server orders the writes): each step is sent once."""
+    inc, sends = opened(), []
+    for second in range(0, 30 * 60, 5):
+        at = T0 + dt.timedelta(seconds=second)
+        for who in (OLD, OTHER_POD):
+            inc, sent = step(inc, at, who)
+            sends += [s.split("@")[0] for s in sent]
+        for who in (OLD, OTHER_POD):
+            outcome(inc, at, who, ok=True, retryable=False)
+    assert len(sends) == len(set(sends)) and len(sends) >= 3, sends
+
+
+def test_the_claimant_is_its_pod() -> None:
+    assert delivery.pod_of("oncall-operator-7d9f-x2/41/1764600000") == "oncall-operator-7d9f-x2"
+    assert delivery.pod_of("") == ""
+
+
+HANDOVER = T0 + dt.timedelta(seconds=30)
+"""The rota hands over from Ada to Bob between the claim and the re-send."""
+
+
+def rota(target: policy.Target, at: dt.datetime) -> list[escalation.Recipient]:
+    if target.schedule is not None:
+        on_call = "Ada" if at < HANDOVER else "Bob"
+        return [escalation.Recipient(name=on_call, email=f"{on_call.lower()}@example.com")]
+    return [escalation.Recipient(name=target.user or target.team or "?")]
+
+
+def test_a_page_re_sent_after_the_rota_changed_goes_to_whom_it_was_claimed_for() -> None:
+    decided = escalation.decide(POLICY, opened(), T0, rota, OLD)
+    [first] = decided.sends
+    assert [r.name for r in first.recipients] == ["Ada"]
+    inc = opened().model_copy(update={"status": decided.status})
+    # OLD is killed before recording; NEW starts after the handover and sends the claim again
+    again = escalation.decide(POLICY, inc, HANDOVER + dt.timedelta(seconds=10), rota, NEW)
+    [resent] = again.sends
+    assert resent.key == first.key  # the same delivery id...
+    assert [(r.name, r.email) for r in resent.recipients] == [("Ada", "ada@example.com")]  # ...to the same person
+    # whoever is on call now gets the next step, resolved at its own time
+    later = opened().model_copy(update={"status": again.status})
+    outcome(later, HANDOVER + dt.timedelta(seconds=11), NEW, ok=True, retryable=False)
+    next_steps = escalation.decide(POLICY, later, T0 + dt.timedelta(minutes=16), rota, NEW).sends
+    assert next_steps and all(r.name != "Ada" for s in next_steps for r in s.recipients if s.level == 2), next_steps

@@ -59,3 +59,18 @@ def test_a_persons_entry_only_appends_so_the_admission_policy_sees_the_old_timel
     assert len(acked.timeline) == bounds.TIMELINE_LIMIT + 1 and acked.timeline[-1].actor == "ann"
     lifecycle.add(acked, now, "StatusUpdate", "the operator's")
     assert len(acked.timeline) <= bounds.TIMELINE_TARGET + 1
+
+
+def test_a_persons_entry_at_the_schemas_bound_is_left_out_never_compacted() -> None:
+    """A hundred people's entries between two of the operator's writes: the next leaves the timeline as it was."""
+    now = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
+    st = incident.IncidentStatus(phase=incident.Phase.TRIGGERED)
+    st.timeline = [
+        incident.TimelineEntry(at=now, type="Acknowledged", message=str(i), actor="ann")
+        for i in range(lifecycle.TIMELINE_MAX)
+    ]
+    before = list(st.timeline)
+    lifecycle.add(st, now, "ChecklistTicked", "one more", actor="bob")
+    assert st.timeline == before  # a prefix of itself: what the admission policy accepts
+    lifecycle.add(st, now, "StatusUpdate", "the operator's")
+    assert len(st.timeline) <= bounds.TIMELINE_TARGET + 1

@@ -13,10 +13,13 @@ black-holed API server. Objects are plain dicts, as the domain reads them.
 import collections.abc as cabc
 import contextlib
 import json
+import logging
 import ssl
 from typing import Any, cast
 
 import aiohttp
+import kubernetes
+import urllib3
 
 from oncall_operator.adapters import kube
 
@@ -87,6 +90,34 @@ class Api:
             if reply.status >= 400:
                 raise ApiError(reply.status, _message(await reply.text(), reply.status))
             yield reply
+
+
+UNAVAILABLE = (429, 500, 502, 503, 504)
+"""Answers of an API server that is busy, starting or restarting: the request may succeed later."""
+
+
+def unavailable(error: BaseException) -> str | None:
+    """In a few words, why the API server could not be asked now (down, restarting, overloaded); None for anything else.
+
+    Either client's failure counts: aiohttp's and this module's, and the official client's (urllib3).
+    The loops that retry on their own log these as a warning, not as an error with a traceback.
+    """
+    status = getattr(error, "status", None)
+    if isinstance(error, ApiError | kubernetes.client.ApiException) and status in UNAVAILABLE:
+        return f"the API server answered {status}"
+    if isinstance(error, aiohttp.ClientConnectionError | TimeoutError | ConnectionError | urllib3.exceptions.HTTPError):
+        return f"the API server is unreachable ({type(error).__name__})"
+    return None
+
+
+def log_retried(logger: logging.Logger, error: BaseException, what: str, *args: object) -> None:
+    """Log the failure of a look its loop retries: a warning when the API server is unavailable (no
+    traceback, it says nothing), else an error with the traceback. ``what`` is a %-format with ``args``."""
+    why = unavailable(error)
+    if why is None:
+        logger.error(what, *args, exc_info=error)
+    else:
+        logger.warning(what + " (%s)", *args, why)
 
 
 def _message(text: str, status: int) -> str:

@@ -72,9 +72,15 @@ Answer = tuple[int, dict[str, Any] | None]
 
 
 def _steps(
-    namespace: str, name: str, mutate: Mutation, attempts: int, known: cabc.Mapping[str, Any] | None
+    namespace: str, name: str, mutate: Mutation, attempts: int, known: cabc.Mapping[str, Any] | None, fits: bool
 ) -> cabc.Generator[Request, Answer, Written | None]:
-    """The read-modify-write loop without I/O: it asks for requests, the two drivers below send them."""
+    """The read-modify-write loop without I/O: it asks for requests, the two drivers below send them.
+
+    ``fits``: the operator's writes are fitted under the byte budget (:func:`bounds.fit`). A
+    person's are not: fitting compacts the timeline and the operator's lists, and the admission
+    policy lets a person only append (measured: ``kubectl oncall ack`` on an Incident 16 bytes
+    under the budget was refused); the operator's next write fits it again.
+    """
     for attempt in range(attempts):
         if attempt == 0 and known is not None:
             raw: dict[str, Any] | None = _copy(known)
@@ -86,7 +92,7 @@ def _steps(
         status = mutate(current)
         if status is None:
             return Written(current, False, raw)
-        raw["status"] = bounds.fit(status).wire()  # every write under the byte budget, whoever wrote it
+        raw["status"] = (bounds.fit(status) if fits else status).wire()
         code, written = yield ("PUT", raw)
         if code == 404:
             return None
@@ -110,10 +116,10 @@ def update_status(
     first attempt starts from it instead of a GET, and its resourceVersion makes a stale copy a
     409, after which the Incident is read. A ``mutate`` that finds nothing to do on ``known``
     writes nothing: a newer version reaches its watcher as an event, which judges again.
-    Returns None when the Incident does not exist. Blocking, for the kubectl plugin; the operator
-    uses :func:`update_status_async`.
+    Returns None when the Incident does not exist. Blocking, for the kubectl plugin (a person's
+    write: appended, never fitted); the operator uses :func:`update_status_async`.
     """
-    steps = _steps(namespace, name, mutate, attempts, known)
+    steps = _steps(namespace, name, mutate, attempts, known, fits=False)
     try:
         request = next(steps)
         while True:
@@ -132,7 +138,7 @@ async def update_status_async(
     known: cabc.Mapping[str, Any] | None = None,
 ) -> Written | None:
     """:func:`update_status` on the event loop (aiohttp): no worker thread, so no queue behind a few."""
-    steps = _steps(namespace, name, mutate, attempts, known)
+    steps = _steps(namespace, name, mutate, attempts, known, fits=True)
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
     try:
         request = next(steps)

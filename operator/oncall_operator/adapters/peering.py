@@ -47,6 +47,20 @@ def acting() -> bool:
     return _acting
 
 
+_live: frozenset[str] | None = None
+
+
+def set_live(identities: frozenset[str]) -> None:
+    """Record the identities of the replicas alive in the peering objects (Kopf's: ``POD_ID``)."""
+    global _live
+    _live = identities
+
+
+def live() -> frozenset[str] | None:
+    """The replicas alive as last seen; None when not known (standalone, or not read yet)."""
+    return _live
+
+
 def status(k: kube.Kube, name: str, namespace: str | None) -> dict[str, Any] | None:
     """The peering object's ``status`` (identity -> keep-alive record), or None when it does not exist."""
     try:

@@ -10,12 +10,13 @@ components keep running in their own sessions until ``make cluster-down``.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -69,6 +70,7 @@ class ControlPlane:
         """More kube-apiserver flags (the bench turns on its audit log with them)."""
         self.timeouts = timeouts or Timeouts()
         self._running: list[Running] = []
+        self._specs: dict[str, ComponentSpec] = {}
         self._state: ClusterState | None = None
 
     @property
@@ -184,7 +186,28 @@ class ControlPlane:
     def _launch(self, spec: ComponentSpec, logs: Path, pick: PortPicker) -> Running:
         running = launch(spec, logs, pick)
         self._running.append(running)
+        self._specs[spec.name] = spec
         return running
+
+    def restart(self, name: str, down: float = 0.0) -> int:
+        """Stop the component ``name`` (SIGTERM, then SIGKILL after the grace), wait ``down`` seconds,
+        and start it again on the same ports; returns its new pid once it is ready again.
+
+        A fault for tests: the API server restarted under a running client (its watches break,
+        its requests fail for a while), as at a control-plane upgrade.
+        """
+        i, old = next((i, r) for i, r in enumerate(self._running) if r.name == name)
+        spec = self._specs[name]
+        stop_groups([old.pid], self.timeouts.stop_grace)
+        old.popen.wait(timeout=5)
+        time.sleep(down)
+        same = itertools.cycle([old.ports[n] for n in spec.port_names])  # each attempt asks for them in this order
+        running = launch(spec, old.log.parent, lambda: next(same))
+        self._running[i] = running
+        if self._state is not None:
+            self._state = replace(self._state, processes=[_record(r) for r in self._running])
+            state.save(self._state)
+        return running.pid
 
     def _binaries(self) -> dict[str, Path]:
         names = [*CORE, SCHEDULER] if self.with_scheduler else list(CORE)

@@ -7,8 +7,9 @@ notification carries who claims it and until when (``claimedBy``, ``retryAt``), 
 sends it again, under the same step key (hence the same delivery id, on which receivers and
 PagerDuty deduplicate), when:
 
-- another process claimed it: a restarted operator, or a replica that lost the lead mid-send;
-- its lease ran out (the sender hung, or the outcome was never written);
+- an earlier process of this pod claimed it (the operator restarted);
+- its lease ran out (the sender hung or died, the outcome was never written, or another replica
+  claimed it and never recorded it);
 - a transient failure's backoff is over.
 
 Transient failures are retried with backoff until the retry window (the severity's response
@@ -35,6 +36,9 @@ class Claimant:
 
     identity: str = ""
     lease: dt.timedelta = LEASE
+    live: frozenset[str] | None = None
+    """The pods of the replicas alive (Kopf peering), when known: another pod's claim is then stale
+    at once when its pod is not among them (that replica is gone: its lease need not run out)."""
 
 
 ANONYMOUS = Claimant()
@@ -56,12 +60,25 @@ def claim(n: incident.Notification, now: dt.datetime, who: Claimant) -> None:
     n.result, n.claimed_by, n.retry_at, n.attempts = PENDING, who.identity[:128], now + who.lease, n.attempts + 1
 
 
+def pod_of(identity: str) -> str:
+    """The pod (or host) part of a claimant's identity ``pod/pid/start``."""
+    return identity.split("/", 1)[0]
+
+
 def stale(n: incident.Notification, now: dt.datetime, who: Claimant) -> bool:
-    """A Pending notification nobody is sending any more: to be sent again (or given up)."""
+    """A Pending notification nobody is sending any more: to be sent again (or given up).
+
+    A claim of an earlier process of this pod is stale at once: a pod runs one operator process,
+    so that one is gone (a restart). A claim of another pod holds until its lease ends: that
+    replica may be sending right now (two operators that both believe they act, or a leader
+    that lost the lead mid-send), and taking its claim over would page twice.
+    """
     if n.result != PENDING:
         return False
     if n.claimed_by and n.claimed_by != who.identity:
-        return True  # another process claimed it; we act now, so it no longer does
+        pod = pod_of(n.claimed_by)
+        if pod == pod_of(who.identity) or (who.live is not None and pod not in who.live):
+            return True
     return n.retry_at is None or n.retry_at <= now
 
 

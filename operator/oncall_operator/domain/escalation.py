@@ -33,6 +33,9 @@ Phase = incident.Phase
 PAGE_KINDS = ("page", "reminder", "status-update", "notify")
 NOT_SENT = ("Failed", "Held", "Summarized")
 """Results of a page nobody got (failed, or held by the page budget): no acknowledgement or resolution follows it."""
+NOBODY = "nobody on call"
+USER_MAX = 256
+"""A notification's ``user`` (the names it was claimed for) is cut at this length (the schema's bound)."""
 
 
 Recipient = schedule.Member
@@ -133,14 +136,14 @@ class _Run:
             return
         self.sent.add(key)
         self.sends.append(Send(key, kind, level, loop, tuple(channels), recipients, text, method))
-        who = ", ".join(r.name for r in recipients) or "nobody on call"
+        who = ", ".join(r.name for r in recipients) or NOBODY
         for channel in channels:
             note = incident.Notification(
                 key=key,
                 at=self.now,
                 level=level,
                 loop=loop,
-                user=who[:256],
+                user=who[:USER_MAX],
                 channel=channel,
                 kind=kind,
                 result="",
@@ -204,6 +207,28 @@ def retry_window(spec: policy.EscalationPolicySpec, severity: str) -> dt.timedel
     return max(durations.parse(rule.response_time or spec.ack_timeout), dt.timedelta(minutes=1))
 
 
+def _person(run: _Run, name: str) -> Recipient:
+    """Somebody by name, with the addresses the schedules' members give."""
+    return next(iter(run.resolve(policy.Target(user=name), run.now)), None) or Recipient(name=name)
+
+
+def _claimed_for(run: _Run, n: incident.Notification) -> tuple[Recipient, ...]:
+    """Who a re-sent step goes to: the people its claim named, though the rota changed since.
+
+    A re-send is the same page under the same delivery id (receivers and PagerDuty drop it when
+    the first send got through), so it must reach the same people: sent to whoever is on call now,
+    the new person's copy would be dropped as a duplicate and the old person's page lost. Whoever
+    is on call now gets the next step claimed (the next level, a reminder), resolved at its time.
+    Addresses come from the targets resolved at the claim's instant (a team's email too).
+    """
+    lv = run.spec.levels[n.level - 1] if n.kind in PAGE_KINDS and 1 <= n.level <= len(run.spec.levels) else None
+    then = {r.name: r for r in run.recipients(lv.targets, first_level=n.level == 1, at=n.at)} if lv else {}
+    names = [x for x in n.user.split(", ") if x] if n.user != NOBODY else []
+    if lv and (not names or len(n.user) >= USER_MAX):  # nobody recorded, or the list was cut: the claim's rota
+        return tuple(then.values())
+    return tuple(then.get(x) or _person(run, x) for x in names)
+
+
 def _finish(run: _Run, wake: dt.datetime | None) -> Decision:
     """Send again what nobody sends any more, give up what is past its window, compact, and decide."""
     esc = run.esc
@@ -214,17 +239,11 @@ def _finish(run: _Run, wake: dt.datetime | None) -> Decision:
         n = notes[0]
         channels = tuple(x.channel for x in notes)
         if people.is_rule_step(key):  # a person's own rule: that person again, by the same contact method
-            person = tuple(run.resolve(policy.Target(user=n.user), run.now)) or (Recipient(name=n.user),)
+            person = (_person(run, n.user),)
             method = people.method_of(key, person[0])
-            run.sends.append(Send(key, n.kind, n.level, n.loop, channels, person[:1], n.text or key, method))
+            run.sends.append(Send(key, n.kind, n.level, n.loop, channels, person, n.text or key, method))
             continue
-        lv = run.spec.levels[n.level - 1] if n.kind in PAGE_KINDS and 1 <= n.level <= len(run.spec.levels) else None
-        who = (
-            run.recipients(lv.targets, first_level=n.level == 1)
-            if lv
-            else tuple(Recipient(name=x) for x in n.user.split(", ") if x)
-        )
-        run.sends.append(Send(key, n.kind, n.level, n.loop, channels, who, n.text or key))
+        run.sends.append(Send(key, n.kind, n.level, n.loop, channels, _claimed_for(run, n), n.text or key))
     for n in given_up:
         lifecycle.add(run.status, run.now, "NotificationFailed", n.message)
     esc.notifications = bounds.compact_notifications(esc.notifications, bounds.engine_needs(run.status))

@@ -37,7 +37,7 @@ import urllib3
 from oncall_operator.adapters import apiserver, incidents, intake, peering, workloads
 from oncall_operator.api import incident
 from oncall_operator.domain import alert_incident, alerts, conditions, lifecycle, matching, noise, ratelimit
-from oncall_operator.executor import config, context, indices
+from oncall_operator.executor import config, context, incident_cap, indices
 
 Candidate = indices.Candidate
 TOKEN_KEY = "token"
@@ -168,6 +168,8 @@ async def _write(
     if not payload.firing:
         return intake.Accepted(incident="")  # the resolution of a group that never opened an Incident
     opening = await _opening(api, payload, operator_namespace, scope, None, seen)
+    if (full := incident_cap.refusal(opening.namespace)) is not None:
+        raise intake.Throttled(incident_cap.RETRY_SECONDS, full)
     wait = NEW_INCIDENTS.take(opening.namespace, time.monotonic())
     if wait:
         raise intake.Throttled(wait, f"namespace {opening.namespace} opened too many Incidents; retry in {wait:.0f}s")
@@ -180,6 +182,8 @@ async def _write(
         opening = await _opening(api, payload, operator_namespace, scope, operator_namespace, seen)
         raw, created = await _create(api, opening)
     known.put(name, opening.namespace)
+    if created:
+        incident_cap.created(opening.namespace, name)
     # AlreadyExists (a peer or a duplicate got there first): the notes and checklist apply only
     # if its first status write has not happened yet, which record() decides on the latest status
     return await _record(

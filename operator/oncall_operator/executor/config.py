@@ -48,6 +48,10 @@ class Config:
     """New alert Incidents a namespace may open at once (ONCALL_NEW_INCIDENTS_BURST): a storm's first wave."""
     new_incidents_per_minute: float = 120.0
     """New alert Incidents a namespace may open per minute after its burst (ONCALL_NEW_INCIDENTS_PER_MINUTE)."""
+    max_open_incidents_per_namespace: int = 2000
+    """Open Incidents at which a namespace opens no new one (ONCALL_MAX_OPEN_INCIDENTS_PER_NAMESPACE; 0: no cap)."""
+    pod: str = ""
+    """The pod this process runs in (POD_ID, the chart's downward API); empty: the host name stands for it."""
 
     @classmethod
     def from_env(cls) -> "Config":
@@ -67,6 +71,10 @@ class Config:
             api_endpoints=_list(env("ONCALL_API_ENDPOINTS")) or cls.api_endpoints,
             new_incidents_burst=float(env("ONCALL_NEW_INCIDENTS_BURST", cls.new_incidents_burst)),
             new_incidents_per_minute=float(env("ONCALL_NEW_INCIDENTS_PER_MINUTE", cls.new_incidents_per_minute)),
+            max_open_incidents_per_namespace=int(
+                env("ONCALL_MAX_OPEN_INCIDENTS_PER_NAMESPACE", cls.max_open_incidents_per_namespace)
+            ),
+            pod=env("POD_ID", ""),
         )
 
     @property

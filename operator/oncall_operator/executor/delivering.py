@@ -9,19 +9,28 @@ process (:data:`ME`), the send bounded in time (a black-holed channel fails afte
 
 import asyncio
 import collections.abc as cabc
+import dataclasses
 import datetime as dt
 import os
 import socket
 import time
 
-from oncall_operator.adapters import incidents
+from oncall_operator.adapters import incidents, peering
 from oncall_operator.adapters.notifiers import dispatch
 from oncall_operator.api import incident, policy
 from oncall_operator.domain import delivery, escalation, lifecycle
-from oncall_operator.executor import context
+from oncall_operator.executor import config, context
 
-ME = delivery.Claimant(f"{socket.gethostname()[:80]}/{os.getpid()}/{int(time.time())}")
-"""This process, as the claimant of the steps it sends: a restarted operator is another claimant."""
+ME = delivery.Claimant(f"{(config.CONFIG.pod or socket.gethostname())[:80]}/{os.getpid()}/{int(time.time())}")
+"""This process, as the claimant of the steps it sends: its pod (or host), pid and start; a restart is another."""
+
+
+def claimant() -> delivery.Claimant:
+    """:data:`ME`, knowing which replicas are alive when Kopf's peering identities are pods (``POD_ID``)."""
+    alive = peering.live() if config.CONFIG.pod else None
+    return ME if alive is None else dataclasses.replace(ME, live=alive)
+
+
 SEND_TIMEOUT = ME.lease.total_seconds() / 2
 """A send (Secret reads and every channel's retries) is abandoned after this; its lease outlives it."""
 

@@ -20,7 +20,6 @@ from oncall_operator.domain import delivery, escalation, maintenance, schedules
 from oncall_operator.executor import context, delivering, indices, muting, page_budget
 
 log = logging.getLogger(__name__)
-ME = delivering.ME
 
 
 def resolver(namespace: str, spec: policy.EscalationPolicySpec, index: indices.SpecIndex) -> escalation.Resolver:
@@ -63,8 +62,9 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
     namespace, spec = found
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     resolve = resolver(namespace, spec, ctx.indices.schedules)
+    me = delivering.claimant()
     budget = functools.partial(page_budget.budgeted, ctx.indices.pages, ctx.indices.runbook_policy, spec, body)
-    first = budget(inc.status, escalation.decide(spec, inc, now, resolve, ME), now, resolve, ME)
+    first = budget(inc.status, escalation.decide(spec, inc, now, resolve, me), now, resolve, me)
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     mute = await muting.pages_muted(ctx, inc, now)  # the target workload's labels too, when a window selects by them
@@ -86,7 +86,7 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
         before = current.status
         if mute is None:  # a window just ended: the escalation starts again from level 1
             current = current.model_copy(update={"status": maintenance.resume(before, now)})
-        decision = budget(before, escalation.decide(spec, current, now, resolve, ME), now, resolve, ME, True)
+        decision = budget(before, escalation.decide(spec, current, now, resolve, me), now, resolve, me, True)
         claimed[:], wake[0] = decision.sends, decision.wake_at
         return decision.status if decision.status != before else None
 

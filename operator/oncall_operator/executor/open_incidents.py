@@ -27,7 +27,7 @@ import logging
 import time
 from typing import Any
 
-from oncall_operator.adapters import peering, tasks
+from oncall_operator.adapters import apiserver, peering, tasks
 from oncall_operator.api import incident
 from oncall_operator.executor import context, escalation, settle
 
@@ -97,8 +97,10 @@ class OpenIncidents:
                     raw = await settle.settle(ctx, entry.body)
                     if raw is not None:
                         self.see(raw)
-            except Exception:  # one Incident's trouble must not stop the others; the next tick retries
-                log.exception("Incident %s/%s: escalation look failed; retrying at the next tick", *key)
+            except Exception as error:  # one Incident's trouble must not stop the others; the next tick retries
+                apiserver.log_retried(
+                    log, error, "Incident %s/%s: escalation look failed; retrying at the next tick", *key
+                )
                 entry.looked = -1
 
     def start(self, ctx: context.Context) -> None:

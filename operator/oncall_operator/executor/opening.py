@@ -13,7 +13,7 @@ from typing import Any
 from oncall_operator.adapters import incidents
 from oncall_operator.api import incident
 from oncall_operator.domain import lifecycle
-from oncall_operator.executor import context, ready
+from oncall_operator.executor import context, incident_cap, ready
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "oncall-operator")
 CREATOR_GRACE = dt.timedelta(seconds=60)
@@ -48,9 +48,11 @@ async def changed(ctx: context.Context, body: cabc.Mapping[str, Any]) -> None:
     def open_once(current: incident.Incident) -> incident.IncidentStatus | None:
         if current.status and current.status.phase:
             return None
+        if (held := incident_cap.held(current, meta["namespace"], now)) is not None:
+            return held if held != current.status else None
         verdict = ctx.indices.verdict(current.spec, meta["namespace"])
         return lifecycle.with_ready(lifecycle.opened(current.spec, now), verdict, current.metadata.generation, now)
 
     written = await incidents.update_status_async(ctx.api, meta["namespace"], meta["name"], open_once, known=body)
-    if written and written.changed and written.incident.status is not None:
+    if written and written.changed and written.incident.status is not None and written.incident.status.phase:
         ctx.events.emit(body, False, "Triggered", written.incident.status.timeline[0].message)

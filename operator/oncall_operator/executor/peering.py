@@ -79,3 +79,5 @@ class Observer:
         records = [self.seen.get(scope) or {} for scope in dict.fromkeys([*self.scopes, *self.seen])]
         peering_api.set_acting(bool(records) and all(peering.leads(r, now, self.priority) for r in records))
         peering_api.PEERS.set(min((len(peering.live(r, now)) for r in records), default=0))
+        if records:
+            peering_api.set_live(frozenset(i for r in records for i in peering.live(r, now)))

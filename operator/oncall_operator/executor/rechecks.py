@@ -20,7 +20,7 @@ import logging
 import time
 from typing import Any
 
-from oncall_operator.adapters import peering, tasks
+from oncall_operator.adapters import apiserver, peering, tasks
 from oncall_operator.api import kinds
 from oncall_operator.executor import context, heartbeats, ready
 
@@ -70,8 +70,10 @@ class Rechecks:
             async with gate:
                 try:
                     await CHECKS[key[0]](ctx, body)
-                except Exception:  # the next round retries; a bad object must not stop the loop
-                    log.exception("%s %s/%s: Ready check failed; retrying at the next recheck", *key)
+                except Exception as error:  # the next round retries; a bad object must not stop the loop
+                    apiserver.log_retried(
+                        log, error, "%s %s/%s: Ready check failed; retrying at the next recheck", *key
+                    )
 
         items = [(key, body) for key, body in self.bodies.items() if key[0] in plurals]
         await asyncio.gather(*(one(key, body) for key, body in items))

@@ -13,7 +13,7 @@ import pydantic
 
 from oncall_operator.adapters import metrics
 from oncall_operator.api import GROUP, VERSION, incident, kinds
-from oncall_operator.executor import actions, opening, review
+from oncall_operator.executor import actions, incident_cap, opening, review
 
 PLURAL = kinds.INCIDENT.plural
 
@@ -28,6 +28,7 @@ def incident_homes(namespace: str | None, name: str, **_: Any) -> dict[str, str]
 async def incident_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     """Open a new Incident (or check an open one's Ready); then the escalation looks at it."""
     memo.ctx.indices.mark_filled()
+    incident_cap.see(body, deleted=type == "DELETED")
     if type == "DELETED":
         memo.ctx.incidents.forget((body["metadata"]["namespace"], body["metadata"]["name"]))
         return
