@@ -46,7 +46,12 @@ OTHER_PERSON = al.sign(KEY, INC, "Bob", al.Action.ACKNOWLEDGE, LATER)
         # another incident's link, or a person's link replayed on another incident
         (token(), al.Incident("shop", "payments-down", INC.uid), NOW, al.Refusal.FORGED),
         (token(), al.Incident("other-team", "checkout-down", INC.uid), NOW, al.Refusal.FORGED),
-        (token(), al.Incident("shop", "checkout-down", "ffffffff-0000-4000-8000-000000000009"), NOW, al.Refusal.FOREIGN),
+        (
+            token(),
+            al.Incident("shop", "checkout-down", "ffffffff-0000-4000-8000-000000000009"),
+            NOW,
+            al.Refusal.FOREIGN,
+        ),
         # the same name deleted and made again: a new uid, the old links are dead
         (token(), al.Incident("shop", "checkout-down", "1a2b3c4d-0000-4000-8000-000000000002"), NOW, al.Refusal.FORGED),
         (token(), INC, LATER, al.Refusal.EXPIRED),

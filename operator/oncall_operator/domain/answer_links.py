@@ -90,7 +90,9 @@ def sign(key: bytes, incident: Incident, person: str, action: Action, expires: d
     """The token for ``person`` to do ``action`` on ``incident`` until ``expires`` (timezone-aware)."""
     epoch = int(expires.timestamp())
     who = _b64(person.encode())
-    return f"{_CODE[action]}.{epoch}.{_uid_prefix(incident.uid)}.{who}.{_b64(_mac(key, incident, person, action, epoch))}"
+    return (
+        f"{_CODE[action]}.{epoch}.{_uid_prefix(incident.uid)}.{who}.{_b64(_mac(key, incident, person, action, epoch))}"
+    )
 
 
 def verify(key: bytes, token: str, incident: Incident, now: dt.datetime) -> Claim | Refusal:

@@ -14,6 +14,8 @@ from oncall_operator.domain import notices
 SMS_MAX = 306
 """Two concatenated GSM-7 segments (153 characters each)."""
 TWIML_MAX = 4000
+ACK_URL_MAX = 160
+"""The person's signed acknowledge link (``domain/answer_links.py``) replaces the kubectl line when it is this short."""
 _GSM_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;!?()'\"/-+@#%&*=_<>\n")
 _PLAIN = str.maketrans(
     {
@@ -52,8 +54,9 @@ def sms_text(notice: notices.Notice) -> str:
     level = f" L{notice.level}" if notice.level else ""
     head = gsm_text(f"{notices.headline(notice)}{level}.")
     tail = ""
+    ack = next((url for text, url in notice.links if text == "Acknowledge" and len(url) <= ACK_URL_MAX), "")
     if notice.kind in (notices.NoticeKind.PAGE, notices.NoticeKind.REMINDER):
-        tail = " " + gsm_text(f"Ack: kubectl oncall ack {notice.name} -n {notice.namespace}")
+        tail = " " + gsm_text(f"Ack: {ack}" if ack else f"Ack: kubectl oncall ack {notice.name} -n {notice.namespace}")
     room = SMS_MAX - len(tail)
     return (head if len(head) <= room else head[: room - 3] + "...") + tail
 

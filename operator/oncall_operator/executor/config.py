@@ -44,6 +44,10 @@ class Config:
     """SMTP relays an Email channel may use, ``host`` or ``host:port`` (ONCALL_SMTP_HOSTS); empty: none."""
     api_endpoints: tuple[str, ...] = tenancy.API_ENDPOINTS
     """Origins a Twilio or Slack bot channel's ``endpoint`` may name (ONCALL_API_ENDPOINTS, comma-separated)."""
+    link_key_secret: str = ""
+    """The Secret (key ``key``, in ``namespace``) that signs answer links (ONCALL_LINK_KEY_SECRET); empty: no links."""
+    external_url: str = ""
+    """The operator's HTTP server as people reach it, e.g. behind an Ingress (ONCALL_EXTERNAL_URL); empty: no links."""
     new_incidents_burst: float = 500.0
     """New alert Incidents a namespace may open at once (ONCALL_NEW_INCIDENTS_BURST): a storm's first wave."""
     new_incidents_per_minute: float = 120.0
@@ -65,6 +69,8 @@ class Config:
             pagerduty_endpoints=_list(env("ONCALL_PAGERDUTY_ENDPOINTS")) or cls.pagerduty_endpoints,
             smtp_hosts=_list(env("ONCALL_SMTP_HOSTS")),
             api_endpoints=_list(env("ONCALL_API_ENDPOINTS")) or cls.api_endpoints,
+            link_key_secret=env("ONCALL_LINK_KEY_SECRET", ""),
+            external_url=env("ONCALL_EXTERNAL_URL", "").strip(),
             new_incidents_burst=float(env("ONCALL_NEW_INCIDENTS_BURST", cls.new_incidents_burst)),
             new_incidents_per_minute=float(env("ONCALL_NEW_INCIDENTS_PER_MINUTE", cls.new_incidents_per_minute)),
         )

@@ -18,7 +18,7 @@ from oncall_operator.adapters import incidents
 from oncall_operator.adapters.notifiers import dispatch
 from oncall_operator.api import incident, policy
 from oncall_operator.domain import delivery, escalation, lifecycle
-from oncall_operator.executor import context
+from oncall_operator.executor import context, signing
 
 ME = delivery.Claimant(f"{socket.gethostname()[:80]}/{os.getpid()}/{int(time.time())}")
 """This process, as the claimant of the steps it sends: a restarted operator is another claimant."""
@@ -37,7 +37,8 @@ async def deliver(
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     try:
         async with asyncio.timeout(SEND_TIMEOUT):
-            return await dispatch.deliver(claimed, inc, spec, ctx.secret_reader(namespace), ctx.http, now)
+            links = await signing.person_links(ctx, inc, now)
+            return await dispatch.deliver(claimed, inc, spec, ctx.secret_reader(namespace), ctx.http, now, links)
     except TimeoutError:
         late = f"no outcome within {SEND_TIMEOUT:g}s"
         return [dispatch.Result(s.key, c, False, f"{c}: {late}", True) for s in claimed for c in s.channels]
