@@ -32,6 +32,7 @@ button.resolve{background:#1f845a}
 textarea{width:100%;box-sizing:border-box;min-height:5rem;font:inherit}
 ol{padding-left:1.25rem;font-size:.9rem}li{margin:.25rem 0;overflow-wrap:anywhere}
 time{color:#626f86}
+h2{font-size:1rem;margin:1rem 0 .25rem}
 """.strip()
 
 
