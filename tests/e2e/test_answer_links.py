@@ -16,6 +16,7 @@ import pathlib
 import re
 import secrets
 import socket
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 import pytest
 
 from oncall_operator.domain import answer_links as al
+from oncall_operator.domain import slack_answers
 from tests.conftest import eventually
 from tests.e2e import cdp
 from tests.e2e.conftest import Kubectl, OperatorProcess
@@ -33,6 +35,7 @@ from tests.peers import Inbox, Peer
 pytestmark = pytest.mark.usefixtures("crds")
 KEY = secrets.token_urlsafe(32)
 SECRET = f"answer-links-{secrets.token_hex(3)}"
+SLACK_SECRET, SIGNING = f"slack-signing-{secrets.token_hex(3)}", secrets.token_hex(16)
 HOME = "oncall-system"
 LEVELS = ("75s", "80s")
 """L2 and L3: time enough for a slow machine to start a browser and press the button before L2."""
@@ -50,12 +53,17 @@ def answering(kubectl: Kubectl, crds: None, tmp_path_factory: pytest.TempPathFac
     kubectl.run("create", "namespace", HOME, check=False)
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET}, "stringData": {"key": KEY}}
     kubectl.run("apply", "-n", HOME, "-f", "-", stdin=json.dumps(secret))
+    labels = {"oncall.dev/notifier": "true"}
+    slack = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SLACK_SECRET, "labels": labels}}
+    slack["stringData"] = {"signingSecret": SIGNING}
+    kubectl.run("apply", "-n", HOME, "-f", "-", stdin=json.dumps(slack))
     port = free_port()
     env = {
         "ONCALL_TICK_SECONDS": "0.5",
         "ONCALL_HTTP_ADDRESS": f"127.0.0.1:{port}",
         "ONCALL_EXTERNAL_URL": f"http://127.0.0.1:{port}/",
         "ONCALL_LINK_KEY_SECRET": SECRET,
+        "ONCALL_SLACK_SIGNING_SECRET": SLACK_SECRET,
     }
     process = OperatorProcess(kubectl.kubeconfig, tmp_path_factory.mktemp("answering") / "operator.log", env=env)
     process.start()
@@ -63,7 +71,7 @@ def answering(kubectl: Kubectl, crds: None, tmp_path_factory: pytest.TempPathFac
         yield process
     finally:
         process.stop()
-        kubectl.run("delete", "secret", SECRET, "-n", HOME, check=False)
+        kubectl.run("delete", "secret", SECRET, SLACK_SECRET, "-n", HOME, check=False)
 
 
 def status(kubectl: Kubectl, namespace: str, name: str = "checkout-down") -> dict[str, object]:
@@ -215,3 +223,55 @@ def test_forged_expired_foreign_and_prefetched_links_change_nothing(
     eventually(lambda: status(kubectl, namespace, "payments-down").get("phase"), 30, what="the new one opened")
     code, _ = call(url(payments, al.Action.ACKNOWLEDGE), data=b"")
     assert code == 403 and not status(kubectl, namespace, "payments-down").get("acknowledgedBy")
+
+
+def slack_click(root: str, user: str, value: str, response_url: str, signing: str = "", age: float = 0) -> int:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user},
+        "response_url": response_url,
+        "actions": [{"action_id": "oncall-ack", "value": value}],
+        "message": {"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "page"}}, {"type": "actions"}]},
+    }
+    raw = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+    ts = str(int(time.time() - age))
+    req = urllib.request.Request(f"{root}/slack/interactions", data=raw, method="POST")
+    req.add_header("Content-Type", "application/x-www-form-urlencoded")
+    req.add_header("X-Slack-Request-Timestamp", ts)
+    req.add_header("X-Slack-Signature", slack_answers.signature(signing or SIGNING, ts, raw))
+    try:
+        with urllib.request.urlopen(req, timeout=30) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_a_slack_button_acknowledges_as_the_member_who_pressed_it_and_the_message_says_so(
+    kubectl: Kubectl, namespace: str, peer: Peer, inbox: tuple[Inbox, int], answering: OperatorProcess
+) -> None:
+    setup(kubectl, namespace, peer, inbox[1], levels=("1s", "75s"), ack_timeout="10m")  # Slack at L2 (Ada, Bob)
+    open_incident(kubectl, namespace)
+    [post] = eventually(lambda: peer.accepted_at("/services/ok/T000/B000/XXXXSECRETXXXX"), 60, what="the L2 post")
+    [actions] = [b for b in post["blocks"] if b["type"] == "actions"]
+    value = actions["elements"][0]["value"]
+    assert actions["elements"][0]["action_id"] == "oncall-ack" and value.startswith(f"{namespace}/checkout-down/")
+    root, hook = f"http://127.0.0.1:{answering.http_port}", f"/hook/slack-{namespace}"
+    reply = peer.url(hook)
+
+    assert slack_click(root, "U0ADA0001", value, reply, signing="not the app's secret") == 401  # forged
+    assert slack_click(root, "U0ADA0001", value, reply, age=301) == 401  # replayed after five minutes
+    assert slack_click(root, "U0NOBODY1", value, reply) == 200  # signed, but nobody in the schedules
+    forged_value = value[:-3] + ("AAA" if not value.endswith("AAA") else "BBB")
+    assert slack_click(root, "U0ADA0001", forged_value, reply) == 200
+    said = eventually(lambda: [r["text"] for r in peer.accepted_at(hook)][:2], 30, what="the two refusals")
+    assert "no member of this incident's schedules" in said[0] and "signature does not match" in said[1]
+    assert not status(kubectl, namespace).get("acknowledgedBy")
+
+    assert slack_click(root, "U0ADA0001", value, reply) == 200
+    st = status(kubectl, namespace)
+    assert (st["phase"], st["acknowledgedBy"], st["acknowledgedVia"]) == ("Acknowledged", "Ada", "slack")
+    update = eventually(lambda: peer.accepted_at(hook)[2:], 30, what="the message update")[0]
+    assert update["replace_original"] is True and "acknowledged by Ada via slack" in update["text"]
+    assert [b["type"] for b in update["blocks"]] == ["section", "context"]  # the buttons are gone
+    loop_passed(kubectl, namespace, peer, due(kubectl, namespace, "75s"))
+    assert "page/L3/loop0" not in [k for k, _, _ in steps(kubectl, namespace)]

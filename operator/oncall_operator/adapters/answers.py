@@ -18,7 +18,7 @@ import time
 from aiohttp import web
 
 from oncall_operator.adapters import intake
-from oncall_operator.domain import answer_links, answer_page
+from oncall_operator.domain import answer_links, answer_page, slack_answers
 
 log = logging.getLogger(__name__)
 FORM_MAX = 16 * 1024
@@ -33,6 +33,9 @@ HEADERS = {
 }
 Answer = cabc.Callable[[str, str, str, str, cabc.Mapping[str, str]], cabc.Awaitable[tuple[int, str]]]
 """(namespace, name, token, method, form) -> (HTTP status, HTML page)."""
+SecretText = cabc.Callable[[], cabc.Awaitable[str | None]]
+"""A secret's value when asked (None: not configured); raises :class:`intake.Unavailable` when unreadable now."""
+OnClick = cabc.Callable[[slack_answers.Click], cabc.Awaitable[None]]
 
 
 class LinkKey:
@@ -81,6 +84,43 @@ def add_routes(app: web.Application, answer: Answer) -> None:
 
     app.router.add_route("GET", "/answer/{namespace}/{name}/{token}", handle)
     app.router.add_route("POST", "/answer/{namespace}/{name}/{token}", handle)
+
+
+def add_slack_route(
+    app: web.Application, secret: SecretText, on_click: OnClick, clock: cabc.Callable[[], float] = time.time
+) -> None:
+    """``POST /slack/interactions``: the Slack app's interactivity request URL (signed with its signing secret)."""
+
+    async def interactions(request: web.Request) -> web.StreamResponse:
+        if request.content_length is not None and request.content_length > slack_answers.BODY_MAX:
+            return _error(413, f"the body is larger than {slack_answers.BODY_MAX} bytes")
+        raw = await request.read()
+        if len(raw) > slack_answers.BODY_MAX:
+            return _error(413, f"the body is larger than {slack_answers.BODY_MAX} bytes")
+        try:
+            value = await secret()
+        except intake.Unavailable as error:
+            log.warning("Slack interaction not served now: %s", error)
+            return _error(503, "the signing secret cannot be read now")
+        if not value:
+            return _error(404, "Slack interactivity is not configured (ONCALL_SLACK_SIGNING_SECRET)")
+        headers = request.headers
+        try:
+            slack_answers.verify(
+                value, headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature"), raw, clock()
+            )
+            click = slack_answers.parse(raw)
+        except slack_answers.Refused as refused:
+            return _error(refused.status, str(refused))
+        if click is not None:
+            await on_click(click)
+        return web.Response(status=200)
+
+    app.router.add_post("/slack/interactions", interactions)
+
+
+def _error(code: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=code, headers={"Cache-Control": "no-store"})
 
 
 def _html(code: int, text: str) -> web.Response:

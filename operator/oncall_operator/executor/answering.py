@@ -9,17 +9,28 @@ read-modify-write (:mod:`~oncall_operator.adapters.incidents`) with
 admission policy's rule that users acknowledge only as themselves stays whole: a person without
 Kubernetes access answers through a link only the operator could sign. The Incident's watch
 event then reaches the escalation, which stops paging at once.
+
+A click on a Slack button (:func:`slack`) carries the same signed path; who answered is the
+Slack user, mapped to the schedule member with that Slack member ID (``via: slack``), and the
+message is updated through Slack's ``response_url`` to say who.
 """
 
 import collections.abc as cabc
 import datetime as dt
+import logging
+import urllib.parse
+
+import aiohttp
 
 from oncall_operator.adapters import incidents
-from oncall_operator.api import GROUP, VERSION, incident, kinds
-from oncall_operator.domain import answer_links, answer_page, lifecycle
-from oncall_operator.executor import context, signing
+from oncall_operator.api import GROUP, VERSION, incident, kinds, schedule
+from oncall_operator.domain import answer_links, answer_page, lifecycle, slack_answers, tenancy
+from oncall_operator.executor import context, indices, signing
 
+log = logging.getLogger(__name__)
 VIA = "link"
+SLACK_HOOKS = "https://hooks.slack.com"
+"""Where Slack's ``response_url`` points; the API allowlist (ONCALL_API_ENDPOINTS) is also accepted."""
 Action = answer_links.Action
 _LABEL = {Action.ACKNOWLEDGE: "Acknowledge", Action.RESOLVE: "Resolve", Action.UPDATE: "Post update"}
 
@@ -31,27 +42,53 @@ async def answer(
     key = await signing.key(ctx)
     if key is None:
         return 404, answer_page.refusal("Answer links are not enabled on this on-call operator.")
+    found = await _verified(ctx, key, namespace, name, token)
+    if isinstance(found, answer_links.Refusal):
+        return (404 if found == answer_links.Refusal.MALFORMED else 403), answer_page.refusal(found.sentence)
+    inc, claim = found
+    if method != "POST":
+        return 200, _page(key, inc, claim)
+    if claim.action not in answer_links.CHANGES:
+        return 405, _page(key, inc, claim, "Opening a link changes nothing: press a button to answer.", True)
+    update = " ".join(form.get("update", "").split())[: answer_page.UPDATE_MAX]
+    if claim.action == Action.UPDATE and not update:
+        return 400, _page(key, inc, claim, "Write the update first.", True)
+    written = await _write(ctx, inc, claim.action, claim.person, VIA, update)
+    if written is None:
+        return 403, answer_page.refusal(answer_links.Refusal.FOREIGN.sentence)
+    after, text, ok = written
+    return (200 if ok else 409), _page(key, after, claim, text, not ok)
+
+
+async def _verified(
+    ctx: context.Context, key: bytes, namespace: str, name: str, token: str
+) -> tuple[incident.Incident, answer_links.Claim] | answer_links.Refusal:
+    """The Incident a token names, and its claim; or why it does not act (a missing Incident is "foreign")."""
     if len(token) > answer_links.TOKEN_MAX or len(namespace) > 63 or len(name) > 253:
-        return 404, answer_page.refusal(answer_links.Refusal.MALFORMED.sentence)
+        return answer_links.Refusal.MALFORMED
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{kinds.INCIDENT.plural}/{name}"
     raw = await ctx.intake_api.call("GET", path) if _plain(namespace) and _plain(name) else None
     bound = answer_links.Incident(namespace, name, str((raw or {}).get("metadata", {}).get("uid", "")))
     claim = answer_links.verify(key, token, bound, now)
-    if raw is None and claim != answer_links.Refusal.MALFORMED:
-        claim = answer_links.Refusal.FOREIGN  # no Incident of that name: say no more than for another's link
     if isinstance(claim, answer_links.Refusal):
-        return (404 if claim == answer_links.Refusal.MALFORMED else 403), answer_page.refusal(claim.sentence)
-    assert raw is not None
-    inc = incident.Incident.model_validate(raw)
-    if method != "POST":
-        return 200, _page(key, inc, claim)
-    if claim.action not in answer_links.CHANGES:
-        return 405, _page(key, inc, claim, "Opening a link changes nothing: press a button to answer.", True)
+        return claim
+    if raw is None:
+        return answer_links.Refusal.FOREIGN  # no Incident of that name: say no more than for another's link
+    return incident.Incident.model_validate(raw), claim
+
+
+Written = tuple[incident.Incident, str, bool]
+"""The Incident after the write, the sentence for the person, and whether it changed as asked."""
+
+
+async def _write(
+    ctx: context.Context, inc: incident.Incident, action: Action, person: str, via: str, update: str = ""
+) -> Written | None:
+    """``person``'s answer written by the operator into ``inc`` (the same uid); None when it is gone."""
     said = {"text": "", "refused": ""}
-    update = " ".join(form.get("update", "").split())[: answer_page.UPDATE_MAX]
-    if claim.action == Action.UPDATE and not update:
-        return 400, _page(key, inc, claim, "Write the update first.", True)
+    namespace, name = inc.metadata.namespace, inc.metadata.name
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
     def mutate(current: incident.Incident) -> incident.IncidentStatus | None:
         if current.metadata.uid != inc.metadata.uid:
@@ -59,31 +96,31 @@ async def answer(
             return None
         status = current.status or incident.IncidentStatus()
         try:
-            new, text = _edit(status, claim, now, update)
+            new, text = _edit(status, action, person, via, now, update)
         except ValueError as error:
             said["refused"] = f"Nothing changed: the incident {error}."
             return None
-        said["text"] = f"{current.metadata.name} {text}."
+        said["text"] = f"{name} {text}."
         return new
 
     written = await incidents.update_status_async(ctx.api, namespace, name, mutate)
-    if written is None:
-        return 403, answer_page.refusal(answer_links.Refusal.FOREIGN.sentence)
-    if said["refused"]:
-        return 409, _page(key, written.incident, claim, said["refused"], True)
-    return 200, _page(key, written.incident, claim, said["text"])
+    if written is None or said["refused"] == answer_links.Refusal.FOREIGN.sentence:
+        return None
+    return written.incident, said["refused"] or said["text"], not said["refused"]
 
 
-def _edit(status: incident.IncidentStatus, claim: answer_links.Claim, now: dt.datetime, update: str) -> lifecycle.Edit:
-    if claim.action == Action.ACKNOWLEDGE:
-        return lifecycle.acknowledge(status, claim.person, now, via=VIA)
-    if claim.action == Action.RESOLVE:
-        return lifecycle.resolve(status, claim.person, now, via=VIA)
+def _edit(
+    status: incident.IncidentStatus, action: Action, person: str, via: str, now: dt.datetime, update: str
+) -> lifecycle.Edit:
+    if action == Action.ACKNOWLEDGE:
+        return lifecycle.acknowledge(status, person, now, via=via)
+    if action == Action.RESOLVE:
+        return lifecycle.resolve(status, person, now, via=via)
     if status.phase == incident.Phase.RESOLVED:
         raise ValueError(f"is already resolved (by {status.resolved_by or 'the operator'})")
     st = status.model_copy(deep=True)
-    lifecycle.add(st, now, "StatusUpdate", f"{update} (by {claim.person} via {VIA})", actor=claim.person)
-    return st, f"has your update, {claim.person}"
+    lifecycle.add(st, now, "StatusUpdate", f"{update} (by {person} via {via})", actor=person)
+    return st, f"has your update, {person}"
 
 
 def _page(
@@ -111,3 +148,67 @@ def _page(
 def _plain(segment: str) -> bool:
     """A Kubernetes name (DNS subdomain characters): anything else is never an Incident's, and never sent on."""
     return bool(segment) and all(c.isascii() and (c.isalnum() or c in "-.") for c in segment) and segment[0] != "."
+
+
+# --- Slack buttons -----------------------------------------------------------------------
+
+
+async def slack(ctx: context.Context, click: slack_answers.Click) -> None:
+    """A verified click on a page's Slack button: answer as the member with that Slack ID, update the message."""
+    text, ok = await _slack_answer(ctx, click)
+    log.info("Slack click by %s on %s: %s", click.user, click.value[:300], text)
+    refusal = tenancy.endpoint_refusal(
+        click.response_url, (SLACK_HOOKS, *ctx.config.api_endpoints), "Slack", "ONCALL_API_ENDPOINTS"
+    )
+    if refusal is not None:
+        log.warning("Slack click: no message update: %s", refusal)
+        return
+    body = (
+        slack_answers.answered(click.blocks, text)
+        if ok
+        else {"response_type": "ephemeral", "replace_original": False, "text": text}
+    )
+    try:
+        async with ctx.http.post(click.response_url, json=body, timeout=aiohttp.ClientTimeout(total=10)) as reply:
+            if reply.status >= 300:
+                log.warning("Slack click: the message update got HTTP %d", reply.status)
+    except (aiohttp.ClientError, TimeoutError) as error:
+        log.warning("Slack click: the message update failed: %s", error)
+
+
+async def _slack_answer(ctx: context.Context, click: slack_answers.Click) -> tuple[str, bool]:
+    key = await signing.key(ctx)
+    if key is None:
+        return "Answer links are not enabled on this on-call operator.", False
+    namespace, _, rest = click.value.partition("/")
+    name, _, token = rest.partition("/")
+    found = await _verified(ctx, key, urllib.parse.unquote(namespace), urllib.parse.unquote(name), token)
+    if isinstance(found, answer_links.Refusal):
+        return found.sentence, False
+    inc, claim = found
+    if claim.action not in (Action.ACKNOWLEDGE, Action.RESOLVE):
+        return "This button does not answer.", False
+    person = _slack_member(ctx, inc, click.user)
+    if person is None:
+        return (
+            f"<@{click.user}> is no member of this incident's schedules (by Slack member ID): nothing changed.",
+            False,
+        )
+    written = await _write(ctx, inc, claim.action, person, "slack")
+    if written is None:
+        return answer_links.Refusal.FOREIGN.sentence, False
+    _, text, ok = written
+    return (f"{text} (<@{click.user}>)" if ok else text), ok
+
+
+def _slack_member(ctx: context.Context, inc: incident.Incident, user: str) -> str | None:
+    """The name of the member with Slack ID ``user`` in the schedules the Incident's policy pages."""
+    found = ctx.indices.policy_for(inc)
+    if found is None or not user:
+        return None
+    namespace, spec = found
+    names = {t.schedule.name for lv in spec.levels for t in lv.targets if t.schedule} | {
+        r.target.schedule.name for r in spec.routes if r.target.schedule
+    }
+    schedules: dict[str, schedule.OnCallScheduleSpec] = indices.lookup(ctx.indices.schedules, namespace, names)
+    return next((m.name for s in schedules.values() for m in s.members if m.slack == user), None)

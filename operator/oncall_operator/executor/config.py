@@ -48,6 +48,9 @@ class Config:
     """The Secret (key ``key``, in ``namespace``) that signs answer links (ONCALL_LINK_KEY_SECRET); empty: no links."""
     external_url: str = ""
     """The operator's HTTP server as people reach it, e.g. behind an Ingress (ONCALL_EXTERNAL_URL); empty: no links."""
+    slack_signing_secret: str = ""
+    """The Secret (key ``signingSecret``, in ``namespace``, labelled as a notifier's) with the Slack app's
+    signing secret, for its buttons (ONCALL_SLACK_SIGNING_SECRET); empty: /slack/interactions answers 404."""
     new_incidents_burst: float = 500.0
     """New alert Incidents a namespace may open at once (ONCALL_NEW_INCIDENTS_BURST): a storm's first wave."""
     new_incidents_per_minute: float = 120.0
@@ -71,6 +74,7 @@ class Config:
             api_endpoints=_list(env("ONCALL_API_ENDPOINTS")) or cls.api_endpoints,
             link_key_secret=env("ONCALL_LINK_KEY_SECRET", ""),
             external_url=env("ONCALL_EXTERNAL_URL", "").strip(),
+            slack_signing_secret=env("ONCALL_SLACK_SIGNING_SECRET", ""),
             new_incidents_burst=float(env("ONCALL_NEW_INCIDENTS_BURST", cls.new_incidents_burst)),
             new_incidents_per_minute=float(env("ONCALL_NEW_INCIDENTS_PER_MINUTE", cls.new_incidents_per_minute)),
         )

@@ -121,7 +121,11 @@ async def start(
         return await heartbeats.hear(ctx, payload) or await oom_alerts.accept(ctx, incident_names, payload)
 
     answer = functools.partial(answering.answer, ctx)
-    routes = [functools.partial(answers.add_routes, answer=answer)]
+    click = functools.partial(answering.slack, ctx)
+    routes = [
+        functools.partial(answers.add_routes, answer=answer),
+        functools.partial(answers.add_slack_route, secret=signing.slack_secret(ctx), on_click=click),
+    ]
     app = intake.build_app(intake.Intake(write=write, ready=alerts.Readiness(ctx), token=token, routes=routes))
     runner = await intake.serve(app, host, port)
     where = ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses if isinstance(a, tuple)) or cfg.http_address

@@ -16,7 +16,7 @@ import urllib3
 from oncall_operator.adapters import answers, intake
 from oncall_operator.adapters.notifiers import dispatch
 from oncall_operator.api import incident, schedule
-from oncall_operator.domain import answer_links
+from oncall_operator.domain import answer_links, tenancy
 from oncall_operator.executor import context
 
 log = logging.getLogger(__name__)
@@ -75,3 +75,24 @@ def link_key(ctx: context.Context) -> answers.LinkKey | None:
         return value
 
     return answers.LinkKey(read)
+
+
+SLACK_KEY = "signingSecret"
+
+
+def slack_secret(ctx: context.Context) -> answers.SecretText:
+    """The Slack app's signing secret, read (cached 30 s) from its opted-in Secret in the operator's namespace."""
+    cfg = ctx.config
+
+    async def read() -> str | None:
+        if not cfg.slack_signing_secret:
+            return None
+        try:
+            value: str | None = await asyncio.to_thread(
+                ctx.secrets.value, cfg.namespace, cfg.slack_signing_secret, SLACK_KEY
+            )
+        except (tenancy.Refused, kubernetes.client.ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+            raise intake.Unavailable(f"Secret {cfg.namespace}/{cfg.slack_signing_secret}: {error}") from error
+        return value.strip() if value else None
+
+    return read
