@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import pytest
 
 from oncall_operator.domain import answer_links as al
-from oncall_operator.domain import slack_answers
+from oncall_operator.domain import pagerduty_answers, slack_answers
 from tests.conftest import eventually
 from tests.e2e import cdp
 from tests.e2e.conftest import Kubectl, OperatorProcess
@@ -36,6 +36,7 @@ pytestmark = pytest.mark.usefixtures("crds")
 KEY = secrets.token_urlsafe(32)
 SECRET = f"answer-links-{secrets.token_hex(3)}"
 SLACK_SECRET, SIGNING = f"slack-signing-{secrets.token_hex(3)}", secrets.token_hex(16)
+PD_SECRET, PD_SIGNING = f"pagerduty-webhook-{secrets.token_hex(3)}", secrets.token_hex(16)
 HOME = "oncall-system"
 LEVELS = ("75s", "80s")
 """L2 and L3: time enough for a slow machine to start a browser and press the button before L2."""
@@ -57,6 +58,9 @@ def answering(kubectl: Kubectl, crds: None, tmp_path_factory: pytest.TempPathFac
     slack = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SLACK_SECRET, "labels": labels}}
     slack["stringData"] = {"signingSecret": SIGNING}
     kubectl.run("apply", "-n", HOME, "-f", "-", stdin=json.dumps(slack))
+    pd = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": PD_SECRET, "labels": labels}}
+    pd["stringData"] = {"webhookSecret": PD_SIGNING}
+    kubectl.run("apply", "-n", HOME, "-f", "-", stdin=json.dumps(pd))
     port = free_port()
     env = {
         "ONCALL_TICK_SECONDS": "0.5",
@@ -64,6 +68,7 @@ def answering(kubectl: Kubectl, crds: None, tmp_path_factory: pytest.TempPathFac
         "ONCALL_EXTERNAL_URL": f"http://127.0.0.1:{port}/",
         "ONCALL_LINK_KEY_SECRET": SECRET,
         "ONCALL_SLACK_SIGNING_SECRET": SLACK_SECRET,
+        "ONCALL_PAGERDUTY_WEBHOOK_SECRET": PD_SECRET,
     }
     process = OperatorProcess(kubectl.kubeconfig, tmp_path_factory.mktemp("answering") / "operator.log", env=env)
     process.start()
@@ -71,7 +76,7 @@ def answering(kubectl: Kubectl, crds: None, tmp_path_factory: pytest.TempPathFac
         yield process
     finally:
         process.stop()
-        kubectl.run("delete", "secret", SECRET, SLACK_SECRET, "-n", HOME, check=False)
+        kubectl.run("delete", "secret", SECRET, SLACK_SECRET, PD_SECRET, "-n", HOME, check=False)
 
 
 def status(kubectl: Kubectl, namespace: str, name: str = "checkout-down") -> dict[str, object]:
@@ -235,10 +240,13 @@ def slack_click(root: str, user: str, value: str, response_url: str, signing: st
     }
     raw = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
     ts = str(int(time.time() - age))
-    req = urllib.request.Request(f"{root}/slack/interactions", data=raw, method="POST")
-    req.add_header("Content-Type", "application/x-www-form-urlencoded")
-    req.add_header("X-Slack-Request-Timestamp", ts)
-    req.add_header("X-Slack-Signature", slack_answers.signature(signing or SIGNING, ts, raw))
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts}
+    headers["X-Slack-Signature"] = slack_answers.signature(signing or SIGNING, ts, raw)
+    return post(f"{root}/slack/interactions", raw, headers)
+
+
+def post(url: str, raw: bytes, headers: dict[str, str]) -> int:
+    req = urllib.request.Request(url, data=raw, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as answer:
             return int(answer.status)
@@ -275,3 +283,47 @@ def test_a_slack_button_acknowledges_as_the_member_who_pressed_it_and_the_messag
     assert [b["type"] for b in update["blocks"]] == ["section", "context"]  # the buttons are gone
     loop_passed(kubectl, namespace, peer, due(kubectl, namespace, "75s"))
     assert "page/L3/loop0" not in [k for k, _, _ in steps(kubectl, namespace)]
+
+
+def pd_webhook(root: str, event_type: str, key: str, agent: str, secret: str = "") -> int:
+    event = {
+        "id": secrets.token_hex(8),
+        "event_type": event_type,
+        "resource_type": "incident",
+        "occurred_at": dt.datetime.now(dt.UTC).isoformat(),
+        "agent": {"id": "PADA001", "summary": agent, "type": "user_reference"},
+        "data": {"id": "PINC001", "type": "incident", "status": "acknowledged", "incident_key": key},
+    }
+    raw = json.dumps({"event": event}).encode()
+    sig = pagerduty_answers.signature(secret or PD_SIGNING, raw)
+    headers = {"Content-Type": "application/json", "X-PagerDuty-Signature": f"v1=00ff, {sig}"}
+    return post(f"{root}/pagerduty/webhooks", raw, headers)
+
+
+def test_an_acknowledgement_in_pagerduty_is_read_back_and_stops_the_escalation(
+    kubectl: Kubectl, namespace: str, peer: Peer, inbox: tuple[Inbox, int], answering: OperatorProcess
+) -> None:
+    levels = ("40s", "45s")
+    setup(kubectl, namespace, peer, inbox[1], levels=levels, ack_timeout="10m")
+    open_incident(kubectl, namespace)
+    [trigger] = eventually(lambda: peer.accepted_at("/v2/enqueue"), 60, what="Ada's PagerDuty alert")
+    key, root = trigger["dedup_key"], f"http://127.0.0.1:{answering.http_port}"
+
+    assert pd_webhook(root, "incident.acknowledged", key, "Ada", secret="not the subscription's") == 401
+    other = f"oncall.dev/{namespace}/no-such-incident/{key.rsplit('/', 1)[1]}"
+    assert pd_webhook(root, "incident.acknowledged", other, "Ada") == 200  # nothing to answer: no retry
+    assert pd_webhook(root, "incident.acknowledged", f"oncall.dev/{HOME}/checkout-down", "Ada") == 200
+    assert pd_webhook(root, "incident.annotated", key, "Ada") == 200
+    assert not status(kubectl, namespace).get("acknowledgedBy")
+
+    assert pd_webhook(root, "incident.acknowledged", key, "Ada") == 200
+    st = status(kubectl, namespace)
+    assert (st["phase"], st["acknowledgedBy"], st["acknowledgedVia"]) == ("Acknowledged", "Ada", "pagerduty")
+    assert dt.datetime.fromisoformat(str(st["acknowledgedAt"])) < due(kubectl, namespace, levels[0])
+    loop_passed(kubectl, namespace, peer, due(kubectl, namespace, levels[1]))
+    keys = [k for k, _, _ in steps(kubectl, namespace)]
+    assert "page/L2/loop0" not in keys and "page/L3/loop0" not in keys
+
+    assert pd_webhook(root, "incident.resolved", key, "Grace Hopper") == 200  # not a member: her PagerDuty name
+    st = status(kubectl, namespace)
+    assert (st["phase"], st["resolvedBy"], st["resolvedVia"]) == ("Resolved", "Grace Hopper (PagerDuty)", "pagerduty")

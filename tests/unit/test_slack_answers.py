@@ -6,7 +6,7 @@ import urllib.parse
 
 import pytest
 
-from oncall_operator.domain import notices, slack_answers
+from oncall_operator.domain import answer_links, notices, slack_answers
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 NOW = 1_764_560_000.0
@@ -59,7 +59,7 @@ def test_slack_documented_example_signature() -> None:
 def test_unsigned_forged_and_replayed_requests_are_401(
     timestamp: str | None, sig: str | None, raw: bytes, now: float
 ) -> None:
-    with pytest.raises(slack_answers.Refused) as refused:
+    with pytest.raises(answer_links.RequestRefused) as refused:
         slack_answers.verify(SECRET, timestamp, sig, raw, now)
     assert refused.value.status == 401
 
@@ -79,7 +79,7 @@ def test_a_click_is_parsed_and_other_interactions_are_left_alone() -> None:
     other = {"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "someone-elses"}]}
     assert slack_answers.parse(body(other)) is None
     for bad in (b"", b"payload=not-json", b"\xff\xfe", body({"type": "block_actions", "actions": []}), b"x=1"):
-        with pytest.raises(slack_answers.Refused) as refused:
+        with pytest.raises(answer_links.RequestRefused) as refused:
             slack_answers.parse(bad)
         assert refused.value.status == 400
 

@@ -18,7 +18,7 @@ import time
 from aiohttp import web
 
 from oncall_operator.adapters import intake
-from oncall_operator.domain import answer_links, answer_page, slack_answers
+from oncall_operator.domain import answer_links, answer_page, pagerduty_answers, slack_answers
 
 log = logging.getLogger(__name__)
 FORM_MAX = 16 * 1024
@@ -36,6 +36,7 @@ Answer = cabc.Callable[[str, str, str, str, cabc.Mapping[str, str]], cabc.Awaita
 SecretText = cabc.Callable[[], cabc.Awaitable[str | None]]
 """A secret's value when asked (None: not configured); raises :class:`intake.Unavailable` when unreadable now."""
 OnClick = cabc.Callable[[slack_answers.Click], cabc.Awaitable[None]]
+OnEvent = cabc.Callable[[pagerduty_answers.Event], cabc.Awaitable[None]]
 
 
 class LinkKey:
@@ -86,37 +87,73 @@ def add_routes(app: web.Application, answer: Answer) -> None:
     app.router.add_route("POST", "/answer/{namespace}/{name}/{token}", handle)
 
 
+Accept = cabc.Callable[[str, bytes, cabc.Mapping[str, str]], cabc.Awaitable[web.StreamResponse | None]]
+"""(the provider's secret, the raw body, the headers) -> the answer (None: an empty 200); raises
+:class:`answer_links.RequestRefused` for a request that is not the provider's or not a payload."""
+
+
+def add_signed_route(
+    app: web.Application, path: str, what: str, setting: str, secret: SecretText, accept: Accept, body_max: int
+) -> None:
+    """``POST path`` for a provider that signs its requests with a shared secret (404 while none is configured)."""
+
+    async def route(request: web.Request) -> web.StreamResponse:
+        raw = await _body(request, body_max)
+        if raw is None:
+            return _error(413, f"the body is larger than {body_max} bytes")
+        try:
+            value = await secret()
+        except intake.Unavailable as error:
+            log.warning("%s not served now: %s", what, error)
+            return _error(503, f"the secret of {what} cannot be read now")
+        if not value:
+            return _error(404, f"{what} is not configured ({setting})")
+        try:
+            reply = await accept(value, raw, request.headers)
+        except answer_links.RequestRefused as refused:
+            return _error(refused.status, str(refused))
+        return reply or web.Response(status=200)
+
+    app.router.add_post(path, route)
+
+
 def add_slack_route(
     app: web.Application, secret: SecretText, on_click: OnClick, clock: cabc.Callable[[], float] = time.time
 ) -> None:
     """``POST /slack/interactions``: the Slack app's interactivity request URL (signed with its signing secret)."""
 
-    async def interactions(request: web.Request) -> web.StreamResponse:
-        if request.content_length is not None and request.content_length > slack_answers.BODY_MAX:
-            return _error(413, f"the body is larger than {slack_answers.BODY_MAX} bytes")
-        raw = await request.read()
-        if len(raw) > slack_answers.BODY_MAX:
-            return _error(413, f"the body is larger than {slack_answers.BODY_MAX} bytes")
-        try:
-            value = await secret()
-        except intake.Unavailable as error:
-            log.warning("Slack interaction not served now: %s", error)
-            return _error(503, "the signing secret cannot be read now")
-        if not value:
-            return _error(404, "Slack interactivity is not configured (ONCALL_SLACK_SIGNING_SECRET)")
-        headers = request.headers
-        try:
-            slack_answers.verify(
-                value, headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature"), raw, clock()
-            )
-            click = slack_answers.parse(raw)
-        except slack_answers.Refused as refused:
-            return _error(refused.status, str(refused))
+    async def accept(value: str, raw: bytes, headers: cabc.Mapping[str, str]) -> None:
+        stamp, given = headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature")
+        slack_answers.verify(value, stamp, given, raw, clock())
+        click = slack_answers.parse(raw)
         if click is not None:
             await on_click(click)
-        return web.Response(status=200)
 
-    app.router.add_post("/slack/interactions", interactions)
+    setting = "ONCALL_SLACK_SIGNING_SECRET"
+    add_signed_route(app, "/slack/interactions", "Slack interactivity", setting, secret, accept, slack_answers.BODY_MAX)
+
+
+def add_pagerduty_route(app: web.Application, secret: SecretText, on_event: OnEvent) -> None:
+    """``POST /pagerduty/webhooks``: a PagerDuty v3 webhook subscription (signed with its secret)."""
+
+    async def accept(value: str, raw: bytes, headers: cabc.Mapping[str, str]) -> None:
+        pagerduty_answers.verify(value, headers.get("X-PagerDuty-Signature"), raw)
+        event = pagerduty_answers.parse(raw)
+        if event is not None:
+            await on_event(event)
+
+    setting = "ONCALL_PAGERDUTY_WEBHOOK_SECRET"
+    add_signed_route(
+        app, "/pagerduty/webhooks", "PagerDuty webhooks", setting, secret, accept, pagerduty_answers.BODY_MAX
+    )
+
+
+async def _body(request: web.Request, limit: int) -> bytes | None:
+    """The raw body, or None when it is larger than ``limit``."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    raw = await request.read()
+    return raw if len(raw) <= limit else None
 
 
 def _error(code: int, reason: str) -> web.Response:

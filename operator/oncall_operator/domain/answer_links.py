@@ -68,6 +68,14 @@ class Refusal(enum.StrEnum):
         }[self]
 
 
+class RequestRefused(ValueError):
+    """An answer from a provider (Slack, PagerDuty, Twilio) that is not theirs (401) or not a payload (400)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
 @dataclasses.dataclass(frozen=True)
 class Incident:
     """What a token is bound to."""

@@ -19,19 +19,11 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
-from oncall_operator.domain import notices
+from oncall_operator.domain import answer_links, notices
 
 WINDOW_SECONDS = 300
 BODY_MAX = 64 * 1024
 ACTION_PREFIX = notices.SLACK_ACTION_PREFIX
-
-
-class Refused(ValueError):
-    """Why a request is not Slack's (401) or not a click on our buttons (400)."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,33 +43,37 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def verify(secret: str, timestamp: str | None, given: str | None, body: bytes, now: float) -> None:
-    """Raises :class:`Refused` (401) unless Slack signed ``body`` within the replay window."""
+    """Raises :class:`.answer_links.RequestRefused` (401) unless Slack signed ``body`` within the replay window."""
     if not timestamp or not given:
-        raise Refused(401, "X-Slack-Request-Timestamp and X-Slack-Signature are required")
+        raise answer_links.RequestRefused(401, "X-Slack-Request-Timestamp and X-Slack-Signature are required")
     if not timestamp.isdigit() or len(timestamp) > 12:
-        raise Refused(401, "X-Slack-Request-Timestamp is not a Unix time")
+        raise answer_links.RequestRefused(401, "X-Slack-Request-Timestamp is not a Unix time")
     if abs(now - int(timestamp)) > WINDOW_SECONDS:
-        raise Refused(401, "X-Slack-Request-Timestamp is more than five minutes away: a replay, or a clock off")
+        raise answer_links.RequestRefused(
+            401, "X-Slack-Request-Timestamp is more than five minutes away: a replay, or a clock off"
+        )
     if not hmac.compare_digest(given.encode(), signature(secret, timestamp, body).encode()):
-        raise Refused(401, "X-Slack-Signature does not match the signing secret")
+        raise answer_links.RequestRefused(401, "X-Slack-Signature does not match the signing secret")
 
 
 def parse(body: bytes) -> Click | None:
     """The click in a signed body; None for an interaction that is not one of our buttons (nothing to do).
 
-    Raises :class:`Refused` (400) for a body that is not an interaction payload at all.
+    Raises :class:`.answer_links.RequestRefused` (400) for a body that is not an interaction payload at all.
     """
     try:
         form = urllib.parse.parse_qs(body.decode("utf-8"), max_num_fields=10)
         payload = json.loads(form["payload"][0])
     except (UnicodeDecodeError, KeyError, IndexError, ValueError) as error:
-        raise Refused(400, f"the body is not a Slack interaction payload: {type(error).__name__}") from None
+        raise answer_links.RequestRefused(
+            400, f"the body is not a Slack interaction payload: {type(error).__name__}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("type") != "block_actions":
         return None
     actions = payload.get("actions")
     user = payload.get("user")
     if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict) or not isinstance(user, dict):
-        raise Refused(400, "block_actions without actions or user")
+        raise answer_links.RequestRefused(400, "block_actions without actions or user")
     action = actions[0]
     if not str(action.get("action_id", "")).startswith(ACTION_PREFIX):
         return None

@@ -23,8 +23,16 @@ import urllib.parse
 import aiohttp
 
 from oncall_operator.adapters import incidents
-from oncall_operator.api import GROUP, VERSION, incident, kinds, schedule
-from oncall_operator.domain import answer_links, answer_page, lifecycle, slack_answers, tenancy
+from oncall_operator.api import GROUP, VERSION, incident, kinds, policy, schedule
+from oncall_operator.domain import (
+    answer_links,
+    answer_page,
+    lifecycle,
+    pagerduty_answers,
+    people,
+    slack_answers,
+    tenancy,
+)
 from oncall_operator.executor import context, indices, signing
 
 log = logging.getLogger(__name__)
@@ -203,12 +211,49 @@ async def _slack_answer(ctx: context.Context, click: slack_answers.Click) -> tup
 
 def _slack_member(ctx: context.Context, inc: incident.Incident, user: str) -> str | None:
     """The name of the member with Slack ID ``user`` in the schedules the Incident's policy pages."""
+    return next((m.name for m in _members(ctx, inc) if user and m.slack == user), None)
+
+
+def _members(ctx: context.Context, inc: incident.Incident) -> list[schedule.Member]:
+    """The members of the schedules the Incident's policy pages (from the indices: no API call)."""
     found = ctx.indices.policy_for(inc)
-    if found is None or not user:
-        return None
+    if found is None:
+        return []
     namespace, spec = found
     names = {t.schedule.name for lv in spec.levels for t in lv.targets if t.schedule} | {
         r.target.schedule.name for r in spec.routes if r.target.schedule
     }
     schedules: dict[str, schedule.OnCallScheduleSpec] = indices.lookup(ctx.indices.schedules, namespace, names)
-    return next((m.name for s in schedules.values() for m in s.members if m.slack == user), None)
+    return [m for s in schedules.values() for m in s.members]
+
+
+# --- PagerDuty webhooks ------------------------------------------------------------------
+
+
+async def pagerduty(ctx: context.Context, event: pagerduty_answers.Event) -> None:
+    """An acknowledgement or resolution in PagerDuty of an alert we sent: the same on the Incident.
+
+    Who: the schedule member named like the PagerDuty user who did it, else that user's name as
+    PagerDuty gave it, else the person whose alert it was. Only an Incident that paged through a
+    PagerDuty channel of its policy is answered (the dedup key is then ours).
+    """
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{event.namespace}/{kinds.INCIDENT.plural}/{event.name}"
+    plain = _plain(event.namespace) and _plain(event.name)
+    raw = await ctx.intake_api.call("GET", path) if plain else None
+    where = f"{event.namespace}/{event.name}"
+    if raw is None:
+        log.info("PagerDuty %s of %s: no such Incident", event.action, where)
+        return
+    inc = incident.Incident.model_validate(raw)
+    found = ctx.indices.policy_for(inc)
+    channels = {c.name for c in found[1].channels if c.type == policy.ChannelType.PAGER_DUTY} if found else set()
+    sent = inc.status.escalation.notifications if inc.status else []
+    if not any(n.channel in channels for n in sent):
+        log.info("PagerDuty %s of %s: the Incident paged through no PagerDuty channel; ignored", event.action, where)
+        return
+    members = _members(ctx, inc)
+    named = next((m.name for m in members if event.agent and m.name.lower() == event.agent.lower()), "")
+    owner = next((m.name for m in members if people.person_key(m.name) == event.person_key), "")
+    who = named or (f"{event.agent} (PagerDuty)" if event.agent else owner or "PagerDuty")
+    written = await _write(ctx, inc, Action(event.action), who, "pagerduty")
+    log.info("PagerDuty %s of %s by %s: %s", event.action, where, who, written[1] if written else "gone")

@@ -51,6 +51,9 @@ class Config:
     slack_signing_secret: str = ""
     """The Secret (key ``signingSecret``, in ``namespace``, labelled as a notifier's) with the Slack app's
     signing secret, for its buttons (ONCALL_SLACK_SIGNING_SECRET); empty: /slack/interactions answers 404."""
+    pagerduty_webhook_secret: str = ""
+    """The Secret (key ``webhookSecret``, in ``namespace``, labelled as a notifier's) of the PagerDuty v3
+    webhook subscription (ONCALL_PAGERDUTY_WEBHOOK_SECRET); empty: /pagerduty/webhooks answers 404."""
     new_incidents_burst: float = 500.0
     """New alert Incidents a namespace may open at once (ONCALL_NEW_INCIDENTS_BURST): a storm's first wave."""
     new_incidents_per_minute: float = 120.0
@@ -75,6 +78,7 @@ class Config:
             link_key_secret=env("ONCALL_LINK_KEY_SECRET", ""),
             external_url=env("ONCALL_EXTERNAL_URL", "").strip(),
             slack_signing_secret=env("ONCALL_SLACK_SIGNING_SECRET", ""),
+            pagerduty_webhook_secret=env("ONCALL_PAGERDUTY_WEBHOOK_SECRET", ""),
             new_incidents_burst=float(env("ONCALL_NEW_INCIDENTS_BURST", cls.new_incidents_burst)),
             new_incidents_per_minute=float(env("ONCALL_NEW_INCIDENTS_PER_MINUTE", cls.new_incidents_per_minute)),
         )

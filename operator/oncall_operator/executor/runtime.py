@@ -125,6 +125,11 @@ async def start(
     routes = [
         functools.partial(answers.add_routes, answer=answer),
         functools.partial(answers.add_slack_route, secret=signing.slack_secret(ctx), on_click=click),
+        functools.partial(
+            answers.add_pagerduty_route,
+            secret=signing.pagerduty_secret(ctx),
+            on_event=functools.partial(answering.pagerduty, ctx),
+        ),
     ]
     app = intake.build_app(intake.Intake(write=write, ready=alerts.Readiness(ctx), token=token, routes=routes))
     runner = await intake.serve(app, host, port)

@@ -77,22 +77,27 @@ def link_key(ctx: context.Context) -> answers.LinkKey | None:
     return answers.LinkKey(read)
 
 
-SLACK_KEY = "signingSecret"
-
-
-def slack_secret(ctx: context.Context) -> answers.SecretText:
-    """The Slack app's signing secret, read (cached 30 s) from its opted-in Secret in the operator's namespace."""
+def notifier_secret(ctx: context.Context, name: str, key: str) -> answers.SecretText:
+    """A value from an opted-in Secret in the operator's namespace (cached 30 s); None when ``name`` is empty."""
     cfg = ctx.config
 
     async def read() -> str | None:
-        if not cfg.slack_signing_secret:
+        if not name:
             return None
         try:
-            value: str | None = await asyncio.to_thread(
-                ctx.secrets.value, cfg.namespace, cfg.slack_signing_secret, SLACK_KEY
-            )
+            value: str | None = await asyncio.to_thread(ctx.secrets.value, cfg.namespace, name, key)
         except (tenancy.Refused, kubernetes.client.ApiException, urllib3.exceptions.HTTPError, OSError) as error:
-            raise intake.Unavailable(f"Secret {cfg.namespace}/{cfg.slack_signing_secret}: {error}") from error
+            raise intake.Unavailable(f"Secret {cfg.namespace}/{name}: {error}") from error
         return value.strip() if value else None
 
     return read
+
+
+def slack_secret(ctx: context.Context) -> answers.SecretText:
+    """The Slack app's signing secret (key ``signingSecret``)."""
+    return notifier_secret(ctx, ctx.config.slack_signing_secret, "signingSecret")
+
+
+def pagerduty_secret(ctx: context.Context) -> answers.SecretText:
+    """The PagerDuty webhook subscription's secret (key ``webhookSecret``)."""
+    return notifier_secret(ctx, ctx.config.pagerduty_webhook_secret, "webhookSecret")
