@@ -15,7 +15,6 @@ import os
 import pathlib
 import re
 import secrets
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -28,59 +27,19 @@ from oncall_operator.domain import answer_links as al
 from oncall_operator.domain import pagerduty_answers, slack_answers
 from tests.conftest import eventually
 from tests.e2e import cdp
+from tests.e2e.answer_support import HOME, KEY, PD_SIGNING, SIGNING, post, run_operator, status
 from tests.e2e.conftest import Kubectl, OperatorProcess
 from tests.e2e.test_escalation import due, loop_passed, open_incident, pd_events, setup, steps
 from tests.peers import Inbox, Peer
 
 pytestmark = pytest.mark.usefixtures("crds")
-KEY = secrets.token_urlsafe(32)
-SECRET = f"answer-links-{secrets.token_hex(3)}"
-SLACK_SECRET, SIGNING = f"slack-signing-{secrets.token_hex(3)}", secrets.token_hex(16)
-PD_SECRET, PD_SIGNING = f"pagerduty-webhook-{secrets.token_hex(3)}", secrets.token_hex(16)
-HOME = "oncall-system"
 LEVELS = ("75s", "80s")
 """L2 and L3: time enough for a slow machine to start a browser and press the button before L2."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def answering(kubectl: Kubectl, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    """The module's operator, answer links on."""
-    kubectl.run("create", "namespace", HOME, check=False)
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET}, "stringData": {"key": KEY}}
-    kubectl.run("apply", "-n", HOME, "-f", "-", stdin=json.dumps(secret))
-    labels = {"oncall.dev/notifier": "true"}
-    slack = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SLACK_SECRET, "labels": labels}}
-    slack["stringData"] = {"signingSecret": SIGNING}
-    kubectl.run("apply", "-n", HOME, "-f", "-", stdin=json.dumps(slack))
-    pd = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": PD_SECRET, "labels": labels}}
-    pd["stringData"] = {"webhookSecret": PD_SIGNING}
-    kubectl.run("apply", "-n", HOME, "-f", "-", stdin=json.dumps(pd))
-    port = free_port()
-    env = {
-        "ONCALL_TICK_SECONDS": "0.5",
-        "ONCALL_HTTP_ADDRESS": f"127.0.0.1:{port}",
-        "ONCALL_EXTERNAL_URL": f"http://127.0.0.1:{port}/",
-        "ONCALL_LINK_KEY_SECRET": SECRET,
-        "ONCALL_SLACK_SIGNING_SECRET": SLACK_SECRET,
-        "ONCALL_PAGERDUTY_WEBHOOK_SECRET": PD_SECRET,
-    }
-    process = OperatorProcess(kubectl.kubeconfig, tmp_path_factory.mktemp("answering") / "operator.log", env=env)
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
-        kubectl.run("delete", "secret", SECRET, SLACK_SECRET, PD_SECRET, "-n", HOME, check=False)
-
-
-def status(kubectl: Kubectl, namespace: str, name: str = "checkout-down") -> dict[str, object]:
-    return dict(kubectl.json("get", f"incident/{name}", "-n", namespace).get("status") or {})
+    yield from run_operator(kubectl, tmp_path_factory)
 
 
 def mail_links(box: Inbox) -> dict[str, str]:
@@ -243,15 +202,6 @@ def slack_click(root: str, user: str, value: str, response_url: str, signing: st
     headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts}
     headers["X-Slack-Signature"] = slack_answers.signature(signing or SIGNING, ts, raw)
     return post(f"{root}/slack/interactions", raw, headers)
-
-
-def post(url: str, raw: bytes, headers: dict[str, str]) -> int:
-    req = urllib.request.Request(url, data=raw, method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def test_a_slack_button_acknowledges_as_the_member_who_pressed_it_and_the_message_says_so(

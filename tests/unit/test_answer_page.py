@@ -100,7 +100,7 @@ def test_every_channel_keeps_its_size_with_the_links() -> None:
     )
     sms = phone.sms_text(long)
     ack = long.links[0][1]
-    assert len(sms) <= phone.SMS_MAX and sms.endswith(f"Ack: {ack}")
+    assert len(sms) <= phone.SMS_MAX and sms.endswith(f"Ack: {ack} or reply ACK")
     slack = notices.slack_payload(long)
     assert all(len(b["text"]["text"]) <= notices.SLACK_TEXT_MAX for b in slack["blocks"] if "text" in b)
     pd = notices.pagerduty_event(long, "R" * 32)

@@ -1,4 +1,4 @@
-"""The answer routes on the operator's HTTP server: ``GET`` and ``POST /answer/<namespace>/<name>/<token>``.
+"""The answer routes on the operator's HTTP server: ``/answer/...``, and the providers' signed callbacks.
 
 A signed link from a page opens the answer page (GET, which never changes anything: mail
 scanners and chat unfurlers fetch every link they see); only the POST of one of its buttons
@@ -18,7 +18,7 @@ import time
 from aiohttp import web
 
 from oncall_operator.adapters import intake
-from oncall_operator.domain import answer_links, answer_page, pagerduty_answers, slack_answers
+from oncall_operator.domain import answer_links, answer_page, pagerduty_answers, slack_answers, twilio_answers
 
 log = logging.getLogger(__name__)
 FORM_MAX = 16 * 1024
@@ -37,6 +37,10 @@ SecretText = cabc.Callable[[], cabc.Awaitable[str | None]]
 """A secret's value when asked (None: not configured); raises :class:`intake.Unavailable` when unreadable now."""
 OnClick = cabc.Callable[[slack_answers.Click], cabc.Awaitable[None]]
 OnEvent = cabc.Callable[[pagerduty_answers.Event], cabc.Awaitable[None]]
+OnSms = cabc.Callable[[cabc.Mapping[str, str]], cabc.Awaitable[str]]
+"""An SMS's parameters (From, Body...) -> the reply text."""
+OnVoice = cabc.Callable[[str, str], cabc.Awaitable[str]]
+"""(the gather's signed answer path, the digits pressed) -> what to say."""
 
 
 class LinkKey:
@@ -87,8 +91,8 @@ def add_routes(app: web.Application, answer: Answer) -> None:
     app.router.add_route("POST", "/answer/{namespace}/{name}/{token}", handle)
 
 
-Accept = cabc.Callable[[str, bytes, cabc.Mapping[str, str]], cabc.Awaitable[web.StreamResponse | None]]
-"""(the provider's secret, the raw body, the headers) -> the answer (None: an empty 200); raises
+Accept = cabc.Callable[[str, bytes, web.Request], cabc.Awaitable[web.StreamResponse | None]]
+"""(the provider's secret, the raw body, the request) -> the answer (None: an empty 200); raises
 :class:`answer_links.RequestRefused` for a request that is not the provider's or not a payload."""
 
 
@@ -109,7 +113,7 @@ def add_signed_route(
         if not value:
             return _error(404, f"{what} is not configured ({setting})")
         try:
-            reply = await accept(value, raw, request.headers)
+            reply = await accept(value, raw, request)
         except answer_links.RequestRefused as refused:
             return _error(refused.status, str(refused))
         return reply or web.Response(status=200)
@@ -122,7 +126,8 @@ def add_slack_route(
 ) -> None:
     """``POST /slack/interactions``: the Slack app's interactivity request URL (signed with its signing secret)."""
 
-    async def accept(value: str, raw: bytes, headers: cabc.Mapping[str, str]) -> None:
+    async def accept(value: str, raw: bytes, request: web.Request) -> None:
+        headers = request.headers
         stamp, given = headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature")
         slack_answers.verify(value, stamp, given, raw, clock())
         click = slack_answers.parse(raw)
@@ -136,8 +141,8 @@ def add_slack_route(
 def add_pagerduty_route(app: web.Application, secret: SecretText, on_event: OnEvent) -> None:
     """``POST /pagerduty/webhooks``: a PagerDuty v3 webhook subscription (signed with its secret)."""
 
-    async def accept(value: str, raw: bytes, headers: cabc.Mapping[str, str]) -> None:
-        pagerduty_answers.verify(value, headers.get("X-PagerDuty-Signature"), raw)
+    async def accept(value: str, raw: bytes, request: web.Request) -> None:
+        pagerduty_answers.verify(value, request.headers.get("X-PagerDuty-Signature"), raw)
         event = pagerduty_answers.parse(raw)
         if event is not None:
             await on_event(event)
@@ -146,6 +151,34 @@ def add_pagerduty_route(app: web.Application, secret: SecretText, on_event: OnEv
     add_signed_route(
         app, "/pagerduty/webhooks", "PagerDuty webhooks", setting, secret, accept, pagerduty_answers.BODY_MAX
     )
+
+
+def add_twilio_routes(
+    app: web.Application, secret: SecretText, external_url: str, on_sms: OnSms, on_voice: OnVoice
+) -> None:
+    """``POST /twilio/sms`` (a number's messaging webhook) and ``/twilio/voice`` (a page call's gather).
+
+    Twilio signs the URL it was given: ``external_url`` and the path (with its query) make it.
+    """
+
+    def params(value: str, raw: bytes, request: web.Request) -> dict[str, str]:
+        found = twilio_answers.form(raw)
+        url = external_url.rstrip("/") + request.path_qs
+        twilio_answers.verify(value, url, found, request.headers.get("X-Twilio-Signature"))
+        return found
+
+    async def sms(value: str, raw: bytes, request: web.Request) -> web.StreamResponse:
+        text = await on_sms(params(value, raw, request))
+        return web.Response(text=twilio_answers.message(text), content_type="text/xml")
+
+    async def voice(value: str, raw: bytes, request: web.Request) -> web.StreamResponse:
+        found = params(value, raw, request)
+        text = await on_voice(request.query.get("answer", ""), found.get("Digits", ""))
+        return web.Response(text=twilio_answers.spoken(text), content_type="text/xml")
+
+    setting = "ONCALL_TWILIO_AUTH_SECRET and ONCALL_EXTERNAL_URL"
+    for path, accept in ((twilio_answers.SMS_PATH, sms), (twilio_answers.VOICE_PATH, voice)):
+        add_signed_route(app, path, "Twilio inbound", setting, secret, accept, twilio_answers.BODY_MAX)
 
 
 async def _body(request: web.Request, limit: int) -> bytes | None:

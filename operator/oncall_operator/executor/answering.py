@@ -12,7 +12,9 @@ event then reaches the escalation, which stops paging at once.
 
 A click on a Slack button (:func:`slack`) carries the same signed path; who answered is the
 Slack user, mapped to the schedule member with that Slack member ID (``via: slack``), and the
-message is updated through Slack's ``response_url`` to say who.
+message is updated through Slack's ``response_url`` to say who. A PagerDuty webhook
+(:func:`pagerduty`) is mapped back by our dedup key. An SMS reply (:func:`sms`) answers as the
+member with that phone; a call's "press 1" (:func:`voice`) as the person its signed gather names.
 """
 
 import collections.abc as cabc
@@ -32,6 +34,7 @@ from oncall_operator.domain import (
     people,
     slack_answers,
     tenancy,
+    twilio_answers,
 )
 from oncall_operator.executor import context, indices, signing
 
@@ -257,3 +260,59 @@ async def pagerduty(ctx: context.Context, event: pagerduty_answers.Event) -> Non
     who = named or (f"{event.agent} (PagerDuty)" if event.agent else owner or "PagerDuty")
     written = await _write(ctx, inc, Action(event.action), who, "pagerduty")
     log.info("PagerDuty %s of %s by %s: %s", event.action, where, who, written[1] if written else "gone")
+
+
+# --- Twilio: an SMS reply, a call's "press 1" --------------------------------------------
+
+SMS_HELP = "Reply ACK or RESOLVE, and the incident's name when several are open."
+SHOWN = 5
+
+
+async def sms(ctx: context.Context, params: cabc.Mapping[str, str]) -> str:
+    """A signed SMS to our number: the member with that phone answers the open Incident that paged them."""
+    reply = twilio_answers.parse_sms(params.get("Body", ""))
+    if reply is None:
+        return SMS_HELP
+    phone = params.get("From", "")
+    paged: list[tuple[incident.Incident, str]] = []
+    for body in list(ctx.incidents.entries.values()):
+        inc = incident.Incident.model_validate(dict(body.body))
+        person = next((m.name for m in _members(ctx, inc) if phone and m.phone == phone), None)
+        if person is None or not _paged(inc, person):
+            continue
+        names = {inc.metadata.name, f"{inc.metadata.namespace}/{inc.metadata.name}"}
+        if not reply.incident or reply.incident in names:
+            paged.append((inc, person))
+    if not paged:
+        return "No open incident paged you" + (f" as {reply.incident}." if reply.incident else ".")
+    if len(paged) > 1:
+        listed = ", ".join(i.metadata.name for i, _ in paged[:SHOWN]) + (" ..." if len(paged) > SHOWN else "")
+        return f"Several open incidents paged you: {listed}. Reply {reply.action.name} and the name."
+    inc, person = paged[0]
+    written = await _write(ctx, inc, reply.action, person, "sms")
+    return written[1] if written else answer_links.Refusal.FOREIGN.sentence
+
+
+async def voice(ctx: context.Context, answer: str, digits: str) -> str:
+    """A page call's gather: "1" acknowledges as the person called (the signed path says who)."""
+    if digits != "1":
+        return "Nothing changed. Goodbye."
+    key = await signing.key(ctx)
+    namespace, _, rest = answer.partition("/")
+    name, _, token = rest.partition("/")
+    found = await _verified(ctx, key, namespace, name, token) if key else answer_links.Refusal.MALFORMED
+    if isinstance(found, answer_links.Refusal):
+        return found.sentence
+    inc, claim = found
+    if claim.action != Action.ACKNOWLEDGE:
+        return "Nothing changed. Goodbye."
+    written = await _write(ctx, inc, Action.ACKNOWLEDGE, claim.person, "voice")
+    return (written[1] + " Thank you.") if written else answer_links.Refusal.FOREIGN.sentence
+
+
+def _paged(inc: incident.Incident, person: str) -> bool:
+    """Whether the open Incident paged ``person`` (by name, in its notifications) and is not resolved."""
+    status = inc.status
+    if status is None or status.phase == incident.Phase.RESOLVED:
+        return False
+    return any(person in n.user.split(", ") for n in status.escalation.notifications if n.kind == "page")

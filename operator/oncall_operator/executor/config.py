@@ -54,6 +54,9 @@ class Config:
     pagerduty_webhook_secret: str = ""
     """The Secret (key ``webhookSecret``, in ``namespace``, labelled as a notifier's) of the PagerDuty v3
     webhook subscription (ONCALL_PAGERDUTY_WEBHOOK_SECRET); empty: /pagerduty/webhooks answers 404."""
+    twilio_auth_secret: str = ""
+    """The Secret (key ``authToken``, in ``namespace``, labelled as a notifier's) with the Twilio account's auth
+    token, for SMS replies and "press 1" (ONCALL_TWILIO_AUTH_SECRET); empty: /twilio/... answer 404."""
     new_incidents_burst: float = 500.0
     """New alert Incidents a namespace may open at once (ONCALL_NEW_INCIDENTS_BURST): a storm's first wave."""
     new_incidents_per_minute: float = 120.0
@@ -79,6 +82,7 @@ class Config:
             external_url=env("ONCALL_EXTERNAL_URL", "").strip(),
             slack_signing_secret=env("ONCALL_SLACK_SIGNING_SECRET", ""),
             pagerduty_webhook_secret=env("ONCALL_PAGERDUTY_WEBHOOK_SECRET", ""),
+            twilio_auth_secret=env("ONCALL_TWILIO_AUTH_SECRET", ""),
             new_incidents_burst=float(env("ONCALL_NEW_INCIDENTS_BURST", cls.new_incidents_burst)),
             new_incidents_per_minute=float(env("ONCALL_NEW_INCIDENTS_PER_MINUTE", cls.new_incidents_per_minute)),
         )

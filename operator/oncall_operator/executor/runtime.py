@@ -130,6 +130,13 @@ async def start(
             secret=signing.pagerduty_secret(ctx),
             on_event=functools.partial(answering.pagerduty, ctx),
         ),
+        functools.partial(
+            answers.add_twilio_routes,
+            secret=signing.twilio_secret(ctx),
+            external_url=cfg.external_url,
+            on_sms=functools.partial(answering.sms, ctx),
+            on_voice=functools.partial(answering.voice, ctx),
+        ),
     ]
     app = intake.build_app(intake.Intake(write=write, ready=alerts.Readiness(ctx), token=token, routes=routes))
     runner = await intake.serve(app, host, port)

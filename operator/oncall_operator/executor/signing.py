@@ -101,3 +101,13 @@ def slack_secret(ctx: context.Context) -> answers.SecretText:
 def pagerduty_secret(ctx: context.Context) -> answers.SecretText:
     """The PagerDuty webhook subscription's secret (key ``webhookSecret``)."""
     return notifier_secret(ctx, ctx.config.pagerduty_webhook_secret, "webhookSecret")
+
+
+def twilio_secret(ctx: context.Context) -> answers.SecretText:
+    """The Twilio account's auth token (key ``authToken``); None without an external URL to check signatures by."""
+    read = notifier_secret(ctx, ctx.config.twilio_auth_secret, "authToken")
+
+    async def token() -> str | None:
+        return await read() if ctx.config.external_url else None
+
+    return token
