@@ -57,9 +57,9 @@ def member(name: str, **kw: str) -> schedule.Member:
     return schedule.Member.model_validate({"name": name, **kw})
 
 
-def links(person: schedule.Member, label: str) -> list[notices.Link]:
+def links(person: schedule.Member, label: str, update: bool = False) -> list[notices.Link]:
     inc = answer_links.Incident("shop", "checkout-down", "1a2b3c4d-1")
-    return answer_links.links("https://oncall.example.com", b"k" * 32, inc, person.name, NOW, label)
+    return answer_links.links("https://oncall.example.com", b"k" * 32, inc, person.name, NOW, label, update)
 
 
 def note(kind: notices.NoticeKind, *who: schedule.Member) -> notices.Notice:
@@ -92,6 +92,13 @@ def test_a_page_carries_its_recipients_links_and_a_resolution_none() -> None:
     for kind in (notices.NoticeKind.RESOLVE, notices.NoticeKind.ACKNOWLEDGE, notices.NoticeKind.NOTIFY):
         assert dispatch._with_links(note(kind, ada), links).links == (("Grafana", "https://grafana.example.com"),)
     assert dispatch._with_links(note(notices.NoticeKind.PAGE, ada), None).links == note(notices.NoticeKind.PAGE).links
+    status_update = dataclasses.replace(note(notices.NoticeKind.REMINDER, ada), step="status-update/L3/loop0/1")
+    update = dispatch._with_links(status_update, links).links
+    assert [t for t, _ in update][:2] == ["Post an update", "Acknowledge"]
+    claim = answer_links.verify(
+        key, update[0][1].rsplit("/", 1)[1], answer_links.Incident("shop", "checkout-down", "1a2b3c4d-1"), NOW
+    )
+    assert isinstance(claim, answer_links.Claim) and claim.action == answer_links.Action.UPDATE
 
 
 def test_every_channel_keeps_its_size_with_the_links() -> None:

@@ -126,11 +126,12 @@ def path(incident: Incident, token: str) -> str:
 
 
 def links(
-    base_url: str, key: bytes, incident: Incident, person: str, now: dt.datetime, label: str = ""
+    base_url: str, key: bytes, incident: Incident, person: str, now: dt.datetime, label: str = "", update: bool = False
 ) -> list[notices.Link]:
     """Acknowledge, Resolve and View links for ``person``, valid for :data:`TTL` from ``now``.
 
     With ``label`` (a message that reaches several people) only the acknowledge link, named for them.
+    With ``update`` (a status-update reminder) first a link to the form that writes an update.
     """
     until = now + TTL
     root = base_url.rstrip("/")
@@ -140,7 +141,13 @@ def links(
 
     if label:
         return [(f"Acknowledge as {label}", url(Action.ACKNOWLEDGE))]
-    return [("Acknowledge", url(Action.ACKNOWLEDGE)), ("Resolve", url(Action.RESOLVE)), ("View", url(Action.VIEW))]
+    first = [("Post an update", url(Action.UPDATE))] if update else []
+    return [
+        *first,
+        ("Acknowledge", url(Action.ACKNOWLEDGE)),
+        ("Resolve", url(Action.RESOLVE)),
+        ("View", url(Action.VIEW)),
+    ]
 
 
 def _parse(token: str) -> tuple[Action, int, str, str, bytes] | None:

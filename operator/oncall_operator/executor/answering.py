@@ -21,10 +21,11 @@ import collections.abc as cabc
 import datetime as dt
 import logging
 import urllib.parse
+from typing import Any
 
 import aiohttp
 
-from oncall_operator.adapters import incidents
+from oncall_operator.adapters import apiserver, incidents, intake
 from oncall_operator.api import GROUP, VERSION, incident, kinds, policy, schedule
 from oncall_operator.domain import (
     answer_links,
@@ -78,8 +79,7 @@ async def _verified(
     if len(token) > answer_links.TOKEN_MAX or len(namespace) > 63 or len(name) > 253:
         return answer_links.Refusal.MALFORMED
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{kinds.INCIDENT.plural}/{name}"
-    raw = await ctx.intake_api.call("GET", path) if _plain(namespace) and _plain(name) else None
+    raw = await _read(ctx, namespace, name)
     bound = answer_links.Incident(namespace, name, str((raw or {}).get("metadata", {}).get("uid", "")))
     claim = answer_links.verify(key, token, bound, now)
     if isinstance(claim, answer_links.Refusal):
@@ -87,6 +87,17 @@ async def _verified(
     if raw is None:
         return answer_links.Refusal.FOREIGN  # no Incident of that name: say no more than for another's link
     return incident.Incident.model_validate(raw), claim
+
+
+async def _read(ctx: context.Context, namespace: str, name: str) -> dict[str, Any] | None:
+    """The Incident as the API server has it (None: none of that name); :class:`intake.Unavailable` on trouble."""
+    if not (_plain(namespace) and _plain(name)):
+        return None
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{kinds.INCIDENT.plural}/{name}"
+    try:
+        return await ctx.intake_api.call("GET", path)
+    except (apiserver.ApiError, aiohttp.ClientError, TimeoutError) as error:
+        raise intake.Unavailable(f"Incident {namespace}/{name} not readable now: {error}") from error
 
 
 Written = tuple[incident.Incident, str, bool]
@@ -167,7 +178,7 @@ def _plain(segment: str) -> bool:
 async def slack(ctx: context.Context, click: slack_answers.Click) -> None:
     """A verified click on a page's Slack button: answer as the member with that Slack ID, update the message."""
     text, ok = await _slack_answer(ctx, click)
-    log.info("Slack click by %s on %s: %s", click.user, click.value[:300], text)
+    log.info("Slack click by %s on %s: %s", click.user, "/".join(click.value.split("/")[:2])[:300], text)
     refusal = tenancy.endpoint_refusal(
         click.response_url, (SLACK_HOOKS, *ctx.config.api_endpoints), "Slack", "ONCALL_API_ENDPOINTS"
     )
@@ -240,9 +251,7 @@ async def pagerduty(ctx: context.Context, event: pagerduty_answers.Event) -> Non
     PagerDuty gave it, else the person whose alert it was. Only an Incident that paged through a
     PagerDuty channel of its policy is answered (the dedup key is then ours).
     """
-    path = f"/apis/{GROUP}/{VERSION}/namespaces/{event.namespace}/{kinds.INCIDENT.plural}/{event.name}"
-    plain = _plain(event.namespace) and _plain(event.name)
-    raw = await ctx.intake_api.call("GET", path) if plain else None
+    raw = await _read(ctx, event.namespace, event.name)
     where = f"{event.namespace}/{event.name}"
     if raw is None:
         log.info("PagerDuty %s of %s: no such Incident", event.action, where)

@@ -48,8 +48,8 @@ async def person_links(ctx: context.Context, inc: incident.Incident, now: dt.dat
         return None
     target = bound(inc)
 
-    def make(person: schedule.Member, label: str) -> list[tuple[str, str]]:
-        return answer_links.links(base_url, secret, target, person.name, now, label)
+    def make(person: schedule.Member, label: str, update: bool) -> list[tuple[str, str]]:
+        return answer_links.links(base_url, secret, target, person.name, now, label, update)
 
     return make
 

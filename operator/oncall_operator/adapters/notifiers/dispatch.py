@@ -25,10 +25,13 @@ SecretReader = cabc.Callable[[policy.Channel], cabc.Awaitable[str | None]]
 """A channel's Secret value (None without one); raises :class:`tenancy.Refused` for a channel it must not serve."""
 Part = tuple[notices.Notice, notifiers.Sender, str]
 """A notice, the sender that delivers it, and whom it is for (empty: the channel itself)."""
-PersonLinks = cabc.Callable[[schedule.Member, str], list[notices.Link]]
-"""One recipient's signed answer links (``executor/signing.py``); with a label, only the one named for them."""
+PersonLinks = cabc.Callable[[schedule.Member, str, bool], list[notices.Link]]
+"""One recipient's signed answer links (``executor/signing.py``); with a label, only the one named for them;
+with True, first the status-update form's."""
 ANSWERED = frozenset({notices.NoticeKind.PAGE, notices.NoticeKind.REMINDER})
 """The messages that carry answer links: somebody is asked to act."""
+STATUS_UPDATE = "status-update/"
+"""The step key of the handbook's status-update reminders: theirs carry the update form's link first."""
 SHARED_LINKS_MAX = 5
 """People named by their own acknowledge link in a message that reaches several at once."""
 
@@ -131,9 +134,9 @@ def _with_links(note: notices.Notice, person_links: PersonLinks | None) -> notic
     if person_links is None or note.kind not in ANSWERED or not note.recipients:
         return note
     if len(note.recipients) == 1:
-        extra = person_links(note.recipients[0], "")
+        extra = person_links(note.recipients[0], "", note.step.startswith(STATUS_UPDATE))
     else:
-        extra = [link for p in note.recipients[:SHARED_LINKS_MAX] for link in person_links(p, p.name)]
+        extra = [link for p in note.recipients[:SHARED_LINKS_MAX] for link in person_links(p, p.name, False)]
     return dataclasses.replace(note, links=(*extra, *note.links))
 
 
