@@ -116,6 +116,9 @@ def add_signed_route(
             reply = await accept(value, raw, request)
         except answer_links.RequestRefused as refused:
             return _error(refused.status, str(refused))
+        except intake.Unavailable as error:  # the provider retries (Slack's user sees an error: try again)
+            log.warning("%s not answered now: %s", what, error)
+            return _error(503, "the Incident cannot be read or written now")
         return reply or web.Response(status=200)
 
     app.router.add_post(path, route)

@@ -125,7 +125,10 @@ async def _write(
         said["text"] = f"{name} {text}."
         return new
 
-    written = await incidents.update_status_async(ctx.api, namespace, name, mutate)
+    try:
+        written = await incidents.update_status_async(ctx.api, namespace, name, mutate)
+    except (incidents.ConflictsExhausted, apiserver.ApiError, aiohttp.ClientError, TimeoutError) as error:
+        raise intake.Unavailable(f"Incident {namespace}/{name} not written now: {error}") from error
     if written is None or said["refused"] == answer_links.Refusal.FOREIGN.sentence:
         return None
     return written.incident, said["refused"] or said["text"], not said["refused"]
