@@ -11,6 +11,7 @@ answer is HTML, with headers that keep it out of caches, frames and referrers.
 every few minutes (a rotated key is picked up; links signed with the old one stop acting).
 """
 
+import asyncio
 import collections.abc as cabc
 import logging
 import time
@@ -35,7 +36,8 @@ Answer = cabc.Callable[[str, str, str, str, cabc.Mapping[str, str]], cabc.Awaita
 """(namespace, name, token, method, form) -> (HTTP status, HTML page)."""
 SecretText = cabc.Callable[[], cabc.Awaitable[str | None]]
 """A secret's value when asked (None: not configured); raises :class:`intake.Unavailable` when unreadable now."""
-OnClick = cabc.Callable[[slack_answers.Click], cabc.Awaitable[None]]
+OnClick = cabc.Callable[[slack_answers.Click], cabc.Awaitable[cabc.Coroutine[None, None, None] | None]]
+"""A click -> what to do after the answer (the message update), if anything."""
 OnEvent = cabc.Callable[[pagerduty_answers.Event], cabc.Awaitable[None]]
 OnSms = cabc.Callable[[cabc.Mapping[str, str]], cabc.Awaitable[str]]
 """An SMS's parameters (From, Body...) -> the reply text."""
@@ -129,13 +131,18 @@ def add_slack_route(
 ) -> None:
     """``POST /slack/interactions``: the Slack app's interactivity request URL (signed with its signing secret)."""
 
+    later: set[asyncio.Task[None]] = set()  # the message updates in flight, kept until done
+
     async def accept(value: str, raw: bytes, request: web.Request) -> None:
         headers = request.headers
         stamp, given = headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature")
         slack_answers.verify(value, stamp, given, raw, clock())
         click = slack_answers.parse(raw)
-        if click is not None:
-            await on_click(click)
+        follow = await on_click(click) if click is not None else None
+        if follow is not None:  # after the answer: Slack wants it within three seconds
+            task = asyncio.create_task(follow, name="slack message update")
+            later.add(task)
+            task.add_done_callback(later.discard)
 
     setting = "ONCALL_SLACK_SIGNING_SECRET"
     add_signed_route(app, "/slack/interactions", "Slack interactivity", setting, secret, accept, slack_answers.BODY_MAX)

@@ -178,8 +178,12 @@ def _plain(segment: str) -> bool:
 # --- Slack buttons -----------------------------------------------------------------------
 
 
-async def slack(ctx: context.Context, click: slack_answers.Click) -> None:
-    """A verified click on a page's Slack button: answer as the member with that Slack ID, update the message."""
+async def slack(ctx: context.Context, click: slack_answers.Click) -> cabc.Coroutine[None, None, None] | None:
+    """A verified click on a page's Slack button: answer as the member with that Slack ID.
+
+    Returns the message update, for the route to send after its answer: Slack wants the HTTP
+    answer within three seconds, and its ``response_url`` may take longer.
+    """
     text, ok = await _slack_answer(ctx, click)
     log.info("Slack click by %s on %s: %s", click.user, "/".join(click.value.split("/")[:2])[:300], text)
     refusal = tenancy.endpoint_refusal(
@@ -187,14 +191,18 @@ async def slack(ctx: context.Context, click: slack_answers.Click) -> None:
     )
     if refusal is not None:
         log.warning("Slack click: no message update: %s", refusal)
-        return
+        return None
     body = (
         slack_answers.answered(click.blocks, text)
         if ok
         else {"response_type": "ephemeral", "replace_original": False, "text": text}
     )
+    return _update_message(ctx, click.response_url, body)
+
+
+async def _update_message(ctx: context.Context, url: str, body: dict[str, Any]) -> None:
     try:
-        async with ctx.http.post(click.response_url, json=body, timeout=aiohttp.ClientTimeout(total=10)) as reply:
+        async with ctx.http.post(url, json=body, timeout=aiohttp.ClientTimeout(total=10)) as reply:
             if reply.status >= 300:
                 log.warning("Slack click: the message update got HTTP %d", reply.status)
     except (aiohttp.ClientError, TimeoutError) as error:
