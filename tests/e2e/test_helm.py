@@ -94,6 +94,7 @@ def test_lint_strict_is_clean(helm: Helm, sets: tuple[str, ...]) -> None:
         ("operator.watchNamespaces={team-*}", "does not match pattern"),
         ("replicaCount=0", "minimum"),
         ("rbac.secretNamspaces={x}", "additional properties"),
+        ("externalURL=javascript:alert(1)", "does not match pattern"),  # the base of every answer link
     ],
 )
 def test_values_schema_refuses_what_would_break_the_promises(helm: Helm, bad: str, why: str) -> None:
@@ -107,9 +108,12 @@ def test_values_schema_refuses_what_would_break_the_promises(helm: Helm, bad: st
         ((), {"ops": None}),  # the release namespace, any name
         (
             ("operator.watchNamespaces={team-a}", "rbac.secretNamespaces={vault,team-a}", *FEATURES),
-            {"vault": None, "team-a": None, "ops": ["intake-token"]},  # ops: the intake's token, nothing else
+            {"vault": None, "team-a": None, "ops": ["intake-token", "r-oncall-operator-links"]},  # ops: token, link key
         ),
-        (("rbac.secretNames={pd,slack}",), {"ops": ["pd", "slack", "r-oncall-operator-intake"]}),  # + the intake's
+        (
+            ("rbac.secretNames={pd,slack}",),
+            {"ops": ["pd", "slack", "r-oncall-operator-intake", "r-oncall-operator-links"]},  # + the intake's, the key
+        ),
     ],
     ids=["defaults", "namespaced", "by-name"],
 )

@@ -105,6 +105,8 @@ class Intake:
     max_bytes: int = MAX_BYTES
     write_timeout: float = WRITE_TIMEOUT
     gate: asyncio.Semaphore = dataclasses.field(default_factory=lambda: asyncio.Semaphore(CONCURRENCY))
+    routes: cabc.Sequence[cabc.Callable[[web.Application], None]] = ()
+    """More routes on the same server (the answer links': ``adapters/answers.py``)."""
 
 
 def build_app(intake: Intake) -> web.Application:
@@ -135,6 +137,8 @@ def build_app(intake: Intake) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", scrape)
+    for add in intake.routes:
+        add(app)
     return app
 
 

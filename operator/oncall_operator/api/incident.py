@@ -230,8 +230,14 @@ class IncidentStatus(base.ObjectStatus):
     last_seen: dt.datetime | None = None
     acknowledged_by: Annotated[str, pydantic.Field(max_length=256)] = ""
     acknowledged_at: dt.datetime | None = None
+    acknowledged_via: Annotated[
+        str, pydantic.Field(max_length=32, description="How, when not kubectl: link, slack, pagerduty, sms, voice")
+    ] = ""
     resolved_by: Annotated[str, pydantic.Field(max_length=256)] = ""
     resolved_at: dt.datetime | None = None
+    resolved_via: Annotated[
+        str, pydantic.Field(max_length=32, description="How, when not kubectl: link, slack, pagerduty, sms")
+    ] = ""
     escalation: Escalation = Escalation()
     war_room: Annotated[
         str, pydantic.Field(max_length=2048, description="The war room: a Slack channel (#inc-...) and/or a bridge URL")

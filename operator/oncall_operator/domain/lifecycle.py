@@ -106,14 +106,14 @@ def new_round(status: incident.IncidentStatus, now: dt.datetime, why: str) -> No
     """Reopen a Resolved Incident as a new round (in place): nobody has acknowledged it, and the
     escalation starts again from level 1 at ``now`` (its steps are keyed by the start, so every
     level, reminder and status update is due again from ``now``, not from the first opening)."""
-    status.phase, status.resolved_at, status.resolved_by = incident.Phase.REOPENED, None, ""
+    status.phase, status.resolved_at, status.resolved_by, status.resolved_via = incident.Phase.REOPENED, None, "", ""
     restart_escalation(status, now)
     add(status, now, "Reopened", why)
 
 
 def restart_escalation(status: incident.IncidentStatus, now: dt.datetime) -> None:
     """Unacknowledged, escalation clock at ``now``, level and loop 0 (in place)."""
-    status.acknowledged_at, status.acknowledged_by = None, ""
+    status.acknowledged_at, status.acknowledged_by, status.acknowledged_via = None, "", ""
     esc = status.escalation
     esc.started_at, esc.level, esc.loop, esc.closed = now, 0, 0, False
     esc.next_step_at = esc.next_reminder_at = None
@@ -144,17 +144,22 @@ Edit = tuple[incident.IncidentStatus | None, str]
 """A lifecycle edit's result: the new status (None: nothing to write) and what to tell the person."""
 
 
-def acknowledge(status: incident.IncidentStatus, by: str, now: dt.datetime, how: str = "") -> Edit:
-    """``by`` acknowledges: the escalation stops paging (a Resolved Incident cannot be)."""
-    return _transition(status, incident.Phase.ACKNOWLEDGED, by, now, how)
+def acknowledge(status: incident.IncidentStatus, by: str, now: dt.datetime, how: str = "", via: str = "") -> Edit:
+    """``by`` acknowledges: the escalation stops paging (a Resolved Incident cannot be).
+
+    ``via`` says how when it was not kubectl (``link``, ``slack``...): only the operator writes it.
+    """
+    return _transition(status, incident.Phase.ACKNOWLEDGED, by, now, how, via)
 
 
-def resolve(status: incident.IncidentStatus, by: str, now: dt.datetime, note: str = "") -> Edit:
+def resolve(status: incident.IncidentStatus, by: str, now: dt.datetime, note: str = "", via: str = "") -> Edit:
     """``by`` resolves: reminders stop, everybody who was paged is told."""
-    return _transition(status, incident.Phase.RESOLVED, by, now, note)
+    return _transition(status, incident.Phase.RESOLVED, by, now, note, via)
 
 
-def _transition(status: incident.IncidentStatus, to: incident.Phase, by: str, now: dt.datetime, note: str) -> Edit:
+def _transition(
+    status: incident.IncidentStatus, to: incident.Phase, by: str, now: dt.datetime, note: str, via: str = ""
+) -> Edit:
     if status.phase == incident.Phase.RESOLVED:
         raise ValueError(f"is already resolved (by {status.resolved_by or 'the operator'})")
     if to == incident.Phase.ACKNOWLEDGED and status.phase == incident.Phase.ACKNOWLEDGED:
@@ -162,11 +167,12 @@ def _transition(status: incident.IncidentStatus, to: incident.Phase, by: str, no
     st = status.model_copy(deep=True)
     st.phase = to
     if to == incident.Phase.ACKNOWLEDGED:
-        st.acknowledged_by, st.acknowledged_at = by, now
+        st.acknowledged_by, st.acknowledged_at, st.acknowledged_via = by, now, via
     else:
-        st.resolved_by, st.resolved_at = by, now
-    add(st, now, to.value, f"{to.value} by {by}" + (f": {note}" if note else ""), actor=by)
-    return st, f"{to.value.lower()} by {by}"
+        st.resolved_by, st.resolved_at, st.resolved_via = by, now, via
+    how = f" via {via}" if via else ""
+    add(st, now, to.value, f"{to.value} by {by}{how}" + (f": {note}" if note else ""), actor=by)
+    return st, f"{to.value.lower()} by {by}{how}"
 
 
 def approve(status: incident.IncidentStatus, action: str, by: str, now: dt.datetime) -> Edit:

@@ -56,6 +56,9 @@ SLACK_TEXT_MAX = 3000
 """Slack's limit for a section block's text; the fallback ``text`` is kept to the same length."""
 SLACK_CONTEXT_MAX = 10
 SLACK_BLOCKS_MAX = 50
+SLACK_ACTION_PREFIX = "oncall-"
+"""The ``action_id`` prefix of the answer buttons (:mod:`.slack_answers` takes the clicks)."""
+_SLACK_BUTTONS = (("Acknowledge", "ack", "primary"), ("Resolve", "resolve", ""))
 LIST_MAX = 20
 """Checklist items, actions and people listed in one message; the rest is counted, not shown."""
 CLIENT = "oncall-operator"
@@ -262,6 +265,7 @@ def slack_payload(notice: Notice) -> dict[str, Any]:
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": section}},
             *({"type": "section", "text": {"type": "mrkdwn", "text": truncate(m, SLACK_TEXT_MAX)}} for m in more),
+            *_slack_buttons(notice.links),
             {
                 "type": "context",
                 "elements": [{"type": "mrkdwn", "text": truncate(t, SLACK_TEXT_MAX)} for t in context][
@@ -270,6 +274,29 @@ def slack_payload(notice: Notice) -> dict[str, Any]:
             },
         ],
     }
+
+
+def _slack_buttons(links: Sequence[Link]) -> list[dict[str, Any]]:
+    """An ``actions`` block for a page's answer links (the first Acknowledge and Resolve); its values are
+    the signed answer paths, so a click names its Incident as only the operator could."""
+    elements = []
+    for label, action, style in _SLACK_BUTTONS:
+        url = next((u for t, u in links if t.startswith(label) and "/answer/" in u), None)
+        if url is None:
+            continue
+        value = url.split("/answer/", 1)[1]
+        if len(value) > 2000:  # Slack's limit for a button's value
+            continue
+        button: dict[str, Any] = {
+            "type": "button",
+            "action_id": SLACK_ACTION_PREFIX + action,
+            "text": {"type": "plain_text", "text": label},
+            "value": value,
+        }
+        if style:
+            button["style"] = style
+        elements.append(button)
+    return [{"type": "actions", "block_id": "oncall-answer", "elements": elements}] if elements else []
 
 
 def _slack_escape(text: str) -> str:

@@ -44,6 +44,19 @@ class Config:
     """SMTP relays an Email channel may use, ``host`` or ``host:port`` (ONCALL_SMTP_HOSTS); empty: none."""
     api_endpoints: tuple[str, ...] = tenancy.API_ENDPOINTS
     """Origins a Twilio or Slack bot channel's ``endpoint`` may name (ONCALL_API_ENDPOINTS, comma-separated)."""
+    link_key_secret: str = ""
+    """The Secret (key ``key``, in ``namespace``) that signs answer links (ONCALL_LINK_KEY_SECRET); empty: no links."""
+    external_url: str = ""
+    """The operator's HTTP server as people reach it, e.g. behind an Ingress (ONCALL_EXTERNAL_URL); empty: no links."""
+    slack_signing_secret: str = ""
+    """The Secret (key ``signingSecret``, in ``namespace``, labelled as a notifier's) with the Slack app's
+    signing secret, for its buttons (ONCALL_SLACK_SIGNING_SECRET); empty: /slack/interactions answers 404."""
+    pagerduty_webhook_secret: str = ""
+    """The Secret (key ``webhookSecret``, in ``namespace``, labelled as a notifier's) of the PagerDuty v3
+    webhook subscription (ONCALL_PAGERDUTY_WEBHOOK_SECRET); empty: /pagerduty/webhooks answers 404."""
+    twilio_auth_secret: str = ""
+    """The Secret (key ``authToken``, in ``namespace``, labelled as a notifier's) with the Twilio account's auth
+    token, for SMS replies and "press 1" (ONCALL_TWILIO_AUTH_SECRET); empty: /twilio/... answer 404."""
     new_incidents_burst: float = 500.0
     """New alert Incidents a namespace may open at once (ONCALL_NEW_INCIDENTS_BURST): a storm's first wave."""
     new_incidents_per_minute: float = 120.0
@@ -69,6 +82,11 @@ class Config:
             pagerduty_endpoints=_list(env("ONCALL_PAGERDUTY_ENDPOINTS")) or cls.pagerduty_endpoints,
             smtp_hosts=_list(env("ONCALL_SMTP_HOSTS")),
             api_endpoints=_list(env("ONCALL_API_ENDPOINTS")) or cls.api_endpoints,
+            link_key_secret=env("ONCALL_LINK_KEY_SECRET", ""),
+            external_url=env("ONCALL_EXTERNAL_URL", "").strip(),
+            slack_signing_secret=env("ONCALL_SLACK_SIGNING_SECRET", ""),
+            pagerduty_webhook_secret=env("ONCALL_PAGERDUTY_WEBHOOK_SECRET", ""),
+            twilio_auth_secret=env("ONCALL_TWILIO_AUTH_SECRET", ""),
             new_incidents_burst=float(env("ONCALL_NEW_INCIDENTS_BURST", cls.new_incidents_burst)),
             new_incidents_per_minute=float(env("ONCALL_NEW_INCIDENTS_PER_MINUTE", cls.new_incidents_per_minute)),
             max_open_incidents_per_namespace=int(

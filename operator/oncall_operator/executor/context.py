@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from oncall_operator.adapters import apiserver, events
+from oncall_operator.adapters import answers, apiserver, events
 from oncall_operator.adapters.kube import Kube, SecretValues
 from oncall_operator.api import policy
 from oncall_operator.domain import tenancy
@@ -44,6 +44,8 @@ class Context:
     incidents: open_incidents.OpenIncidents
     rechecks: rechecks.Rechecks
     """Schedules, Policies and Runbooks checked again every ONCALL_RECHECK_SECONDS (no Kopf timers)."""
+    link_key: answers.LinkKey | None = None
+    """The key answer links are signed with (None: ONCALL_LINK_KEY_SECRET or ONCALL_EXTERNAL_URL unset)."""
 
     def secret_reader(self, namespace: str) -> cabc.Callable[[policy.Channel], cabc.Awaitable[str | None]]:
         """How a notifier reads its channel's Secret value, in ``namespace`` (kept 30 s; blocking, so in a thread).

@@ -19,7 +19,7 @@ from oncall_operator.adapters import incidents, peering
 from oncall_operator.adapters.notifiers import dispatch
 from oncall_operator.api import incident, policy
 from oncall_operator.domain import delivery, escalation, lifecycle
-from oncall_operator.executor import config, context
+from oncall_operator.executor import config, context, signing
 
 ME = delivery.Claimant(f"{(config.CONFIG.pod or socket.gethostname())[:80]}/{os.getpid()}/{int(time.time())}")
 """This process, as the claimant of the steps it sends: its pod (or host), pid and start; a restart is another."""
@@ -46,7 +46,8 @@ async def deliver(
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     try:
         async with asyncio.timeout(SEND_TIMEOUT):
-            return await dispatch.deliver(claimed, inc, spec, ctx.secret_reader(namespace), ctx.http, now)
+            links = await signing.person_links(ctx, inc, now)
+            return await dispatch.deliver(claimed, inc, spec, ctx.secret_reader(namespace), ctx.http, now, links)
     except TimeoutError:
         late = f"no outcome within {SEND_TIMEOUT:g}s"
         return [dispatch.Result(s.key, c, False, f"{c}: {late}", True) for s in claimed for c in s.channels]

@@ -21,14 +21,16 @@ posted before the clients close.
 import asyncio
 import collections.abc as cabc
 import dataclasses
+import functools
 import logging
 from typing import Any
 
 import aiohttp
 
-from oncall_operator.adapters import apiserver, events, intake, kube, peering, podwatch, tasks
+from oncall_operator.adapters import answers, apiserver, events, intake, kube, peering, podwatch, tasks
 from oncall_operator.executor import (
     alerts,
+    answering,
     config,
     context,
     heartbeats,
@@ -38,6 +40,7 @@ from oncall_operator.executor import (
     open_incidents,
     patching,
     rechecks,
+    signing,
 )
 from oncall_operator.executor import peering as leadership
 
@@ -84,6 +87,7 @@ async def start(
         incidents=open_incidents.OpenIncidents(),
         rechecks=rechecks.Rechecks(),
     )
+    ctx.link_key = signing.link_key(ctx)
     observer = None
     if cfg.peering is None:
         peering.set_acting(True)
@@ -116,7 +120,25 @@ async def start(
     async def write(payload: Any) -> intake.Accepted:
         return await heartbeats.hear(ctx, payload) or await oom_alerts.accept(ctx, incident_names, payload)
 
-    app = intake.build_app(intake.Intake(write=write, ready=alerts.Readiness(ctx), token=token))
+    answer = functools.partial(answering.answer, ctx)
+    click = functools.partial(answering.slack, ctx)
+    routes = [
+        functools.partial(answers.add_routes, answer=answer),
+        functools.partial(answers.add_slack_route, secret=signing.slack_secret(ctx), on_click=click),
+        functools.partial(
+            answers.add_pagerduty_route,
+            secret=signing.pagerduty_secret(ctx),
+            on_event=functools.partial(answering.pagerduty, ctx),
+        ),
+        functools.partial(
+            answers.add_twilio_routes,
+            secret=signing.twilio_secret(ctx),
+            external_url=cfg.external_url,
+            on_sms=functools.partial(answering.sms, ctx),
+            on_voice=functools.partial(answering.voice, ctx),
+        ),
+    ]
+    app = intake.build_app(intake.Intake(write=write, ready=alerts.Readiness(ctx), token=token, routes=routes))
     runner = await intake.serve(app, host, port)
     where = ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses if isinstance(a, tuple)) or cfg.http_address
     log.info("alert intake listening on %s (POST /api/v1/alerts, /healthz, /readyz, /metrics)", where)

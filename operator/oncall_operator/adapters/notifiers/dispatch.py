@@ -25,6 +25,15 @@ SecretReader = cabc.Callable[[policy.Channel], cabc.Awaitable[str | None]]
 """A channel's Secret value (None without one); raises :class:`tenancy.Refused` for a channel it must not serve."""
 Part = tuple[notices.Notice, notifiers.Sender, str]
 """A notice, the sender that delivers it, and whom it is for (empty: the channel itself)."""
+PersonLinks = cabc.Callable[[schedule.Member, str, bool], list[notices.Link]]
+"""One recipient's signed answer links (``executor/signing.py``); with a label, only the one named for them;
+with True, first the status-update form's."""
+ANSWERED = frozenset({notices.NoticeKind.PAGE, notices.NoticeKind.REMINDER})
+"""The messages that carry answer links: somebody is asked to act."""
+STATUS_UPDATE = "status-update/"
+"""The step key of the handbook's status-update reminders: theirs carry the update form's link first."""
+SHARED_LINKS_MAX = 5
+"""People named by their own acknowledge link in a message that reaches several at once."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +52,7 @@ async def deliver(
     secret: SecretReader,
     session: aiohttp.ClientSession,
     now: dt.datetime,
+    person_links: PersonLinks | None = None,
 ) -> list[Result]:
     """Send every step to its channels concurrently; never raises, one Result per (step, channel).
 
@@ -73,6 +83,7 @@ async def deliver(
                 continue
             try:
                 parts = await _parts(channels[name], values[name], send, note, secret, session)
+                parts = [(_with_links(n, person_links), sender, who) for n, sender, who in parts]
             except tenancy.Refused as error:  # e.g. a person's own routing key in a Secret not opted in
                 out.append(Result(send.key, name, False, f"{name}: {error}"))
                 continue
@@ -116,6 +127,17 @@ async def _parts(
             key = await _own_routing_key(channel, person, secret) or value
         parts.append((mine, sender(key), person.name))
     return parts
+
+
+def _with_links(note: notices.Notice, person_links: PersonLinks | None) -> notices.Notice:
+    """The notice with its recipient's answer links first (each person's acknowledge link when several)."""
+    if person_links is None or note.kind not in ANSWERED or not note.recipients:
+        return note
+    if len(note.recipients) == 1:
+        extra = person_links(note.recipients[0], "", note.step.startswith(STATUS_UPDATE))
+    else:
+        extra = [link for p in note.recipients[:SHARED_LINKS_MAX] for link in person_links(p, p.name, False)]
+    return dataclasses.replace(note, links=(*extra, *note.links))
 
 
 async def _own_routing_key(channel: policy.Channel, person: schedule.Member, secret: SecretReader) -> str | None:
