@@ -103,12 +103,12 @@ def record(
     st, counted = _fresh(spec, status, now)
     seen = list(st.guardrails.seen)
     new = [k for k in plan.new if k.key not in set(seen)]
-    if not new and not plan.fallback:
+    if not new and not plan.follow_up:
         return None
     if not st.checklist and checklist:
         st.checklist = [incident.ChecklistItem(title=t[:512]) for t in checklist[:50]]
-    st.occurrences = counted + len(new)
-    st.last_seen = now
+    if new:
+        st.occurrences, st.last_seen = counted + len(new), now
     st.guardrails.seen = (seen + [k.key for k in new])[-SEEN_MAX:]
     for k in new:
         st.detections = [

@@ -19,8 +19,9 @@ the template's is *superseded* (the template was raised since that pod was made)
 """
 
 import dataclasses
+import datetime as dt
 
-from oncall_operator.api import runbook
+from oncall_operator.api import durations, runbook
 from oncall_operator.domain import guardrails, inplace, memory_limits, oom, oom_changes, oom_raise, quantity, workload
 from oncall_operator.domain.oom_types import (
     ActionType,
@@ -57,8 +58,7 @@ def plan(s: Situation) -> Plan:
     new = tuple(k for k in s.pod.kills if k.key not in seen)
     try:
         if not new:
-            waiting = inplace.pending(s.status, s.pod)
-            return _fallback(s, waiting[-1]) if waiting else Plan(Mode.NOTHING)
+            return _follow(s)
         return _plan(s, new, new[-1])
     except Stop as stop:
         return stop.plan
@@ -108,9 +108,12 @@ def _plan(s: Situation, new: tuple[oom.Kill, ...], kill: oom.Kill) -> Plan:
         and raise_rule.strategy == runbook.RaiseStrategy.IN_PLACE
         and change.type == ActionType.RAISE_MEMORY_LIMIT
     ):
-        resize = inplace.resize(s.pod, kill, change, container.path)
+        resize, refused = inplace.resize(s.pod, kill, change, container.path)
         if resize is not None:
-            return Plan(Mode.APPLY, new, kill, change, reason, message, False, resize)
+            due = s.now + _resize_deadline(s)
+            return Plan(Mode.APPLY, new, kill, change, reason, message, False, resize, recheck_at=due)
+        if refused:
+            message = f"{refused}; instead: {message}"
     if w.strategy == workload.ON_DELETE:
         msg = (
             f"{message}; the {w.kind} has updateStrategy OnDelete: its pods get the change only when "
@@ -120,7 +123,24 @@ def _plan(s: Situation, new: tuple[oom.Kill, ...], kill: oom.Kill) -> Plan:
     return Plan(Mode.APPLY, new, kill, change, reason, message, reason == "AtCap")
 
 
-def _fallback(s: Situation, kill: oom.Kill) -> Plan:
+def _resize_deadline(s: Situation) -> dt.timedelta:
+    guard = s.runbook.spec.guardrails if s.runbook else runbook.Guardrails()
+    return durations.parse(guard.resize_deadline)
+
+
+def _follow(s: Situation) -> Plan:
+    """No new kill: follow the operator's last in-place resize of the pod, if there is one to follow."""
+    f = inplace.follow(s.status, s.pod, _resize_deadline(s), s.now)
+    if f.kill is None:
+        return Plan(Mode.NOTHING)
+    if f.fall_back:
+        return _fallback(s, f.kill, f.reason, f.text)
+    if f.reason:
+        return Plan(Mode.RECORD, (), f.kill, None, f.reason, f.text, follow_up=True, recheck_at=f.recheck_at)
+    return Plan(Mode.NOTHING, recheck_at=f.recheck_at)
+
+
+def _fallback(s: Situation, kill: oom.Kill, reason: str, text: str) -> Plan:
     """The kubelet cannot resize the pod in place: patch the template to the limit the resize wanted."""
     w, raise_rule = s.workload, rule(s.runbook)
     record = inplace.resized(s.status, s.pod.uid)
@@ -134,11 +154,10 @@ def _fallback(s: Situation, kill: oom.Kill) -> Plan:
     subject = guardrails.Subject(w.kind, f"the {w.kind}", w.annotations, w.labels, w.paused)
     # the same action as the resize: opt-out, pause and GitOps hold; cooldown and rate were paid by the resize
     refused = guardrails.refusal(s.runbook.spec.guardrails, None, subject, s.namespace_annotations, s.now)
-    text = f"the node cannot resize pod {s.pod.name} in place ({s.pod.resize_infeasible})"
     if refused is not None:
         msg = f"{text}; {refused.text}; recommended: {change.summary}"
         return Plan(Mode.REFUSE, (), kill, change, refused.reason, msg, True, None, True)
-    return Plan(Mode.APPLY, (), kill, change, inplace.INFEASIBLE, f"{text}: {change.summary}", False, None, True)
+    return Plan(Mode.APPLY, (), kill, change, reason, f"{text}: {change.summary}", False, None, True)
 
 
 def resized(plan: Plan) -> Plan:

@@ -40,8 +40,11 @@ class Plan:
     resize: Change | None = None
     """The in-place resize of the killed pod to try first (``strategy: InPlace``); ``change`` is then
     the template change recommended, and patched only when the resize is refused."""
-    fallback: bool = False
-    """The template patch after the kubelet could not resize in place (Infeasible, Deferred too long): no new kill."""
+    follow_up: bool = False
+    """A step after an in-place resize, with no new kill: the template patch when the kubelet could not
+    resize (Infeasible, or not done by the deadline), or a note on the timeline (deferred, completed)."""
+    recheck_at: dt.datetime | None = None
+    """When to look at the pod again even if it does not change: the deadline of an in-place resize."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -46,7 +46,6 @@ Incident write too (:func:`adapters.incidents.update_status_async`).
 """
 
 import asyncio
-import collections
 import collections.abc as cabc
 import dataclasses
 import datetime as dt
@@ -55,52 +54,15 @@ import logging
 import time
 from typing import Any
 
-from oncall_operator.adapters import apiserver, caches, incidents, workloads
+from oncall_operator.adapters import apiserver, caches, incidents, peering, workloads
 from oncall_operator.api import incident, runbook
 from oncall_operator.api.maintenance import Mutes
 from oncall_operator.domain import lifecycle, matching, oom, oom_incident, oom_plan, workload
-from oncall_operator.executor import context, indices, patching
+from oncall_operator.executor import context, indices, oom_state, patching
 
 log = logging.getLogger(__name__)
 Candidates = cabc.Iterable[indices.Candidate]
-
-
-class OomState:
-    """What the remediation keeps in memory: only caches, never the truth.
-
-    ``recorded`` holds kill keys known to be in their Incident, so the many status updates of
-    a pod that was killed once cost no API call; after a restart it is empty and the Incident
-    is read again. ``api`` is the hot path's own client (a pool no other loop queues on).
-    """
-
-    def __init__(self, api: apiserver.Api, size: int = 20000) -> None:
-        self.api = api
-        self.caches: caches.Caches | None = None
-        self.owners = workloads.OwnerCache()
-        self.recorded = collections.OrderedDict[str, None]()
-        self.size = size
-
-    def known(self, keys: cabc.Iterable[str]) -> bool:
-        return all(key in self.recorded for key in keys)
-
-    def remember(self, keys: cabc.Iterable[str]) -> None:
-        for key in keys:
-            self.recorded[key] = None
-            self.recorded.move_to_end(key)
-        while len(self.recorded) > self.size:
-            self.recorded.popitem(last=False)
-
-    def start_caches(self, scopes: cabc.Sequence[str]) -> None:
-        """Start the watches that feed the caches (on the running loop); reads GET until they are in."""
-        if self.caches is None:
-            self.caches = caches.Caches(scopes)
-            self.caches.start(self.api)
-
-    async def close(self) -> None:
-        if self.caches is not None:
-            await self.caches.stop()
-            self.caches = None
-        await self.api.close()
+OomState = oom_state.OomState
 
 
 class _Misguessed(Exception):
@@ -111,7 +73,7 @@ async def remediate(ctx: context.Context, body: cabc.Mapping[str, Any], candidat
     """Handle one pod event; returns the plan run (None when nothing needed doing)."""
     state = ctx.oom
     pod = oom.read_pod(body)
-    if not pod.kills or (state.known(kill.key for kill in pod.kills) and not pod.resize_infeasible):
+    if not pod.kills or (state.known(kill.key for kill in pod.kills) and pod.uid not in state.following):
         return None
     if not matching.in_scope(pod.namespace, ctx.config.watch_namespaces):
         return None
@@ -133,7 +95,22 @@ async def remediate(ctx: context.Context, body: cabc.Mapping[str, Any], candidat
                 guessing[0] = False
                 raise patching.Retry() from None
 
-    return await patching.retrying(attempt, f"OOM {pod.namespace}/{pod.name}")
+    plan = await patching.retrying(attempt, f"OOM {pod.namespace}/{pod.name}")
+    at = plan.recheck_at if plan is not None else None
+    if at is not None or pod.uid in state.following:  # an in-place resize to follow
+        state.follow(pod.uid, at, lambda: _look_again(ctx, pod.namespace, pod.name, pod.uid))
+    return plan
+
+
+async def _look_again(ctx: context.Context, namespace: str, name: str, uid: str) -> None:
+    """The resize's deadline: read the pod and plan again (the fallback if it is still not done)."""
+    if not peering.acting():
+        return
+    body = await workloads.pod(ctx.oom.api, namespace, name)
+    if body is None or (body.get("metadata") or {}).get("uid") != uid:
+        return  # gone: its replacement runs the template
+    candidates = await indices.runbook_candidates(ctx.indices, ctx.oom.api, [namespace, ctx.config.namespace])
+    await remediate(ctx, body, candidates)
 
 
 async def _none() -> None:
