@@ -9,6 +9,7 @@ human needed must page anyway.
 """
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -143,7 +144,14 @@ def node(cluster: Cluster, namespace: str) -> Iterator[str]:
     cluster.kubectl.run("delete", "node", name, "--wait=false", check=False)
 
 
-def test_daemonset_template_is_raised(cluster: Cluster, namespace: str, node: str) -> None:
+def gets_for_kill(op: OperatorProcess, namespace: str, pod: dict[str, Any]) -> int:
+    """How many GETs the operator's answer to the kill took (its log line): 0 when the caches answered."""
+    where = re.escape(f"OOM {namespace}/{pod['metadata']['name']}[app]: Apply ")
+    found = eventually(lambda: re.search(where + r".*; (\d+) GETs\)", op.log.read_text()), 30, what="the kill logged")
+    return int(found.group(1))
+
+
+def test_daemonset_template_is_raised(cluster: Cluster, namespace: str, node: str, op: OperatorProcess) -> None:
     ds = workload("DaemonSet", "agent", "200Mi")
     ds["spec"].pop("replicas")
     ds["spec"]["template"]["spec"].update(nodeSelector={"oncall-test": namespace}, tolerations=[{"operator": "Exists"}])
@@ -159,9 +167,12 @@ def test_daemonset_template_is_raised(cluster: Cluster, namespace: str, node: st
     inc = cluster.wait_incident(namespace, "DaemonSet", "agent", "raised", action="Applied")
     assert inc["status"]["actions"][-1]["after"] == "limits.memory=300Mi"
     cluster.wait_pod(namespace, "app=agent", limit="300Mi")  # the DaemonSet controller rolls it out
+    assert gets_for_kill(op, namespace, pod) == 0  # the DaemonSet, its namespace, its Incident: all cached
 
 
-def test_cronjob_job_template_is_raised_and_the_running_job_left_alone(cluster: Cluster, namespace: str) -> None:
+def test_cronjob_job_template_is_raised_and_the_running_job_left_alone(
+    cluster: Cluster, namespace: str, op: OperatorProcess
+) -> None:
     pod_spec = {
         "restartPolicy": "Never",
         "containers": [
@@ -185,7 +196,8 @@ def test_cronjob_job_template_is_raised_and_the_running_job_left_alone(cluster: 
     }
     cluster.apply(namespace, job)
     before = get(cluster, namespace, "job/nightly-manual")
-    cluster.kill(namespace, cluster.wait_pod(namespace, "job-name=nightly-manual"), restarts=0, down=True)
+    killed = cluster.wait_pod(namespace, "job-name=nightly-manual")
+    cluster.kill(namespace, killed, restarts=0, down=True)
 
     def raised() -> dict[str, Any] | None:
         obj = get(cluster, namespace, "cronjob/nightly")
@@ -205,6 +217,7 @@ def test_cronjob_job_template_is_raised_and_the_running_job_left_alone(cluster: 
     managers = {m["manager"] for m in after["metadata"].get("managedFields") or ()}
     assert "oncall-operator" not in managers, managers
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert gets_for_kill(op, namespace, killed) == 0  # only the Job was read, to find its CronJob
 
 
 def test_bare_pod_gets_a_recommendation_and_a_page(cluster: Cluster, namespace: str, peer: Peer) -> None:
@@ -381,6 +394,52 @@ def test_in_place_resize_then_the_template_when_the_node_cannot(cluster: Cluster
     inc = cluster.wait_incident(namespace, "Deployment", "web", "fallback", action="ResizeInfeasible")
     assert [a["reason"].split(":")[0] for a in inc["status"]["actions"]] == ["ResizedInPlace", "ResizeInfeasible"]
     assert inc["status"]["occurrences"] == 1
+
+
+def resized_in_place(cluster: Cluster, namespace: str, deadline: str) -> tuple[dict[str, Any], str]:
+    """A Deployment of one pod OOM-killed at 100Mi and resized in place to 200Mi; the pod and its kill's time."""
+    book = runbook(rule={"strategy": "InPlace"}, resizeDeadline=deadline)
+    cluster.apply(namespace, book, workload("Deployment", "web", "100Mi"))
+    pod = cluster.wait_pod(namespace, "app=web")
+    cluster.make_ready(namespace, pod)
+    finished = cluster.kill(namespace, pod, resources={"limits": {"memory": "100Mi"}})
+    name = pod["metadata"]["name"]
+
+    def resized() -> dict[str, Any] | None:
+        found = [p for p in cluster.pods(namespace, "app=web") if p["metadata"]["name"] == name]
+        return found[0] if found and memory(found[0]["spec"]["containers"][0]) == "200Mi" else None
+
+    return eventually(resized, 30, what="the pod resized in place to 200Mi"), finished
+
+
+def test_in_place_deferred_past_its_deadline_patches_the_template(cluster: Cluster, namespace: str) -> None:
+    """Nothing changes on the pod once the kubelet defers: the operator looks again at resizeDeadline by itself."""
+    pod, _ = resized_in_place(cluster, namespace, "10s")
+    deferred = {
+        "type": "PodResizePending",
+        "status": "True",
+        "reason": "Deferred",
+        "message": "Node didn't have enough resource: memory",
+    }
+    cluster.core.patch_namespaced_pod_status(pod["metadata"]["name"], namespace, {"status": {"conditions": [deferred]}})
+    cluster.wait_limit("Deployment", namespace, "web", "200Mi")
+    inc = cluster.wait_incident(namespace, "Deployment", "web", "deferred, then the template", action="ResizeDeferred")
+    assert (
+        "is not done 10s after it was applied (PodResizePending Deferred: Node didn't"
+        in inc["status"]["actions"][-1]["reason"]
+    )
+    assert "ResizePending" in [e["type"] for e in inc["status"]["timeline"]]
+    assert [a["reason"].split(":")[0] for a in inc["status"]["actions"]] == ["ResizedInPlace", "ResizeDeferred"]
+
+
+def test_in_place_completed_is_recorded_before_the_incident_resolves(cluster: Cluster, namespace: str) -> None:
+    pod, finished = resized_in_place(cluster, namespace, "10m")
+    cluster.kill(namespace, pod, finished=finished, resources={"limits": {"memory": "200Mi"}})  # the kubelet did it
+    inc = cluster.wait_incident(namespace, "Deployment", "web", "resolved after the resize", phase="Resolved")
+    types = [e["type"] for e in inc["status"]["timeline"]]
+    assert "ResizeCompleted" in types and types.index("ResizeCompleted") < types.index("Resolved"), types
+    template = get(cluster, namespace, "deployment/web")["spec"]["template"]
+    assert memory(template["spec"]["containers"][0]) == "100Mi"  # no rollout, ever
 
 
 def test_in_place_refused_by_the_api_server_patches_the_template(cluster: Cluster, namespace: str) -> None:

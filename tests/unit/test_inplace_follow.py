@@ -112,3 +112,16 @@ def test_a_resolved_incident_follows_nothing() -> None:
     st = applied(None, pod())
     st.phase = incident.Phase.RESOLVED
     assert look(st, after(INFEASIBLE), t.NOW + dt.timedelta(hours=1)) == oom_plan.Plan(Mode.NOTHING)
+
+
+def test_the_incident_is_not_resolved_before_the_kubelet_has_done_the_resize() -> None:
+    st = applied(None, pod())
+    quiet = dt.timedelta(seconds=2)
+    for at in (t.NOW + dt.timedelta(seconds=5), t.NOW + dt.timedelta(minutes=1)):
+        assert oom_incident.settle(st, True, quiet, at) is None  # the workload is complete, the pod is not resized
+    done_at = t.NOW + dt.timedelta(minutes=1)
+    st = write(st, look(st, after(running="356Mi"), done_at), done_at)
+    healthy = oom_incident.settle(st, True, quiet, done_at)
+    assert healthy is not None and healthy.guardrails.healthy_since == done_at
+    resolved = oom_incident.settle(healthy, True, quiet, done_at + quiet)
+    assert resolved is not None and resolved.phase == incident.Phase.RESOLVED

@@ -40,7 +40,7 @@ from oncall_operator.domain import oom_incident, workload
 log = logging.getLogger(__name__)
 Trim = cabc.Callable[[dict[str, Any]], dict[str, Any]]
 PAGE = 500
-MAX_NAMESPACES = 16
+MAX_NAMESPACES = 10
 WATCH_SECONDS = 290
 _ROLLOUT_STATUS = (
     "observedGeneration",
@@ -50,7 +50,18 @@ _ROLLOUT_STATUS = (
     "availableReplicas",
     "currentRevision",
     "updateRevision",
+    "desiredNumberScheduled",
+    "currentNumberScheduled",
+    "updatedNumberScheduled",
+    "numberAvailable",
 )
+KINDS = (
+    ("Deployment", "apps/v1", "deployments"),
+    ("StatefulSet", "apps/v1", "statefulsets"),
+    ("DaemonSet", "apps/v1", "daemonsets"),
+    ("CronJob", "batch/v1", "cronjobs"),
+)
+"""Every owner kind the remediation patches (:data:`workload.SUPPORTED`): one watch each per scope."""
 _COMPACT = (",", ":")
 
 
@@ -256,9 +267,9 @@ class Caches:
         selector = f"{oom_incident.TRIGGER_LABEL}={runbook.TriggerEvent.OOM_KILLED.value}"
         for ns in [""] if self.cluster else exact:
             where = f"/namespaces/{ns}" if ns else ""
-            for kind, plural in (("Deployment", "deployments"), ("StatefulSet", "statefulsets")):
-                path = f"/apis/apps/v1{where}/{plural}"
-                self.workloads[kind, ns] = Store(f"{plural} {ns or '(all)'}", path, kind, "apps/v1", trim_workload)
+            for kind, api_version, plural in KINDS:
+                path = f"/apis/{api_version}{where}/{plural}"
+                self.workloads[kind, ns] = Store(f"{plural} {ns or '(all)'}", path, kind, api_version, trim_workload)
             path = f"/apis/{GROUP}/{VERSION}{where}/incidents"
             self.incidents[ns] = Store(
                 f"incidents {ns or '(all)'}", path, "Incident", f"{GROUP}/{VERSION}", trim_incident, selector

@@ -170,6 +170,15 @@ def follow(
     return Follow(kill, recheck_at=due)
 
 
+def awaiting(status: incident.IncidentStatus | None) -> bool:
+    """Whether the last action applied is an in-place resize the kubelet has not been seen to complete:
+    the Incident is not settled (resolved) while it holds, however complete the workload's rollout."""
+    applied = [a for a in (status.actions if status else ()) if a.state == incident.ActionState.APPLIED]
+    if status is None or not applied or not applied[-1].reason.startswith(f"{RESIZED}:"):
+        return False
+    return not _noted(status, COMPLETED, applied[-1].at)
+
+
 def _noted(status: incident.IncidentStatus, type_: str, since: dt.datetime) -> bool:
     return any(e.type == type_ and e.at >= since for e in status.timeline)
 

@@ -25,7 +25,7 @@ import re
 from typing import Any
 
 from oncall_operator.api import base, durations, incident, runbook
-from oncall_operator.domain import lifecycle, matching, oom, oom_plan
+from oncall_operator.domain import inplace, lifecycle, matching, oom, oom_plan
 
 TRIGGER_LABEL = "oncall.dev/trigger"
 KIND_LABEL = "oncall.dev/workload-kind"
@@ -205,10 +205,12 @@ def settle(
 
     A rollout still incomplete ``deadline`` after the last action pages a human (``RolloutStuck``);
     one that completes afterwards (or after a human deleted the pods of an ``OnDelete`` workload)
-    is Mitigated again, and the quiet period runs.
+    is Mitigated again, and the quiet period runs. An in-place resize the kubelet has not been seen
+    to complete is not a complete rollout (its follow-up may still patch the template).
     """
     if status is None or status.phase == Phase.RESOLVED:
         return None
+    complete = complete and not inplace.awaiting(status)  # a resize is rolled out once the kubelet has done it
     human = next((c for c in status.conditions if c.type == NEEDS_HUMAN and c.status == "True"), None)
     if human is not None:
         if human.reason not in WAITING or not complete:

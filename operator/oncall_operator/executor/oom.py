@@ -128,6 +128,8 @@ class _Facts:
     incident: dict[str, Any] | None
     cached: bool
     """Whether any of it came from a cache (and may be stale)."""
+    gets: int = 0
+    """How many of the three were read with a GET."""
 
 
 def _accounts(obj: dict[str, Any] | None, raw: dict[str, Any] | None) -> bool:
@@ -166,11 +168,13 @@ async def _read(
         workloads.namespace_annotations(api, ns) if supported and annotations is None else _empty(),
         workloads.incident(api, ns, name) if not have_inc else _none(),
     )
+    gets = (supported and not have_obj) + (supported and annotations is None) + (not have_inc)
     return _Facts(
         obj if have_obj else got_obj,
         annotations if annotations is not None else got_annotations,
         raw if have_inc else got_inc,
         cached,
+        gets,
     )
 
 
@@ -289,7 +293,7 @@ async def _run(
     state.remember(kill.key for kill in pod.kills)
     steps_ms = " ".join(f"{b[0]} {(b[1] - a[1]) * 1000:.0f}" for a, b in itertools.pairwise(clock))
     log.info(
-        "OOM %s/%s[%s]: %s %s %s (ms: %s%s)",
+        "OOM %s/%s[%s]: %s %s %s (ms: %s; %d GETs)",
         ns,
         pod.name,
         newest.container,
@@ -297,7 +301,7 @@ async def _run(
         out.reason,
         out.message,
         steps_ms,
-        "; cached reads" if facts.cached else "",
+        facts.gets,
     )
     if out.state is not None and written is not None and written.changed:
         _explain(ctx, target, facts.obj, ns, pod.name, written.incident, plan, out)

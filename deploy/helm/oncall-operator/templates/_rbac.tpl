@@ -54,13 +54,13 @@
   resources: [verticalpodautoscalers]
   verbs: [list]
 # the OOM remediation of DaemonSets (template patch) and CronJobs (job template patch, for the
-# next run); get reads them (no cache: they are few), a Job is read to find its CronJob
+# next run); list and watch feed the caches an OOM kill is answered from, a Job is read to find its CronJob
 - apiGroups: [apps]
   resources: [daemonsets]
-  verbs: [get, patch]
+  verbs: [get, list, watch, patch]
 - apiGroups: [batch]
   resources: [cronjobs]
-  verbs: [get, patch]
+  verbs: [get, list, watch, patch]
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get]
