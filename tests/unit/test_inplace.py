@@ -1,6 +1,7 @@
 """In-place resize (strategy: InPlace): the pod's resize patch, resizePolicy, the QoS class, a second kill."""
 
 import dataclasses
+import datetime as dt
 from typing import Any
 
 from oncall_operator.api import incident
@@ -28,6 +29,7 @@ def body(
     status: dict[str, Any] = {"name": "app", "restartCount": 1, "lastState": {"terminated": term}}
     if running:
         status["resources"] = {"limits": {"memory": running}}
+        status["state"] = {"running": {"startedAt": finished}}
     return {
         "metadata": {
             "name": "web-5f-abc",
@@ -63,7 +65,7 @@ def test_in_place_resizes_the_pod_and_recommends_the_template() -> None:
         {"op": "test", "path": "/spec/containers/1/resources/limits/memory", "value": "256Mi"},
         {"op": "replace", "path": "/spec/containers/1/resources/limits/memory", "value": "356Mi"},
     ]
-    assert plan.recheck_at == t.NOW + oom_plan.dt.timedelta(minutes=2)  # the default resizeDeadline
+    assert plan.recheck_at == t.NOW + dt.timedelta(minutes=2)  # the default resizeDeadline
     done = oom_plan.resized(plan)
     assert done.change is not None and done.change.kind == "Pod" and done.reason == "ResizedInPlace"
     assert "the template is unchanged, recommended: raise memory of container app" in done.message
@@ -146,9 +148,37 @@ def test_a_resize_is_a_raise_and_mitigates() -> None:
 
 
 def test_a_second_kill_of_a_resized_pod_raises_from_what_it_runs_with() -> None:
+    """Once the kubelet has done the resize, a kill means the new limit is not enough either."""
     st = applied(None, pod())
+    done = oom_plan.Plan(Mode.RECORD, (), pod().kills[0], None, "ResizeCompleted", "done", follow_up=True)
+    st = oom_incident.record(SPEC, st, done, oom_plan.outcome(done), t.NOW.replace(minute=31), "p")
+    assert st is not None
     later = t.NOW.replace(minute=45)
     again = oom.read_pod(body({"limits": {"memory": "356Mi"}}, finished="2026-01-05T09:40:00Z"))
     plan = oom_plan.plan(t.situation(pod=again, status=st, runbook=t.book(IN_PLACE), now=later))
     assert plan.mode == Mode.APPLY and plan.resize is not None, plan.message  # not LimitManagedElsewhere
     assert plan.resize.after == "limits.memory=456Mi" and plan.change and plan.change.after == "limits.memory=456Mi"
+
+
+def test_a_kill_before_the_resize_is_done_is_superseded() -> None:
+    """The container was killed again (at its old limit) before the kubelet reported the resize done: no
+    second raise; the resize's follow-up decides (seen on the real node: the first restart raced the resize)."""
+    st = applied(None, pod())
+    early = oom.read_pod(body({"limits": {"memory": "356Mi"}}, finished="2026-01-05T09:29:50Z"))  # before NOW
+    plan = oom_plan.plan(t.situation(pod=early, status=st, runbook=t.book(IN_PLACE), now=t.NOW.replace(minute=31)))
+    assert (plan.mode, plan.reason) == (Mode.RECORD, "Superseded"), plan.message
+    assert "was resized in place (limits.memory=356Mi)" in plan.message
+    assert plan.recheck_at == t.NOW + dt.timedelta(minutes=2)  # the follow-up's deadline still holds
+    st2 = oom_incident.record(SPEC, st, plan, oom_plan.outcome(plan), t.NOW.replace(minute=31), early.name)
+    assert st2 is not None and st2.actions == st.actions and st2.occurrences == 2  # counted, no action
+    assert st2.phase == incident.Phase.MITIGATED
+
+
+def test_what_the_kubelet_reports_is_what_the_pod_ran_with() -> None:
+    """After an Infeasible resize and its fallback, the old pod's spec says 356Mi but it still runs with 256Mi:
+    its next kill is superseded by the raised template (seen on the real node), not a raise at the cap."""
+    p = oom.read_pod(body({"limits": {"memory": "356Mi"}}, running="256Mi", finished="2026-01-05T09:40:00Z"))
+    assert (p.kills[0].limit, p.kills[0].ran_with) == ("356Mi", "256Mi")
+    plan = oom_plan.plan(t.situation(pod=p, workload=t.deployment(limit="356Mi"), runbook=t.book(IN_PLACE)))
+    assert (plan.mode, plan.reason) == (Mode.RECORD, "Superseded"), plan.message
+    assert "ran with 256Mi; the template has 356Mi since" in plan.message

@@ -125,3 +125,12 @@ def test_the_incident_is_not_resolved_before_the_kubelet_has_done_the_resize() -
     assert healthy is not None and healthy.guardrails.healthy_since == done_at
     resolved = oom_incident.settle(healthy, True, quiet, done_at + quiet)
     assert resolved is not None and resolved.phase == incident.Phase.RESOLVED
+
+
+def test_a_container_that_is_not_running_has_not_completed_a_resize() -> None:
+    """For a container waiting to restart the kubelet reports what it allocated, not what runs."""
+    st = applied(None, pod())
+    waiting = body({"limits": {"memory": "356Mi"}}, running="356Mi")
+    waiting["status"]["containerStatuses"][0]["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
+    plan = look(st, oom.read_pod(waiting), t.NOW + dt.timedelta(seconds=5))
+    assert (plan.mode, plan.recheck_at) == (Mode.NOTHING, t.NOW + dt.timedelta(minutes=2))

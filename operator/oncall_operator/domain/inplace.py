@@ -170,13 +170,18 @@ def follow(
     return Follow(kill, recheck_at=due)
 
 
+def done(status: incident.IncidentStatus, record: incident.ActionRecord) -> bool:
+    """Whether the kubelet was seen to complete the resize ``record`` (``ResizeCompleted`` since)."""
+    return _noted(status, COMPLETED, record.at)
+
+
 def awaiting(status: incident.IncidentStatus | None) -> bool:
     """Whether the last action applied is an in-place resize the kubelet has not been seen to complete:
     the Incident is not settled (resolved) while it holds, however complete the workload's rollout."""
     applied = [a for a in (status.actions if status else ()) if a.state == incident.ActionState.APPLIED]
     if status is None or not applied or not applied[-1].reason.startswith(f"{RESIZED}:"):
         return False
-    return not _noted(status, COMPLETED, applied[-1].at)
+    return not done(status, applied[-1])
 
 
 def _noted(status: incident.IncidentStatus, type_: str, since: dt.datetime) -> bool:

@@ -40,6 +40,9 @@ class Kill:
     exit_code: int | None
     limit: str | None
     request: str | None
+    ran_with: str | None = None
+    """The memory limit the kubelet reports the container had (``status.resources``; with an in-place
+    resize pending or infeasible it is not the spec's ``limit``), if it reports one."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +56,7 @@ class Resize:
     message: str = ""
     """The kubelet's words for the condition that holds."""
     limits: cabc.Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """Each container's memory limit as the kubelet reports it running (``status.resources.limits``)."""
+    """Each running container's memory limit as the kubelet reports it (``status.resources.limits``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +126,7 @@ def read_pod(pod: cabc.Mapping[str, Any]) -> PodFacts:
                 finished = term.get("finishedAt") or ""
                 key = kill_key(uid, name, finished, term.get("containerID") or "", restarts)
                 limit, request = _memory(spec, spec_field, name)
+                ran_with = ((cs.get("resources") or {}).get("limits") or {}).get("memory")
                 exit_code = term.get("exitCode")
                 kills.setdefault(
                     key,
@@ -135,6 +139,7 @@ def read_pod(pod: cabc.Mapping[str, Any]) -> PodFacts:
                         None if exit_code is None else int(exit_code),
                         limit,
                         request,
+                        ran_with,
                     ),
                 )
     return PodFacts(
@@ -172,9 +177,9 @@ def _resize(status: cabc.Mapping[str, Any]) -> Resize:
         elif cond.get("type") == "PodResizeInProgress":
             in_progress = str(cond.get("reason") or "True")
             message = message or str(cond.get("message") or "")
-    limits = {
+    limits = {  # of running containers only: for any other the kubelet reports what it allocated
         str(cs.get("name", "")): str(((cs.get("resources") or {}).get("limits") or {}).get("memory"))
         for cs in status.get("containerStatuses") or ()
-        if ((cs.get("resources") or {}).get("limits") or {}).get("memory")
+        if ((cs.get("resources") or {}).get("limits") or {}).get("memory") and "running" in (cs.get("state") or {})
     }
     return Resize(pending, in_progress, message, limits)

@@ -19,9 +19,8 @@ the template's is *superseded* (the template was raised since that pod was made)
 """
 
 import dataclasses
-import datetime as dt
 
-from oncall_operator.api import durations, runbook
+from oncall_operator.api import runbook
 from oncall_operator.domain import guardrails, inplace, memory_limits, oom, oom_changes, oom_raise, quantity, workload
 from oncall_operator.domain.oom_types import (
     ActionType,
@@ -33,6 +32,7 @@ from oncall_operator.domain.oom_types import (
     State,
     Stop,
     refuse,
+    resize_deadline,
     rule,
 )
 
@@ -110,7 +110,7 @@ def _plan(s: Situation, new: tuple[oom.Kill, ...], kill: oom.Kill) -> Plan:
     ):
         resize, refused = inplace.resize(s.pod, kill, change, container.path)
         if resize is not None:
-            due = s.now + _resize_deadline(s)
+            due = s.now + resize_deadline(s.runbook)
             return Plan(Mode.APPLY, new, kill, change, reason, message, False, resize, recheck_at=due)
         if refused:
             message = f"{refused}; instead: {message}"
@@ -123,14 +123,9 @@ def _plan(s: Situation, new: tuple[oom.Kill, ...], kill: oom.Kill) -> Plan:
     return Plan(Mode.APPLY, new, kill, change, reason, message, reason == "AtCap")
 
 
-def _resize_deadline(s: Situation) -> dt.timedelta:
-    guard = s.runbook.spec.guardrails if s.runbook else runbook.Guardrails()
-    return durations.parse(guard.resize_deadline)
-
-
 def _follow(s: Situation) -> Plan:
     """No new kill: follow the operator's last in-place resize of the pod, if there is one to follow."""
-    f = inplace.follow(s.status, s.pod, _resize_deadline(s), s.now)
+    f = inplace.follow(s.status, s.pod, resize_deadline(s.runbook), s.now)
     if f.kill is None:
         return Plan(Mode.NOTHING)
     if f.fall_back:

@@ -11,7 +11,7 @@ import datetime as dt
 
 from oncall_operator.api import durations, incident, runbook
 from oncall_operator.domain import inplace, memory_limits, oom, oom_changes, quantity, workload
-from oncall_operator.domain.oom_types import ActionType, Change, Mode, Plan, Situation, Stop, refuse
+from oncall_operator.domain.oom_types import ActionType, Change, Mode, Plan, Situation, Stop, refuse, resize_deadline
 
 
 def raises(status: incident.IncidentStatus | None, window: dt.timedelta, now: dt.datetime) -> int:
@@ -49,19 +49,30 @@ def raise_memory(
     if container.limit is None:
         return _missing_limit(s, w, container, kill, new, action, rule)
     old = quantity.parse(container.limit)
-    ran_with = quantity.parse(kill.limit) if kill.limit else None
+    ran_text = kill.ran_with or kill.limit
+    ran_with = quantity.parse(ran_text) if ran_text else None
     base = None
-    if ran_with is not None and ran_with > old and inplace.resized(s.status, s.pod.uid) is not None:
-        base = kill.limit  # resized in place before: raise from what the pod runs with
+    record = inplace.resized(s.status, s.pod.uid)
+    if record is not None and s.status is not None and not inplace.done(s.status, record):
+        # killed at its old limit while the kubelet has yet to apply the resize: the follow-up decides
+        msg = (
+            f"pod {s.pod.name} was resized in place ({record.after}) at {record.at.isoformat()} and the kubelet "
+            "has not reported it done: the kill is counted, the resize followed"
+        )
+        raise Stop(
+            Plan(Mode.RECORD, new, kill, None, "Superseded", msg, recheck_at=record.at + resize_deadline(s.runbook))
+        )
+    if ran_with is not None and ran_with > old and record is not None:
+        base = ran_text  # resized in place before: raise from what the pod runs with
     elif ran_with is not None and ran_with != old:
         if ran_with < old:
-            msg = f"pod {s.pod.name} ran with {kill.limit}; the template has {container.limit} since"
+            msg = f"pod {s.pod.name} ran with {ran_text}; the template has {container.limit} since"
             raise Stop(Plan(Mode.RECORD, new, kill, None, "Superseded", msg))
         raise refuse(
             new,
             kill,
             "LimitManagedElsewhere",
-            f"pod {s.pod.name} ran with {kill.limit} but the template says {container.limit}: "
+            f"pod {s.pod.name} ran with {ran_text} but the template says {container.limit}: "
             "something else sets this limit at admission (a VPA or a webhook)",
         )
     if old >= quantity.parse(rule.max_limit):

@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 import enum
 
-from oncall_operator.api import incident, runbook
+from oncall_operator.api import durations, incident, runbook
 from oncall_operator.domain import changes, maintenance, matching, oom, workload
 
 ActionType = runbook.ActionType
@@ -95,3 +95,9 @@ def rule(chosen: matching.Chosen | None) -> runbook.RaiseMemoryLimit | None:
     """The runbook's raiseMemoryLimit settings, if it has that action."""
     actions = chosen.spec.actions if chosen else ()
     return next((a.raise_memory_limit for a in actions if a.raise_memory_limit is not None), None)
+
+
+def resize_deadline(chosen: matching.Chosen | None) -> dt.timedelta:
+    """How long an in-place resize may take before the template is patched instead (``guardrails.resizeDeadline``)."""
+    guard = chosen.spec.guardrails if chosen else runbook.Guardrails()
+    return durations.parse(guard.resize_deadline)
