@@ -135,4 +135,23 @@ def test_scopes_give_a_store_per_watched_namespace_and_none_for_a_pattern() -> N
     assert c.incidents["team-a"].selector == "oncall.dev/trigger=OOMKilled"
     assert c.incidents["team-a"].path == "/apis/oncall.dev/v1alpha1/namespaces/team-a/incidents"
     many = caches.Caches(tuple(f"team-{i}" for i in range(40)))
-    assert len(many.stores()) == 5 * caches.MAX_NAMESPACES + 1  # the connection pool stays for the hot path
+    assert len(many.stores()) == 6 * caches.MAX_NAMESPACES + 1  # the connection pool stays for the hot path
+
+
+def test_vpas_are_known_only_once_listed_and_kept_to_what_the_plan_reads() -> None:
+    c = caches.Caches(("team-a",))
+    assert c.vpas_in("team-a") is None  # not listed (or not served): the caller lists them itself
+    store = c.vpas["team-a"]
+    assert store.path == "/apis/autoscaling.k8s.io/v1/namespaces/team-a/verticalpodautoscalers"
+    store.synced = True
+    assert c.vpas_in("team-a") == []
+    vpa = {
+        "metadata": {"name": "web-vpa", "namespace": "team-a", "resourceVersion": "3", "managedFields": MANAGED},
+        "spec": {"targetRef": {"kind": "Deployment", "name": "web"}, "updatePolicy": {"updateMode": "Auto"}},
+        "status": {"recommendation": {"containerRecommendations": [{"containerName": "app"}]}},
+    }
+    store.event("ADDED", vpa)
+    [kept] = c.vpas_in("team-a") or []
+    assert kept == {"metadata": {"name": "web-vpa", "namespace": "team-a", "resourceVersion": "3"}, "spec": vpa["spec"]}
+    assert workload.vpa_manager([kept], "Deployment", "web") == "VerticalPodAutoscaler web-vpa (updateMode Auto)"
+    assert c.vpas_in("team-b") is None  # no store for it

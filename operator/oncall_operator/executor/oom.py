@@ -256,7 +256,7 @@ async def _run(
         rejected, _, manager = await asyncio.gather(
             patching.dry_runs(api, w.kind, w.namespace, w.name, ops, probe, last),
             _checked(check, target),
-            _vpa_manager(api, w),
+            _vpa_manager(api, state.caches, w),
         )
         clock.append(("dry-runs", time.perf_counter()))
         if manager is not None:
@@ -308,11 +308,15 @@ async def _run(
     return plan
 
 
-async def _vpa_manager(api: apiserver.Api, w: workload.Workload) -> str | None:
-    """The VPA that manages ``w`` (listed alongside the dry-runs: no extra round trip), if any.
+async def _vpa_manager(api: apiserver.Api, c: caches.Caches | None, w: workload.Workload) -> str | None:
+    """The VPA that manages ``w``, if any: from the watch-fed cache where the cluster serves VPAs, else
+    listed alongside the dry-runs (no extra round trip).
 
     A cluster without the VPA serves no such list (404: none). A refusal to list is logged and
     taken as none: the remediation must not stop because an optional API is forbidden."""
+    cached = c.vpas_in(w.namespace) if c is not None else None
+    if cached is not None:
+        return workload.vpa_manager(cached, w.kind, w.name)
     try:
         vpas = await workloads.list_items(api, "VerticalPodAutoscaler", w.namespace)
     except apiserver.ApiError as error:
