@@ -147,8 +147,9 @@ def test_a_resize_is_a_raise_and_mitigates() -> None:
     assert (st.phase, st.guardrails.raises) == (incident.Phase.MITIGATED, 1)
 
 
-def test_a_second_kill_of_a_resized_pod_raises_from_what_it_runs_with() -> None:
-    """Once the kubelet has done the resize, a kill means the new limit is not enough either."""
+def test_a_second_kill_of_a_resized_pod_raises_the_template_from_what_it_runs_with() -> None:
+    """Once the kubelet has done the resize, a kill means the new limit is not enough either (or, as on
+    the real node, the pod's cgroup kept the old limit): the template, from what the pod runs with."""
     st = applied(None, pod())
     done = oom_plan.Plan(Mode.RECORD, (), pod().kills[0], None, "ResizeCompleted", "done", follow_up=True)
     st = oom_incident.record(SPEC, st, done, oom_plan.outcome(done), t.NOW.replace(minute=31), "p")
@@ -156,8 +157,9 @@ def test_a_second_kill_of_a_resized_pod_raises_from_what_it_runs_with() -> None:
     later = t.NOW.replace(minute=45)
     again = oom.read_pod(body({"limits": {"memory": "356Mi"}}, finished="2026-01-05T09:40:00Z"))
     plan = oom_plan.plan(t.situation(pod=again, status=st, runbook=t.book(IN_PLACE), now=later))
-    assert plan.mode == Mode.APPLY and plan.resize is not None, plan.message  # not LimitManagedElsewhere
-    assert plan.resize.after == "limits.memory=456Mi" and plan.change and plan.change.after == "limits.memory=456Mi"
+    assert plan.mode == Mode.APPLY and plan.resize is None, plan.message  # not LimitManagedElsewhere
+    assert plan.change and plan.change.kind == "Deployment" and plan.change.after == "limits.memory=456Mi"
+    assert plan.message.startswith("pod web-5f-abc was resized in place before and killed since: new pods get")
 
 
 def test_a_kill_before_the_resize_is_done_is_superseded() -> None:

@@ -105,6 +105,17 @@ def resize(
     return change, ""
 
 
+def again(pod: str) -> str:
+    """Why a pod resized in place and killed since gets the template change, not a second resize.
+
+    Seen on the real node: a container killed as soon as it starts is restarted by the kubelet
+    with the resized limit on its own cgroup, but its pod's cgroup keeps the old sum (the kubelet
+    updates the pod's cgroup only when it resizes a running container), so it is killed again at
+    the old limit whatever the spec says. New pods get cgroups made for the new limit.
+    """
+    return f"pod {pod} was resized in place before and killed since: new pods get the limit"
+
+
 def resized(status: incident.IncidentStatus | None, pod_uid: str) -> incident.ActionRecord | None:
     """The last in-place resize applied to this pod, if its last recorded action is one."""
     mine = [a for a in (status.actions if status else ()) if a.occurrence.startswith(f"{pod_uid}/")]

@@ -109,6 +109,8 @@ def _plan(s: Situation, new: tuple[oom.Kill, ...], kill: oom.Kill) -> Plan:
         and change.type == ActionType.RAISE_MEMORY_LIMIT
     ):
         resize, refused = inplace.resize(s.pod, kill, change, container.path)
+        if inplace.resized(s.status, s.pod.uid) is not None:  # once per pod (see inplace.again)
+            resize, refused = None, inplace.again(s.pod.name)
         if resize is not None:
             due = s.now + resize_deadline(s.runbook)
             return Plan(Mode.APPLY, new, kill, change, reason, message, False, resize, recheck_at=due)
