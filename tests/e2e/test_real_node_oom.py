@@ -4,7 +4,8 @@ The kernel kills the memory hog (``hack/images/memory-hog``, 96 MiB under a 64Mi
 kubelet reports it, and the operator (a child process, one per test, watching only the test's
 namespace) answers: an in-place resize of a single-replica Deployment behind a PDB (same pod,
 the container's cgroup limit raised), a resize the node cannot hold (its request above the
-node's allocatable: the kubelet says Infeasible, the template is patched instead), a DaemonSet
+node's allocatable: the kubelet says Infeasible, the template is patched instead) or has no room
+for yet (Deferred: the template is patched at the runbook's resizeDeadline), a DaemonSet
 and a CronJob, and a real Alertmanager's ``PodOOMKilled`` alert joining the kill's Incident.
 The node and its control plane are the session's (``node_support.node_cluster``).
 """
@@ -17,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from oncall_operator.devcluster import images
+from oncall_operator.domain import quantity
 from tests.conftest import eventually
 from tests.e2e.alertmanager_support import Alertmanager, rfc3339
 from tests.e2e.conftest import OperatorProcess
@@ -256,3 +259,68 @@ def test_a_real_alertmanagers_oom_alert_and_the_kernels_kill_make_one_incident(
     assert notifications({"status": status}) == [("notify", "hook")]
     eventually(lambda: len(peer.accepted_at("/hook/ok")) >= 1, 30, what="the one notification")
     assert len(peer.accepted_at("/hook/ok")) == 1
+
+
+def test_a_resize_the_node_has_no_room_for_yet_is_deferred_then_the_template(
+    node_cluster: NodeCluster, node_ns: str, operator: OperatorProcess
+) -> None:
+    """A filler pod requests all the node's allocatable memory but 96Mi: the Guaranteed hog (64Mi) fits, its
+    resize to 128Mi does not yet (Deferred); nothing changes on the pod, and at resizeDeadline the operator
+    patches the template by itself."""
+    nc, ns = node_cluster, node_ns
+
+    def node_alone() -> dict[str, Any] | None:  # no pod of an earlier test still holding requests
+        pods = nc.kubectl.json("get", "pods", "-A", "--field-selector=spec.nodeName=oncall-node")["items"]
+        return {"items": pods} if all(p["metadata"]["namespace"] in ("kube-system", ns) for p in pods) else None
+
+    pods = wait_for(node_alone, 120, "the node free of earlier tests' pods")["items"]
+    node = nc.kubectl.json("get", "node", "oncall-node")
+    requested = sum(
+        quantity.parse(((c.get("resources") or {}).get("requests") or {}).get("memory", "0"))
+        for p in pods
+        if p["status"].get("phase") not in ("Succeeded", "Failed")
+        for c in p["spec"]["containers"]
+    )
+    room = quantity.parse(node["status"]["allocatable"]["memory"]) - requested
+    filler = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "filler"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "pause",
+                    "image": images.PAUSE,
+                    "imagePullPolicy": "Never",
+                    "resources": {"requests": {"memory": str(int(room) - 96 * MI), "cpu": "1m"}},
+                }
+            ]
+        },
+    }
+    app = hog("Deployment", "tight", LIMIT, HOG_MIB)
+    app["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "limits": {"memory": LIMIT, "cpu": "10m"},
+        "requests": {"memory": LIMIT, "cpu": "10m"},
+    }
+    nc.cluster.apply(ns, runbook("oom", IN_PLACE, cooldown="10m", resizeDeadline="20s"), filler)
+    wait_for(lambda: running_ready(pod_named(nc, ns, "filler")), 60, "the filler running")
+    nc.cluster.apply(ns, app)
+    killed = wait_kernel_oom(nc, ns, "app=tight")
+
+    def deferred() -> dict[str, Any] | None:
+        pod = pod_named(nc, ns, killed["metadata"]["name"])
+        conds = [c for c in pod["status"].get("conditions") or () if c["type"] == "PodResizePending"]
+        return pod if conds and conds[0].get("reason") == "Deferred" else None
+
+    wait_for(deferred, 60, "the kubelet to defer the resize")
+
+    def fell_back() -> dict[str, Any] | None:
+        inc = nc.cluster.incident(ns, "Deployment", "tight") or {}
+        done = [a["reason"].split(":")[0] for a in (inc.get("status") or {}).get("actions") or ()]
+        return inc if done == ["ResizedInPlace", "ResizeDeferred"] else None
+
+    inc = wait_for(fell_back, 90, "the template patched at the resize's deadline")
+    assert "is not done 20s after it was applied (PodResizePending Deferred" in inc["status"]["actions"][-1]["reason"]
+    assert "ResizePending" in [e["type"] for e in inc["status"]["timeline"]]
+    template = get(nc, ns, "deployment/tight")["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert template["limits"]["memory"] == template["requests"]["memory"] == RAISED
