@@ -189,3 +189,16 @@ def kill_container(pod: dict[str, Any]) -> list[int]:
         os.kill(pid, signal.SIGKILL)
     assert found, f"no process of container {cid} of pod {pod['metadata']['name']}"
     return sorted(set(found))
+
+
+def cgroup_memory_limit(pod: dict[str, Any], whole_pod: bool = False) -> int:
+    """The memory limit the kernel holds the pod's running first container (or the whole pod) to, in
+    bytes: its cgroup's ``memory.max`` (v2) or ``memory.limit_in_bytes`` (v1)."""
+    cid = pod["status"]["containerStatuses"][0]["containerID"].split("://", 1)[1]
+    uid = pod["metadata"]["uid"]
+    top, name = (cgroups.FS, "memory.max") if cgroups.is_v2() else (cgroups.FS / "memory", "memory.limit_in_bytes")
+    where = f"kubepods*/**/pod{uid}/{name}" if whole_pod else f"kubepods*/**/pod{uid}/{cid}/{name}"
+    found = list((top / cgroups.ROOT).glob(where))
+    assert len(found) == 1, f"the cgroup of {where}: {found}"
+    text = found[0].read_text().strip()
+    return -1 if text == "max" else int(text)

@@ -250,6 +250,8 @@ def test_service_account_may_do_its_job_and_nothing_more(
             ("patch", "daemonsets", "-n", watched),
             ("patch", "pods", "--subresource=resize", "-n", watched),
             ("patch", "cronjobs", "-n", watched),
+            ("watch", "daemonsets", "-n", watched),  # the remediation's caches
+            ("watch", "cronjobs", "-n", watched),
             ("create", "incidents.oncall.dev", "-n", watched),
             ("update", "incidents.oncall.dev", "--subresource=status", "-n", watched),
             ("get", "secrets", "-n", watched),

@@ -9,6 +9,7 @@ human needed must page anyway.
 """
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 from oncall_operator import devcluster
 from tests.conftest import eventually
 from tests.e2e.conftest import Kubectl, OperatorProcess
-from tests.e2e.oom_support import AGENT, ALLOWED_POD_MANAGERS, Cluster, memory, runbook, workload
+from tests.e2e.oom_support import AGENT, Cluster, memory, runbook, workload
 from tests.e2e.test_runbook_actions import post_alert
 from tests.peers import Peer
 
@@ -53,19 +54,7 @@ def pods_untouched(
     cluster: Cluster, namespace: str, op: OperatorProcess, request: pytest.FixtureRequest
 ) -> Iterator[None]:
     yield
-    if request.node.name.startswith("test_in_place"):
-        only_resized(cluster, namespace)
-    else:
-        cluster.assert_pods_untouched(namespace)
-
-
-def only_resized(cluster: Cluster, namespace: str) -> None:
-    """The operator wrote to pods through their resize subresource only (a runbook's strategy: InPlace)."""
-    for pod in cluster.pods(namespace):
-        for entry in pod["metadata"].get("managedFields") or ():
-            if entry["manager"] in ALLOWED_POD_MANAGERS or entry["manager"].startswith("kubectl"):
-                continue
-            assert (entry["manager"], entry.get("subresource")) == ("oncall-operator", "resize"), entry
+    cluster.assert_pods_untouched(namespace)
 
 
 def pager(peer: Peer, *, rollout_deadline: str = "1h", **rule: Any) -> list[dict[str, Any]]:
@@ -143,7 +132,14 @@ def node(cluster: Cluster, namespace: str) -> Iterator[str]:
     cluster.kubectl.run("delete", "node", name, "--wait=false", check=False)
 
 
-def test_daemonset_template_is_raised(cluster: Cluster, namespace: str, node: str) -> None:
+def gets_for_kill(op: OperatorProcess, namespace: str, pod: dict[str, Any]) -> int:
+    """How many GETs the operator's answer to the kill took (its log line): 0 when the caches answered."""
+    where = re.escape(f"OOM {namespace}/{pod['metadata']['name']}[app]: Apply ")
+    found = eventually(lambda: re.search(where + r".*; (\d+) GETs\)", op.log.read_text()), 30, what="the kill logged")
+    return int(found.group(1))
+
+
+def test_daemonset_template_is_raised(cluster: Cluster, namespace: str, node: str, op: OperatorProcess) -> None:
     ds = workload("DaemonSet", "agent", "200Mi")
     ds["spec"].pop("replicas")
     ds["spec"]["template"]["spec"].update(nodeSelector={"oncall-test": namespace}, tolerations=[{"operator": "Exists"}])
@@ -159,9 +155,12 @@ def test_daemonset_template_is_raised(cluster: Cluster, namespace: str, node: st
     inc = cluster.wait_incident(namespace, "DaemonSet", "agent", "raised", action="Applied")
     assert inc["status"]["actions"][-1]["after"] == "limits.memory=300Mi"
     cluster.wait_pod(namespace, "app=agent", limit="300Mi")  # the DaemonSet controller rolls it out
+    assert gets_for_kill(op, namespace, pod) == 0  # the DaemonSet, its namespace, its Incident: all cached
 
 
-def test_cronjob_job_template_is_raised_and_the_running_job_left_alone(cluster: Cluster, namespace: str) -> None:
+def test_cronjob_job_template_is_raised_and_the_running_job_left_alone(
+    cluster: Cluster, namespace: str, op: OperatorProcess
+) -> None:
     pod_spec = {
         "restartPolicy": "Never",
         "containers": [
@@ -185,7 +184,8 @@ def test_cronjob_job_template_is_raised_and_the_running_job_left_alone(cluster: 
     }
     cluster.apply(namespace, job)
     before = get(cluster, namespace, "job/nightly-manual")
-    cluster.kill(namespace, cluster.wait_pod(namespace, "job-name=nightly-manual"), restarts=0, down=True)
+    killed = cluster.wait_pod(namespace, "job-name=nightly-manual")
+    cluster.kill(namespace, killed, restarts=0, down=True)
 
     def raised() -> dict[str, Any] | None:
         obj = get(cluster, namespace, "cronjob/nightly")
@@ -205,6 +205,7 @@ def test_cronjob_job_template_is_raised_and_the_running_job_left_alone(cluster: 
     managers = {m["manager"] for m in after["metadata"].get("managedFields") or ()}
     assert "oncall-operator" not in managers, managers
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert gets_for_kill(op, namespace, killed) == 0  # only the Job was read, to find its CronJob
 
 
 def test_bare_pod_gets_a_recommendation_and_a_page(cluster: Cluster, namespace: str, peer: Peer) -> None:
@@ -349,48 +350,3 @@ def test_a_workload_a_vpa_manages_is_only_recommended_a_raise(cluster: Cluster, 
     inc = cluster.wait_incident(namespace, "Deployment", "web", "left to the VPA", action="ManagedByVPA")
     assert "recommended: raise memory of container app" in inc["status"]["actions"][-1]["reason"]
     cluster.assert_not_written_by_operator("Deployment", namespace, "web", before)
-
-
-def test_in_place_resize_then_the_template_when_the_node_cannot(cluster: Cluster, namespace: str) -> None:
-    """The API server validates the resize without a node; the test plays the kubelet's PodResizePending."""
-    cluster.apply(namespace, runbook(rule={"strategy": "InPlace"}), workload("Deployment", "web", "100Mi"))
-    pod = cluster.wait_pod(namespace, "app=web")
-    cluster.make_ready(namespace, pod)
-    cluster.kill(namespace, pod, resources={"limits": {"memory": "100Mi"}})
-    name = pod["metadata"]["name"]
-
-    def resized() -> dict[str, Any] | None:
-        found = [p for p in cluster.pods(namespace, "app=web") if p["metadata"]["name"] == name]
-        return found[0] if found and memory(found[0]["spec"]["containers"][0]) == "200Mi" else None
-
-    eventually(resized, 30, what="the pod resized in place to 200Mi")
-    inc = cluster.wait_incident(namespace, "Deployment", "web", "resized", phase="Mitigated", action="ResizedInPlace")
-    assert "the template is unchanged, recommended: raise memory" in inc["status"]["actions"][-1]["reason"]
-    template = get(cluster, namespace, "deployment/web")["spec"]["template"]
-    assert memory(template["spec"]["containers"][0]) == "100Mi"  # no rollout
-
-    # the kubelet cannot fit it: the template is patched instead, to what the resize wanted
-    pending = {
-        "type": "PodResizePending",
-        "status": "True",
-        "reason": "Infeasible",
-        "message": "Node didn't have enough capacity: memory, requested: 209715200, capacity: 104857600",
-    }
-    cluster.core.patch_namespaced_pod_status(name, namespace, {"status": {"conditions": [pending]}})
-    cluster.wait_limit("Deployment", namespace, "web", "200Mi")
-    inc = cluster.wait_incident(namespace, "Deployment", "web", "fallback", action="ResizeInfeasible")
-    assert [a["reason"].split(":")[0] for a in inc["status"]["actions"]] == ["ResizedInPlace", "ResizeInfeasible"]
-    assert inc["status"]["occurrences"] == 1
-
-
-def test_in_place_refused_by_the_api_server_patches_the_template(cluster: Cluster, namespace: str) -> None:
-    """A kubelet that reports no running resources cannot resize: the API server refuses, the template is patched."""
-    cluster.apply(namespace, runbook(rule={"strategy": "InPlace"}), workload("Deployment", "web", "100Mi"))
-    pod = cluster.wait_pod(namespace, "app=web")
-    cluster.make_ready(namespace, pod)
-    cluster.kill(namespace, pod)  # no resources in the container status
-    cluster.wait_limit("Deployment", namespace, "web", "200Mi")
-    inc = cluster.wait_incident(namespace, "Deployment", "web", "template instead", action="Applied")
-    assert "without support for resize; instead: raise memory" in inc["status"]["actions"][-1]["reason"]
-    killed = [p for p in cluster.pods(namespace, "app=web") if p["metadata"]["uid"] == pod["metadata"]["uid"]]
-    assert all(memory(p["spec"]["containers"][0]) == "100Mi" for p in killed)  # not resized (or replaced)

@@ -7,6 +7,7 @@ no API server: the events and copies are handed to the store directly.
 from typing import Any
 
 from oncall_operator.adapters import caches
+from oncall_operator.domain import workload
 
 MANAGED = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
 
@@ -51,6 +52,20 @@ def test_a_workload_is_kept_trimmed_with_what_the_plan_and_the_rollout_check_rea
     assert "managedFields" not in obj["metadata"] and obj["metadata"]["annotations"] == {"team": "shop"}
     assert obj["status"] == {"replicas": 1, "updatedReplicas": 1}
     assert s.get("shop", "other") == (True, None)  # synced and absent: it does not exist
+
+
+def test_a_daemonset_keeps_what_its_rollout_check_reads() -> None:
+    s = caches.Store("daemonsets", "/apis/apps/v1/daemonsets", "DaemonSet", "apps/v1", caches.trim_workload)
+    s.synced = True
+    counts = {"desiredNumberScheduled": 2, "currentNumberScheduled": 2, "updatedNumberScheduled": 1}
+    ds = deployment("5") | {
+        "status": {"observedGeneration": 3, "numberAvailable": 2, "numberMisscheduled": 0, **counts}
+    }
+    s.event("ADDED", ds)
+    known, obj = s.get("shop", "web")
+    assert known and obj is not None and obj["kind"] == "DaemonSet"
+    assert obj["status"] == {"observedGeneration": 3, "numberAvailable": 2, **counts}
+    assert not workload.rollout_complete(obj)  # one of two pods still runs the old template
 
 
 def test_an_event_older_than_a_write_through_copy_is_dropped() -> None:
@@ -108,9 +123,35 @@ def test_preconditions_pin_identity_spec_labels_and_the_annotations_the_plan_rea
 
 def test_scopes_give_a_store_per_watched_namespace_and_none_for_a_pattern() -> None:
     c = caches.Caches(("team-a", "team-*"))
-    assert sorted(c.workloads) == [("Deployment", "team-a"), ("StatefulSet", "team-a")]
+    assert sorted(c.workloads) == [
+        ("CronJob", "team-a"),
+        ("DaemonSet", "team-a"),
+        ("Deployment", "team-a"),
+        ("StatefulSet", "team-a"),
+    ]
+    assert c.workloads["CronJob", "team-a"].path == "/apis/batch/v1/namespaces/team-a/cronjobs"
+    assert c.workloads["DaemonSet", "team-a"].path == "/apis/apps/v1/namespaces/team-a/daemonsets"
     assert c.workload("Deployment", "team-b", "web") == (False, None)
     assert c.incidents["team-a"].selector == "oncall.dev/trigger=OOMKilled"
     assert c.incidents["team-a"].path == "/apis/oncall.dev/v1alpha1/namespaces/team-a/incidents"
     many = caches.Caches(tuple(f"team-{i}" for i in range(40)))
-    assert len(many.stores()) == 3 * caches.MAX_NAMESPACES + 1  # the connection pool stays for the hot path
+    assert len(many.stores()) == 6 * caches.MAX_NAMESPACES + 1  # the connection pool stays for the hot path
+
+
+def test_vpas_are_known_only_once_listed_and_kept_to_what_the_plan_reads() -> None:
+    c = caches.Caches(("team-a",))
+    assert c.vpas_in("team-a") is None  # not listed (or not served): the caller lists them itself
+    store = c.vpas["team-a"]
+    assert store.path == "/apis/autoscaling.k8s.io/v1/namespaces/team-a/verticalpodautoscalers"
+    store.synced = True
+    assert c.vpas_in("team-a") == []
+    vpa = {
+        "metadata": {"name": "web-vpa", "namespace": "team-a", "resourceVersion": "3", "managedFields": MANAGED},
+        "spec": {"targetRef": {"kind": "Deployment", "name": "web"}, "updatePolicy": {"updateMode": "Auto"}},
+        "status": {"recommendation": {"containerRecommendations": [{"containerName": "app"}]}},
+    }
+    store.event("ADDED", vpa)
+    [kept] = c.vpas_in("team-a") or []
+    assert kept == {"metadata": {"name": "web-vpa", "namespace": "team-a", "resourceVersion": "3"}, "spec": vpa["spec"]}
+    assert workload.vpa_manager([kept], "Deployment", "web") == "VerticalPodAutoscaler web-vpa (updateMode Auto)"
+    assert c.vpas_in("team-b") is None  # no store for it

@@ -173,3 +173,11 @@ def test_a_workload_a_vpa_manages_is_left_to_it(vpas: list[dict[str, Any]], mana
     assert "VerticalPodAutoscaler web-vpa" in plan.message and "recommended: raise memory" in plan.message
     out = oom_plan.outcome(plan)
     assert (out.state, out.reason) == (incident.ActionState.REFUSED, "ManagedByVPA")
+
+
+def test_a_changed_cronjob_counts_as_rolled_out() -> None:
+    """A CronJob's status has no observedGeneration: its Incident must settle, not page RolloutStuck."""
+    cron = {"kind": "CronJob", "metadata": {"generation": 2}, "spec": {}, "status": {"lastScheduleTime": "x"}}
+    assert workload.rollout_complete(cron)
+    daemonset = {"kind": "DaemonSet", "metadata": {"generation": 2}, "spec": {}, "status": {"observedGeneration": 1}}
+    assert not workload.rollout_complete(daemonset)

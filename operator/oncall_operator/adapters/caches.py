@@ -1,4 +1,4 @@
-"""Watch-fed caches of what an OOM remediation reads: workloads, namespaces' annotations, OOM Incidents.
+"""Watch-fed caches of what an OOM remediation reads: workloads, namespaces' annotations, OOM Incidents, VPAs.
 
 Reading the workload, its namespace and its Incident with GETs costs a round trip between the
 kill and the patch. Here each is kept from a list + watch (aiohttp, on the session of
@@ -11,7 +11,9 @@ done, it answers "don't know" and the caller GETs.
 What is kept is trimmed, and kept as compact JSON text rather than parsed dicts (a parsed
 Deployment takes several times its JSON size in Python objects): workloads keep metadata
 without managedFields, the spec, and the few status fields :func:`workload.rollout_complete`
-reads; namespaces keep only their annotations; Incidents drop managedFields.
+reads; namespaces keep only their annotations; Incidents drop managedFields; VerticalPodAutoscalers
+keep their target and update mode. A cluster that does not serve VPAs answers 404: that store
+never syncs (it retries quietly), and the caller lists them itself, as it would without caches.
 
 Staleness is the caller's to make safe (see :mod:`oncall_operator.executor`): a cached
 workload is only ever patched with :func:`preconditions` in front of the plan's operations,
@@ -40,7 +42,7 @@ from oncall_operator.domain import oom_incident, workload
 log = logging.getLogger(__name__)
 Trim = cabc.Callable[[dict[str, Any]], dict[str, Any]]
 PAGE = 500
-MAX_NAMESPACES = 16
+MAX_NAMESPACES = 10
 WATCH_SECONDS = 290
 _ROLLOUT_STATUS = (
     "observedGeneration",
@@ -50,7 +52,18 @@ _ROLLOUT_STATUS = (
     "availableReplicas",
     "currentRevision",
     "updateRevision",
+    "desiredNumberScheduled",
+    "currentNumberScheduled",
+    "updatedNumberScheduled",
+    "numberAvailable",
 )
+KINDS = (
+    ("Deployment", "apps/v1", "deployments"),
+    ("StatefulSet", "apps/v1", "statefulsets"),
+    ("DaemonSet", "apps/v1", "daemonsets"),
+    ("CronJob", "batch/v1", "cronjobs"),
+)
+"""Every owner kind the remediation patches (:data:`workload.SUPPORTED`): one watch each per scope."""
 _COMPACT = (",", ":")
 
 
@@ -81,6 +94,13 @@ def trim_incident(obj: dict[str, Any]) -> dict[str, Any]:
     meta = dict(obj.get("metadata") or {})
     meta.pop("managedFields", None)
     return {**obj, "metadata": meta}
+
+
+def trim_vpa(obj: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`workload.vpa_manager` reads of a VerticalPodAutoscaler: its name, target and update mode."""
+    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    keep = {k: meta[k] for k in ("name", "namespace", "resourceVersion") if k in meta}
+    return {"metadata": keep, "spec": {k: spec[k] for k in ("targetRef", "updatePolicy") if k in spec}}
 
 
 WATCHED_ANNOTATIONS = (workload.OPT_OUT, workload.MARKER, *workload.GITOPS_ANNOTATIONS)
@@ -184,7 +204,8 @@ class Store:
                 self.synced = False
                 if isinstance(error, apiserver.ApiError) and error.status == 410:
                     continue  # a list's continue token or a watch's resourceVersion expired
-                level = logging.ERROR if isinstance(error, apiserver.ApiError) and error.status == 403 else logging.INFO
+                status = error.status if isinstance(error, apiserver.ApiError) else 0
+                level = {403: logging.ERROR, 404: logging.DEBUG}.get(status, logging.INFO)  # 404: an API not served
                 text = "cache of %s: %s; relisting in %.1fs (reads go to the API meanwhile)"
                 log.log(level, text, self.what, error, delay)
                 await asyncio.sleep(delay)
@@ -253,12 +274,18 @@ class Caches:
         self.cluster = not scopes
         self.workloads: dict[tuple[str, str], Store] = {}  # (kind, namespace or "") -> store
         self.incidents: dict[str, Store] = {}
+        self.vpas: dict[str, Store] = {}
+        """VerticalPodAutoscalers, where the cluster serves them (else never synced: the caller lists)."""
         selector = f"{oom_incident.TRIGGER_LABEL}={runbook.TriggerEvent.OOM_KILLED.value}"
         for ns in [""] if self.cluster else exact:
             where = f"/namespaces/{ns}" if ns else ""
-            for kind, plural in (("Deployment", "deployments"), ("StatefulSet", "statefulsets")):
-                path = f"/apis/apps/v1{where}/{plural}"
-                self.workloads[kind, ns] = Store(f"{plural} {ns or '(all)'}", path, kind, "apps/v1", trim_workload)
+            for kind, api_version, plural in KINDS:
+                path = f"/apis/{api_version}{where}/{plural}"
+                self.workloads[kind, ns] = Store(f"{plural} {ns or '(all)'}", path, kind, api_version, trim_workload)
+            path = f"/apis/autoscaling.k8s.io/v1{where}/verticalpodautoscalers"
+            self.vpas[ns] = Store(
+                f"verticalpodautoscalers {ns or '(all)'}", path, "VerticalPodAutoscaler", "", trim_vpa
+            )
             path = f"/apis/{GROUP}/{VERSION}{where}/incidents"
             self.incidents[ns] = Store(
                 f"incidents {ns or '(all)'}", path, "Incident", f"{GROUP}/{VERSION}", trim_incident, selector
@@ -267,7 +294,7 @@ class Caches:
         self.tasks: list[asyncio.Task[None]] = []
 
     def stores(self) -> list[Store]:
-        return [*self.workloads.values(), *self.incidents.values(), self.namespaces]
+        return [*self.workloads.values(), *self.incidents.values(), *self.vpas.values(), self.namespaces]
 
     def start(self, api: apiserver.Api) -> None:
         if not self.tasks:
@@ -286,6 +313,13 @@ class Caches:
     def incident(self, namespace: str, name: str) -> tuple[bool, dict[str, Any] | None]:
         store = self.incidents.get("" if self.cluster else namespace)
         return store.get(namespace, name) if store else (False, None)
+
+    def vpas_in(self, namespace: str) -> list[dict[str, Any]] | None:
+        """The namespace's VerticalPodAutoscalers; None when the cache cannot vouch (not served, not listed)."""
+        store = self.vpas.get("" if self.cluster else namespace)
+        if store is None or not store.synced:
+            return None
+        return [json.loads(text) for (ns, _), (_, text) in store.items.items() if ns == namespace]
 
     def namespace_annotations(self, namespace: str) -> dict[str, str] | None:
         known, obj = self.namespaces.get("", namespace)

@@ -220,6 +220,15 @@ class Guardrails(base.Model):
         base.Duration,
         pydantic.Field(description="Page a human when a change has not rolled out this long after it was applied"),
     ] = "15m"
+    resize_deadline: Annotated[
+        base.Duration,
+        pydantic.Field(
+            description=(
+                "Patch the template instead when an in-place resize (strategy InPlace) is not done this long "
+                "after it was applied (the kubelet deferred it, or it is stuck in progress)"
+            )
+        ),
+    ] = "2m"
 
 
 class RunbookSpec(base.Model):

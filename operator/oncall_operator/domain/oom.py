@@ -40,6 +40,23 @@ class Kill:
     exit_code: int | None
     limit: str | None
     request: str | None
+    ran_with: str | None = None
+    """The memory limit the kubelet reports the container had (``status.resources``; with an in-place
+    resize pending or infeasible it is not the spec's ``limit``), if it reports one."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Resize:
+    """Where the kubelet stands with an in-place resize of the pod (the pod's conditions and container statuses)."""
+
+    pending: str = ""
+    """``PodResizePending``'s reason: ``Deferred`` (may fit later) or ``Infeasible`` (never on this node)."""
+    in_progress: str = ""
+    """``PodResizeInProgress``: ``True`` while the kubelet applies it, or its reason (``Error``)."""
+    message: str = ""
+    """The kubelet's words for the condition that holds."""
+    limits: cabc.Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Each running container's memory limit as the kubelet reports it (``status.resources.limits``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,8 +72,12 @@ class PodFacts:
     kills: tuple[Kill, ...]
     containers: tuple[str, ...] = ()
     """The names of the pod's (regular) containers in order: where a resize patch points."""
-    resize_infeasible: str = ""
-    """The kubelet's word when it cannot resize this pod in place (``PodResizePending``, ``Infeasible``)."""
+    resize: Resize = Resize()
+    """Where the kubelet stands with an in-place resize of this pod."""
+    restart_on_resize: frozenset[str] = frozenset()
+    """Containers whose memory ``resizePolicy`` is ``RestartContainer``: a resize restarts them."""
+    resources: cabc.Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The pod's containers' resources (``{"initContainers": [...], "containers": [...]}``): its QoS class."""
 
 
 def has_oom(status: cabc.Mapping[str, Any] | None) -> bool:
@@ -105,6 +126,7 @@ def read_pod(pod: cabc.Mapping[str, Any]) -> PodFacts:
                 finished = term.get("finishedAt") or ""
                 key = kill_key(uid, name, finished, term.get("containerID") or "", restarts)
                 limit, request = _memory(spec, spec_field, name)
+                ran_with = ((cs.get("resources") or {}).get("limits") or {}).get("memory")
                 exit_code = term.get("exitCode")
                 kills.setdefault(
                     key,
@@ -117,6 +139,7 @@ def read_pod(pod: cabc.Mapping[str, Any]) -> PodFacts:
                         None if exit_code is None else int(exit_code),
                         limit,
                         request,
+                        ran_with,
                     ),
                 )
     return PodFacts(
@@ -130,12 +153,33 @@ def read_pod(pod: cabc.Mapping[str, Any]) -> PodFacts:
         qos_class=status.get("qosClass", ""),
         kills=tuple(sorted(kills.values(), key=lambda k: (k.finished_at, k.restart_count, k.key))),
         containers=tuple(c.get("name", "") for c in spec.get("containers") or ()),
-        resize_infeasible=_infeasible(status),
+        resize=_resize(status),
+        restart_on_resize=frozenset(
+            c.get("name", "")
+            for c in spec.get("containers") or ()
+            for p in c.get("resizePolicy") or ()
+            if p.get("resourceName") == "memory" and p.get("restartPolicy") == "RestartContainer"
+        ),
+        resources={
+            field: [{"resources": c.get("resources") or {}} for c in spec.get(field) or ()]
+            for field in ("initContainers", "containers")
+        },
     )
 
 
-def _infeasible(status: cabc.Mapping[str, Any]) -> str:
+def _resize(status: cabc.Mapping[str, Any]) -> Resize:
+    pending = in_progress = message = ""
     for cond in status.get("conditions") or ():
-        if cond.get("type") == "PodResizePending" and cond.get("reason") == "Infeasible":
-            return str(cond.get("message") or "the node cannot fit the resize")
-    return ""
+        if cond.get("status") != "True":
+            continue
+        if cond.get("type") == "PodResizePending":
+            pending, message = str(cond.get("reason") or "Deferred"), str(cond.get("message") or "")
+        elif cond.get("type") == "PodResizeInProgress":
+            in_progress = str(cond.get("reason") or "True")
+            message = message or str(cond.get("message") or "")
+    limits = {  # of running containers only: for any other the kubelet reports what it allocated
+        str(cs.get("name", "")): str(((cs.get("resources") or {}).get("limits") or {}).get("memory"))
+        for cs in status.get("containerStatuses") or ()
+        if ((cs.get("resources") or {}).get("limits") or {}).get("memory") and "running" in (cs.get("state") or {})
+    }
+    return Resize(pending, in_progress, message, limits)

@@ -25,7 +25,7 @@ import re
 from typing import Any
 
 from oncall_operator.api import base, durations, incident, runbook
-from oncall_operator.domain import lifecycle, matching, oom, oom_plan
+from oncall_operator.domain import inplace, lifecycle, matching, oom, oom_plan
 
 TRIGGER_LABEL = "oncall.dev/trigger"
 KIND_LABEL = "oncall.dev/workload-kind"
@@ -103,12 +103,12 @@ def record(
     st, counted = _fresh(spec, status, now)
     seen = list(st.guardrails.seen)
     new = [k for k in plan.new if k.key not in set(seen)]
-    if not new and not plan.fallback:
+    if not new and not plan.follow_up:
         return None
     if not st.checklist and checklist:
         st.checklist = [incident.ChecklistItem(title=t[:512]) for t in checklist[:50]]
-    st.occurrences = counted + len(new)
-    st.last_seen = now
+    if new:
+        st.occurrences, st.last_seen = counted + len(new), now
     st.guardrails.seen = (seen + [k.key for k in new])[-SEEN_MAX:]
     for k in new:
         st.detections = [
@@ -205,10 +205,12 @@ def settle(
 
     A rollout still incomplete ``deadline`` after the last action pages a human (``RolloutStuck``);
     one that completes afterwards (or after a human deleted the pods of an ``OnDelete`` workload)
-    is Mitigated again, and the quiet period runs.
+    is Mitigated again, and the quiet period runs. An in-place resize the kubelet has not been seen
+    to complete is not a complete rollout (its follow-up may still patch the template).
     """
     if status is None or status.phase == Phase.RESOLVED:
         return None
+    complete = complete and not inplace.awaiting(status)  # a resize is rolled out once the kubelet has done it
     human = next((c for c in status.conditions if c.type == NEEDS_HUMAN and c.status == "True"), None)
     if human is not None:
         if human.reason not in WAITING or not complete:

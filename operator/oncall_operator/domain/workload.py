@@ -189,10 +189,10 @@ def qos_class(pod_spec: cabc.Mapping[str, Any]) -> str:
 def rollout_complete(obj: cabc.Mapping[str, Any]) -> bool:
     """Whether every replica runs the current template and is available (``kubectl rollout status``)."""
     meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    if obj.get("kind") == "CronJob":
+        return True  # its next run makes its pods from the changed template: nothing rolls out (no observedGeneration)
     if status.get("observedGeneration", 0) < meta.get("generation", 0):
         return False
-    if obj.get("kind") == "CronJob":
-        return True  # its next run makes its pods from the changed template: nothing rolls out
     if obj.get("kind") == "DaemonSet":
         desired = status.get("desiredNumberScheduled", 0)
         return bool(

@@ -46,7 +46,6 @@ Incident write too (:func:`adapters.incidents.update_status_async`).
 """
 
 import asyncio
-import collections
 import collections.abc as cabc
 import dataclasses
 import datetime as dt
@@ -55,52 +54,15 @@ import logging
 import time
 from typing import Any
 
-from oncall_operator.adapters import apiserver, caches, incidents, workloads
+from oncall_operator.adapters import apiserver, caches, incidents, peering, workloads
 from oncall_operator.api import incident, runbook
 from oncall_operator.api.maintenance import Mutes
 from oncall_operator.domain import lifecycle, matching, oom, oom_incident, oom_plan, workload
-from oncall_operator.executor import context, indices, patching
+from oncall_operator.executor import context, indices, oom_state, patching
 
 log = logging.getLogger(__name__)
 Candidates = cabc.Iterable[indices.Candidate]
-
-
-class OomState:
-    """What the remediation keeps in memory: only caches, never the truth.
-
-    ``recorded`` holds kill keys known to be in their Incident, so the many status updates of
-    a pod that was killed once cost no API call; after a restart it is empty and the Incident
-    is read again. ``api`` is the hot path's own client (a pool no other loop queues on).
-    """
-
-    def __init__(self, api: apiserver.Api, size: int = 20000) -> None:
-        self.api = api
-        self.caches: caches.Caches | None = None
-        self.owners = workloads.OwnerCache()
-        self.recorded = collections.OrderedDict[str, None]()
-        self.size = size
-
-    def known(self, keys: cabc.Iterable[str]) -> bool:
-        return all(key in self.recorded for key in keys)
-
-    def remember(self, keys: cabc.Iterable[str]) -> None:
-        for key in keys:
-            self.recorded[key] = None
-            self.recorded.move_to_end(key)
-        while len(self.recorded) > self.size:
-            self.recorded.popitem(last=False)
-
-    def start_caches(self, scopes: cabc.Sequence[str]) -> None:
-        """Start the watches that feed the caches (on the running loop); reads GET until they are in."""
-        if self.caches is None:
-            self.caches = caches.Caches(scopes)
-            self.caches.start(self.api)
-
-    async def close(self) -> None:
-        if self.caches is not None:
-            await self.caches.stop()
-            self.caches = None
-        await self.api.close()
+OomState = oom_state.OomState
 
 
 class _Misguessed(Exception):
@@ -111,7 +73,7 @@ async def remediate(ctx: context.Context, body: cabc.Mapping[str, Any], candidat
     """Handle one pod event; returns the plan run (None when nothing needed doing)."""
     state = ctx.oom
     pod = oom.read_pod(body)
-    if not pod.kills or (state.known(kill.key for kill in pod.kills) and not pod.resize_infeasible):
+    if not pod.kills or (state.known(kill.key for kill in pod.kills) and pod.uid not in state.following):
         return None
     if not matching.in_scope(pod.namespace, ctx.config.watch_namespaces):
         return None
@@ -133,7 +95,22 @@ async def remediate(ctx: context.Context, body: cabc.Mapping[str, Any], candidat
                 guessing[0] = False
                 raise patching.Retry() from None
 
-    return await patching.retrying(attempt, f"OOM {pod.namespace}/{pod.name}")
+    plan = await patching.retrying(attempt, f"OOM {pod.namespace}/{pod.name}")
+    at = plan.recheck_at if plan is not None else None
+    if at is not None or pod.uid in state.following:  # an in-place resize to follow
+        state.follow(pod.uid, at, lambda: _look_again(ctx, pod.namespace, pod.name, pod.uid))
+    return plan
+
+
+async def _look_again(ctx: context.Context, namespace: str, name: str, uid: str) -> None:
+    """The resize's deadline: read the pod and plan again (the fallback if it is still not done)."""
+    if not peering.acting():
+        return
+    body = await workloads.pod(ctx.oom.api, namespace, name)
+    if body is None or (body.get("metadata") or {}).get("uid") != uid:
+        return  # gone: its replacement runs the template
+    candidates = await indices.runbook_candidates(ctx.indices, ctx.oom.api, [namespace, ctx.config.namespace])
+    await remediate(ctx, body, candidates)
 
 
 async def _none() -> None:
@@ -151,6 +128,8 @@ class _Facts:
     incident: dict[str, Any] | None
     cached: bool
     """Whether any of it came from a cache (and may be stale)."""
+    gets: int = 0
+    """How many of the three were read with a GET."""
 
 
 def _accounts(obj: dict[str, Any] | None, raw: dict[str, Any] | None) -> bool:
@@ -189,11 +168,13 @@ async def _read(
         workloads.namespace_annotations(api, ns) if supported and annotations is None else _empty(),
         workloads.incident(api, ns, name) if not have_inc else _none(),
     )
+    gets = (supported and not have_obj) + (supported and annotations is None) + (not have_inc)
     return _Facts(
         obj if have_obj else got_obj,
         annotations if annotations is not None else got_annotations,
         raw if have_inc else got_inc,
         cached,
+        gets,
     )
 
 
@@ -275,7 +256,7 @@ async def _run(
         rejected, _, manager = await asyncio.gather(
             patching.dry_runs(api, w.kind, w.namespace, w.name, ops, probe, last),
             _checked(check, target),
-            _vpa_manager(api, w),
+            _vpa_manager(api, state.caches, w),
         )
         clock.append(("dry-runs", time.perf_counter()))
         if manager is not None:
@@ -312,7 +293,7 @@ async def _run(
     state.remember(kill.key for kill in pod.kills)
     steps_ms = " ".join(f"{b[0]} {(b[1] - a[1]) * 1000:.0f}" for a, b in itertools.pairwise(clock))
     log.info(
-        "OOM %s/%s[%s]: %s %s %s (ms: %s%s)",
+        "OOM %s/%s[%s]: %s %s %s (ms: %s; %d GETs)",
         ns,
         pod.name,
         newest.container,
@@ -320,18 +301,22 @@ async def _run(
         out.reason,
         out.message,
         steps_ms,
-        "; cached reads" if facts.cached else "",
+        facts.gets,
     )
     if out.state is not None and written is not None and written.changed:
         _explain(ctx, target, facts.obj, ns, pod.name, written.incident, plan, out)
     return plan
 
 
-async def _vpa_manager(api: apiserver.Api, w: workload.Workload) -> str | None:
-    """The VPA that manages ``w`` (listed alongside the dry-runs: no extra round trip), if any.
+async def _vpa_manager(api: apiserver.Api, c: caches.Caches | None, w: workload.Workload) -> str | None:
+    """The VPA that manages ``w``, if any: from the watch-fed cache where the cluster serves VPAs, else
+    listed alongside the dry-runs (no extra round trip).
 
     A cluster without the VPA serves no such list (404: none). A refusal to list is logged and
     taken as none: the remediation must not stop because an optional API is forbidden."""
+    cached = c.vpas_in(w.namespace) if c is not None else None
+    if cached is not None:
+        return workload.vpa_manager(cached, w.kind, w.name)
     try:
         vpas = await workloads.list_items(api, "VerticalPodAutoscaler", w.namespace)
     except apiserver.ApiError as error:

@@ -49,18 +49,19 @@
   resources: [horizontalpodautoscalers]
   verbs: [list]
 # an OOM raise is only recommended when a VerticalPodAutoscaler manages the workload (it would
-# fight the change); a cluster without the VPA answers 404 and the list is empty
+# fight the change); a cluster without the VPA answers 404 and the list is empty; watch feeds the
+# remediation's cache of them
 - apiGroups: [autoscaling.k8s.io]
   resources: [verticalpodautoscalers]
-  verbs: [list]
+  verbs: [list, watch]
 # the OOM remediation of DaemonSets (template patch) and CronJobs (job template patch, for the
-# next run); get reads them (no cache: they are few), a Job is read to find its CronJob
+# next run); list and watch feed the caches an OOM kill is answered from, a Job is read to find its CronJob
 - apiGroups: [apps]
   resources: [daemonsets]
-  verbs: [get, patch]
+  verbs: [get, list, watch, patch]
 - apiGroups: [batch]
   resources: [cronjobs]
-  verbs: [get, patch]
+  verbs: [get, list, watch, patch]
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get]
