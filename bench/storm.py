@@ -274,9 +274,16 @@ class Storm:
                 self.to_ack.add(key)
             else:
                 paging.add(key)
+        profiling = self.args.profile and count >= 100 and self.probe_ns not in namespaces
+        profiler = None
+        if profiling:
+            (where := self.args.out / "storm-profiles").mkdir(parents=True, exist_ok=True)
+            profiler = cs.start_profile(op.proc.pid, where, self.seq)
         cpu0 = op.sampler.read()
         posted = asyncio.run(post(op.url, bodies, self.args.rate))
         cpu1 = op.sampler.read()
+        if profiler is not None:  # py-spy (the bench extra) while the storm is posted: where an alert's CPU goes
+            posted["profile"] = cs.stop_profile(profiler)
         opened: set[tuple[str, str]] = posted.pop("opened")
         self.expect = paging & opened
 
@@ -447,6 +454,7 @@ def main() -> int:
     parser.add_argument("--tick", type=float, default=5.0, help="the operators' ONCALL_TICK_SECONDS")
     parser.add_argument("--quiet", type=float, default=20.0, help="seconds of the idle window (API per tick)")
     parser.add_argument("--peering-lifetime", type=int, default=15, help="ONCALL_PEERING_LIFETIME (the chart's)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the leader while each storm is posted")
     parser.add_argument("--before", metavar="REF", help="also measure the operator at this git ref, first")
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "bench" / "results")
     parser.add_argument("--workdir", type=pathlib.Path, help="the cluster's and the logs' directory")
