@@ -14,9 +14,10 @@ alert group each, spread over ``--namespaces`` namespaces), and at each size mea
   own delay (``--after`` plus 6 s per namespace), so the due steps are spread in time;
 - the operator's API requests per escalation tick while nothing is due and per due page, from the
   API server's audit log by user agent (cluster_scale.Audit);
-- takeover: a standby replica (Kopf peering, ``--peering-lifetime``) holds every Incident too; probe
-  Incidents are paged at level 1, the leader is frozen (SIGSTOP: a node gone silent) before their
-  level 2 is due, and the figure is the time from the freeze to the standby's first level-2 page;
+- takeover: a standby replica joins the Kopf peering (``--peering-lifetime``); it watches nothing
+  while it stands by (Kopf pauses its streams), so taking over means listing every open Incident.
+  Probe Incidents are paged at level 1, the leader is frozen (SIGSTOP: a node gone silent) before
+  their level 2 is due, and the figure is the time from the freeze to the standby's first level-2 page;
 - start-up: the acting replica stops gracefully with probe steps about to be due, a new process
   starts, and the figure is the time from its start to its first due page.
 
@@ -432,6 +433,8 @@ def takeover(s: Storm, leader: Operator, n: int) -> tuple[dict[str, Any], Operat
     fresh = s.start(f"{s.label}-leader-{n + 1}")
     out["restart_first_due_page_s"] = round(first_probe_page(s, fresh.started) - fresh.started, 1)
     out["restart_rss_mib"] = rss(fresh)
+    out["restart_settle_s"] = cs.settle(fresh.sampler, 600)  # its listing of every open Incident done
+    out["restart_settled_rss_mib"] = rss(fresh)  # what it keeps for them, without a storm's garbage
     return out, fresh
 
 
@@ -521,6 +524,7 @@ ROWS = (
         lambda s: f"{s['takeover']['takeover_first_due_page_s']} (lifetime {s['takeover']['peering_lifetime_s']})",
     ),
     ("restart: start -> first due page (s)", lambda s: s["takeover"]["restart_first_due_page_s"]),
+    ("restarted: RSS once settled (MiB)", lambda s: s["takeover"].get("restart_settled_rss_mib")),
     ("load average before / after", lambda s: f"{s['load_before']} / {s['load_after']}"),
 )
 
