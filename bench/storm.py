@@ -464,6 +464,7 @@ def main() -> int:
     args = parser.parse_args()
     args.sizes = sorted(int(x) for x in args.sizes.split(","))
     args.out.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the operators and the cluster too
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     results: dict[str, Any] = {
         "at": stamp,
