@@ -43,7 +43,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from typing import Any
@@ -53,17 +52,15 @@ for _path in (REPO, REPO / "bench"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-import aiohttp  # noqa: E402
 import cluster_scale as cs  # noqa: E402  (its sampler, audit-log reader, checkout and summaries)
 import kubernetes  # noqa: E402
 import oom_latency as floorlib  # noqa: E402
 import simcluster  # noqa: E402
-from aiohttp import web  # noqa: E402
+import storm_report  # noqa: E402
+from storm_alerts import Pages, handbook, payload, post  # noqa: E402
 
 from oncall_operator.domain import alerts as am  # noqa: E402
 
-ALERT = "StormAlert"
-SEVERITIES = ("critical", "warning", "info", "critical", "warning")  # info notifies only: no level 2
 PEERING = "storm-bench"
 PROBE_AFTER = 4  # seconds to the probes' level 2: due soon after their level-1 page
 RAISED = {  # the guards against a storm are not what this bench measures (see the docstring)
@@ -71,109 +68,6 @@ RAISED = {  # the guards against a storm are not what this bench measures (see t
     "ONCALL_NEW_INCIDENTS_PER_MINUTE": "1000000",
     "ONCALL_MAX_OPEN_INCIDENTS_PER_NAMESPACE": "1000000",
 }
-
-
-class Pages:
-    """A webhook receiver on a thread of its own: when each (namespace, name, kind, level) first arrived."""
-
-    def __init__(self, on_first_page: Any = None) -> None:
-        self.at: dict[tuple[str, str, str, int], float] = {}
-        self.on_first_page = on_first_page
-        self.loop = asyncio.new_event_loop()
-        app = web.Application()
-        app.router.add_post("/hook", self.hook)
-        self.runner = web.AppRunner(app, access_log=None)
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.runner.setup(), self.loop).result(10)
-        self.port = cs.floorlib_free_port()
-        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
-        asyncio.run_coroutine_threadsafe(site.start(), self.loop).result(10)
-
-    async def hook(self, request: web.Request) -> web.Response:
-        now = time.time()
-        body = await request.json()
-        inc = body.get("incident") or {}
-        key = (str(inc.get("namespace")), str(inc.get("name")), str(body.get("kind")), int(body.get("level") or 0))
-        if key not in self.at:
-            self.at[key] = now
-            if key[2] == "page" and key[3] == 1 and self.on_first_page is not None:
-                self.on_first_page(key[0], key[1])
-        return web.Response(status=200)
-
-    def level2(self, namespaces: set[str] | None = None) -> dict[tuple[str, str], float]:
-        return {
-            (k[0], k[1]): t
-            for k, t in list(self.at.items())
-            if k[2] == "page" and k[3] == 2 and (namespaces is None or k[0] in namespaces)
-        }
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-
-
-def handbook(hook_url: str, after: int) -> list[dict[str, Any]]:
-    """cluster_scale's webhook Secret, EscalationPolicy and Runbook, with a level 2 ``after`` seconds in."""
-    secret, policy, runbook, _oom = cs.handbook("", hook_url)
-    policy["metadata"]["name"] = runbook["metadata"]["name"] = runbook["spec"]["escalationPolicyRef"]["name"] = "storm"
-    level2 = {**policy["spec"]["levels"][0], "name": "l2", "after": f"{after}s", "targets": [{"user": "Grace"}]}
-    policy["spec"]["levels"].append(level2)
-    policy["spec"]["severities"] = [
-        {"severity": s, "response": "Notify" if s == "info" else "Page", "channels": ["hook"]}
-        for s in ("critical", "warning", "info")
-    ]
-    runbook["spec"]["trigger"] = {"alertName": ALERT}
-    return [secret, policy, runbook]
-
-
-def payload(namespace: str, run: str, seq: int) -> dict[str, Any]:
-    """cluster_scale's one-alert group, with this bench's alert name and a severity by ``seq``."""
-    body = cs.alert_payload(namespace, run, seq)
-    labels = {**body["commonLabels"], "alertname": ALERT, "severity": SEVERITIES[seq % len(SEVERITIES)]}
-    body["groupKey"] = body["groupKey"].replace(cs.ALERT_NAME, ALERT)
-    body["groupLabels"]["alertname"] = ALERT
-    body["commonLabels"] = body["alerts"][0]["labels"] = labels
-    body["alerts"][0]["fingerprint"] = am.fingerprint(labels)
-    return body
-
-
-async def post(url: str, bodies: list[dict[str, Any]], rate: float, retries: int = 5) -> dict[str, Any]:
-    """Post each body on its own schedule at ``rate``/s (open loop), and again after a 5xx or no answer as
-    Alertmanager does (1 s, 2 s, ...); the last answers' codes, the retries, and the Incidents opened (200)."""
-    codes: dict[str, int] = {}
-    opened: set[tuple[str, str]] = set()
-    retried = [0]
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
-
-        async def one(body: dict[str, Any], at: float) -> None:
-            await asyncio.sleep(max(0.0, at - time.monotonic()))
-            for attempt in range(retries + 1):
-                try:
-                    async with http.post(url, json=body, timeout=aiohttp.ClientTimeout(total=60)) as reply:
-                        await reply.read()
-                        code = str(reply.status)
-                except (aiohttp.ClientError, TimeoutError):
-                    code = "0"
-                if code == "0" or code.startswith("5"):
-                    retried[0] += 1 if attempt < retries else 0
-                    await asyncio.sleep(2**attempt)
-                    continue
-                break
-            codes[code] = codes.get(code, 0) + 1
-            if code == "200":
-                opened.add((body["commonLabels"]["namespace"], am.incident_name(am.parse(body))))
-
-        start = time.monotonic() + 0.2
-        await asyncio.gather(*(one(b, start + i / rate) for i, b in enumerate(bodies)))
-        seconds = time.monotonic() - start
-    return {
-        "codes": codes,
-        "retries": retried[0],
-        "opened": opened,
-        "seconds": round(seconds, 1),
-        "achieved_rate": round(len(bodies) / seconds, 1),
-    }
 
 
 @dataclasses.dataclass
@@ -495,71 +389,9 @@ def main() -> int:
     results["load_end"] = load()
     base = args.out / f"storm-{stamp}"
     base.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    base.with_suffix(".md").write_text(markdown(results))
+    base.with_suffix(".md").write_text(storm_report.markdown(results))
     print(f"wrote {base}.json and .md in {results['seconds']} s")
     return 0
-
-
-ROWS = (
-    ("open Incidents", lambda s: s["open_incidents"]),
-    ("alerts posted / achieved rate /s", lambda s: f"{s['storm']['alerts']} / {s['storm']['achieved_rate']}"),
-    ("intake answers", lambda s: s["storm"]["codes"]),
-    ("operator CPU per alert (ms)", lambda s: s["storm"]["operator_cpu_ms_per_alert"]),
-    (
-        "leader RSS steady / peak (MiB)",
-        lambda s: f"{s['leader_rss_mib']['steady']:.0f} / {s['leader_rss_mib']['peak']}",
-    ),
-    (
-        "due level-2 pages: n, late p50 / p99 (ms)",
-        lambda s: f"{s['lateness']['n']}, {s['lateness'].get('p50_ms')} / {s['lateness'].get('p99_ms')}",
-    ),
-    ("pages after an acknowledgement", lambda s: s["lateness"]["pages_after_ack"]),
-    (
-        "API requests / writes per idle tick",
-        lambda s: f"{s['api_per_idle_tick']['requests']} / {s['api_per_idle_tick']['writes']}",
-    ),
-    (
-        "standby start / settle (s), RSS (MiB)",
-        lambda s: (
-            f"{s['takeover']['standby_start_s']} / "
-            f"{s['takeover']['standby_settle_s']}, {s['takeover']['standby_rss_mib']:.0f}"
-        ),
-    ),
-    (
-        "takeover: freeze -> first due page (s)",
-        lambda s: f"{s['takeover']['takeover_first_due_page_s']} (lifetime {s['takeover']['peering_lifetime_s']})",
-    ),
-    ("restart: start -> first due page (s)", lambda s: s["takeover"]["restart_first_due_page_s"]),
-    ("restarted: RSS once settled (MiB)", lambda s: s["takeover"].get("restart_settled_rss_mib")),
-    ("load average before / after", lambda s: f"{s['load_before']} / {s['load_after']}"),
-)
-
-
-def markdown(results: dict[str, Any]) -> str:
-    lines = [
-        f"# Alert storm {results['at']}",
-        "",
-        f"`{results['command']}`",
-        "",
-        f"commit {results['commit']}, {results['cores']} cores, settings {results['settings']}, "
-        f"load average at start {results['load_start']}, at end {results['load_end']}, {results['seconds']} s",
-        "",
-    ]
-    for title, sizes in (
-        ("Before (" + results.get("before", "")[:12] + ")", results.get("before_sizes")),
-        ("This tree", results["sizes"]),
-    ):
-        if not sizes:
-            continue
-        lines += [
-            f"## {title}",
-            "",
-            "| | " + " | ".join(str(s["open_incidents"]) for s in sizes) + " |",
-            "|---|" + "---|" * len(sizes),
-        ]
-        lines += [f"| {name} | " + " | ".join(str(get(s)) for s in sizes) + " |" for name, get in ROWS]
-        lines.append("")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":
