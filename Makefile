@@ -67,6 +67,12 @@ bench: venv tools $(VENV)/.bench-installed ## cluster-scale benchmarks on a kwok
 	hack/build-tools.sh kwok
 	$(BIN)/python bench/cluster_scale.py --sizes $(BENCH_SIZES) $(BENCH_ARGS)
 
+.PHONY: bench-storm
+BENCH_STORM_SIZES ?= 1000,5000,10000
+bench-storm: venv tools $(VENV)/.bench-installed ## open Incidents through the intake: RSS, due-page lateness, API per tick, takeover (bench/results/); BENCH_STORM_ARGS="--before REF"
+	hack/build-tools.sh kwok
+	$(BIN)/python bench/storm.py --sizes $(BENCH_STORM_SIZES) $(BENCH_STORM_ARGS)
+
 $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $@

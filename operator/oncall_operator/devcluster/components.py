@@ -91,7 +91,9 @@ def kube_apiserver(
     return ComponentSpec("kube-apiserver", binary, ("kube-apiserver",), args, ready, timeout)
 
 
-def kube_controller_manager(binary: Path, kubeconfig: Path, certs: CertPaths, timeout: float) -> ComponentSpec:
+def kube_controller_manager(
+    binary: Path, kubeconfig: Path, certs: CertPaths, timeout: float, extra: tuple[str, ...] = ()
+) -> ComponentSpec:
     def args(p: Ports) -> list[str]:
         return [
             *_client_flags(kubeconfig, p["kube-controller-manager"]),
@@ -103,17 +105,18 @@ def kube_controller_manager(binary: Path, kubeconfig: Path, certs: CertPaths, ti
             "--controllers=*",
             # Default is /usr/libexec/kubernetes/..., which it would create on the host.
             f"--flex-volume-plugin-dir={kubeconfig.parent / 'flexvolume'}",
+            *extra,
         ]
 
     name = "kube-controller-manager"
     return ComponentSpec(name, binary, (name,), args, _healthz(name), timeout)
 
 
-def kube_scheduler(binary: Path, kubeconfig: Path, timeout: float) -> ComponentSpec:
+def kube_scheduler(binary: Path, kubeconfig: Path, timeout: float, extra: tuple[str, ...] = ()) -> ComponentSpec:
     name = "kube-scheduler"
 
     def args(p: Ports) -> list[str]:
-        return _client_flags(kubeconfig, p[name])
+        return [*_client_flags(kubeconfig, p[name]), *extra]
 
     return ComponentSpec(name, binary, (name,), args, _healthz(name), timeout)
 

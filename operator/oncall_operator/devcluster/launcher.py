@@ -57,6 +57,7 @@ class ControlPlane:
         with_scheduler: bool = False,
         timeouts: Timeouts | None = None,
         apiserver_args: tuple[str, ...] = (),
+        client_args: tuple[str, ...] = (),
         node: bool = False,
         repo: Path | None = None,
     ) -> None:
@@ -68,6 +69,8 @@ class ControlPlane:
         self.repo = repo or repo_root()
         self.apiserver_args = apiserver_args
         """More kube-apiserver flags (the bench turns on its audit log with them)."""
+        self.client_args = client_args
+        """More kube-controller-manager and kube-scheduler flags (the bench raises their API QPS with them)."""
         self.timeouts = timeouts or Timeouts()
         self._running: list[Running] = []
         self._specs: dict[str, ComponentSpec] = {}
@@ -154,10 +157,10 @@ class ControlPlane:
             server = f"https://{host}:{api.ports['kube-apiserver']}"
             write_kubeconfig(kubeconfig, server, certs)
             kcm = binaries["kube-controller-manager"]
-            spec = components.kube_controller_manager(kcm, kubeconfig, certs, t.component)
+            spec = components.kube_controller_manager(kcm, kubeconfig, certs, t.component, self.client_args)
             self._launch(spec, logs, pick)
             if self.with_scheduler:
-                spec = components.kube_scheduler(binaries[SCHEDULER], kubeconfig, t.component)
+                spec = components.kube_scheduler(binaries[SCHEDULER], kubeconfig, t.component, self.client_args)
                 self._launch(spec, logs, pick)
             if node:
                 node.configure(server, certs)

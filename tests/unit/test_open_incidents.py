@@ -1,0 +1,142 @@
+"""The open Incidents in memory (issue 18): kept compact, and looked at when their step is due.
+
+Each open Incident is kept as compact JSON without managedFields, a newer resourceVersion replacing
+an older one and never the reverse. The escalation loop looks at an Incident when its step is due,
+not up to a tick later.
+
+The loop used to sleep ``ONCALL_TICK_SECONDS`` between turns, so a due page went out up to a tick
+late (the storm bench measured p50 3.4 s at the chart's 5 s tick). It now sleeps until the soonest
+``wake_at`` it holds, and a look that sets a sooner one wakes it early. Virtual time (looptime):
+the clock the loop reads is the event loop's; the engine's answer is stubbed at the module
+boundary :func:`escalation.escalate` (what is due when), nothing of Kubernetes is involved.
+"""
+
+import asyncio
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from oncall_operator.adapters import peering
+from oncall_operator.executor import config, escalation, open_incidents
+
+EPOCH = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+
+
+@dataclasses.dataclass
+class Indices:
+    generation: int = 0
+
+
+@dataclasses.dataclass
+class Ctx:
+    config: config.Config
+    indices: Indices
+
+
+def body(name: str) -> dict[str, Any]:
+    return {"metadata": {"namespace": "ns", "name": name, "resourceVersion": "1"}, "status": {"phase": "Triggered"}}
+
+
+@pytest.fixture
+def acting() -> Any:
+    before = peering.acting()
+    peering.set_acting(True)
+    yield
+    peering.set_acting(before)
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize(
+    ("tick", "due_in", "looked_by"),
+    [
+        (5.0, 7.3, 7.4),  # between two ticks: at its time, not at 10 s
+        (5.0, 1.2, 1.3),  # sooner than the first tick
+        (60.0, 30.0, 30.1),  # a long tick never delays a due step
+        (5.0, 5.0, 5.1),  # on a tick
+    ],
+)
+async def test_a_due_step_is_looked_at_when_due_not_at_the_next_tick(
+    acting: Any, monkeypatch: pytest.MonkeyPatch, tick: float, due_in: float, looked_by: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+
+    def clock() -> dt.datetime:
+        return EPOCH + dt.timedelta(seconds=loop.time() - start)
+
+    due = EPOCH + dt.timedelta(seconds=due_in)
+    looks: list[float] = []
+
+    async def escalate(ctx: Any, raw: Any) -> escalation.Looked:
+        looks.append(loop.time() - start)
+        return escalation.Looked(None, None if clock() >= due else due)
+
+    monkeypatch.setattr(escalation, "escalate", escalate)
+    incidents = open_incidents.OpenIncidents(clock)
+    ctx: Any = Ctx(config.Config(tick_seconds=tick, recheck_seconds=3600), Indices())
+    incidents.start(ctx)
+    try:
+        await incidents.seen(ctx, body("a"))  # the look on arrival: nothing due yet, wake at ``due``
+        await asyncio.sleep(due_in + 20)
+    finally:
+        await incidents.stop()
+    assert looks[0] == 0
+    [when] = [t for t in looks[1:] if t >= due_in]
+    assert when <= looked_by, looks
+
+
+@pytest.mark.looptime
+async def test_a_look_that_sets_a_sooner_step_wakes_a_sleeping_loop(
+    acting: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+
+    def clock() -> dt.datetime:
+        return EPOCH + dt.timedelta(seconds=loop.time() - start)
+
+    wakes = {"far": EPOCH + dt.timedelta(seconds=50), "near": EPOCH + dt.timedelta(seconds=12.5)}
+    looks: list[tuple[str, float]] = []
+
+    async def escalate(ctx: Any, raw: Any) -> escalation.Looked:
+        name = raw["metadata"]["name"]
+        looks.append((name, loop.time() - start))
+        return escalation.Looked(None, None if clock() >= wakes[name] else wakes[name])
+
+    monkeypatch.setattr(escalation, "escalate", escalate)
+    incidents = open_incidents.OpenIncidents(clock)
+    ctx: Any = Ctx(config.Config(tick_seconds=30, recheck_seconds=3600), Indices())
+    incidents.start(ctx)
+    try:
+        await incidents.seen(ctx, body("far"))
+        await asyncio.sleep(10)  # the loop sleeps until its 30 s tick
+        await incidents.seen(ctx, body("near"))  # due at 12.5 s: the loop must not wait for 30 s
+        await asyncio.sleep(45)
+    finally:
+        await incidents.stop()
+    near = [t for name, t in looks if name == "near" and t > 10]
+    assert near and 12.5 <= near[0] <= 12.6, looks
+    far = [t for name, t in looks if name == "far" and t > 0]
+    assert far and 50 <= far[0] <= 50.1, looks
+
+
+def test_an_open_incident_is_kept_as_compact_json_without_managed_fields_and_never_goes_back() -> None:
+    incidents = open_incidents.OpenIncidents()
+    first = body("a")
+    first["metadata"]["managedFields"] = [{"manager": "oncall-operator", "fieldsV1": {"f:status": {}}}]
+    first["metadata"]["labels"] = {"oncall.dev/trigger": "OOMKilled"}
+    key = incidents.see(first)
+    entry = incidents.entries[key]
+    assert isinstance(entry.raw, bytes) and b"managedFields" not in entry.raw and b", " not in entry.raw
+    assert entry.body["metadata"]["labels"] == first["metadata"]["labels"] and entry.version == "1"
+    newer = body("a") | {"status": {"phase": "Acknowledged"}}
+    newer["metadata"]["resourceVersion"] = "7"
+    incidents.see(newer)
+    older = body("a") | {"status": {"phase": "Mitigated"}}
+    older["metadata"]["resourceVersion"] = "5"
+    incidents.see(older)  # a late event of an older version
+    assert incidents.entries[key].body["status"] == {"phase": "Acknowledged"} and incidents.entries[key].version == "7"
+    incidents.see(body("a") | {"status": {"phase": "Resolved", "escalation": {"closed": True}}})
+    assert key not in incidents.entries  # closed: nothing left to send, nothing kept
