@@ -33,7 +33,6 @@ SUMMARY_KIND = "page-summary"
 SENT, HELD_STATE, SUMMARY = "sent", "held", "summary"
 COUNTED = ("", delivery.PENDING, delivery.DELIVERED)
 """Results of a page that counts: being sent, or sent (a failed one reached nobody)."""
-NOBODY = "nobody on call"
 SHOWN = 5
 """Held pages a summary names one by one; the rest are counted."""
 
@@ -58,7 +57,7 @@ class Applied:
 
 
 def _people(n: incident.Notification) -> list[str]:
-    return [p for p in n.user.split(", ") if p and p != NOBODY]
+    return [p for p in n.user.split(", ") if p and p != escalation.NOBODY]
 
 
 def entries(ref: str, status: incident.IncidentStatus, now: dt.datetime) -> tuple[Entry, ...]:
