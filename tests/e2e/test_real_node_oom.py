@@ -6,7 +6,9 @@ namespace) answers: an in-place resize of a single-replica Deployment behind a P
 the container's cgroup limit raised), a resize the node cannot hold (its request above the
 node's allocatable: the kubelet says Infeasible, the template is patched instead) or has no room
 for yet (Deferred: the template is patched at the runbook's resizeDeadline), a DaemonSet
-and a CronJob, and a real Alertmanager's ``PodOOMKilled`` alert joining the kill's Incident.
+and a CronJob, a real Alertmanager's ``PodOOMKilled`` alert joining the kill's Incident, and a
+rollout the scheduler cannot place (a Guaranteed pod raised past the node's allocatable) paging a
+human after the runbook's rolloutDeadline.
 The node and its control plane are the session's (``node_support.node_cluster``).
 """
 
@@ -32,7 +34,7 @@ from tests.e2e.node_support import (
     wait_for,
 )
 from tests.e2e.oom_support import memory, runbook
-from tests.e2e.test_oom_owners import notifications, pager
+from tests.e2e.test_oom_owners import notifications, pager, pages
 from tests.e2e.test_real_node import HOG_MIB, LIMIT, RAISED, RULE, node_ns, pod_named
 from tests.peers import Peer
 
@@ -139,11 +141,7 @@ def test_a_resize_the_node_cannot_hold_falls_back_to_the_template(
     """A Guaranteed pod: its request must rise with its limit, to 1Ti, above any allocatable: Infeasible."""
     nc, ns = node_cluster, node_ns
     huge = {**IN_PLACE, "minStep": "1Ti", "maxLimit": "1Ti"}
-    app = hog("Deployment", "big", LIMIT, HOG_MIB)
-    app["spec"]["template"]["spec"]["containers"][0]["resources"] = {
-        "limits": {"memory": LIMIT, "cpu": "10m"},
-        "requests": {"memory": LIMIT, "cpu": "10m"},
-    }
+    app = guaranteed(hog("Deployment", "big", LIMIT, HOG_MIB))
     nc.cluster.apply(ns, runbook("oom", huge, cooldown="10m"), app)
     killed = wait_kernel_oom(nc, ns, "app=big")
     assert killed["status"]["qosClass"] == "Guaranteed"
@@ -172,6 +170,15 @@ def test_a_resize_the_node_cannot_hold_falls_back_to_the_template(
         lambda: (nc.cluster.incident(ns, "Deployment", "big") or {})["status"]["occurrences"] > kills, 120, "a kill"
     )
     assert actions(nc, ns, "Deployment", "big") == ["ResizedInPlace", "ResizeInfeasible"]
+
+
+def guaranteed(app: dict[str, Any]) -> dict[str, Any]:
+    """The workload's first container with requests equal to limits (memory and cpu): a Guaranteed pod."""
+    app["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "limits": {"memory": LIMIT, "cpu": "10m"},
+        "requests": {"memory": LIMIT, "cpu": "10m"},
+    }
+    return app
 
 
 def test_a_daemonset_and_a_cronjob_killed_by_the_kernel_are_remediated(
@@ -297,11 +304,7 @@ def test_a_resize_the_node_has_no_room_for_yet_is_deferred_then_the_template(
             ]
         },
     }
-    app = hog("Deployment", "tight", LIMIT, HOG_MIB)
-    app["spec"]["template"]["spec"]["containers"][0]["resources"] = {
-        "limits": {"memory": LIMIT, "cpu": "10m"},
-        "requests": {"memory": LIMIT, "cpu": "10m"},
-    }
+    app = guaranteed(hog("Deployment", "tight", LIMIT, HOG_MIB))
     nc.cluster.apply(ns, runbook("oom", IN_PLACE, cooldown="10m", resizeDeadline="20s"), filler)
     wait_for(lambda: running_ready(pod_named(nc, ns, "filler")), 60, "the filler running")
     nc.cluster.apply(ns, app)
@@ -324,3 +327,57 @@ def test_a_resize_the_node_has_no_room_for_yet_is_deferred_then_the_template(
     assert "ResizePending" in [e["type"] for e in inc["status"]["timeline"]]
     template = get(nc, ns, "deployment/tight")["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert template["limits"]["memory"] == template["requests"]["memory"] == RAISED
+
+
+def test_a_rollout_the_node_cannot_take_pages_a_human(
+    node_cluster: NodeCluster, node_ns: str, operator: OperatorProcess, peer: Peer
+) -> None:
+    """The template raise asks for 1Ti (a Guaranteed pod's request rises with its limit): the scheduler has no
+    node for the new pod, the old one keeps being killed, and 20s (the runbook's rolloutDeadline) after the
+    raise the Incident needs a human, and the policy pages one though the runbook's severity only notifies."""
+    nc, ns = node_cluster, node_ns
+    objs = pager(peer, rollout_deadline="20s", **{**RULE, "minStep": "1Ti", "maxLimit": "1Ti"})
+    objs[-1]["spec"]["guardrails"]["cooldown"] = "10m"
+    nc.cluster.apply(ns, *objs, guaranteed(hog("Deployment", "stuck", LIMIT, HOG_MIB)))
+    wait_kernel_oom(nc, ns, "app=stuck")
+
+    def unschedulable() -> dict[str, Any] | None:
+        for pod in nc.cluster.pods(ns, "app=stuck"):
+            scheduled = [c for c in pod["status"].get("conditions") or () if c["type"] == "PodScheduled"]
+            if memory(pod["spec"]["containers"][0]) == "1Ti" and scheduled and scheduled[0]["status"] == "False":
+                return scheduled[0]
+        return None
+
+    why = wait_for(unschedulable, 120, "the raised pod Pending, the scheduler finding no node for it")
+    assert why["reason"] == "Unschedulable" and "Insufficient memory" in why["message"], why
+
+    def human(inc: dict[str, Any]) -> tuple[str, str] | None:
+        found = [c for c in (inc.get("status") or {}).get("conditions") or () if c["type"] == "NeedsHuman"]
+        return (found[0]["status"], found[0]["reason"]) if found else None
+
+    def stuck() -> dict[str, Any] | None:
+        inc = nc.cluster.incident(ns, "Deployment", "stuck") or {}
+        return inc if human(inc) == ("True", "RolloutStuck") else None
+
+    inc = wait_for(stuck, 120, "NeedsHuman=True RolloutStuck after the rollout deadline")
+    assert inc["status"]["phase"] != "Mitigated", inc["status"]["phase"]
+    assert [a["state"] for a in inc["status"]["actions"]] == ["Applied"]
+    assert inc["status"]["actions"][0]["after"] == "limits.memory=1Ti requests.memory=1Ti"
+
+    def paged() -> list[Any]:
+        return [b for b in peer.accepted_at("/hook/ok") if b.get("kind") == "page"]
+
+    [page] = wait_for(paged, 60, "a page at the webhook receiver")
+    assert page["incident"]["name"] == inc["metadata"]["name"] and page["level"] == 1, page
+    assert [level for _, level, _ in pages(nc.cluster.incident(ns, "Deployment", "stuck") or {})] == [1]
+
+    # while the pod stays Pending the old one is killed again: still a human's, never Mitigated
+    kills = inc["status"]["occurrences"]
+
+    def killed_again() -> dict[str, Any] | None:
+        now = nc.cluster.incident(ns, "Deployment", "stuck") or {}
+        return now if now["status"]["occurrences"] > kills else None
+
+    again = wait_for(killed_again, 180, "the old pod OOM-killed again")
+    assert human(again) == ("True", "RolloutStuck") and again["status"]["phase"] != "Mitigated", again["status"]
+    assert [a["state"] for a in again["status"]["actions"]] == ["Applied"]  # no second raise
