@@ -556,7 +556,8 @@ def bench_size(
             # operator's models expect (today's defaulted fields would fail its extra=forbid)
             sim.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(args.before_tree / "crds"))
             try:
-                result["before"] = phase.run("before", targets["before"], args.before_tree, profile=False)
+                profile = args.profile and pods == max(args.sizes)
+                result["before"] = phase.run("before", targets["before"], args.before_tree, profile=profile)
             finally:
                 sim.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     for w in watches:
@@ -605,7 +606,7 @@ class Phase:
             result["operator_startup_s"] = round(time.monotonic() - t0, 1)
             result["operator_settle_s"] = settled
             if profile:
-                profiler = start_profile(proc.pid, args.out, pods)
+                profiler = start_profile(proc.pid, args.out, f"{label}-{pods}")
             before, audit, window = api_requests(sim), Audit(sim.audit_log), Audit(sim.audit_log).mark()
             per_phase = len(names)
             seen, sent = measure_ooms(core, *self.watches, ns, names, args.warmup, args.gap)
@@ -700,9 +701,9 @@ def floorlib_free_port() -> int:
 # --- profiling (py-spy) --------------------------------------------------------------------------
 
 
-def start_profile(pid: int, out: pathlib.Path, pods: int) -> tuple[subprocess.Popen[bytes], pathlib.Path]:
+def start_profile(pid: int, out: pathlib.Path, tag: str) -> tuple[subprocess.Popen[bytes], pathlib.Path]:
     spy = pathlib.Path(sys.executable).parent / "py-spy"
-    path = out / f"profile-{pods}.txt"
+    path = out / f"profile-{tag}.txt"
     cmd = [str(spy), "record", "--pid", str(pid), "--rate", "50", "--format", "raw", "--output", str(path)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     return proc, path
@@ -749,7 +750,7 @@ def main() -> int:
     parser.add_argument("--gap", type=float, default=1.0, help="seconds between two kills")
     parser.add_argument("--alert-rates", default="10,50,200", help="alerts per second, comma-separated")
     parser.add_argument("--alert-seconds", type=float, default=5.0, help="how long each rate is posted")
-    parser.add_argument("--profile", action="store_true", help="py-spy the operator at the largest size")
+    parser.add_argument("--profile", action="store_true", help="py-spy both operators at the largest size")
     parser.add_argument("--variant", default="baseline", help="bench/operator_variants.py: the operator with a fix")
     parser.add_argument(
         "--before", metavar="REF", help="also measure the operator at this git ref (before/after in one run)"
