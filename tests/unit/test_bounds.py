@@ -149,3 +149,14 @@ def test_the_models_refuse_what_the_crd_refuses() -> None:
         incident.Escalation(
             notifications=[incident.Notification(key="k", at=T0, level=1, channel="c", result="Delivered")] * 501
         )
+
+
+def test_fitted_wire_is_the_fitted_status_on_the_wire() -> None:
+    small = incident.IncidentStatus(phase=incident.Phase.TRIGGERED)
+    assert bounds.fitted_wire(small) == small.wire()
+    big = incident.IncidentStatus(
+        phase=incident.Phase.TRIGGERED,
+        timeline=[incident.TimelineEntry(at=T0, type="Note", message="x" * 4000) for _ in range(400)],
+    )
+    assert bounds.size(big) > bounds.STATUS_BUDGET
+    assert bounds.fitted_wire(big) == bounds.fit(big).wire()

@@ -1,6 +1,9 @@
 """KEP-1623 conditions: the transition time moves only when the status flips."""
 
 import datetime as dt
+from typing import Any
+
+import pytest
 
 from oncall_operator.api import base
 from oncall_operator.domain import conditions
@@ -40,3 +43,56 @@ def test_same_ignores_only_transition_times() -> None:
     assert conditions.same(a, conditions.ready([], OK, 1, T1))
     assert not conditions.same(a, conditions.ready([], OK, 2, T0))
     assert not conditions.same(a, conditions.ready([], BAD, 1, T0))
+
+
+RESOLVED = conditions.Verdict(True, "Resolved", "every reference resolves")
+READY_T0 = {"type": "Ready", "status": "True", "reason": "Resolved", "message": "every reference resolves"}
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict", "generation", "unchanged"),
+    [
+        ({"observedGeneration": 2, "conditions": [{**READY_T0, "observedGeneration": 2}]}, RESOLVED, 2, True),
+        ({"observedGeneration": 1, "conditions": [{**READY_T0, "observedGeneration": 1}]}, RESOLVED, 2, False),
+        ({"observedGeneration": 2, "conditions": [{**READY_T0, "observedGeneration": 1}]}, RESOLVED, 2, False),
+        (
+            {"observedGeneration": 2, "conditions": [{**READY_T0, "observedGeneration": 2, "status": "False"}]},
+            RESOLVED,
+            2,
+            False,
+        ),
+        (
+            {"observedGeneration": 2, "conditions": [{**READY_T0, "observedGeneration": 2, "message": "x"}]},
+            RESOLVED,
+            2,
+            False,
+        ),
+        (
+            {"observedGeneration": 2, "conditions": [{**READY_T0, "observedGeneration": 2, "reason": "Old"}]},
+            RESOLVED,
+            2,
+            False,
+        ),
+        (
+            {"observedGeneration": 2, "conditions": [{**READY_T0, "type": "NeedsHuman", "observedGeneration": 2}]},
+            RESOLVED,
+            2,
+            False,
+        ),
+        ({"observedGeneration": 2}, RESOLVED, 2, False),
+        ({}, RESOLVED, None, False),
+        (
+            {"observedGeneration": 2, "conditions": [{**READY_T0, "observedGeneration": 2, "status": "False"}]},
+            conditions.Verdict(False, "Resolved", "every reference resolves"),
+            2,
+            True,
+        ),
+    ],
+)
+def test_ready_unchanged_agrees_with_what_a_write_would_change(
+    status: dict[str, Any], verdict: conditions.Verdict, generation: int | None, unchanged: bool
+) -> None:
+    assert conditions.ready_unchanged(status, verdict, generation) is unchanged
+    if unchanged:  # the slow path would write nothing either
+        parsed = [base.Condition.model_validate({**c, "lastTransitionTime": T0}) for c in status["conditions"]]
+        assert conditions.same(parsed, conditions.ready(parsed, verdict, generation, T0))

@@ -92,7 +92,7 @@ def _steps(
         status = mutate(current)
         if status is None:
             return Written(current, False, raw)
-        raw["status"] = (bounds.fit(status) if fits else status).wire()
+        raw["status"] = bounds.fitted_wire(status) if fits else status.wire()
         code, written = yield ("PUT", raw)
         if code == 404:
             return None

@@ -70,6 +70,8 @@ async def check_incident(ctx: context.Context, body: cabc.Mapping[str, Any]) -> 
     meta = body["metadata"]
     spec = incident.IncidentSpec.model_validate(dict(body["spec"]))
     verdict = ctx.indices.verdict(spec, meta["namespace"])
+    if conditions.ready_unchanged(body.get("status") or {}, verdict, meta.get("generation")):
+        return  # most events of an Incident: its Ready already says so (no parse, no write)
     old = [base.Condition.model_validate(c) for c in (body.get("status") or {}).get("conditions") or []]
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
