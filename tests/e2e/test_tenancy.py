@@ -496,8 +496,11 @@ def test_the_chart_is_secure_by_default(plane: Plane) -> None:
     assert {b["spec"]["policyName"] for b in bindings} == policies
     [params] = [d for d in helm_support.find(docs, "ConfigMap") if d["metadata"]["name"].endswith("-admission")]
     assert params["data"]["operatorUsers"] == "system:serviceaccount:ops:r-oncall-operator"
-    [token] = helm_support.find(docs, "Secret", "ops")
+    secrets = {d["metadata"]["name"]: d for d in helm_support.find(docs, "Secret", "ops")}
+    assert set(secrets) == {"r-oncall-operator-intake", "r-oncall-operator-links"}
+    token = secrets["r-oncall-operator-intake"]
     assert len(base64.b64decode(token["data"]["token"])) == 40
+    assert len(base64.b64decode(secrets["r-oncall-operator-links"]["data"]["key"])) == 48
     [deployment] = helm_support.find(docs, "Deployment")
     env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["ONCALL_INTAKE_TOKEN_SECRET"] == token["metadata"]["name"]

@@ -66,7 +66,11 @@ async def retrying(attempt: cabc.Callable[[int], cabc.Awaitable[T]], what: str) 
             if not last and status in (*TRANSIENT, 409):
                 await asyncio.sleep(0.5 * 2**n)
                 continue
-            log.error("%s not done: %s", what, text_of(error))
+            text = text_of(error)
+            if status == 403 and "being terminated" in text:  # NamespaceTerminating: nothing left to act for
+                log.warning("%s not done: its namespace is being deleted (%s)", what, text)
+            else:
+                log.error("%s not done: %s", what, text)
             return None
         except (aiohttp.ClientError, TimeoutError) as error:
             if last:
