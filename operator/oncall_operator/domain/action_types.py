@@ -13,7 +13,7 @@ from typing import Any
 
 from oncall_operator.api import incident, runbook, schedule
 from oncall_operator.api import policy as policies
-from oncall_operator.domain import changes, lifecycle, maintenance
+from oncall_operator.domain import changes, maintenance
 
 ActionType = runbook.ActionType
 State = incident.ActionState
@@ -21,8 +21,6 @@ Phase = incident.Phase
 MARKER = "oncall.dev/remediated-action"
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
-NEEDS_HUMAN = lifecycle.NEEDS_HUMAN
-ACTIONS_MAX, TIMES_MAX = 200, 100
 ANNOTATIONS_TO_SKIP = frozenset(
     {  # kubectl's rollback.go: kept from the Deployment, never copied from the ReplicaSet
         "kubectl.kubernetes.io/last-applied-configuration",

@@ -42,11 +42,9 @@ from oncall_operator.api import policy as policies
 from oncall_operator.domain import action_changes, action_types, guardrails, lifecycle, matching, tenancy
 
 # the plan's vocabulary lives in action_types; the executor and the tests know it by these names here
-ACTIONS_MAX = action_types.ACTIONS_MAX
 DOES_NOT_APPLY = action_types.DOES_NOT_APPLY
 MARKER = action_types.MARKER
 REVISION = action_types.REVISION
-TIMES_MAX = action_types.TIMES_MAX
 ActionType = action_types.ActionType
 Change = action_types.Change
 Due = action_types.Due
@@ -59,6 +57,8 @@ State = action_types.State
 Stop = action_types.Stop
 refuse = action_types.refuse
 flag_namespace = action_changes.flag_namespace
+ACTIONS_MAX, TIMES_MAX = 200, 100
+"""Bounds of ``status.actions`` and of the action times the rate guardrail counts."""
 
 
 def round_key(status: incident.IncidentStatus) -> str:
