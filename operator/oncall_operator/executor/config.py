@@ -66,6 +66,14 @@ class Config:
     pod: str = ""
     """The pod this process runs in (POD_ID, the chart's downward API); empty: the host name stands for it."""
 
+    def __post_init__(self) -> None:
+        # a zero or negative rate would refuse every new Incident (or divide by zero): say which setting
+        if not (self.new_incidents_burst >= 1 and self.new_incidents_per_minute > 0):
+            raise ValueError(
+                "ONCALL_NEW_INCIDENTS_BURST must be at least 1 and ONCALL_NEW_INCIDENTS_PER_MINUTE above 0; got "
+                f"{self.new_incidents_burst} and {self.new_incidents_per_minute}"
+            )
+
     @classmethod
     def from_env(cls) -> "Config":
         env = os.environ.get
