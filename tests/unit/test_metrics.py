@@ -9,10 +9,10 @@ T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.UTC)
 Phase = incident.Phase
 
 
-def inc(severity: str, phase: Phase | None, **status: object) -> incident.Incident:
+def inc(severity: str, phase: Phase | None, **status: object) -> dict[str, object]:
     spec = incident.IncidentSpec(title="t", severity=severity)
     st = incident.IncidentStatus(phase=phase, first_seen=T0, **status) if phase else None
-    return incident.Incident(spec=spec, status=st)
+    return incident.Incident(spec=spec, status=st).model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
 def gauge(board: metrics.IncidentGauges) -> dict[tuple[str, str], float]:
@@ -25,12 +25,16 @@ def observed(name: str, severity: str) -> float:
 
 
 def test_the_gauge_counts_what_is_open_now() -> None:
+    """Read from the raw body on every event: a malformed one counts nowhere and raises nothing."""
     board = metrics.IncidentGauges(T0)
     board.see("a", inc("critical", Phase.TRIGGERED))
     board.see("b", inc("critical", Phase.TRIGGERED))
     board.see("c", inc("warning", Phase.ACKNOWLEDGED))
     board.see("d", inc("info", Phase.RESOLVED))
     board.see("e", inc("info", None))
+    board.see("f", {"spec": {"severity": "loud"}, "status": {"phase": "Triggered"}})
+    board.see("g", {"spec": {"severity": "info"}, "status": {"phase": "Triggered", "acknowledgedAt": "not a time"}})
+    board.forget("g")
     assert gauge(board) == {("critical", "Triggered"): 2, ("warning", "Acknowledged"): 1}
     board.see("a", inc("critical", Phase.RESOLVED))
     board.forget("c")

@@ -140,3 +140,64 @@ def test_an_open_incident_is_kept_as_compact_json_without_managed_fields_and_nev
     assert incidents.entries[key].body["status"] == {"phase": "Acknowledged"} and incidents.entries[key].version == "7"
     incidents.see(body("a") | {"status": {"phase": "Resolved", "escalation": {"closed": True}}})
     assert key not in incidents.entries  # closed: nothing left to send, nothing kept
+
+
+def with_version(name: str, version: str, phase: str = "Triggered") -> dict[str, Any]:
+    found = body(name)
+    found["metadata"]["resourceVersion"], found["status"]["phase"] = version, phase
+    return found
+
+
+@pytest.mark.parametrize(
+    ("events", "looks"),
+    [
+        # the look claims (writes 3): the event of its own write, late, is not looked at again
+        ([("2", "3"), ("3", None)], ["2"]),
+        # the claim's event (3) after the outcome's write (4) was stored: older, judged already
+        ([("2", "4"), ("3", None), ("4", None)], ["2"]),
+        # somebody else wrote after the look (5): a look
+        ([("2", "3"), ("5", None)], ["2", "5"]),
+        # a look that wrote nothing judged what it read: the same version again is not looked at
+        ([("2", None), ("2", None)], ["2"]),
+    ],
+)
+async def test_an_event_bringing_back_what_the_last_look_judged_is_not_looked_at_again(
+    monkeypatch: pytest.MonkeyPatch, events: list[tuple[str, str | None]], looks: list[str]
+) -> None:
+    seen: list[str] = []
+    writes = iter([w for _, w in events])
+
+    async def escalate(ctx: Any, raw: Any) -> escalation.Looked:
+        seen.append(raw["metadata"]["resourceVersion"])
+        wrote = next(writes)
+        return escalation.Looked(with_version("a", wrote, "Acknowledged") if wrote else None, None)
+
+    monkeypatch.setattr(escalation, "escalate", escalate)
+    incidents = open_incidents.OpenIncidents(lambda: EPOCH)
+    ctx: Any = Ctx(config.Config(tick_seconds=5, recheck_seconds=3600), Indices())
+    for version, _ in events:
+        await incidents.seen(ctx, with_version("a", version))
+    assert seen == looks
+
+
+async def test_a_changed_index_or_a_due_step_is_looked_at_though_the_body_was_judged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[str] = []
+
+    async def escalate(ctx: Any, raw: Any) -> escalation.Looked:
+        seen.append(raw["metadata"]["resourceVersion"])
+        return escalation.Looked(None, EPOCH + dt.timedelta(seconds=30))
+
+    monkeypatch.setattr(escalation, "escalate", escalate)
+    now = [EPOCH]
+    incidents = open_incidents.OpenIncidents(lambda: now[0])
+    indices = Indices()
+    ctx: Any = Ctx(config.Config(tick_seconds=5, recheck_seconds=3600), indices)
+    await incidents.seen(ctx, with_version("a", "2"))
+    await incidents.seen(ctx, with_version("a", "2"))
+    indices.generation += 1  # a Policy or Schedule changed: the same body may now decide otherwise
+    await incidents.seen(ctx, with_version("a", "2"))
+    now[0] = EPOCH + dt.timedelta(seconds=31)  # its step is due
+    await incidents.seen(ctx, with_version("a", "2"))
+    assert seen == ["2", "2", "2"]

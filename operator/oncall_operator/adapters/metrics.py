@@ -17,6 +17,7 @@ Incident's current episode (its escalation start, which a reopening moves), else
 import collections.abc as cabc
 import datetime as dt
 import threading
+from typing import Any
 
 import prometheus_client
 from prometheus_client import core, registry
@@ -81,6 +82,15 @@ TIME_TO_RESOLVE = prometheus_client.Histogram(
     registry=REGISTRY,
 )
 OPEN_PHASES = tuple(p for p in incident.Phase if p != incident.Phase.RESOLVED)
+SEVERITIES = frozenset(s.value for s in base.Severity)
+
+
+def _time(value: object) -> dt.datetime | None:
+    """A timestamp of the Incident's status as the API server serves it (RFC 3339), None when absent or bad."""
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
 
 
 def record_remediation(action: str, result: str) -> None:
@@ -117,21 +127,22 @@ class IncidentGauges(registry.Collector):
         self._open: dict[str, tuple[str, str]] = {}
         self._observed: dict[str, set[str]] = {}
 
-    def see(self, uid: str, inc: incident.Incident) -> None:
-        status = inc.status
-        severity = inc.spec.severity.value
+    def see(self, uid: str, body: cabc.Mapping[str, Any]) -> None:
+        """One Incident as the watch sent it: read from its raw fields, as on every event (no validation)."""
+        status, severity = body.get("status") or {}, str((body.get("spec") or {}).get("severity") or "")
+        phase = str(status.get("phase") or "")
         with self._lock:
-            if status is None or status.phase is None or status.phase == incident.Phase.RESOLVED:
+            if not phase or phase == incident.Phase.RESOLVED.value or severity not in SEVERITIES:
                 self._open.pop(uid, None)
             else:
-                self._open[uid] = (severity, status.phase.value)
-            if status is None:
+                self._open[uid] = (severity, phase)
+            if not status or severity not in SEVERITIES:
                 return
-            begun = status.escalation.started_at or status.first_seen
+            begun = _time(status.get("escalation", {}).get("startedAt")) or _time(status.get("firstSeen"))
             done = self._observed.setdefault(uid, set())
             for what, at, histogram in (
-                ("ack", status.acknowledged_at, TIME_TO_ACKNOWLEDGE),
-                ("resolve", status.resolved_at, TIME_TO_RESOLVE),
+                ("ack", _time(status.get("acknowledgedAt")), TIME_TO_ACKNOWLEDGE),
+                ("resolve", _time(status.get("resolvedAt")), TIME_TO_RESOLVE),
             ):
                 mark = f"{what}@{at.isoformat()}" if at else ""
                 if at is None or begun is None or at < self.started or mark in done:

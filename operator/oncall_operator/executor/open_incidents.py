@@ -64,6 +64,8 @@ class Entry:
     wake_at: dt.datetime | None = None
     looked: int = -1
     """The indices' generation at the last look; -1: not looked at yet."""
+    judged: str | None = None
+    """The resourceVersion the last look decided on (the one it wrote, or the one it read)."""
 
     @classmethod
     def of(cls, body: cabc.Mapping[str, Any]) -> "Entry":
@@ -83,6 +85,14 @@ class Entry:
 
     def due(self, now: dt.datetime, generation: int) -> bool:
         return self.looked != generation or (self.wake_at is not None and self.wake_at <= now)
+
+    def judged_already(self, now: dt.datetime, generation: int) -> bool:
+        """Whether a look would decide again on the very body the last look decided on, nothing being due.
+
+        The events of this process's own writes (the claim, the outcome) bring back what its look
+        wrote: looking again would parse and decide for nothing (half the looks in an alert storm).
+        """
+        return self.judged is not None and self.judged == self.version and not self.due(now, generation)
 
 
 class OpenIncidents:
@@ -119,20 +129,24 @@ class OpenIncidents:
         return self._locks.setdefault(key, asyncio.Lock())
 
     async def seen(self, ctx: context.Context, body: cabc.Mapping[str, Any]) -> None:
-        """An Incident changed (Kopf's event): keep its body and look at it at once."""
-        await self.look(ctx, self.see(body))
+        """An Incident changed (Kopf's event): keep its body and look at it at once, unless judged already."""
+        await self.look(ctx, self.see(body), changed_only=True)
 
-    async def look(self, ctx: context.Context, key: Key, settling: bool = False) -> None:
+    async def look(self, ctx: context.Context, key: Key, settling: bool = False, changed_only: bool = False) -> None:
         """Escalate one Incident (and settle it when asked); errors are logged, the next look retries."""
         async with self.lock(key):
             entry = self.entries.get(key)
             if entry is None:
                 return
             generation = ctx.indices.generation
+            if changed_only and entry.judged_already(self.clock(), generation):
+                return
             try:
+                read = entry.version
                 looked = await escalation.escalate(ctx, entry.body)
                 if looked.raw is not None:
                     self.see(looked.raw)
+                entry.judged = (looked.raw or {}).get("metadata", {}).get("resourceVersion") or read
                 entry.wake_at, entry.looked = looked.wake_at, generation
                 self._nudge_for(looked.wake_at)
                 if settling and entry.settles:

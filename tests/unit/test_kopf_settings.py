@@ -1,0 +1,44 @@
+"""Kopf keeps no diff base (issue 18): safe only while no handler compares changes.
+
+Kopf builds a diff base (a deep copy of the object) on every event for ``on.create``/``on.update``/
+``on.field`` handlers. The operator registers none, so :class:`settings.NoDiffBase` builds nothing.
+A change handler added one day would silently never fire on a change: this table says so first.
+"""
+
+import ast
+import pathlib
+
+import kopf
+import pytest
+
+from oncall_operator import handlers
+from oncall_operator.handlers import settings
+
+ALLOWED = {"event", "startup", "cleanup", "login", "probe"}
+MODULES = sorted(pathlib.Path(handlers.__file__).parent.glob("*.py"))
+
+
+def registrations(path: pathlib.Path) -> set[str]:
+    """The ``kopf.on.X`` names a module uses."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute):
+            inner = node.value
+            if inner.attr == "on" and isinstance(inner.value, ast.Name) and inner.value.id == "kopf":
+                found.add(node.attr)
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_no_handler_module_registers_a_change_handler(path: pathlib.Path) -> None:
+    assert registrations(path) <= ALLOWED, f"{path.name}: a change handler needs Kopf's diff base back"
+
+
+def test_the_scan_sees_the_registrations_there_are() -> None:
+    assert "event" in registrations(pathlib.Path(handlers.__file__).parent / "incidents.py")
+
+
+def test_the_diff_base_is_empty_whatever_the_object() -> None:
+    storage = settings.NoDiffBase(prefix="oncall.dev", key="last-handled-configuration")
+    body = kopf.Body({"metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {"title": "t"}})
+    assert storage.build(body=body) == {}
