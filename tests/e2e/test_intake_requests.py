@@ -24,9 +24,11 @@ import pytest
 
 from oncall_operator import devcluster
 from tests.conftest import REPO, eventually
+from tests.e2e import test_escalation as esc
 from tests.e2e.conftest import Kubectl, OperatorProcess
 from tests.e2e.request_log import RequestLog
 from tests.e2e.test_intake import operator_home
+from tests.peers import Inbox, Peer
 
 pytestmark = pytest.mark.timeout(180)
 INTAKE = "oncall-operator/intake"
@@ -85,14 +87,23 @@ def stop(kubectl: Kubectl, served: Served) -> None:
     kubectl.run("delete", "namespace", served.home, "--wait=false", check=False)
 
 
-def apply_runbook(kubectl: Kubectl, namespace: str, alertname: str) -> None:
+def apply_runbook(kubectl: Kubectl, namespace: str, alertname: str, name: str = "requests", **spec: Any) -> None:
     rb = {
         "apiVersion": "oncall.dev/v1alpha1",
         "kind": "Runbook",
-        "metadata": {"name": "requests"},
-        "spec": {"trigger": {"alertName": alertname}, "steps": [{"title": "Look at the dashboard"}]},
+        "metadata": {"name": name},
+        "spec": {"trigger": {"alertName": alertname}, "steps": [{"title": "Look at the dashboard"}], **spec},
     }
     kubectl.run("apply", "-n", namespace, "-f", "-", stdin=json.dumps(rb))
+
+
+def runbook_checked(kubectl: Kubectl, namespace: str, name: str = "requests") -> None:
+    """The operator has run its Runbook handler (so Kopf filled its indices) when Ready is written."""
+    eventually(
+        lambda: (kubectl.json("get", f"runbook/{name}", "-n", namespace).get("status") or {}).get("conditions"),
+        30,
+        what="the runbook checked by the operator",
+    )
 
 
 def payload(alertname: str, namespace: str, *alerts: tuple[str, str], resolved: bool = False) -> dict[str, Any]:
@@ -143,12 +154,7 @@ def test_a_new_group_costs_a_create_and_a_status_write_and_a_later_notification_
     served, process = serve(kubectl, wire, tmp_path / "operator.log")
     process.start()
     try:
-        # the operator has run its Runbook handler (so Kopf filled its indices) when Ready is written
-        eventually(
-            lambda: (kubectl.json("get", "runbook/requests", "-n", namespace).get("status") or {}).get("conditions"),
-            30,
-            what="the runbook checked by the operator",
-        )
+        runbook_checked(kubectl, namespace)
         assert served.gauge("oncall_operator_active") == 1.0
         start = wire.mark()
 
@@ -200,6 +206,48 @@ def test_a_new_group_costs_a_create_and_a_status_write_and_a_later_notification_
         secret = f"/api/v1/namespaces/{served.home}/secrets/intake"
         token_reads = [r for r in wire.since(start, "oncall-operator") if r[1] == secret]
         assert len(token_reads) == 1, token_reads  # read at the first request, then kept
+    finally:
+        stop(kubectl, served)
+
+
+def test_a_new_alert_incident_that_pages_costs_three_writes_in_all(
+    kubectl: Kubectl,
+    crds: None,
+    namespace: str,
+    wire: RequestLog,
+    peer: Peer,
+    inbox: tuple[Inbox, int],
+    tmp_path: pathlib.Path,
+) -> None:
+    """Issue 18: the create, the opening write that claims the first page, the outcome; no Event for the page.
+
+    The claim used to be a write of its own (4 writes and an Event per alert Incident). The intake now
+    claims level 1 in its opening write and hands the send to the escalation, which sends and records.
+    """
+    alertname = f"Pages{uuid.uuid4().hex[:4]}"
+    esc.setup(kubectl, namespace, peer, inbox[1], levels=("10m", "20m"), ack_timeout="30m")
+    apply_runbook(kubectl, namespace, alertname, "pages", escalationPolicyRef={"name": "fast"})
+    served, process = serve(kubectl, wire, tmp_path / "operator.log")
+    process.start()
+    try:
+        runbook_checked(kubectl, namespace, "pages")
+        mark = wire.mark()
+        name = served.post(payload(alertname, namespace, ("web-1", "firing")))["incident"].split("/")[1]
+        delivered = ("page/L1/loop0", "pagerduty", "Delivered"), ("page/L1/loop0", "email", "Delivered")
+        eventually(lambda: set(delivered) <= set(esc.steps(kubectl, namespace, name)), 60, what="level 1 recorded")
+        eventually(lambda: inbox[0].messages, 30, what="the email")
+        assert process.text().count(f"Incident {namespace}/{name}: claimed") == 1  # sent once, by the escalation
+        writes = [
+            (r.method, r.path, r.status)
+            for r in wire.all_since(mark)
+            if r.method in ("POST", "PUT", "PATCH", "DELETE")
+            and (f"/incidents/{name}" in r.path or r.path == f"{API}/{namespace}/incidents")
+        ]
+        print(f"\nnew alert Incident that pages: {len(writes)} writes {writes}")
+        refused = [w for w in writes if w[2] == 409]  # a conflict forces a read and the write again: allowed
+        assert len(writes) - 2 * len(refused) == 3, writes
+        events = kubectl.json("get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}")
+        assert events["items"] == [], [(e["reason"], e["message"]) for e in events["items"]]  # the page is no Event
     finally:
         stop(kubectl, served)
 

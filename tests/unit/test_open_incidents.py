@@ -12,6 +12,7 @@ boundary :func:`escalation.escalate` (what is due when), nothing of Kubernetes i
 """
 
 import asyncio
+import collections.abc as cabc
 import dataclasses
 import datetime as dt
 from typing import Any
@@ -39,6 +40,13 @@ def body(name: str) -> dict[str, Any]:
     return {"metadata": {"namespace": "ns", "name": name, "resourceVersion": "1"}, "status": {"phase": "Triggered"}}
 
 
+def virtual_clock() -> tuple[cabc.Callable[[], float], cabc.Callable[[], dt.datetime]]:
+    """Seconds since now on the event loop's (virtual) clock, and the loop's clock as the time of day."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    return (lambda: loop.time() - start), (lambda: EPOCH + dt.timedelta(seconds=loop.time() - start))
+
+
 @pytest.fixture
 def acting() -> Any:
     before = peering.acting()
@@ -60,17 +68,13 @@ def acting() -> Any:
 async def test_a_due_step_is_looked_at_when_due_not_at_the_next_tick(
     acting: Any, monkeypatch: pytest.MonkeyPatch, tick: float, due_in: float, looked_by: float
 ) -> None:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-
-    def clock() -> dt.datetime:
-        return EPOCH + dt.timedelta(seconds=loop.time() - start)
+    elapsed, clock = virtual_clock()
 
     due = EPOCH + dt.timedelta(seconds=due_in)
     looks: list[float] = []
 
-    async def escalate(ctx: Any, raw: Any) -> escalation.Looked:
-        looks.append(loop.time() - start)
+    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+        looks.append(elapsed())
         return escalation.Looked(None, None if clock() >= due else due)
 
     monkeypatch.setattr(escalation, "escalate", escalate)
@@ -91,18 +95,14 @@ async def test_a_due_step_is_looked_at_when_due_not_at_the_next_tick(
 async def test_a_look_that_sets_a_sooner_step_wakes_a_sleeping_loop(
     acting: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-
-    def clock() -> dt.datetime:
-        return EPOCH + dt.timedelta(seconds=loop.time() - start)
+    elapsed, clock = virtual_clock()
 
     wakes = {"far": EPOCH + dt.timedelta(seconds=50), "near": EPOCH + dt.timedelta(seconds=12.5)}
     looks: list[tuple[str, float]] = []
 
-    async def escalate(ctx: Any, raw: Any) -> escalation.Looked:
+    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
         name = raw["metadata"]["name"]
-        looks.append((name, loop.time() - start))
+        looks.append((name, elapsed()))
         return escalation.Looked(None, None if clock() >= wakes[name] else wakes[name])
 
     monkeypatch.setattr(escalation, "escalate", escalate)
@@ -167,7 +167,7 @@ async def test_an_event_bringing_back_what_the_last_look_judged_is_not_looked_at
     seen: list[str] = []
     writes = iter([w for _, w in events])
 
-    async def escalate(ctx: Any, raw: Any) -> escalation.Looked:
+    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
         seen.append(raw["metadata"]["resourceVersion"])
         wrote = next(writes)
         return escalation.Looked(with_version("a", wrote, "Acknowledged") if wrote else None, None)
@@ -185,7 +185,7 @@ async def test_a_changed_index_or_a_due_step_is_looked_at_though_the_body_was_ju
 ) -> None:
     seen: list[str] = []
 
-    async def escalate(ctx: Any, raw: Any) -> escalation.Looked:
+    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
         seen.append(raw["metadata"]["resourceVersion"])
         return escalation.Looked(None, EPOCH + dt.timedelta(seconds=30))
 
@@ -201,3 +201,84 @@ async def test_a_changed_index_or_a_due_step_is_looked_at_though_the_body_was_ju
     now[0] = EPOCH + dt.timedelta(seconds=31)  # its step is due
     await incidents.seen(ctx, with_version("a", "2"))
     assert seen == ["2", "2", "2"]
+
+
+def listed(name: str, phase: str = "Triggered", next_in: float | None = 40.0, **esc: Any) -> dict[str, Any]:
+    """An open Incident as a takeover's listing brings it: its escalation started, its next step named."""
+    escalation_status: dict[str, Any] = {"startedAt": EPOCH.isoformat(), **esc}
+    if next_in is not None:
+        escalation_status["nextStepAt"] = (EPOCH + dt.timedelta(seconds=next_in)).isoformat()
+    found = body(name)
+    found["status"] = {"phase": phase, "escalation": escalation_status}
+    return found
+
+
+@pytest.mark.looptime
+async def test_a_listing_after_a_takeover_looks_at_once_only_where_something_may_be_due(
+    acting: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: 10,000 open Incidents listed at a takeover; the due ones must not wait for the others' looks."""
+    elapsed, clock = virtual_clock()
+
+    looks: dict[str, list[float]] = {}
+
+    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+        looks.setdefault(raw["metadata"]["name"], []).append(round(elapsed(), 1))
+        return escalation.Looked(None, None)
+
+    monkeypatch.setattr(escalation, "escalate", escalate)
+    incidents = open_incidents.OpenIncidents(clock)
+    ctx: Any = Ctx(config.Config(tick_seconds=5, recheck_seconds=3600), Indices())
+    incidents.start(ctx)
+    pending = [{"key": "page/L1/loop0@x", "channel": "a", "result": "Pending", "at": EPOCH.isoformat()}]
+    try:
+        for item in (
+            listed("waits"),  # level 2 at 40 s: looked at then, not now
+            listed("claimed", notifications=pending),  # a claim the dead leader may not have sent
+            listed("acked", phase="Acknowledged"),  # the acknowledgement may still be told
+            listed("unnamed", next_in=None),  # the status names no next step
+            listed("overdue", next_in=-3),
+        ):
+            await incidents.seen(ctx, item)
+        await asyncio.sleep(60)
+    finally:
+        await incidents.stop()
+    assert {name: times[0] for name, times in looks.items()} == {
+        "claimed": 0,
+        "acked": 0,
+        "unnamed": 0,
+        "overdue": 0,
+        "waits": 40,
+    }, looks
+
+
+@pytest.mark.looptime
+async def test_more_due_looks_than_the_loop_starts_at_once_go_soonest_first(
+    acting: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, clock = virtual_clock()
+
+    order: list[str] = []
+
+    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+        order.append(raw["metadata"]["name"])
+        await asyncio.sleep(1)
+        return escalation.Looked(None, None)
+
+    monkeypatch.setattr(escalation, "escalate", escalate)
+    monkeypatch.setattr(open_incidents, "BATCH", 2)
+    monkeypatch.setattr(open_incidents, "CONCURRENCY", 1)
+    incidents = open_incidents.OpenIncidents(clock)
+    indices = Indices()
+    ctx: Any = Ctx(config.Config(tick_seconds=5, recheck_seconds=3600), indices)
+    for name, due_at in (("c", 30), ("a", 10), ("d", 40), ("b", 20)):
+        key = incidents.see(body(name))
+        incidents.entries[key].wake_at = EPOCH + dt.timedelta(seconds=due_at)
+        incidents.entries[key].looked = indices.generation
+    await asyncio.sleep(45)  # all four overdue at the loop's first turn
+    incidents.start(ctx)
+    try:
+        await asyncio.sleep(20)
+    finally:
+        await incidents.stop()
+    assert order[:4] == ["a", "b", "c", "d"], order

@@ -36,8 +36,17 @@ import urllib3
 
 from oncall_operator.adapters import apiserver, incidents, intake, peering, workloads
 from oncall_operator.api import incident
-from oncall_operator.domain import alert_incident, alerts, conditions, lifecycle, matching, noise, ratelimit
-from oncall_operator.executor import config, context, incident_cap, indices
+from oncall_operator.domain import (
+    alert_incident,
+    alerts,
+    conditions,
+    escalation,
+    lifecycle,
+    matching,
+    noise,
+    ratelimit,
+)
+from oncall_operator.executor import claiming, config, context, incident_cap, indices
 
 Candidate = indices.Candidate
 TOKEN_KEY = "token"
@@ -62,6 +71,10 @@ class Seen:
     """The Incident's Ready verdict from the same indices: the opening write says it, no later PATCH."""
     flap: cabc.Callable[[incident.Incident], noise.Flap] | None = None
     """The flap thresholds of the Incident's policy (``spec.noise``), from the same indices."""
+    claim: claiming.Opening | None = None
+    """The claim of a new Incident's first steps, written with its opening (one write less)."""
+    hand: cabc.Callable[[cabc.Mapping[str, Any], cabc.Sequence[escalation.Send]], None] | None = None
+    """Who sends what :attr:`claim` claimed, once written (the escalation; the intake does not wait)."""
 
 
 def seen(
@@ -231,15 +244,26 @@ async def _record(
     raw: cabc.Mapping[str, Any],
     seen: Seen | None,
 ) -> intake.Accepted:
+    claimed: list[escalation.Send] = []
+
     def mutate(current: incident.Incident) -> incident.IncidentStatus | None:
         flap = seen.flap(current) if seen is not None and seen.flap is not None else noise.DEFAULT_FLAP
         status = alert_incident.record(current.spec, current.status, payload, now, notes, checklist, flap)
         verdict = seen.ready(current.spec, namespace) if seen is not None and seen.ready is not None else None
-        return lifecycle.first_ready(status, verdict, current.metadata.generation, now)
+        status = lifecycle.first_ready(status, verdict, current.metadata.generation, now)
+        claimed.clear()
+        opening = status is not None and status.phase is not None and not (current.status and current.status.phase)
+        if opening and seen is not None and seen.claim is not None:
+            decision = seen.claim(current.model_copy(update={"status": status}), raw, now)
+            if decision is not None:
+                status, claimed[:] = decision.status, decision.sends
+        return status
 
     written = await incidents.update_status_async(api, namespace, name, mutate, known=raw)
     if written is None:
         raise intake.Unavailable(f"Incident {namespace}/{name} was deleted while being written")
+    if claimed and written.changed and seen is not None and seen.hand is not None:
+        seen.hand(written.raw, claimed)
     status = written.incident.status
     phase = status.phase.value if status is not None and status.phase is not None else ""
     return intake.Accepted(f"{namespace}/{name}", created, written.changed, phase)
@@ -270,7 +294,10 @@ def snapshot(ctx: context.Context, names: cabc.Mapping[str, Any], payload: alert
         policy = ctx.indices.policy_for(inc)
         return noise.Flap.of(policy[1] if policy else None)
 
-    return dataclasses.replace(found, flap=flap)
+    def hand(raw: cabc.Mapping[str, Any], sends: cabc.Sequence[escalation.Send]) -> None:
+        ctx.incidents.hand(ctx, raw, sends)
+
+    return dataclasses.replace(found, flap=flap, claim=claiming.at_opening(ctx), hand=hand)
 
 
 async def accept(ctx: context.Context, names: cabc.Mapping[str, Any], payload: alerts.Payload) -> intake.Accepted:

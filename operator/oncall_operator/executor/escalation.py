@@ -10,37 +10,15 @@ Incident, so a restarted or newly elected operator continues where the last one 
 import collections.abc as cabc
 import dataclasses
 import datetime as dt
-import functools
 import logging
 from typing import Any
 
 from oncall_operator.adapters import incidents, metrics
-from oncall_operator.api import incident, policy, schedule
-from oncall_operator.domain import delivery, escalation, maintenance, schedules
-from oncall_operator.executor import context, delivering, indices, muting, page_budget
+from oncall_operator.api import incident
+from oncall_operator.domain import delivery, escalation, maintenance
+from oncall_operator.executor import claiming, context, delivering, muting, page_budget
 
 log = logging.getLogger(__name__)
-
-
-def resolver(namespace: str, spec: policy.EscalationPolicySpec, index: indices.SpecIndex) -> escalation.Resolver:
-    """Targets -> people, from the schedules (and their members' addresses) in the policy's namespace."""
-    names = {t.schedule.name for lv in spec.levels for t in lv.targets if t.schedule} | {
-        r.target.schedule.name for r in spec.routes if r.target.schedule
-    }
-    found: dict[str, schedule.OnCallScheduleSpec] = indices.lookup(index, namespace, names)
-    members = {m.name: m for s in found.values() for m in s.members}
-
-    def resolve(target: policy.Target, at: dt.datetime) -> list[escalation.Recipient]:
-        if target.schedule is not None:
-            sched = found.get(target.schedule.name)
-            people = schedules.on_call(sched, at).get(target.schedule.role, []) if sched else []
-            return [members.get(p) or escalation.Recipient(name=p) for p in people]
-        if target.user is not None:
-            return [members.get(target.user) or escalation.Recipient(name=target.user)]
-        team = next((t for t in spec.teams if t.name == target.team), None)
-        return [escalation.Recipient(name=target.team or "team", email=team.email if team else None)]
-
-    return resolve
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,20 +29,24 @@ class Looked:
     wake_at: dt.datetime | None
 
 
-async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked:
-    """Send what is due for one Incident, claimed in its status first; no API call when nothing is."""
+async def escalate(
+    ctx: context.Context, body: cabc.Mapping[str, Any], handed: cabc.Sequence[escalation.Send] = ()
+) -> Looked:
+    """Send what is due for one Incident, claimed in its status first; no API call when nothing is.
+
+    ``handed``: steps this process claimed already in ``body`` (the intake's opening write): sent,
+    not claimed again, if the Incident still shows them Pending under this process's claim.
+    """
     inc = incident.Incident.model_validate(dict(body))
     if inc.status is None or inc.status.phase is None:
         return Looked(None, None)
-    found = ctx.indices.policy_for(inc)
-    if found is None:
+    c = claiming.claimer(ctx, inc)
+    if c is None:
         return Looked(None, None)
-    namespace, spec = found
+    if handed and (mine := _still_claimed(inc.status, handed, c.me)):
+        return await _send(ctx, c, body, inc, dict(body), inc, mine, inc.status.escalation.next_step_at)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    resolve = resolver(namespace, spec, ctx.indices.schedules)
-    me = delivering.claimant()
-    budget = functools.partial(page_budget.budgeted, ctx.indices.pages, ctx.indices.runbook_policy, spec, body)
-    first = budget(inc.status, escalation.decide(spec, inc, now, resolve, me), now, resolve, me)
+    first = claiming.decide(c, inc.status, inc, body, now)
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     mute = await muting.pages_muted(ctx, inc, now)  # the target workload's labels too, when a window selects by them
@@ -86,25 +68,52 @@ async def escalate(ctx: context.Context, body: cabc.Mapping[str, Any]) -> Looked
         before = current.status
         if mute is None:  # a window just ended: the escalation starts again from level 1
             current = current.model_copy(update={"status": maintenance.resume(before, now)})
-        decision = budget(before, escalation.decide(spec, current, now, resolve, me), now, resolve, me, True)
+        decision = claiming.decide(c, before, current, body, now, remember=True)
         claimed[:], wake[0] = decision.sends, decision.wake_at
         return decision.status if decision.status != before else None
 
     written = await incidents.update_status_async(ctx.api, ns, name, claim, known=body)
     if written is None or not claimed:
         return Looked(written.raw if written and written.changed else None, wake[0])
-    log.info("Incident %s/%s: claimed %s", ns, name, ", ".join(f"{s.key} ({', '.join(s.channels)})" for s in claimed))
+    return await _send(ctx, c, body, inc, written.raw, written.incident, claimed, wake[0])
 
-    results = await delivering.deliver(ctx, claimed, written.incident, spec, namespace)
-    metrics.record_escalation(claimed, results, spec)
-    window = escalation.retry_window(spec, inc.spec.severity.value)
+
+def _still_claimed(
+    status: incident.IncidentStatus, handed: cabc.Sequence[escalation.Send], me: delivery.Claimant
+) -> list[escalation.Send]:
+    """The handed steps the Incident still shows Pending under this process's claim (a later write may take them)."""
+    notes = status.escalation.notifications
+    pending = {n.key for n in notes if n.result == delivery.PENDING and n.claimed_by == me.identity}
+    return [s for s in handed if s.key in pending]
+
+
+async def _send(
+    ctx: context.Context,
+    c: claiming.Claimer,
+    body: cabc.Mapping[str, Any],
+    inc: incident.Incident,
+    raw: dict[str, Any],
+    claimed_on: incident.Incident,
+    claimed: cabc.Sequence[escalation.Send],
+    wake_at: dt.datetime | None,
+) -> Looked:
+    """Send the claimed steps, record their outcomes; a failed step is also a Warning Event on the Incident.
+
+    A delivered page is no Event (issue 18: a write per page in a storm): the Incident's timeline and
+    notifications record it, and ``kubectl oncall timeline`` shows it.
+    """
+    ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    log.info("Incident %s/%s: claimed %s", ns, name, ", ".join(f"{s.key} ({', '.join(s.channels)})" for s in claimed))
+    results = await delivering.deliver(ctx, claimed, claimed_on, c.spec, c.namespace)
+    metrics.record_escalation(claimed, results, c.spec)
+    window = escalation.retry_window(c.spec, inc.spec.severity.value)
     done = dt.datetime.now(dt.UTC).replace(microsecond=0)
     recorded = await incidents.update_status_async(
-        ctx.api, ns, name, delivering.record(results, done, window), known=written.raw
+        ctx.api, ns, name, delivering.record(results, done, window), known=raw
     )
     for send in claimed:
-        failed = [r for r in results if r.key == send.key and not r.ok]
-        ctx.events.emit(body, bool(failed), send.kind.title().replace("-", ""), send.text)
-    last = recorded or written
-    retry = delivery.next_retry(last.incident.status.escalation.notifications) if last.incident.status else None
-    return Looked(last.raw, min((t for t in (wake[0], retry) if t is not None), default=None))
+        if any(r.key == send.key and not r.ok for r in results):
+            ctx.events.emit(body, True, send.kind.title().replace("-", ""), send.text)
+    last_raw, last = (recorded.raw, recorded.incident) if recorded else (raw, claimed_on)
+    retry = delivery.next_retry(last.status.escalation.notifications) if last.status else None
+    return Looked(last_raw, min((t for t in (wake_at, retry) if t is not None), default=None))

@@ -33,12 +33,19 @@ from typing import Any
 
 from oncall_operator.adapters import apiserver, peering, tasks
 from oncall_operator.api import incident
+from oncall_operator.domain import delivery, maintenance, page_budget
+from oncall_operator.domain.escalation import Send
 from oncall_operator.executor import context, escalation, settle
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
 CONCURRENCY = 16
 """Looks at once from the loop; each is bounded (a send gives up after ``delivering.SEND_TIMEOUT``)."""
+HELD_BACK = (delivery.PENDING, page_budget.HELD, maintenance.HELD)
+"""Notification results that may be due before the next step: a claim to send again, a held page."""
+BATCH = 256
+"""Looks the loop has in flight at most (waiting for the gate included): 10,000 Incidents to look at
+after a takeover are started in order of when they are due, not all at once."""
 SHORTEST_SLEEP = 0.05
 """Seconds the loop sleeps at least: a step due in the past or right now is looked at on the next turn."""
 STANDBY_SLEEP = 1.0
@@ -66,6 +73,10 @@ class Entry:
     """The indices' generation at the last look; -1: not looked at yet."""
     judged: str | None = None
     """The resourceVersion the last look decided on (the one it wrote, or the one it read)."""
+    hint: dt.datetime | None = None
+    """When the Incident itself says its next step or reminder is due (None: something may be due now)."""
+    handed: tuple[Send, ...] = ()
+    """Steps this process claimed in another write (the intake's opening), for the next look to send."""
 
     @classmethod
     def of(cls, body: cabc.Mapping[str, Any]) -> "Entry":
@@ -77,6 +88,7 @@ class Entry:
         meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
         self.raw = json.dumps({**body, "metadata": meta}, separators=(",", ":")).encode()
         self.version, self.settles = meta.get("resourceVersion"), settle.wants_settling(body)
+        self.hint = _hint(body.get("status") or {})
 
     @property
     def body(self) -> dict[str, Any]:
@@ -94,6 +106,22 @@ class Entry:
         """
         return self.judged is not None and self.judged == self.version and not self.due(now, generation)
 
+    def defer(self, now: dt.datetime, generation: int) -> bool:
+        """Never looked at, and its own status says when its next step is due: wait for then, no look now.
+
+        After a takeover or a restart Kopf's listing brings every open Incident at once; looking at
+        each on arrival would page the due ones only once all before them in the listing were judged
+        (issue 18: 10,000 open). What the status says was the last acting replica's judgement.
+        """
+        if self.looked != -1 or self.hint is None or self.hint <= now:
+            return False
+        self.wake_at, self.looked = self.hint, generation
+        return True
+
+    def priority(self, now: dt.datetime) -> dt.datetime:
+        """When this look was due (the soonest first, when the loop has more to look at than it starts at once)."""
+        return self.wake_at if self.wake_at is not None and self.wake_at < now else now
+
 
 class OpenIncidents:
     """Open Incidents by (namespace, name): the newest body seen, and when each is next due; and the loop."""
@@ -108,6 +136,8 @@ class OpenIncidents:
         self.task: asyncio.Task[None] | None = None
         self.looking: dict[Key, asyncio.Task[None]] = {}
         """The loop's looks in flight: one per Incident, and the loop never waits for them."""
+        self.sending: set[asyncio.Task[None]] = set()
+        """The looks sending what the intake claimed (:meth:`hand`)."""
 
     def see(self, body: cabc.Mapping[str, Any]) -> Key:
         meta = body["metadata"]
@@ -132,6 +162,21 @@ class OpenIncidents:
         """An Incident changed (Kopf's event): keep its body and look at it at once, unless judged already."""
         await self.look(ctx, self.see(body), changed_only=True)
 
+    def hand(self, ctx: context.Context, body: cabc.Mapping[str, Any], claimed: cabc.Sequence[Send]) -> None:
+        """Steps claimed in ``body`` by this process's intake: a look of their own sends them now.
+
+        The intake does not wait for it. Should this process die before the send, the claim is
+        an earlier process's at the restart, and the step is sent again (:mod:`~oncall_operator.domain.delivery`).
+        """
+        key = self.see(body)
+        entry = self.entries.get(key)
+        if entry is None:
+            return
+        entry.handed += tuple(claimed)
+        task = asyncio.create_task(self.look(ctx, key), name=f"send {key[0]}/{key[1]}")
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
+
     async def look(self, ctx: context.Context, key: Key, settling: bool = False, changed_only: bool = False) -> None:
         """Escalate one Incident (and settle it when asked); errors are logged, the next look retries."""
         async with self.lock(key):
@@ -139,11 +184,15 @@ class OpenIncidents:
             if entry is None:
                 return
             generation = ctx.indices.generation
-            if changed_only and entry.judged_already(self.clock(), generation):
+            now = self.clock()
+            if changed_only and not entry.handed and entry.judged_already(now, generation):
+                return
+            if changed_only and not entry.handed and entry.defer(now, generation):
+                self._nudge_for(entry.wake_at)
                 return
             try:
-                read = entry.version
-                looked = await escalation.escalate(ctx, entry.body)
+                read, handed, entry.handed = entry.version, entry.handed, ()
+                looked = await escalation.escalate(ctx, entry.body, handed)
                 if looked.raw is not None:
                     self.see(looked.raw)
                 entry.judged = (looked.raw or {}).get("metadata", {}).get("resourceVersion") or read
@@ -169,7 +218,7 @@ class OpenIncidents:
 
     async def stop(self) -> None:
         await tasks.cancel(self.task)
-        for task in list(self.looking.values()):
+        for task in [*self.looking.values(), *self.sending]:
             await tasks.cancel(task)
         self.task = None
 
@@ -205,6 +254,11 @@ class OpenIncidents:
                     soonest = entry.wake_at
             if soonest is not None:
                 sleep = min(sleep, max(SHORTEST_SLEEP, (soonest - now).total_seconds()))
+            keys = [k for k in keys if k not in self.looking]
+            room = BATCH - len(self.looking)
+            if len(keys) > room:  # the soonest due first; the loop comes back for the rest
+                keys = sorted(keys, key=lambda k: self.entries[k].priority(now))[: max(room, 0)]
+                sleep = SHORTEST_SLEEP
             for key in keys:  # each look on its own: a slow channel delays its own Incident only
                 if key not in self.looking:
                     task = asyncio.create_task(one(key, settling), name=f"look {key[0]}/{key[1]}")
@@ -216,6 +270,33 @@ def is_open(status: cabc.Mapping[str, Any]) -> bool:
     """Opened, and not Resolved with everybody told: the escalation may still have something to send."""
     phase = status.get("phase")
     return bool(phase) and not (phase == incident.Phase.RESOLVED.value and status.get("escalation", {}).get("closed"))
+
+
+def _hint(status: cabc.Mapping[str, Any]) -> dt.datetime | None:
+    """When a Triggered Incident's escalation says its next step is due, if nothing else may be due before.
+
+    None (look now) for any other phase (an acknowledgement or a resolution may still be told), a
+    Pending or Held notification (a claim to send again, a page held by the budget), a maintenance
+    window holding its pages, or a status that names no next step.
+    """
+    esc = status.get("escalation") or {}
+    if status.get("phase") != incident.Phase.TRIGGERED.value or not esc.get("startedAt") or not esc.get("nextStepAt"):
+        return None
+    if any(
+        c.get("type") == maintenance.CONDITION and c.get("status") == "True" for c in status.get("conditions") or ()
+    ):
+        return None
+    notes = esc.get("notifications") or ()
+    if any(not isinstance(n, cabc.Mapping) or n.get("result") in HELD_BACK for n in notes):
+        return None
+    try:
+        return min(
+            dt.datetime.fromisoformat(str(esc[f]).replace("Z", "+00:00"))
+            for f in ("nextStepAt", "nextReminderAt")
+            if esc.get(f)
+        )
+    except ValueError:
+        return None
 
 
 def _not_older(new: str | None, old: str | None) -> bool:
