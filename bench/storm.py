@@ -53,6 +53,7 @@ for _path in (REPO, REPO / "bench"):
         sys.path.insert(0, str(_path))
 
 import cluster_scale as cs  # noqa: E402  (its sampler, audit-log reader, checkout and summaries)
+import hog  # noqa: E402
 import kubernetes  # noqa: E402
 import oom_latency as floorlib  # noqa: E402
 import simcluster  # noqa: E402
@@ -360,6 +361,7 @@ def main() -> int:
     parser.add_argument("--before", metavar="REF", help="also measure the operator at this git ref, first")
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "bench" / "results")
     parser.add_argument("--workdir", type=pathlib.Path, help="the cluster's and the logs' directory")
+    parser.add_argument("--hog", type=int, default=0, help="processes keeping a core busy beside it (bench/hog.py)")
     args = parser.parse_args()
     args.sizes = sorted(int(x) for x in args.sizes.split(","))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -372,14 +374,16 @@ def main() -> int:
             ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True
         ).stdout.strip(),
         "cores": os.cpu_count(),
-        "settings": {k: getattr(args, k) for k in ("rate", "namespaces", "acked", "after", "tick", "peering_lifetime")},
+        "settings": {
+            k: getattr(args, k) for k in ("rate", "namespaces", "acked", "after", "tick", "peering_lifetime", "hog")
+        },
         "load_start": load(),
     }
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="storm-bench-") as tmp:
         workdir = args.workdir or pathlib.Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        with simcluster.SimCluster(workdir) as sim:
+        with simcluster.SimCluster(workdir) as sim, hog.running(args.hog):
             setup_cluster(sim)
             if args.before:
                 tree, results["before"] = cs.checkout(args.before, workdir)
