@@ -138,7 +138,9 @@ def test_an_open_incident_is_kept_as_compact_json_without_managed_fields_and_nev
     older["metadata"]["resourceVersion"] = "5"
     incidents.see(older)  # a late event of an older version
     assert incidents.entries[key].body["status"] == {"phase": "Acknowledged"} and incidents.entries[key].version == "7"
-    incidents.see(body("a") | {"status": {"phase": "Resolved", "escalation": {"closed": True}}})
+    closed = body("a") | {"status": {"phase": "Resolved", "escalation": {"closed": True}}}
+    closed["metadata"]["resourceVersion"] = "9"
+    incidents.see(closed)
     assert key not in incidents.entries  # closed: nothing left to send, nothing kept
 
 
@@ -282,3 +284,14 @@ async def test_more_due_looks_than_the_loop_starts_at_once_go_soonest_first(
     finally:
         await incidents.stop()
     assert order[:4] == ["a", "b", "c", "d"], order
+
+
+def test_a_late_event_of_an_unopened_version_does_not_drop_an_opened_incident() -> None:
+    """The create's event may arrive after the intake's opening write (with its claim) was handed over."""
+    incidents = open_incidents.OpenIncidents()
+    opened = with_version("a", "8")
+    key = incidents.see(opened)
+    created = body("a")
+    created["metadata"]["resourceVersion"], created["status"] = "7", {}
+    incidents.see(created)
+    assert incidents.entries[key].version == "8"

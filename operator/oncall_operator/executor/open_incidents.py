@@ -143,11 +143,13 @@ class OpenIncidents:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         entry = self.entries.get(key)
+        if entry is not None and not _not_older(meta.get("resourceVersion"), entry.version):
+            return key  # a late event: the create's, arriving after the intake's opening write was kept
         if not is_open(body.get("status") or {}):
             self.forget(key)
         elif entry is None:
             self.entries[key] = Entry.of(body)
-        elif _not_older(meta.get("resourceVersion"), entry.version):
+        else:
             entry.store(body)
         return key
 
