@@ -27,7 +27,8 @@ class Pages:
     """A webhook receiver on a thread of its own: when each (namespace, name, kind, level) first arrived."""
 
     def __init__(self, on_first_page: Any = None) -> None:
-        self.at: dict[tuple[str, str, str, int], float] = {}
+        self._at: dict[tuple[str, str, str, int], float] = {}
+        self._lock = threading.Lock()  # the receiver's thread adds while the bench's reads
         self.on_first_page = on_first_page
         self.loop = asyncio.new_event_loop()
         app = web.Application()
@@ -45,16 +46,24 @@ class Pages:
         body = await request.json()
         inc = body.get("incident") or {}
         key = (str(inc.get("namespace")), str(inc.get("name")), str(body.get("kind")), int(body.get("level") or 0))
-        if key not in self.at:
-            self.at[key] = now
-            if key[2] == "page" and key[3] == 1 and self.on_first_page is not None:
-                self.on_first_page(key[0], key[1])
+        with self._lock:
+            first = key not in self._at
+            if first:
+                self._at[key] = now
+        if first and key[2] == "page" and key[3] == 1 and self.on_first_page is not None:
+            self.on_first_page(key[0], key[1])
         return web.Response(status=200)
+
+    @property
+    def at(self) -> dict[tuple[str, str, str, int], float]:
+        """A copy of when each (namespace, name, kind, level) first arrived."""
+        with self._lock:
+            return dict(self._at)
 
     def level2(self, namespaces: set[str] | None = None) -> dict[tuple[str, str], float]:
         return {
             (k[0], k[1]): t
-            for k, t in list(self.at.items())
+            for k, t in self.at.items()
             if k[2] == "page" and k[3] == 2 and (namespaces is None or k[0] in namespaces)
         }
 
