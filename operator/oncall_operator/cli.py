@@ -33,6 +33,8 @@ def _run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    if not args.verbose:  # Kopf's "Handler ... succeeded." for every event: 3 lines per alert in a storm
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # a failing handler still says so
     namespaces = args.namespace or []
     kopf.run(
         clusterwide=not namespaces,
