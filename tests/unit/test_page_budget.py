@@ -229,7 +229,8 @@ def test_a_hostile_tenant_cannot_spend_another_namespace_budget() -> None:
         "evil", "inc", {"escalationPolicyRef": {"name": "oncall"}}, paged_status(0), now, "oncall-system"
     )
     assert list(own) == [("policy", "evil", "oncall", "evil")]
-    book = ledger.Ledger(index={k: [v] for k, v in own.items()})
+    book = ledger.Ledger()
+    book.see("evil/inc", own)
     assert book.others({("policy", "shop", "oncall", "shop")}) == []
     assert [e.person for e in book.others({("policy", "evil", "oncall", "evil")})] == ["Ada"]
 
@@ -252,10 +253,24 @@ def test_the_index_keeps_only_what_the_budget_needs() -> None:
     assert found == (page_budget.Entry("shop/new", "page/L1/loop0@1", "Ada", at(0), page_budget.SENT),)
 
 
+def test_an_incident_seen_again_replaces_its_entries_and_a_deleted_one_leaves_none() -> None:
+    key = ("policy", "shop", "oncall", "shop")
+    one = page_budget.Entry("shop/a", "page/1", "Ada", T0, page_budget.SENT)
+    book = ledger.Ledger()
+    book.see("shop/a", {key: (one,)})
+    book.see("shop/a", {key: (one, one)})
+    assert len(book.others({key})) == 2
+    book.see("shop/a", {})  # nothing for the budget any more (its pages are older than an hour)
+    assert book.others({key}) == [] and book.index == {}
+    book.see("shop/a", {key: (one,)})
+    book.forget("shop/a")
+    assert book.index == {}
+
+
 def test_this_process_writes_win_over_a_stale_index() -> None:
     key = ("policy", "shop", "oncall", "shop")
     stale = page_budget.Entry("shop/a", "page/1", "Ada", T0, page_budget.SENT)
-    book = ledger.Ledger(index={key: [(stale,)]})
+    book = ledger.Ledger(index={key: {"shop/a": (stale,)}})
     fresh = (stale, page_budget.Entry("shop/a", "page/2", "Ada", T0, page_budget.SENT))
     book.note("shop/a", key, fresh)
     assert book.others({key}) == list(fresh)
@@ -284,7 +299,7 @@ def test_a_tenant_flooding_the_shared_policy_does_not_hold_another_tenants_pages
         page_budget.Entry(f"{flooded}/i{n}", f"page/L1/loop0@{n}", "Ada", T0 - dt.timedelta(minutes=n + 1), "sent")
         for n in range(5)
     )
-    book = ledger.Ledger(index={(*shared, flooded): [flood]})
+    book = ledger.Ledger(index={(*shared, flooded): {f"{flooded}/i0": flood}})
     spec = POLICY.model_copy(update={"noise": policy.Noise(max_pages_per_person_per_hour=2)})
     inc = opened(0)
     assert inc.status is not None

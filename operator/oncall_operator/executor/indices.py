@@ -11,6 +11,7 @@ that must not miss an object lists it from the API instead (:func:`runbook_candi
 import asyncio
 import collections.abc as cabc
 import dataclasses
+import datetime as dt
 from typing import Any
 
 import pydantic
@@ -26,6 +27,25 @@ Candidate = tuple[str, str, runbook.RunbookSpec | None]
 RunbookSpec = runbook.RunbookSpec
 
 
+class Homes(dict[str, set[str]]):
+    """The namespaces of every Incident name: the intake opens a new alert group without a read first.
+
+    Fed by the Incident handler, not a Kopf index: an index on Incidents makes Kopf's listing cost grow
+    with the square of the open Incidents (issue 18). An Incident not seen yet (its listing still
+    running) costs the intake's create a 409 and a read, never a second Incident.
+    """
+
+    def see(self, namespace: str, name: str) -> None:
+        self.setdefault(name, set()).add(namespace)
+
+    def forget(self, namespace: str, name: str) -> None:
+        found = self.get(name)
+        if found is not None:
+            found.discard(namespace)
+            if not found:
+                del self[name]
+
+
 @dataclasses.dataclass
 class Indices:
     policies: SpecIndex
@@ -39,7 +59,9 @@ class Indices:
     heartbeat_specs: SpecIndex = dataclasses.field(default_factory=dict)
     """Heartbeats (:mod:`oncall_operator.handlers.quiet`)."""
     pages: page_budget.Ledger = dataclasses.field(default_factory=page_budget.Ledger)
-    """The page budget's entries of every Incident (:mod:`oncall_operator.handlers.quiet`)."""
+    """The page budget's entries of every Incident (:mod:`oncall_operator.handlers.incidents`)."""
+    homes: Homes = dataclasses.field(default_factory=Homes)
+    """Every Incident name's namespaces (:mod:`oncall_operator.handlers.incidents`)."""
     generation: int = 0
     """Bumped on every change of a Schedule, Policy or Runbook: decisions taken before may differ now."""
 
@@ -173,3 +195,20 @@ async def list_runbooks(api: apiserver.Api, namespace: str) -> list[Candidate]:
             spec = None
         out.append((namespace, item["metadata"]["name"], spec))
     return out
+
+
+def see_incident(found: Indices, body: cabc.Mapping[str, Any], deleted: bool = False) -> None:
+    """An Incident event: its name's home, and its part of its policy's page budget (from the raw body)."""
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    ref = f"{namespace}/{name}"
+    if deleted:
+        found.homes.forget(namespace, name)
+        found.pages.forget(ref)
+        return
+    found.homes.see(namespace, name)
+    now = dt.datetime.now(dt.UTC)
+    entry = page_budget.index_entry(
+        namespace, name, body.get("spec") or {}, body.get("status") or {}, now, found.operator_namespace
+    )
+    found.pages.see(ref, entry)

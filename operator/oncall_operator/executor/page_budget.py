@@ -1,8 +1,8 @@
 """The page budget's memory: every Incident's part of it, per policy, and the decision run through it.
 
 :mod:`oncall_operator.domain.page_budget` decides from the entries of the policy's Incidents.
-They come from a Kopf index of Incidents (:func:`index_entry`, registered in
-:mod:`oncall_operator.handlers.quiet`: filled from Kopf's listing, so a restarted operator counts
+They come from every Incident event (:func:`index_entry`, fed by
+:mod:`oncall_operator.handlers.incidents`: Kopf's listing brings them all, so a restarted operator counts
 the pages of the last hour again) and from what this process wrote in the last
 :data:`RECENT_SECONDS` (the index follows a write only when its event arrives, and two Incidents
 looked at in between must not both take a person's last page). No API call.
@@ -82,10 +82,31 @@ def index_entry(
 
 @dataclasses.dataclass
 class Ledger:
-    """Kopf's index of the entries (key -> store of each Incident's tuple), and this process's latest writes."""
+    """Every Incident's entries by policy key (fed by the Incident handler), and this process's latest writes.
 
-    index: cabc.Mapping[LedgerKey, Any] = dataclasses.field(default_factory=dict)
+    Not a Kopf index: an index on Incidents makes Kopf's listing cost grow with the square of the
+    open Incidents (a readiness toggle per object, each waking every waiting worker: a takeover
+    with 5,000 open took 4 minutes, issue 18). The entries come from the same listing; until it has
+    passed, a budget counts the pages of the Incidents seen so far.
+    """
+
+    index: dict[LedgerKey, dict[str, tuple[page_budget.Entry, ...]]] = dataclasses.field(default_factory=dict)
     recent: dict[str, tuple[float, LedgerKey, tuple[page_budget.Entry, ...]]] = dataclasses.field(default_factory=dict)
+    _keys: dict[str, LedgerKey] = dataclasses.field(default_factory=dict)
+
+    def see(self, ref: str, found: cabc.Mapping[LedgerKey, tuple[page_budget.Entry, ...]]) -> None:
+        """One Incident's entries (:func:`index_entry`), replacing what it had."""
+        self.forget(ref)
+        for key, entries in found.items():
+            self.index.setdefault(key, {})[ref] = entries
+            self._keys[ref] = key
+
+    def forget(self, ref: str) -> None:
+        key = self._keys.pop(ref, None)
+        if key is not None and (held := self.index.get(key)) is not None:
+            held.pop(ref, None)
+            if not held:
+                del self.index[key]
 
     def note(self, ref: str, key: LedgerKey, found: tuple[page_budget.Entry, ...]) -> None:
         self.recent[ref] = (time.monotonic(), key, found)
@@ -99,7 +120,7 @@ class Ledger:
         mine = {ref: found for ref, (_, key, found) in self.recent.items() if key in keys}
         out = [e for found in mine.values() for e in found]
         for key in keys:
-            for found in list(self.index.get(key, ())):
+            for found in list(self.index.get(key, {}).values()):
                 out += [e for e in found if e.incident not in mine]
         return out
 

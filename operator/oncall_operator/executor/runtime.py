@@ -19,7 +19,6 @@ posted before the clients close.
 """
 
 import asyncio
-import collections.abc as cabc
 import dataclasses
 import functools
 import logging
@@ -63,7 +62,6 @@ async def start(
     cfg: config.Config,
     reporter: events.Reporter,
     spec_indices: tuple[indices.SpecIndex, indices.SpecIndex, indices.SpecIndex],
-    incident_names: cabc.Mapping[str, Any],
     priority: int | None,
 ) -> Running:
     """Everything, in order; raises ValueError or OSError when the intake's address cannot be served."""
@@ -118,7 +116,7 @@ async def start(
         )
 
     async def write(payload: Any) -> intake.Accepted:
-        return await heartbeats.hear(ctx, payload) or await oom_alerts.accept(ctx, incident_names, payload)
+        return await heartbeats.hear(ctx, payload) or await oom_alerts.accept(ctx, ctx.indices.homes, payload)
 
     answer = functools.partial(answering.answer, ctx)
     click = functools.partial(answering.slack, ctx)

@@ -2,8 +2,9 @@
 
 Kopf stores nothing on an Incident (no finalizer, no progress annotation: ``on.event`` only),
 so an Incident can be deleted while no operator runs; each flow keeps its own state in the
-Incident's status. The index of Incident names lets the intake open a new alert group without
-a read first.
+Incident's status. No Kopf index on Incidents either: Kopf's listing would cost the square of the
+open Incidents (issue 18); the handler feeds the Incident names the intake needs and the page
+budget's entries (:func:`~oncall_operator.executor.indices.see_incident`).
 """
 
 from typing import Any
@@ -12,15 +13,9 @@ import kopf
 
 from oncall_operator.adapters import metrics
 from oncall_operator.api import GROUP, VERSION, incident, kinds
-from oncall_operator.executor import actions, incident_cap, opening, review
+from oncall_operator.executor import actions, incident_cap, indices, opening, review
 
 PLURAL = kinds.INCIDENT.plural
-
-
-@kopf.index(GROUP, VERSION, PLURAL)
-def incident_homes(namespace: str | None, name: str, **_: Any) -> dict[str, str]:
-    """The namespaces of every Incident name: the intake opens a new alert group without a read first."""
-    return {name: namespace or ""}
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -32,6 +27,7 @@ async def incident_changed(type: str, uid: str, body: kopf.Body, memo: Any, **_:
     """
     memo.ctx.indices.mark_filled()
     incident_cap.see(body, deleted=type == "DELETED")
+    indices.see_incident(memo.ctx.indices, body, deleted=type == "DELETED")
     if type == "DELETED":
         metrics.INCIDENTS.forget(uid)
         memo.ctx.incidents.forget((body["metadata"]["namespace"], body["metadata"]["name"]))

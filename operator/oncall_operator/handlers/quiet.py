@@ -1,4 +1,4 @@
-"""MaintenanceWindows and Heartbeats (indices, status, Ready, each tick), and the page budget's index of Incidents.
+"""MaintenanceWindows and Heartbeats: indices, status, Ready, each tick.
 
 The indices keep every window and heartbeat spec in memory: the escalation and both planners
 ask them whether something is muted, the intake which alerts are beats, at no API call. A change
@@ -8,13 +8,12 @@ so no finalizer) keeps each window's ``active``/``nextStart``/``nextEnd`` curren
 ``ONCALL_RECHECK_SECONDS`` and ticks each Heartbeat every ``ONCALL_TICK_SECONDS``.
 """
 
-import datetime as dt
 from typing import Any
 
 import kopf
 
 from oncall_operator.api import GROUP, VERSION, heartbeat, kinds, maintenance
-from oncall_operator.executor import config, indices, page_budget
+from oncall_operator.executor import indices
 
 
 @kopf.index(GROUP, VERSION, kinds.MAINTENANCE.plural)
@@ -27,15 +26,6 @@ def maintenance_windows(
 @kopf.index(GROUP, VERSION, kinds.HEARTBEAT.plural)
 def heartbeat_specs(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str | None, str], Any]:
     return {(namespace, name): indices.parse(heartbeat.HeartbeatSpec, spec)}
-
-
-@kopf.index(GROUP, VERSION, kinds.INCIDENT.plural)
-def page_ledger(
-    namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
-) -> dict[page_budget.LedgerKey, Any]:
-    """Each Incident's part of its policy's page budget (its pages of the last hour, held pages, summaries)."""
-    now = dt.datetime.now(dt.UTC)
-    return page_budget.index_entry(namespace or "", name, spec, status, now, config.CONFIG.namespace)
 
 
 @kopf.on.event(GROUP, VERSION, kinds.MAINTENANCE.plural)

@@ -45,7 +45,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     specs = (kwargs["policy_specs"], kwargs["runbook_specs"], kwargs["schedule_specs"])
     priority = settings.peering.priority if cfg.peering is not None else None
     try:
-        memo.running = await runtime.start(cfg, reporter, specs, kwargs["incident_homes"], priority)
+        memo.running = await runtime.start(cfg, reporter, specs, priority)
     except (ValueError, OSError) as error:
         raise kopf.PermanentError(f"cannot start: {error}") from None
     memo.ctx = memo.running.ctx
@@ -53,7 +53,6 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
         kwargs["maintenance_windows"],
         kwargs["heartbeat_specs"],
     )
-    memo.ctx.indices.pages.index = kwargs["page_ledger"]
     logger.info(
         "oncall-operator configured: namespace=%s recheck=%ss peering=%s; started",
         cfg.namespace,

@@ -1,0 +1,42 @@
+"""What the Incident handler keeps of every Incident instead of Kopf indices (issue 18: Kopf's listing cost).
+
+A Kopf index on Incidents made each listed Incident a readiness toggle waking every waiting worker:
+a takeover with 5,000 open Incidents took 4 minutes before its first page. The handler now feeds
+the intake's names and the page budget's entries itself.
+"""
+
+import datetime as dt
+
+from oncall_operator.executor import indices
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def body(namespace: str, name: str, paged: bool = True) -> dict[str, object]:
+    note = {
+        "key": "page/L1/loop0@x",
+        "kind": "page",
+        "level": 1,
+        "user": "Ada",
+        "channel": "hook",
+        "result": "Delivered",
+    }
+    notes = [{**note, "at": NOW.isoformat()}]
+    return {
+        "metadata": {"namespace": namespace, "name": name},
+        "spec": {"escalationPolicyRef": {"name": "pager"}},
+        "status": {"phase": "Triggered", "escalation": {"notifications": notes if paged else []}},
+    }
+
+
+def test_names_and_budget_entries_follow_the_incidents_events() -> None:
+    found = indices.Indices({}, {}, {}, "oncall-system")
+    indices.see_incident(found, body("shop", "db"))
+    indices.see_incident(found, body("blog", "db", paged=False))
+    assert found.homes.get("db") == {"shop", "blog"} and found.homes.get("web", ()) == ()
+    key = ("policy", "shop", "pager", "shop")
+    assert [e.person for e in found.pages.others({key})] == ["Ada"]
+    indices.see_incident(found, body("shop", "db"), deleted=True)
+    assert found.homes.get("db") == {"blog"} and found.pages.others({key}) == []
+    indices.see_incident(found, body("blog", "db"), deleted=True)
+    assert "db" not in found.homes
