@@ -486,22 +486,65 @@ def alert_scenario(url: str, namespace: str, receiver: Receiver, rate: float, se
 # --- one size -----------------------------------------------------------------------------------
 
 
-def grow(sim: simcluster.SimCluster, ns: str, pods: int, targets: list[str], have: int) -> float:
-    """Add filler Deployments (CHUNK pods each) and the target Deployments until ``pods`` pods run."""
+def plane_pids(sim: simcluster.SimCluster) -> dict[str, int]:
+    """The simulated cluster's processes by name (etcd, the control plane, kwok)."""
+    pids = {r.name: r.pid for r in sim.plane.state.processes}
+    if sim.kwok is not None:
+        pids["kwok"] = sim.kwok.pid
+    return pids
+
+
+def filler(name: str, replicas: int, node: str | None) -> dict[str, Any]:
+    """A filler Deployment; with ``node``, its pods are made bound to that node (no scheduler)."""
+    obj = floorlib._deployment(name, replicas)
+    if node is not None:
+        obj["spec"]["template"]["spec"]["nodeName"] = node
+    return obj
+
+
+def grow(
+    sim: simcluster.SimCluster, ns: str, pods: int, targets: list[str], have: int, pin: bool = True
+) -> dict[str, Any]:
+    """Add filler Deployments (CHUNK pods each) and the target Deployments until ``pods`` pods run.
+
+    With ``pin``, the filler pods are created bound to a node (``nodeName``, FILL of each node's
+    room, in order), as a DaemonSet's or a static pod is: the scheduler's binding and its Scheduled
+    Event are two of the four API writes a pod costs, on a machine where the API server is the
+    busiest process. The Deployments measured (``targets``) always go through the scheduler.
+
+    Returns how long it took (the apply alone, and until every pod was Ready) and the cores each
+    process of the cluster used meanwhile: what limits growth is whichever is saturated.
+    """
     t0 = time.monotonic()
     sim.nodes(pods)
-    filler = max(0, pods - len(targets) - have)
+    pids = plane_pids(sim) | {"harness": os.getpid()}
+    cpu0, t_cpu = cpu_now(pids), time.monotonic()
+    filler_pods = max(0, pods - len(targets) - have)
     start = have // CHUNK
     objs = [
-        floorlib._deployment(f"fill-{start + i}", min(CHUNK, filler - i * CHUNK))
-        for i in range((filler + CHUNK - 1) // CHUNK)
+        filler(
+            f"fill-{start + i}",
+            min(CHUNK, filler_pods - i * CHUNK),
+            sim.node_for((start + i) * CHUNK) if pin else None,
+        )
+        for i in range((filler_pods + CHUNK - 1) // CHUNK)
     ]
     objs += [floorlib._deployment(name, 1) for name in targets]
     for i in range(0, len(objs), 50):
         sim.apply(objs[i : i + 50], ns)
-    want = have + filler + len(targets)
-    simcluster.wait(lambda: sim.ready_replicas(ns) >= want, 1800, f"{want} Running pods", every=3)
-    return round(time.monotonic() - t0, 1)
+    applied = time.monotonic()
+    want = have + filler_pods + len(targets)
+    simcluster.wait(lambda: sim.ready_replicas(ns) >= want, 3600, f"{want} Running pods", every=3)
+    waited = time.monotonic() - t_cpu
+    return {
+        "seconds": round(time.monotonic() - t0, 1),
+        "apply_seconds": round(applied - t_cpu, 1),
+        "pods_added": want - have,
+        "fillers_pinned": pin,
+        "pods_per_s": round((want - have) / max(waited, 1e-9), 1),
+        "cpu_cores": cpu_split(cpu0, cpu_now(pids), waited),
+        "load_after": os.getloadavg()[0],
+    }
 
 
 def bench_size(
@@ -513,10 +556,19 @@ def bench_size(
     tag = f"s{pods}"
     phases = ("floor", "op", "before") if args.before_tree else ("floor", "op")
     targets = {p: [f"t-{tag}-{p}-{i}" for i in range(per_phase)] for p in phases}
-    grow_s = grow(sim, ns, pods, [t for p in phases for t in targets[p]], have)
+    load = os.getloadavg()[0]
+    growth = grow(sim, ns, pods, [t for p in phases for t in targets[p]], have, not args.schedule_fillers)
+    growth["load_before"] = load
     running = sim.ready_replicas(ns)
-    print(f"[{pods}] {running} pods Running on {sim.node_count} kwok nodes after {grow_s}s", flush=True)
-    result: dict[str, Any] = {"pods": running, "nodes": sim.node_count, "grow_seconds": grow_s}
+    print(
+        f"[{pods}] {running} pods Running on {sim.node_count} kwok nodes after {growth['seconds']}s "
+        f"({growth['pods_per_s']} pods/s; cores {growth['cpu_cores']})",
+        flush=True,
+    )
+    result: dict[str, Any] = {"pods": running, "nodes": sim.node_count, "grow_seconds": growth["seconds"]}
+    result["grow"] = growth
+    if args.grow_only:
+        return result, running
     watches = (floorlib.deployment_watch(api, ns), oom_watch(api, ns))
     env = {**os.environ, "KUBECONFIG": str(sim.kubeconfig)}
 
@@ -630,12 +682,7 @@ class Phase:
             for rate in args.alert_rates:
                 url = f"http://127.0.0.1:{port}/api/v1/alerts"
                 window = audit.mark()
-                pids = {r.name: r.pid for r in sim.plane.state.processes} | {
-                    "operator": proc.pid,
-                    "harness": os.getpid(),
-                }
-                if sim.kwok is not None:
-                    pids["kwok"] = sim.kwok.pid
+                pids = plane_pids(sim) | {"operator": proc.pid, "harness": os.getpid()}
                 cpu0, t_cpu = cpu_now(pids), time.monotonic()
                 a = alert_scenario(url, ns, self.receiver, rate, args.alert_seconds)
                 a["cpu_cores"] = cpu_split(cpu0, cpu_now(pids), time.monotonic() - t_cpu)
@@ -755,6 +802,14 @@ def main() -> int:
     parser.add_argument(
         "--before", metavar="REF", help="also measure the operator at this git ref (before/after in one run)"
     )
+    parser.add_argument(
+        "--grow-only", action="store_true", help="only grow the cluster through the sizes: time and cores per process"
+    )
+    parser.add_argument(
+        "--schedule-fillers",
+        action="store_true",
+        help="let kube-scheduler place the filler pods too (default: made bound to their node)",
+    )
     parser.add_argument("--no-chart", action="store_true")
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "bench" / "results")
     parser.add_argument("--logs", type=pathlib.Path, help="keep the operator's, the floor's and kwok's logs here")
@@ -797,6 +852,9 @@ def main() -> int:
                     size["seconds"] = round(time.monotonic() - t0, 1)
                     results["sizes"].append(size)
                     print(f"[{pods}] done in {size['seconds']} s", flush=True)
+                    # what is measured survives a later size that fails (a long run at 50,000 pods)
+                    partial = args.out / f"cluster_scale-{stamp}-partial.json"
+                    partial.write_text(json.dumps(results, indent=2) + "\n")
         finally:
             if args.logs:
                 args.logs.mkdir(parents=True, exist_ok=True)
@@ -805,10 +863,12 @@ def main() -> int:
     results["seconds"] = round(time.monotonic() - started, 1)
     base = args.out / f"cluster_scale-{stamp}{'' if args.variant == 'baseline' else '-' + args.variant}"
     base.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / f"cluster_scale-{stamp}-partial.json").unlink(missing_ok=True)
     base.with_suffix(".md").write_text(scale_report.markdown(results))
-    if not args.no_chart:
+    chart = not (args.no_chart or args.grow_only)
+    if chart:
         scale_report.chart(results, base.with_suffix(".png"))
-    print(f"wrote {base}.json, .md{'' if args.no_chart else ', .png'} in {results['seconds']} s")
+    print(f"wrote {base}.json, .md{', .png' if chart else ''} in {results['seconds']} s")
     return 0
 
 
