@@ -283,6 +283,7 @@ class Audit:
     def count(self, since: tuple[int, float], until: float, per: int) -> dict[str, Any]:
         time.sleep(2.5)  # --audit-log-batch-max-wait=1s: let the window's last batch reach the file
         counts: collections.Counter[str] = collections.Counter()
+        server_ms: collections.defaultdict[str, list[float]] = collections.defaultdict(list)
         with self.path.open("rb") as log:
             log.seek(since[0])
             for line in log:
@@ -300,6 +301,8 @@ class Audit:
                 dry = " (dry-run)" if "dryRun=All" in event.get("requestURI", "") else ""
                 code = int((event.get("responseStatus") or {}).get("code") or 0)
                 counts[f"{event['verb']} {what}{dry} {code}"] += 1
+                done = dt.datetime.fromisoformat(event["stageTimestamp"].replace("Z", "+00:00")).timestamp()
+                server_ms[f"{event['verb']} {what}{dry}"].append((done - at) * 1000)
         per = max(per, 1)
 
         def total(keep: Any) -> float:
@@ -310,6 +313,9 @@ class Audit:
 
         return {
             "requests": {k: round(n / per, 2) for k, n in sorted(counts.items())},
+            # how long the API server took over each kind of request (received -> answered), p50:
+            # which leg of a remediation is slow, apart from the client's own time
+            "server_ms_p50": {k: round(sorted(v)[len(v) // 2], 1) for k, v in sorted(server_ms.items())},
             "requests_total": total(lambda verb, rest: True),
             "writes": total(lambda verb, rest: ok_write(verb, rest) and not rest.startswith("events")),
             "events": total(lambda verb, rest: ok_write(verb, rest) and rest.startswith("events")),

@@ -160,6 +160,22 @@ def audited(results: dict[str, Any]) -> list[str]:
                 )
     if not rows:
         return []
+    legs = ("patch deployments (dry-run)", "create pods (dry-run)", "patch deployments", "get replicasets")
+    timed = []
+    for s in results["sizes"]:
+        for who, r in (("after", s), ("before", s.get("before"))):
+            server = ((r or {}).get("api", {}).get("audit_per_remediation") or {}).get("server_ms_p50")
+            if server:
+                timed.append(f"| {s['pods']} | {who} | " + " | ".join(str(server.get(k, "")) for k in legs) + " |")
+    if timed:
+        rows += [
+            "",
+            "The API server's own time (received -> answered, p50 ms) for the remediation's requests:",
+            "",
+            "| pods | operator | " + " | ".join(legs) + " |",
+            "| ---: | --- | " + " | ".join("---:" for _ in legs) + " |",
+            *timed,
+        ]
     return [
         "## The operator's requests, by its user agents in the API server's audit log",
         "",
