@@ -846,7 +846,7 @@ def main() -> int:
         if args.before:
             args.before_tree, results["before"] = checkout(args.before, workdir)
         try:
-            with simcluster.SimCluster(workdir) as sim:
+            with simcluster.SimCluster(workdir, unlimited=True) as sim:
                 results["cluster_startup_s"] = sim.startup_s
                 ns = f"bench-scale-{uuid.uuid4().hex[:6]}"
                 sim.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))

@@ -50,7 +50,9 @@ APISERVER_LIMITS = (
     "--enable-priority-and-fairness=false",
 )
 """No in-flight caps and no API Priority and Fairness (what kwokctl sets for its own clusters): every
-client here is the admin, whose requests are exempt anyway, so they only cost a layer per request."""
+client here is the admin, whose requests are exempt anyway, so they only cost a layer per request.
+Only where asked (``unlimited``, the pods bench): the storm bench keeps the API server's own limits,
+whose 429s are part of what it measures."""
 
 
 def bindir() -> pathlib.Path:
@@ -90,9 +92,10 @@ class SimCluster:
     """etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok, in ``workdir``.
 
     Use as a context manager; ``nodes(count)`` adds fake nodes and waits until they are Ready.
+    ``unlimited``: the API server without in-flight caps and APF (:data:`APISERVER_LIMITS`).
     """
 
-    def __init__(self, workdir: pathlib.Path) -> None:
+    def __init__(self, workdir: pathlib.Path, unlimited: bool = False) -> None:
         binary = kwok_binary()
         if binary is None:
             raise RuntimeError("kwok is not built: run `hack/build-tools.sh kwok` (or `make bench`)")
@@ -113,7 +116,7 @@ class SimCluster:
             workdir / "cluster",
             bindir(),
             with_scheduler=True,
-            apiserver_args=(*audit, *APISERVER_LIMITS),
+            apiserver_args=(*audit, *(APISERVER_LIMITS if unlimited else ())),
             client_args=CLIENT_QPS,
             controller_manager_args=CONTROLLER_CONCURRENCY,
         )
