@@ -554,8 +554,15 @@ def grow(
 
 
 def bench_size(
-    sim: simcluster.SimCluster, ns: str, pods: int, have: int, args: argparse.Namespace, workdir: pathlib.Path
-) -> tuple[dict[str, Any], int]:
+    sim: simcluster.SimCluster,
+    ns: str,
+    pods: int,
+    have: int,
+    args: argparse.Namespace,
+    workdir: pathlib.Path,
+    result: dict[str, Any],
+) -> int:
+    """Grow to ``pods`` and measure; fills ``result`` as it goes (growth first); the pods Running."""
     api = sim.api
     core = kubernetes.client.CoreV1Api(api)
     per_phase = args.samples + args.warmup
@@ -571,10 +578,9 @@ def bench_size(
         f"({growth['pods_per_s']} pods/s; cores {growth['cpu_cores']})",
         flush=True,
     )
-    result: dict[str, Any] = {"pods": running, "nodes": sim.node_count, "grow_seconds": growth["seconds"]}
-    result["grow"] = growth
+    result.update({"pods": running, "nodes": sim.node_count, "grow_seconds": growth["seconds"], "grow": growth})
     if args.grow_only:
-        return result, running
+        return running
     watches = (floorlib.deployment_watch(api, ns), oom_watch(api, ns))
     env = {**os.environ, "KUBECONFIG": str(sim.kubeconfig)}
 
@@ -624,7 +630,7 @@ def bench_size(
         if who:
             for p in ("p50", "p95", "p99"):
                 who[f"ratio_{p}"] = round(who["operator"][f"{p}_ms"] / max(result["floor"][f"{p}_ms"], 0.1), 2)
-    return result, running
+    return running
 
 
 @dataclasses.dataclass
@@ -854,13 +860,19 @@ def main() -> int:
                 have = 0
                 for pods in args.sizes:
                     t0 = time.monotonic()
-                    size, have = bench_size(sim, ns, pods, have, args, workdir)
-                    size["seconds"] = round(time.monotonic() - t0, 1)
+                    size: dict[str, Any] = {"pods": pods}
                     results["sizes"].append(size)
+                    try:
+                        have = bench_size(sim, ns, pods, have, args, workdir, size)
+                    except BaseException as error:
+                        size["error"] = repr(error)
+                        raise
+                    finally:
+                        size["seconds"] = round(time.monotonic() - t0, 1)
+                        # what was measured (the growth, earlier sizes) survives a size that fails
+                        partial = args.out / f"cluster_scale-{stamp}-partial.json"
+                        partial.write_text(json.dumps(results, indent=2) + "\n")
                     print(f"[{pods}] done in {size['seconds']} s", flush=True)
-                    # what is measured survives a later size that fails (a long run at 50,000 pods)
-                    partial = args.out / f"cluster_scale-{stamp}-partial.json"
-                    partial.write_text(json.dumps(results, indent=2) + "\n")
         finally:
             if args.logs:
                 args.logs.mkdir(parents=True, exist_ok=True)
