@@ -283,6 +283,7 @@ class Audit:
     def count(self, since: tuple[int, float], until: float, per: int) -> dict[str, Any]:
         time.sleep(2.5)  # --audit-log-batch-max-wait=1s: let the window's last batch reach the file
         counts: collections.Counter[str] = collections.Counter()
+        server_ms: collections.defaultdict[str, list[float]] = collections.defaultdict(list)
         with self.path.open("rb") as log:
             log.seek(since[0])
             for line in log:
@@ -300,6 +301,8 @@ class Audit:
                 dry = " (dry-run)" if "dryRun=All" in event.get("requestURI", "") else ""
                 code = int((event.get("responseStatus") or {}).get("code") or 0)
                 counts[f"{event['verb']} {what}{dry} {code}"] += 1
+                done = dt.datetime.fromisoformat(event["stageTimestamp"].replace("Z", "+00:00")).timestamp()
+                server_ms[f"{event['verb']} {what}{dry}"].append((done - at) * 1000)
         per = max(per, 1)
 
         def total(keep: Any) -> float:
@@ -310,6 +313,9 @@ class Audit:
 
         return {
             "requests": {k: round(n / per, 2) for k, n in sorted(counts.items())},
+            # how long the API server took over each kind of request (received -> answered), p50:
+            # which leg of a remediation is slow, apart from the client's own time
+            "server_ms_p50": {k: round(sorted(v)[len(v) // 2], 1) for k, v in sorted(server_ms.items())},
             "requests_total": total(lambda verb, rest: True),
             "writes": total(lambda verb, rest: ok_write(verb, rest) and not rest.startswith("events")),
             "events": total(lambda verb, rest: ok_write(verb, rest) and rest.startswith("events")),
@@ -486,37 +492,95 @@ def alert_scenario(url: str, namespace: str, receiver: Receiver, rate: float, se
 # --- one size -----------------------------------------------------------------------------------
 
 
-def grow(sim: simcluster.SimCluster, ns: str, pods: int, targets: list[str], have: int) -> float:
-    """Add filler Deployments (CHUNK pods each) and the target Deployments until ``pods`` pods run."""
+def plane_pids(sim: simcluster.SimCluster) -> dict[str, int]:
+    """The simulated cluster's processes by name (etcd, the control plane, kwok)."""
+    pids = {r.name: r.pid for r in sim.plane.state.processes}
+    if sim.kwok is not None:
+        pids["kwok"] = sim.kwok.pid
+    return pids
+
+
+def filler(name: str, replicas: int, node: str | None) -> dict[str, Any]:
+    """A filler Deployment; with ``node``, its pods are made bound to that node (no scheduler)."""
+    obj = floorlib._deployment(name, replicas)
+    if node is not None:
+        obj["spec"]["template"]["spec"]["nodeName"] = node
+    return obj
+
+
+def grow(
+    sim: simcluster.SimCluster, ns: str, pods: int, targets: list[str], have: int, pin: bool = True
+) -> dict[str, Any]:
+    """Add filler Deployments (CHUNK pods each) and the target Deployments until ``pods`` pods run.
+
+    With ``pin``, the filler pods are created bound to a node (``nodeName``, FILL of each node's
+    room, in order), as a DaemonSet's or a static pod is: the scheduler's binding and its Scheduled
+    Event are two of the four API writes a pod costs, on a machine where the API server is the
+    busiest process. The Deployments measured (``targets``) always go through the scheduler.
+
+    Returns how long it took (the apply alone, and until every pod was Ready) and the cores each
+    process of the cluster used meanwhile: what limits growth is whichever is saturated.
+    """
     t0 = time.monotonic()
     sim.nodes(pods)
-    filler = max(0, pods - len(targets) - have)
+    pids = plane_pids(sim) | {"harness": os.getpid()}
+    cpu0, t_cpu = cpu_now(pids), time.monotonic()
+    filler_pods = max(0, pods - len(targets) - have)
     start = have // CHUNK
     objs = [
-        floorlib._deployment(f"fill-{start + i}", min(CHUNK, filler - i * CHUNK))
-        for i in range((filler + CHUNK - 1) // CHUNK)
+        filler(
+            f"fill-{start + i}",
+            min(CHUNK, filler_pods - i * CHUNK),
+            sim.node_for((start + i) * CHUNK) if pin else None,
+        )
+        for i in range((filler_pods + CHUNK - 1) // CHUNK)
     ]
     objs += [floorlib._deployment(name, 1) for name in targets]
     for i in range(0, len(objs), 50):
         sim.apply(objs[i : i + 50], ns)
-    want = have + filler + len(targets)
-    simcluster.wait(lambda: sim.ready_replicas(ns) >= want, 1800, f"{want} Running pods", every=3)
-    return round(time.monotonic() - t0, 1)
+    applied = time.monotonic()
+    want = have + filler_pods + len(targets)
+    simcluster.wait(lambda: sim.ready_replicas(ns) >= want, 3600, f"{want} Running pods", every=3)
+    waited = time.monotonic() - t_cpu
+    return {
+        "seconds": round(time.monotonic() - t0, 1),
+        "apply_seconds": round(applied - t_cpu, 1),
+        "pods_added": want - have,
+        "fillers_pinned": pin,
+        "pods_per_s": round((want - have) / max(waited, 1e-9), 1),
+        "cpu_cores": cpu_split(cpu0, cpu_now(pids), waited),
+        "load_after": os.getloadavg()[0],
+    }
 
 
 def bench_size(
-    sim: simcluster.SimCluster, ns: str, pods: int, have: int, args: argparse.Namespace, workdir: pathlib.Path
-) -> tuple[dict[str, Any], int]:
+    sim: simcluster.SimCluster,
+    ns: str,
+    pods: int,
+    have: int,
+    args: argparse.Namespace,
+    workdir: pathlib.Path,
+    result: dict[str, Any],
+) -> int:
+    """Grow to ``pods`` and measure; fills ``result`` as it goes (growth first); the pods Running."""
     api = sim.api
     core = kubernetes.client.CoreV1Api(api)
     per_phase = args.samples + args.warmup
     tag = f"s{pods}"
     phases = ("floor", "op", "before") if args.before_tree else ("floor", "op")
     targets = {p: [f"t-{tag}-{p}-{i}" for i in range(per_phase)] for p in phases}
-    grow_s = grow(sim, ns, pods, [t for p in phases for t in targets[p]], have)
+    load = os.getloadavg()[0]
+    growth = grow(sim, ns, pods, [t for p in phases for t in targets[p]], have, not args.schedule_fillers)
+    growth["load_before"] = load
     running = sim.ready_replicas(ns)
-    print(f"[{pods}] {running} pods Running on {sim.node_count} kwok nodes after {grow_s}s", flush=True)
-    result: dict[str, Any] = {"pods": running, "nodes": sim.node_count, "grow_seconds": grow_s}
+    print(
+        f"[{pods}] {running} pods Running on {sim.node_count} kwok nodes after {growth['seconds']}s "
+        f"({growth['pods_per_s']} pods/s; cores {growth['cpu_cores']})",
+        flush=True,
+    )
+    result.update({"pods": running, "nodes": sim.node_count, "grow_seconds": growth["seconds"], "grow": growth})
+    if args.grow_only:
+        return running
     watches = (floorlib.deployment_watch(api, ns), oom_watch(api, ns))
     env = {**os.environ, "KUBECONFIG": str(sim.kubeconfig)}
 
@@ -566,7 +630,7 @@ def bench_size(
         if who:
             for p in ("p50", "p95", "p99"):
                 who[f"ratio_{p}"] = round(who["operator"][f"{p}_ms"] / max(result["floor"][f"{p}_ms"], 0.1), 2)
-    return result, running
+    return running
 
 
 @dataclasses.dataclass
@@ -630,12 +694,7 @@ class Phase:
             for rate in args.alert_rates:
                 url = f"http://127.0.0.1:{port}/api/v1/alerts"
                 window = audit.mark()
-                pids = {r.name: r.pid for r in sim.plane.state.processes} | {
-                    "operator": proc.pid,
-                    "harness": os.getpid(),
-                }
-                if sim.kwok is not None:
-                    pids["kwok"] = sim.kwok.pid
+                pids = plane_pids(sim) | {"operator": proc.pid, "harness": os.getpid()}
                 cpu0, t_cpu = cpu_now(pids), time.monotonic()
                 a = alert_scenario(url, ns, self.receiver, rate, args.alert_seconds)
                 a["cpu_cores"] = cpu_split(cpu0, cpu_now(pids), time.monotonic() - t_cpu)
@@ -755,6 +814,14 @@ def main() -> int:
     parser.add_argument(
         "--before", metavar="REF", help="also measure the operator at this git ref (before/after in one run)"
     )
+    parser.add_argument(
+        "--grow-only", action="store_true", help="only grow the cluster through the sizes: time and cores per process"
+    )
+    parser.add_argument(
+        "--schedule-fillers",
+        action="store_true",
+        help="let kube-scheduler place the filler pods too (default: made bound to their node)",
+    )
     parser.add_argument("--no-chart", action="store_true")
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "bench" / "results")
     parser.add_argument("--logs", type=pathlib.Path, help="keep the operator's, the floor's and kwok's logs here")
@@ -785,7 +852,7 @@ def main() -> int:
         if args.before:
             args.before_tree, results["before"] = checkout(args.before, workdir)
         try:
-            with simcluster.SimCluster(workdir) as sim:
+            with simcluster.SimCluster(workdir, unlimited=True) as sim:
                 results["cluster_startup_s"] = sim.startup_s
                 ns = f"bench-scale-{uuid.uuid4().hex[:6]}"
                 sim.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
@@ -793,9 +860,18 @@ def main() -> int:
                 have = 0
                 for pods in args.sizes:
                     t0 = time.monotonic()
-                    size, have = bench_size(sim, ns, pods, have, args, workdir)
-                    size["seconds"] = round(time.monotonic() - t0, 1)
+                    size: dict[str, Any] = {"pods": pods}
                     results["sizes"].append(size)
+                    try:
+                        have = bench_size(sim, ns, pods, have, args, workdir, size)
+                    except BaseException as error:
+                        size["error"] = repr(error)
+                        raise
+                    finally:
+                        size["seconds"] = round(time.monotonic() - t0, 1)
+                        # what was measured (the growth, earlier sizes) survives a size that fails
+                        partial = args.out / f"cluster_scale-{stamp}-partial.json"
+                        partial.write_text(json.dumps(results, indent=2) + "\n")
                     print(f"[{pods}] done in {size['seconds']} s", flush=True)
         finally:
             if args.logs:
@@ -805,10 +881,12 @@ def main() -> int:
     results["seconds"] = round(time.monotonic() - started, 1)
     base = args.out / f"cluster_scale-{stamp}{'' if args.variant == 'baseline' else '-' + args.variant}"
     base.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / f"cluster_scale-{stamp}-partial.json").unlink(missing_ok=True)
     base.with_suffix(".md").write_text(scale_report.markdown(results))
-    if not args.no_chart:
+    chart = not (args.no_chart or args.grow_only)
+    if chart:
         scale_report.chart(results, base.with_suffix(".png"))
-    print(f"wrote {base}.json, .md{'' if args.no_chart else ', .png'} in {results['seconds']} s")
+    print(f"wrote {base}.json, .md{', .png' if chart else ''} in {results['seconds']} s")
     return 0
 
 

@@ -42,6 +42,8 @@ def chart(results: dict[str, Any], path: pathlib.Path) -> None:
 
 
 def markdown(results: dict[str, Any]) -> str:
+    if not any("floor" in s for s in results["sizes"]):  # --grow-only
+        return "\n".join([f"# Cluster growth, {results['at']}", "", f"`{results['command']}`", "", *growth(results)])
     lines = [
         f"# Cluster-scale bench, {results['at']}",
         "",
@@ -103,6 +105,7 @@ def markdown(results: dict[str, Any]) -> str:
             )
     lines += ["", "Target: p99 under 1 s at 50 alerts/s.", ""]
     lines += cpu(results)
+    lines += growth(results)
     lines += audited(results)
     lines += before_after(results)
     for s in results["sizes"]:
@@ -157,6 +160,22 @@ def audited(results: dict[str, Any]) -> list[str]:
                 )
     if not rows:
         return []
+    legs = ("patch deployments (dry-run)", "create pods (dry-run)", "patch deployments", "get replicasets")
+    timed = []
+    for s in results["sizes"]:
+        for who, r in (("after", s), ("before", s.get("before"))):
+            server = ((r or {}).get("api", {}).get("audit_per_remediation") or {}).get("server_ms_p50")
+            if server:
+                timed.append(f"| {s['pods']} | {who} | " + " | ".join(str(server.get(k, "")) for k in legs) + " |")
+    if timed:
+        rows += [
+            "",
+            "The API server's own time (received -> answered, p50 ms) for the remediation's requests:",
+            "",
+            "| pods | operator | " + " | ".join(legs) + " |",
+            "| ---: | --- | " + " | ".join("---:" for _ in legs) + " |",
+            *timed,
+        ]
     return [
         "## The operator's requests, by its user agents in the API server's audit log",
         "",
@@ -169,6 +188,26 @@ def audited(results: dict[str, Any]) -> list[str]:
         "counted as refused, not as a write. Per remediation: the OOM window (one kill per Deployment).",
         "",
     ]
+
+
+def growth(results: dict[str, Any]) -> list[str]:
+    """How fast the simulated cluster grew to each size, and which process was busy meanwhile."""
+    sizes = [s for s in results["sizes"] if "grow" in s]
+    if not sizes:
+        return []
+    columns = (*CPU_COLUMNS[:1], *CPU_COLUMNS[2:-1], "kube-scheduler", "harness")
+    lines = [
+        "## Growing the cluster (kwok): pods Running per second, and the cores each process used meanwhile",
+        "",
+        "| pods | added | seconds | pods/s | load before/after | " + " | ".join(columns) + " |",
+        "| ---: | ---: | ---: | ---: | --- | " + " | ".join("---:" for _ in columns) + " |",
+    ]
+    for s in sizes:
+        g = s["grow"]
+        cores = " | ".join(str(g["cpu_cores"].get(k, "")) for k in columns)
+        load = f"{g.get('load_before', 0):.1f} / {g.get('load_after', 0):.1f}"
+        lines.append(f"| {s['pods']} | {g['pods_added']} | {g['seconds']} | {g['pods_per_s']} | {load} | {cores} |")
+    return [*lines, ""]
 
 
 def cpu(results: dict[str, Any]) -> list[str]:

@@ -35,10 +35,24 @@ STAGES = REPO / "bench" / "kwok" / "stages.yaml"
 AUDIT_POLICY = REPO / "bench" / "kwok" / "audit-policy.yaml"
 FAKE_NODE = ("kwok.x-k8s.io/node", "fake")
 OOM_LABEL = "bench.oncall.dev/oom-kill"
-PODS_PER_NODE = 250
+KWOK_CONFIG = REPO / "bench" / "kwok" / "kwok.yaml"
+PODS_PER_NODE = 500
+FILL = 0.8
+"""Share of a node's pod room the bench fills (the scheduler then still finds room for the measured pods)."""
 CLIENT_QPS = ("--kube-api-qps=500", "--kube-api-burst=1000")
 """kube-controller-manager's and kube-scheduler's API rate (defaults 20 and 50/s): at 20/s the
 ReplicaSet controller alone needs 40 minutes to create 50,000 pods; at 500/s growing takes minutes."""
+CONTROLLER_CONCURRENCY = ("--concurrent-replicaset-syncs=16", "--concurrent-deployment-syncs=16")
+"""ReplicaSets and Deployments synced at once (default 5 each): 500 Deployments of 100 pods are made at once."""
+APISERVER_LIMITS = (
+    "--max-requests-inflight=0",
+    "--max-mutating-requests-inflight=0",
+    "--enable-priority-and-fairness=false",
+)
+"""No in-flight caps and no API Priority and Fairness (what kwokctl sets for its own clusters): every
+client here is the admin, whose requests are exempt anyway, so they only cost a layer per request.
+Only where asked (``unlimited``, the pods bench): the storm bench keeps the API server's own limits,
+whose 429s are part of what it measures."""
 
 
 def bindir() -> pathlib.Path:
@@ -78,9 +92,10 @@ class SimCluster:
     """etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok, in ``workdir``.
 
     Use as a context manager; ``nodes(count)`` adds fake nodes and waits until they are Ready.
+    ``unlimited``: the API server without in-flight caps and APF (:data:`APISERVER_LIMITS`).
     """
 
-    def __init__(self, workdir: pathlib.Path) -> None:
+    def __init__(self, workdir: pathlib.Path, unlimited: bool = False) -> None:
         binary = kwok_binary()
         if binary is None:
             raise RuntimeError("kwok is not built: run `hack/build-tools.sh kwok` (or `make bench`)")
@@ -98,7 +113,12 @@ class SimCluster:
             "--audit-log-maxsize=0",
         )
         self.plane = devcluster.ControlPlane(
-            workdir / "cluster", bindir(), with_scheduler=True, apiserver_args=audit, client_args=CLIENT_QPS
+            workdir / "cluster",
+            bindir(),
+            with_scheduler=True,
+            apiserver_args=(*audit, *(APISERVER_LIMITS if unlimited else ())),
+            client_args=CLIENT_QPS,
+            controller_manager_args=CONTROLLER_CONCURRENCY,
         )
         self.kwok: subprocess.Popen[bytes] | None = None
         self._api: kubernetes.client.ApiClient | None = None
@@ -136,6 +156,8 @@ class SimCluster:
                 str(self.kwok_bin),
                 f"--kubeconfig={self.kubeconfig}",
                 f"--config={STAGES}",
+                f"--config={KWOK_CONFIG}",
+                "--v=WARN",  # kwok logs every pod it patches at INFO: 50,000 JSON lines for nothing
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={FAKE_NODE[0]}={FAKE_NODE[1]}",
                 "--node-lease-duration-seconds=40",
@@ -160,8 +182,8 @@ class SimCluster:
         self.plane.stop()
 
     def nodes(self, pods: int, timeout: float = 120) -> int:
-        """Enough fake nodes for ``pods`` pods (PODS_PER_NODE each, at least 2), all Ready."""
-        want = max(2, math.ceil(pods * 1.1 / PODS_PER_NODE))
+        """Enough fake nodes for ``pods`` pods (FILL of PODS_PER_NODE each, at least 2), all Ready."""
+        want = max(2, math.ceil(pods / (PODS_PER_NODE * FILL)))
         if want > self.node_count:
             self.apply([node(f"kwok-node-{i}") for i in range(self.node_count, want)])
             self.node_count = want
@@ -175,6 +197,11 @@ class SimCluster:
 
         wait(ready, timeout, f"{want} kwok nodes Ready")
         return want
+
+    @staticmethod
+    def node_for(first_pod: int) -> str:
+        """The node that the pods numbered from ``first_pod`` fill (FILL of PODS_PER_NODE per node, in order)."""
+        return f"kwok-node-{first_pod // int(PODS_PER_NODE * FILL)}"
 
     def ready_replicas(self, namespace: str) -> int:
         apps = kubernetes.client.AppsV1Api(self.api)

@@ -66,6 +66,9 @@ def test_the_harness_runs_at_small_scale_and_writes_every_figure(kwok: pathlib.P
     assert {"at", "command", "cores", "kwok", "samples", "seconds", "sizes"} <= result.keys()
     [size] = result["sizes"]
     assert size["pods"] >= 50 and size["nodes"] >= 2
+    grow = size["grow"]  # what growing the cluster cost, and who was busy (fillers made bound to a node)
+    assert grow["pods_added"] == size["pods"] and grow["pods_per_s"] > 0 and grow["fillers_pinned"] is True
+    assert {"kube-apiserver", "etcd", "kwok", "kube-controller-manager", "kube-scheduler"} <= grow["cpu_cores"].keys()
     for who in ("floor", "operator"):
         assert {"n", "p50_ms", "p95_ms", "p99_ms"} <= size[who].keys() and size[who]["n"] == 3
     assert {"peak_rss_mib", "cpu"} <= size["operator"].keys()
@@ -90,7 +93,8 @@ def test_the_harness_runs_at_small_scale_and_writes_every_figure(kwok: pathlib.P
     before = size["before"]  # the operator as git archive'd at --before, measured in the same run
     assert before["operator"]["n"] == 3 and {"ratio_p50", "api", "alerts"} <= before.keys()
     assert before["alerts"][0]["notified"] == 10
-    assert len(result["before"]) == 40 and "## Before (" in next(out.glob("cluster_scale-*.md")).read_text()
+    report = next(out.glob("cluster_scale-*.md")).read_text()
+    assert len(result["before"]) == 40 and "## Before (" in report and "## Growing the cluster" in report
 
     left = subprocess.run(["pgrep", "-af", str(workdir)], capture_output=True, text=True).stdout.strip()
     assert not left, f"bench processes left running: {left}"

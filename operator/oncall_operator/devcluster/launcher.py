@@ -58,6 +58,8 @@ class ControlPlane:
         timeouts: Timeouts | None = None,
         apiserver_args: tuple[str, ...] = (),
         client_args: tuple[str, ...] = (),
+        controller_manager_args: tuple[str, ...] = (),
+        scheduler_args: tuple[str, ...] = (),
         node: bool = False,
         repo: Path | None = None,
     ) -> None:
@@ -71,6 +73,10 @@ class ControlPlane:
         """More kube-apiserver flags (the bench turns on its audit log with them)."""
         self.client_args = client_args
         """More kube-controller-manager and kube-scheduler flags (the bench raises their API QPS with them)."""
+        self.controller_manager_args = controller_manager_args
+        """More kube-controller-manager flags only (the bench's controller concurrency)."""
+        self.scheduler_args = scheduler_args
+        """More kube-scheduler flags only."""
         self.timeouts = timeouts or Timeouts()
         self._running: list[Running] = []
         self._specs: dict[str, ComponentSpec] = {}
@@ -157,10 +163,14 @@ class ControlPlane:
             server = f"https://{host}:{api.ports['kube-apiserver']}"
             write_kubeconfig(kubeconfig, server, certs)
             kcm = binaries["kube-controller-manager"]
-            spec = components.kube_controller_manager(kcm, kubeconfig, certs, t.component, self.client_args)
+            spec = components.kube_controller_manager(
+                kcm, kubeconfig, certs, t.component, (*self.client_args, *self.controller_manager_args)
+            )
             self._launch(spec, logs, pick)
             if self.with_scheduler:
-                spec = components.kube_scheduler(binaries[SCHEDULER], kubeconfig, t.component, self.client_args)
+                spec = components.kube_scheduler(
+                    binaries[SCHEDULER], kubeconfig, t.component, (*self.client_args, *self.scheduler_args)
+                )
                 self._launch(spec, logs, pick)
             if node:
                 node.configure(server, certs)

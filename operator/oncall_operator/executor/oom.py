@@ -237,6 +237,7 @@ async def _run(
     facts = await _read(api, state.caches, target, ns, name, fresh)
     clock.append(("reads", time.perf_counter()))
     plan, chosen, w = decide(facts)
+    clock.append(("plan", time.perf_counter()))
     if facts.cached and plan.mode not in (oom_plan.Mode.APPLY, oom_plan.Mode.DRY_RUN, oom_plan.Mode.NOTHING):
         # only a patch carries preconditions the API server checks; any other decision (refuse,
         # supersede, recover...) is made again on what the API says before it is recorded
@@ -249,12 +250,13 @@ async def _run(
         log.info("OOM %s/%s: %d kill(s) already recorded in %s", ns, pod.name, len(pod.kills), name)
         return plan
     rejected = failed = None
+    took: dict[str, float] = {}
     if plan.mode in (oom_plan.Mode.APPLY, oom_plan.Mode.DRY_RUN):
         assert w is not None and facts.obj is not None and plan.change is not None
         ops = [*caches.preconditions(facts.obj), *plan.change.ops]
         probe = workload.probe_pod(w, plan.change.template or w.template)
         rejected, _, manager = await asyncio.gather(
-            patching.dry_runs(api, w.kind, w.namespace, w.name, ops, probe, last),
+            patching.dry_runs(api, w.kind, w.namespace, w.name, ops, probe, last, took),
             _checked(check, target),
             _vpa_manager(api, state.caches, w),
         )
@@ -291,7 +293,9 @@ async def _run(
     if written is not None and written.changed and state.caches is not None:
         state.caches.put_incident(written.raw or written.incident.wire())
     state.remember(kill.key for kill in pod.kills)
-    steps_ms = " ".join(f"{b[0]} {(b[1] - a[1]) * 1000:.0f}" for a, b in itertools.pairwise(clock))
+    steps_ms = " ".join(f"{b[0]} {(b[1] - a[1]) * 1000:.1f}" for a, b in itertools.pairwise(clock))
+    if took:  # each dry-run's own time: which leg of the pair is the slow one
+        steps_ms += " (" + ", ".join(f"{k} {v:.1f}" for k, v in sorted(took.items())) + ")"
     log.info(
         "OOM %s/%s[%s]: %s %s %s (ms: %s; %d GETs)",
         ns,

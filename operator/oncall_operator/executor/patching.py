@@ -16,6 +16,7 @@ import asyncio
 import collections.abc as cabc
 import json
 import logging
+import time
 import weakref
 from typing import Any, TypeVar
 
@@ -99,11 +100,15 @@ async def dry_runs(
     ops: list[dict[str, Any]],
     probe: dict[str, Any] | None,
     last: bool,
+    took: dict[str, float] | None = None,
 ) -> str | None:
-    """Why the API server would refuse the patch (or a pod of the new template, ``probe``), or None."""
-    calls = [workloads.patch(api, kind, namespace, name, ops, True)]
+    """Why the API server would refuse the patch (or a pod of the new template, ``probe``), or None.
+
+    ``took``, when given, is filled with each dry-run's milliseconds (``patch``, ``pod``).
+    """
+    calls = [_timed(workloads.patch(api, kind, namespace, name, ops, True), took, "patch")]
     if probe is not None:
-        calls.append(workloads.dry_run_pod(api, namespace, probe))
+        calls.append(_timed(workloads.dry_run_pod(api, namespace, probe), took, "pod"))
     results = await asyncio.gather(*calls, return_exceptions=True)
     problems = []
     for what, result in zip((f"the {kind} patch", "a pod of the new template"), results, strict=False):
@@ -116,6 +121,15 @@ async def dry_runs(
         elif isinstance(result, BaseException):
             raise result
     return "; ".join(problems) or None
+
+
+async def _timed(call: cabc.Awaitable[T], took: dict[str, float] | None, key: str) -> T:
+    start = time.perf_counter()
+    try:
+        return await call
+    finally:
+        if took is not None:
+            took[key] = (time.perf_counter() - start) * 1000
 
 
 async def patch(
