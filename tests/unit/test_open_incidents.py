@@ -295,3 +295,83 @@ def test_a_late_event_of_an_unopened_version_does_not_drop_an_opened_incident() 
     created["metadata"]["resourceVersion"], created["status"] = "7", {}
     incidents.see(created)
     assert incidents.entries[key].version == "8"
+
+
+@pytest.mark.looptime
+async def test_a_turn_of_the_loop_does_not_go_over_every_open_incident(
+    acting: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: with 10,000 open, a pass over all of them at every turn was a fifth of the operator's CPU."""
+    _, clock = virtual_clock()
+    looks: list[str] = []
+
+    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+        name = raw["metadata"]["name"]
+        looks.append(name)
+        step = 1 if name == "busy" else 1000  # "busy" is due every second, the others far later
+        return escalation.Looked(None, clock() + dt.timedelta(seconds=step))
+
+    checks = [0]
+    due = open_incidents.Entry.due
+
+    def counted(self: open_incidents.Entry, now: dt.datetime, generation: int) -> bool:
+        checks[0] += 1
+        return due(self, now, generation)
+
+    monkeypatch.setattr(escalation, "escalate", escalate)
+    monkeypatch.setattr(open_incidents.Entry, "due", counted)
+    incidents = open_incidents.OpenIncidents(clock)
+    ctx: Any = Ctx(config.Config(tick_seconds=5, recheck_seconds=3600), Indices())
+    for n in range(500):
+        await incidents.seen(ctx, body(f"quiet-{n}"))
+    await incidents.seen(ctx, body("busy"))
+    incidents.start(ctx)
+    try:
+        await asyncio.sleep(30.5)
+    finally:
+        await incidents.stop()
+    assert 29 <= looks.count("busy") <= 32, looks.count("busy")
+    assert looks.count("quiet-0") == 1
+    assert checks[0] < 3 * 501, checks[0]  # about one pass (the first turn), not one per turn (30 passes)
+
+
+@pytest.mark.looptime
+async def test_a_moved_wake_a_failed_look_and_a_changed_index_are_each_looked_at_when_they_should(
+    acting: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elapsed, clock = virtual_clock()
+    looks: list[tuple[str, float]] = []
+    fail = {"flaky": 1}
+
+    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+        name = raw["metadata"]["name"]
+        looks.append((name, round(elapsed(), 1)))
+        if fail.get(name, 0) > 0 and elapsed() > 0:
+            fail[name] -= 1
+            raise RuntimeError("the API server said no")
+        if name == "moved":  # first due at 10 s; its look at 0 s moves it to 40 s
+            return escalation.Looked(None, EPOCH + dt.timedelta(seconds=40 if elapsed() < 10 else 1000))
+        return escalation.Looked(None, EPOCH + dt.timedelta(seconds=20 if elapsed() < 20 else 1000))
+
+    monkeypatch.setattr(escalation, "escalate", escalate)
+    incidents = open_incidents.OpenIncidents(clock)
+    indices = Indices()
+    ctx: Any = Ctx(config.Config(tick_seconds=5, recheck_seconds=3600), indices)
+    await incidents.seen(ctx, body("flaky"))
+    moved = incidents.see(body("moved"))
+    incidents.entries[moved].wake_at = EPOCH + dt.timedelta(seconds=10)
+    incidents.entries[moved].looked = indices.generation
+    incidents.start(ctx)
+    try:
+        await asyncio.sleep(1)
+        await incidents.seen(ctx, with_version("moved", "2"))  # looked at now: its wake moves to 40 s
+        await asyncio.sleep(49)
+        indices.generation += 1  # a Policy changed at 50 s: everything is judged again
+        await asyncio.sleep(6)
+    finally:
+        await incidents.stop()
+    moved_at = [t for name, t in looks if name == "moved"]
+    assert moved_at[0] == 1 and 10 not in moved_at and 40 in moved_at, looks
+    flaky_at = [t for name, t in looks if name == "flaky"]
+    assert flaky_at[:3] == [0, 20, 20.1] or (flaky_at[1] == 20 and 20 < flaky_at[2] <= 25.1), looks
+    assert any(50 <= t <= 55.1 for t in moved_at) and any(50 <= t <= 55.1 for t in flaky_at), looks
