@@ -1,10 +1,10 @@
 """A CPU hog beside a bench (issue 18): figures for an operator that does not have the machine to itself.
 
-``--hog N`` in ``bench/storm.py`` and ``bench/cluster_scale.py`` starts N processes that each keep one
-core busy (a Python loop that never sleeps, at normal priority) for the whole run, and stops them at
-its end. On this 2-core machine ``--hog 1`` leaves the operator, the API server and etcd one core
-between them. The figures say it: the results carry ``hog`` in their settings.
-``python bench/hog.py N COMMAND...`` runs any other bench beside N busy cores.
+``--hog N`` in ``bench/storm.py`` starts N processes that each keep one core busy (a Python loop
+that never sleeps, at normal priority) for the whole run, and stops them at its end. On this 2-core
+machine ``--hog 1`` leaves the operator, the API server and etcd one core between them. The figures
+say it: the results carry ``hog`` in their settings. ``python bench/hog.py N COMMAND...`` runs any
+other bench beside N busy cores.
 """
 
 import contextlib
