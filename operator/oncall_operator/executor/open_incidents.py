@@ -26,8 +26,6 @@ import collections.abc as cabc
 import contextlib
 import dataclasses
 import datetime as dt
-import heapq
-import itertools
 import json
 import logging
 import time
@@ -140,16 +138,6 @@ class OpenIncidents:
         """The loop's looks in flight: one per Incident, and the loop never waits for them."""
         self.sending: set[asyncio.Task[None]] = set()
         """The looks sending what the intake claimed (:meth:`hand`)."""
-        self._heap: list[tuple[dt.datetime, int, Key]] = []
-        """(wake_at, n, key) of every look that set one; an item whose entry wakes at another time since is skipped.
-
-        A turn of the loop takes what is due from here instead of going over every open Incident: with
-        10,000 open, that pass was a fifth of the operator's CPU (issue 18, py-spy of the 10k storm)."""
-        self._order = itertools.count()
-        self._unlooked: set[Key] = set()
-        """Entries not looked at under the indices' generation yet (new, or their last look failed)."""
-        self._scanned: int | None = None
-        """The indices' generation of the last pass over every entry (a new one re-judges them all)."""
 
     def see(self, body: cabc.Mapping[str, Any]) -> Key:
         meta = body["metadata"]
@@ -161,13 +149,11 @@ class OpenIncidents:
             self.forget(key)
         elif entry is None:
             self.entries[key] = Entry.of(body)
-            self._unlooked.add(key)
         else:
             entry.store(body)
         return key
 
     def forget(self, key: Key) -> None:
-        self._unlooked.discard(key)
         self.entries.pop(key, None)
         self._locks.pop(key, None)
 
@@ -204,7 +190,6 @@ class OpenIncidents:
             if changed_only and not entry.handed and entry.judged_already(now, generation):
                 return
             if changed_only and not entry.handed and entry.defer(now, generation):
-                self._scheduled(key, entry)
                 self._nudge_for(entry.wake_at)
                 return
             try:
@@ -214,7 +199,6 @@ class OpenIncidents:
                     self.see(looked.raw)
                 entry.judged = (looked.raw or {}).get("metadata", {}).get("resourceVersion") or read
                 entry.wake_at, entry.looked = looked.wake_at, generation
-                self._scheduled(key, entry)
                 self._nudge_for(looked.wake_at)
                 if settling and entry.settles:
                     raw = await settle.settle(ctx, entry.body)
@@ -225,45 +209,6 @@ class OpenIncidents:
                     log, error, "Incident %s/%s: escalation look failed; retrying at the next tick", *key
                 )
                 entry.looked = -1
-                self._unlooked.add(key)
-
-    def _scheduled(self, key: Key, entry: Entry) -> None:
-        """The entry was looked at (or deferred): the loop finds it again at its ``wake_at``."""
-        self._unlooked.discard(key)
-        if entry.wake_at is not None:
-            heapq.heappush(self._heap, (entry.wake_at, next(self._order), key))
-
-    def _due(self, now: dt.datetime, generation: int, settling: bool) -> tuple[list[Key], dt.datetime | None]:
-        """The keys to look at now, and the soonest wake after now.
-
-        A pass over every entry only when the indices changed (every Incident is judged again) or when
-        settling (every ``ONCALL_RECHECK_SECONDS``: it also rebuilds the heap, dropping stale items);
-        otherwise the entries not looked at yet and the heap's items that are due.
-        """
-        if settling or generation != self._scanned:
-            self._scanned = generation
-            keys, later = [], []
-            for key, entry in self.entries.items():
-                if entry.due(now, generation) or (settling and entry.settles):
-                    keys.append(key)
-                elif entry.wake_at is not None:
-                    later.append((entry.wake_at, next(self._order), key))
-            heapq.heapify(later)
-            self._heap = later
-        else:
-            keys = [k for k in self._unlooked if k in self.entries]
-            while self._heap and self._heap[0][0] <= now:
-                at, _, key = heapq.heappop(self._heap)
-                item = self.entries.get(key)
-                if item is not None and item.wake_at == at and key not in keys:
-                    keys.append(key)
-        while self._heap:  # drop stale items at the top: their entry is gone or wakes at another time now
-            at, _, key = self._heap[0]
-            found = self.entries.get(key)
-            if found is not None and found.wake_at == at:
-                return keys, at
-            heapq.heappop(self._heap)
-        return keys, None
 
     def _nudge_for(self, wake_at: dt.datetime | None) -> None:
         """Wake the loop early for a step due before its planned wake (a past one waits for the tick: no spin)."""
@@ -303,16 +248,18 @@ class OpenIncidents:
                 settled = time.monotonic()
             now = self.clock()
             generation = ctx.indices.generation
-            keys, soonest = self._due(now, generation, settling)
+            keys, soonest = [], None
+            for key, entry in list(self.entries.items()):
+                if entry.due(now, generation) or (settling and entry.settles):
+                    keys.append(key)
+                elif entry.wake_at is not None and (soonest is None or entry.wake_at < soonest):
+                    soonest = entry.wake_at
             if soonest is not None:
                 sleep = min(sleep, max(SHORTEST_SLEEP, (soonest - now).total_seconds()))
-            keys = [k for k in keys if k not in self.looking]  # a look in flight sets their next wake itself
+            keys = [k for k in keys if k not in self.looking]
             room = BATCH - len(self.looking)
             if len(keys) > room:  # the soonest due first; the loop comes back for the rest
-                keys = sorted(keys, key=lambda k: self.entries[k].priority(now))
-                for key in keys[max(room, 0) :]:  # back on the heap, due now
-                    heapq.heappush(self._heap, (self.entries[key].wake_at or now, next(self._order), key))
-                keys = keys[: max(room, 0)]
+                keys = sorted(keys, key=lambda k: self.entries[k].priority(now))[: max(room, 0)]
                 sleep = SHORTEST_SLEEP
             for key in keys:  # each look on its own: a slow channel delays its own Incident only
                 if key not in self.looking:
