@@ -11,19 +11,12 @@ from typing import Any
 
 import pytest
 
-from oncall_operator.api import incident, maintenance, policy
+from oncall_operator.api import incident, maintenance
 from oncall_operator.domain import delivery, escalation, lifecycle
 from oncall_operator.executor import claiming, config, delivering, indices
+from tests.unit.test_page_budget import POLICY  # one page to Ada through a webhook, at once
 
 NOW = dt.datetime(2026, 3, 10, 22, 0, tzinfo=dt.UTC)
-POLICY = policy.EscalationPolicySpec.model_validate(
-    {
-        "ackTimeout": "5m",
-        "levels": [{"name": "primary", "after": "0", "targets": [{"user": "Ada"}]}],
-        "channels": [{"name": "hook", "type": "Webhook", "secretRef": {"name": "hook", "key": "url"}}],
-        "severities": [{"severity": "critical", "response": "Page", "channels": ["hook"]}],
-    }
-)
 WINDOW = {"start": "2026-03-10T21:00:00Z", "end": "2026-03-10T23:00:00Z"}
 
 

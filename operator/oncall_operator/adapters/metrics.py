@@ -24,7 +24,7 @@ from prometheus_client import core, registry
 
 from oncall_operator.adapters.notifiers import dispatch
 from oncall_operator.api import base, incident, policy
-from oncall_operator.domain import escalation
+from oncall_operator.domain import escalation, timestamps
 
 REGISTRY = prometheus_client.CollectorRegistry()
 prometheus_client.ProcessCollector(registry=REGISTRY)
@@ -85,14 +85,6 @@ OPEN_PHASES = tuple(p for p in incident.Phase if p != incident.Phase.RESOLVED)
 SEVERITIES = frozenset(s.value for s in base.Severity)
 
 
-def _time(value: object) -> dt.datetime | None:
-    """A timestamp of the Incident's status as the API server serves it (RFC 3339), None when absent or bad."""
-    try:
-        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
-    except ValueError:
-        return None
-
-
 def record_remediation(action: str, result: str) -> None:
     """Count one runbook action's outcome: ``action`` its type (``raiseMemoryLimit``), ``result`` its
     :class:`~oncall_operator.api.incident.ActionState` value (``Applied``, ``Refused``, ``DryRun``...)."""
@@ -138,11 +130,12 @@ class IncidentGauges(registry.Collector):
                 self._open[uid] = (severity, phase)
             if not status or severity not in SEVERITIES:
                 return
-            begun = _time(status.get("escalation", {}).get("startedAt")) or _time(status.get("firstSeen"))
+            esc = status.get("escalation") or {}
+            begun = timestamps.parse(esc.get("startedAt")) or timestamps.parse(status.get("firstSeen"))
             done = self._observed.setdefault(uid, set())
             for what, at, histogram in (
-                ("ack", _time(status.get("acknowledgedAt")), TIME_TO_ACKNOWLEDGE),
-                ("resolve", _time(status.get("resolvedAt")), TIME_TO_RESOLVE),
+                ("ack", timestamps.parse(status.get("acknowledgedAt")), TIME_TO_ACKNOWLEDGE),
+                ("resolve", timestamps.parse(status.get("resolvedAt")), TIME_TO_RESOLVE),
             ):
                 mark = f"{what}@{at.isoformat()}" if at else ""
                 if at is None or begun is None or at < self.started or mark in done:

@@ -9,11 +9,10 @@ A change that cannot be made raises :class:`action_types.Stop` with the refusal.
 
 import collections.abc as cabc
 import copy
-import datetime as dt
 from typing import Any
 
 from oncall_operator.api import durations, incident, runbook
-from oncall_operator.domain import guardrails, tenancy, workload
+from oncall_operator.domain import guardrails, tenancy, timestamps, workload
 from oncall_operator.domain.action_types import (
     ANNOTATIONS_TO_SKIP,
     HASH_LABEL,
@@ -111,7 +110,7 @@ def _rollback(due: Due, obj: cabc.Mapping[str, Any], facts: Facts, key: str) -> 
         )
     current_rev = int((meta.get("annotations") or {}).get(REVISION, "0") or 0) or owned[-1][0]
     current = next((rs for r, rs in owned if r == current_rev), owned[-1][1])
-    created = _time(((current.get("metadata") or {}).get("creationTimestamp")) or "")
+    created = timestamps.parse((current.get("metadata") or {}).get("creationTimestamp"))
     within = durations.parse(rule.if_changed_within)
     if created is None or facts.now - created > within:
         when = created.isoformat() if created else "an unknown time"
@@ -170,7 +169,7 @@ def _rollback_statefulset(
             due, "NoPreviousRevision", f"StatefulSet {name} has {len(owned)} revision(s): nothing to roll back to"
         )
     (prev_rev, previous), (current_rev, current) = owned[-2], owned[-1]
-    created = _time(((current.get("metadata") or {}).get("creationTimestamp")) or "")
+    created = timestamps.parse((current.get("metadata") or {}).get("creationTimestamp"))
     if created is None or facts.now - created > durations.parse(rule.if_changed_within):
         when = created.isoformat() if created else "an unknown time"
         raise refuse(
@@ -253,10 +252,3 @@ def _images(template: cabc.Mapping[str, Any]) -> str:
 
 def _marker_ops(meta: cabc.Mapping[str, Any], key: str) -> list[dict[str, Any]]:
     return guardrails.marker_ops(meta.get("annotations"), meta.get("resourceVersion", ""), MARKER, key)
-
-
-def _time(text: str) -> dt.datetime | None:
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-    except ValueError:
-        return None

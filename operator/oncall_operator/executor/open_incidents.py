@@ -33,7 +33,7 @@ from typing import Any
 
 from oncall_operator.adapters import apiserver, peering, tasks
 from oncall_operator.api import incident
-from oncall_operator.domain import delivery, maintenance, page_budget
+from oncall_operator.domain import delivery, maintenance, page_budget, timestamps
 from oncall_operator.domain.escalation import Send
 from oncall_operator.executor import context, escalation, settle
 
@@ -43,6 +43,7 @@ CONCURRENCY = 16
 """Looks at once from the loop; each is bounded (a send gives up after ``delivering.SEND_TIMEOUT``)."""
 HELD_BACK = (delivery.PENDING, page_budget.HELD, maintenance.HELD)
 """Notification results that may be due before the next step: a claim to send again, a held page."""
+HELD_BY_WINDOW = (maintenance.CONDITION, "True")
 BATCH = 256
 """Looks the loop has in flight at most (waiting for the gate included): 10,000 Incidents to look at
 after a takeover are started in order of when they are due, not all at once."""
@@ -284,21 +285,14 @@ def _hint(status: cabc.Mapping[str, Any]) -> dt.datetime | None:
     esc = status.get("escalation") or {}
     if status.get("phase") != incident.Phase.TRIGGERED.value or not esc.get("startedAt") or not esc.get("nextStepAt"):
         return None
-    if any(
-        c.get("type") == maintenance.CONDITION and c.get("status") == "True" for c in status.get("conditions") or ()
-    ):
+    conds = status.get("conditions") or ()
+    if any(not isinstance(c, cabc.Mapping) or (c.get("type"), c.get("status")) == HELD_BY_WINDOW for c in conds):
         return None
     notes = esc.get("notifications") or ()
     if any(not isinstance(n, cabc.Mapping) or n.get("result") in HELD_BACK for n in notes):
         return None
-    try:
-        return min(
-            dt.datetime.fromisoformat(str(esc[f]).replace("Z", "+00:00"))
-            for f in ("nextStepAt", "nextReminderAt")
-            if esc.get(f)
-        )
-    except ValueError:
-        return None
+    times = [timestamps.parse(esc.get(f)) for f in ("nextStepAt", "nextReminderAt") if esc.get(f)]
+    return None if None in times else min(t for t in times if t is not None)
 
 
 def _not_older(new: str | None, old: str | None) -> bool:
