@@ -5,14 +5,16 @@ a takeover with 5,000 open Incidents took 4 minutes before its first page. The h
 the intake's names and the page budget's entries itself.
 """
 
+import asyncio
 import datetime as dt
+from typing import Any
 
-from oncall_operator.executor import indices
+from oncall_operator.executor import indices, page_budget
 
 NOW = dt.datetime.now(dt.UTC)
 
 
-def body(namespace: str, name: str, paged: bool = True) -> dict[str, object]:
+def body(namespace: str, name: str, paged: bool = True) -> dict[str, Any]:
     note = {
         "key": "page/L1/loop0@x",
         "kind": "page",
@@ -40,3 +42,23 @@ def test_names_and_budget_entries_follow_the_incidents_events() -> None:
     assert found.homes.get("db") == {"blog"} and found.pages.others({key}) == []
     indices.see_incident(found, body("blog", "db"), deleted=True)
     assert "db" not in found.homes
+
+
+async def test_a_listed_incident_never_overrides_what_the_handler_saw_while_the_list_ran() -> None:
+    found = indices.Indices({}, {}, {}, "oncall-system")
+    ledger, key = found.pages, ("policy", "shop", "pager", "shop")
+    indices.see_incident(found, body("shop", "before"))  # seen before the list: the list is newer
+    gate = asyncio.Event()
+    ledger.listing = asyncio.create_task(gate.wait())  # the list of every Incident, still running
+    try:
+        indices.see_incident(found, body("shop", "db", paged=False))  # newer than the list's copy
+        indices.see_incident(found, body("shop", "gone"), deleted=True)
+        for name in ("db", "gone", "before", "new"):  # the list's copies: each paged Ada
+            raw = body("shop", name)
+            ledger.listed(f"shop/{name}", page_budget.index_entry("shop", name, raw["spec"], raw["status"], NOW, ""))
+    finally:
+        gate.set()
+        await ledger.listing
+    assert sorted(e.incident for e in ledger.others({key})) == ["shop/before", "shop/new"]
+    indices.see_incident(found, body("shop", "db"))  # after the list: the handler's events as ever
+    assert sorted(e.incident for e in ledger.others({key})) == ["shop/before", "shop/db", "shop/new"]

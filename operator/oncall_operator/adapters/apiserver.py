@@ -79,6 +79,19 @@ class Api:
                 raise ApiError(reply.status, _message(text, reply.status))
             return cast(dict[str, Any], json.loads(text)) if text else {}
 
+    async def pages(self, path: str, limit: int = 500) -> cabc.AsyncIterator[list[dict[str, Any]]]:
+        """A list of ``path`` in pages of ``limit`` (never one unbounded answer); ApiError on refusal."""
+        token = ""
+        while True:
+            params = {"limit": str(limit), **({"continue": token} if token else {})}
+            page = await self.call("GET", path, **params)
+            if page is None:
+                raise ApiError(404, f"{path} is not served")
+            yield list(page.get("items") or ())
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return
+
     @contextlib.asynccontextmanager
     async def stream(
         self, path: str, timeout: aiohttp.ClientTimeout, **params: str

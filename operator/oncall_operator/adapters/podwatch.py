@@ -106,13 +106,13 @@ def decode(line: bytes) -> Event:
     return Event(kind, obj)
 
 
-def paths(patterns: cabc.Sequence[str]) -> tuple[str, ...]:
-    """Where to list and watch: each namespace by name when every included pattern is a plain name
-    (the RBAC of a namespaced install grants no more), else the whole cluster (then filtered)."""
+def paths(patterns: cabc.Sequence[str], group: str = "/api/v1", plural: str = "pods") -> tuple[str, ...]:
+    """Where to list and watch ``plural``: each namespace by name when every included pattern is a plain
+    name (the RBAC of a namespaced install grants no more), else the whole cluster (then filtered)."""
     includes = list(dict.fromkeys(p for p in patterns if not p.startswith("!")))
     if includes and not any(GLOB & set(p) for p in includes):
-        return tuple(f"/api/v1/namespaces/{ns}/pods" for ns in includes)
-    return ("/api/v1/pods",)
+        return tuple(f"{group}/namespaces/{ns}/{plural}" for ns in includes)
+    return (f"{group}/{plural}",)
 
 
 class Dispatcher:

@@ -10,7 +10,8 @@ through :func:`decide`, so the claim is the same whoever makes it; the escalatio
 the intake's answer to Alertmanager.
 
 The intake claims only when the indices answer without I/O that no window mutes the Incident's
-pages (a window selecting workloads by label needs the workload read: the escalation decides then).
+pages (a window selecting workloads by label needs the workload read: the escalation decides then)
+and, under a page budget, once every Incident has been listed into it (the escalation waits for that).
 """
 
 import collections.abc as cabc
@@ -100,6 +101,8 @@ def at_opening(ctx: context.Context) -> Opening:
         c = claimer(ctx, opened)
         if c is None or opened.status is None:
             return None
+        if page_budget.in_play(c.spec, opened.status) and not c.ledger.primed:
+            return None  # the budget is not all listed yet: the escalation waits for it
         decision = decide(c, opened.status, opened, body, now, remember=True)
         return decision if decision.sends else None
 

@@ -45,6 +45,8 @@ async def escalate(
         return Looked(None, None)
     if handed and (mine := _still_claimed(inc.status, handed, c.me)):
         return await _send(ctx, c, body, inc, dict(body), inc, mine, inc.status.escalation.next_step_at)
+    if page_budget.in_play(c.spec, inc.status):  # the budget's count must hold every Incident's pages
+        await page_budget.ready(c.ledger, ctx.api, ctx.config.watch_namespaces, ctx.config.namespace)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     first = claiming.decide(c, inc.status, inc, body, now)
     meta = body["metadata"]

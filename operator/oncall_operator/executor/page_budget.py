@@ -2,22 +2,29 @@
 
 :mod:`oncall_operator.domain.page_budget` decides from the entries of the policy's Incidents.
 They come from every Incident event (:func:`index_entry`, fed by
-:mod:`oncall_operator.handlers.incidents`: Kopf's listing brings them all, so a restarted operator counts
-the pages of the last hour again) and from what this process wrote in the last
-:data:`RECENT_SECONDS` (the index follows a write only when its event arrives, and two Incidents
-looked at in between must not both take a person's last page). No API call.
+:mod:`oncall_operator.handlers.incidents`), from one paged list of the Incidents before the first
+decision under a budget (:func:`ready`: Kopf's own listing hands Incidents to the handler in no
+set order, and a restarted operator deciding before it has seen an Incident's page would page
+over the budget), and from what this process wrote in the last :data:`RECENT_SECONDS` (the index
+follows a write only when its event arrives, and two Incidents looked at in between must not both
+take a person's last page). With no budget in any policy, nothing is listed.
 """
 
+import asyncio
 import collections.abc as cabc
 import dataclasses
 import datetime as dt
+import logging
 import time
 from typing import Any
 
 import pydantic
 
-from oncall_operator.api import incident, policy
-from oncall_operator.domain import delivery, escalation, page_budget
+from oncall_operator.adapters import apiserver, podwatch
+from oncall_operator.api import GROUP, VERSION, incident, kinds, policy
+from oncall_operator.domain import delivery, escalation, matching, page_budget
+
+log = logging.getLogger(__name__)
 
 LedgerKey = tuple[str, str, str, str]
 """(``policy`` or ``runbook``, its namespace, its name, the Incident's namespace).
@@ -29,6 +36,8 @@ MUTED_KINDS = (*escalation.PAGE_KINDS, page_budget.SUMMARY_KIND)
 """What a maintenance window muting pages holds: the pages, and a summary of held pages too."""
 RECENT_SECONDS = 120.0
 """How long this process trusts its own writes over the index (their events arrive long before)."""
+READY_SECONDS = 60.0
+"""How long a look waits for the list of Incidents (:func:`ready`) before it fails and is retried."""
 
 
 def ledger_key(namespace: str, spec: cabc.Mapping[str, Any]) -> LedgerKey | None:
@@ -86,13 +95,19 @@ class Ledger:
 
     Not a Kopf index: an index on Incidents makes Kopf's listing cost grow with the square of the
     open Incidents (a readiness toggle per object, each waking every waiting worker: a takeover
-    with 5,000 open took 4 minutes, issue 18). The entries come from the same listing; until it has
-    passed, a budget counts the pages of the Incidents seen so far.
+    with 5,000 open took 4 minutes, issue 18). Kopf's listing hands Incidents over in no set order,
+    so the first decision under a budget waits for a list of its own (:func:`ready`).
     """
 
     index: dict[LedgerKey, dict[str, tuple[page_budget.Entry, ...]]] = dataclasses.field(default_factory=dict)
     recent: dict[str, tuple[float, LedgerKey, tuple[page_budget.Entry, ...]]] = dataclasses.field(default_factory=dict)
     _keys: dict[str, LedgerKey] = dataclasses.field(default_factory=dict)
+    primed: bool = False
+    """Every Incident has been listed once (:func:`ready`): the index holds the whole budget."""
+    _touched: set[str] = dataclasses.field(default_factory=set)
+    """Incidents the handler saw (or saw deleted) while the list ran: maybe newer than what the list says."""
+    listing: "asyncio.Task[None] | None" = None
+    """The list of every Incident (:func:`ready`), while it runs and after."""
 
     def see(self, ref: str, found: cabc.Mapping[LedgerKey, tuple[page_budget.Entry, ...]]) -> None:
         """One Incident's entries (:func:`index_entry`), replacing what it had."""
@@ -101,7 +116,15 @@ class Ledger:
             self.index.setdefault(key, {})[ref] = entries
             self._keys[ref] = key
 
+    def listed(self, ref: str, found: cabc.Mapping[LedgerKey, tuple[page_budget.Entry, ...]]) -> None:
+        """One Incident's entries from the list: kept unless the handler has seen the Incident since."""
+        if ref not in self._touched:
+            self.see(ref, found)
+            self._touched.discard(ref)
+
     def forget(self, ref: str) -> None:
+        if self.listing is not None and not self.listing.done():  # a list is running: this event may be newer
+            self._touched.add(ref)
         key = self._keys.pop(ref, None)
         if key is not None and (held := self.index.get(key)) is not None:
             held.pop(ref, None)
@@ -126,6 +149,55 @@ class Ledger:
 
     def keys(self) -> list[LedgerKey]:
         return list(self.index.keys()) + [key for _, key, _ in self.recent.values()]
+
+
+def in_play(spec: policy.EscalationPolicySpec, status: incident.IncidentStatus | None) -> bool:
+    """Whether a decision under ``spec`` reads the budget: the policy has a cap, or the Incident holds a page."""
+    if spec.noise.max_pages_per_person_per_hour is not None:
+        return True
+    notes = status.escalation.notifications if status is not None else ()
+    return any(n.result == page_budget.HELD for n in notes)
+
+
+async def ready(
+    ledger: Ledger, api: apiserver.Api, scope: cabc.Sequence[str], operator_namespace: str, page: int = 500
+) -> None:
+    """Return once every Incident in ``scope`` has been listed into ``ledger`` (once per process).
+
+    One task lists for every waiter; a failed list fails the waiting looks (their loop retries them)
+    and the next look starts it again. :class:`TimeoutError` after :data:`READY_SECONDS`.
+    """
+    if ledger.primed:
+        return
+    if ledger.listing is None or ledger.listing.done():
+        ledger.listing = asyncio.create_task(_prime(ledger, api, scope, operator_namespace, page), name="page budget")
+    await asyncio.wait_for(asyncio.shield(ledger.listing), READY_SECONDS)
+
+
+async def _prime(ledger: Ledger, api: apiserver.Api, scope: cabc.Sequence[str], home: str, page: int) -> None:
+    count = 0
+    for path in podwatch.paths(scope, f"/apis/{GROUP}/{VERSION}", kinds.INCIDENT.plural):
+        async for items in api.pages(path, page):
+            now = dt.datetime.now(dt.UTC)
+            for item in items:
+                meta = item.get("metadata") or {}
+                namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+                if not matching.in_scope(namespace, scope):
+                    continue
+                found = index_entry(namespace, name, item.get("spec") or {}, item.get("status") or {}, now, home)
+                ledger.listed(f"{namespace}/{name}", found)
+                count += 1
+    ledger.primed = True
+    ledger._touched.clear()
+    log.info("page budget: %d Incidents listed", count)
+
+
+async def stop(ledger: Ledger) -> None:
+    """Cancel a list still running (at shutdown)."""
+    if ledger.listing is not None:
+        task, ledger.listing = ledger.listing, None
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def budgeted(

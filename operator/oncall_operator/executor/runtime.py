@@ -37,6 +37,7 @@ from oncall_operator.executor import (
     oom,
     oom_alerts,
     open_incidents,
+    page_budget,
     patching,
     rechecks,
     signing,
@@ -151,6 +152,7 @@ async def stop(running: Running) -> None:
     await running.pod_watch.close()
     await running.pod_watch.api.close()
     await ctx.incidents.stop()
+    await page_budget.stop(ctx.indices.pages)
     await ctx.rechecks.stop()
     await ctx.oom.close()
     if running.observer is not None:
