@@ -295,3 +295,34 @@ def test_a_late_event_of_an_unopened_version_does_not_drop_an_opened_incident() 
     created["metadata"]["resourceVersion"], created["status"] = "7", {}
     incidents.see(created)
     assert incidents.entries[key].version == "8"
+
+
+@pytest.mark.looptime
+async def test_a_step_a_later_look_moved_is_looked_at_at_its_new_time_only(
+    acting: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop's turns between two scans read the wakes each look left; a wake a later look moved is skipped."""
+    elapsed, clock = virtual_clock()
+
+    wake = {"at": EPOCH + dt.timedelta(seconds=10)}
+    looks: list[tuple[str, float]] = []
+
+    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+        looks.append((raw["metadata"]["name"], round(elapsed(), 1)))
+        return escalation.Looked(None, None if clock() >= wake["at"] else wake["at"])
+
+    monkeypatch.setattr(escalation, "escalate", escalate)
+    incidents = open_incidents.OpenIncidents(clock)
+    ctx: Any = Ctx(config.Config(tick_seconds=60, recheck_seconds=3600), Indices())
+    incidents.start(ctx)
+    try:
+        await incidents.seen(ctx, with_version("a", "1"))  # due at 10 s
+        await asyncio.sleep(4)
+        wake["at"] = EPOCH + dt.timedelta(seconds=25)
+        await incidents.seen(ctx, with_version("a", "2"))  # a change: now due at 25 s, not at 10 s
+        await asyncio.sleep(4)
+        await incidents.seen(ctx, with_version("b", "1"))  # another Incident, due at 25 s too
+        await asyncio.sleep(40)
+    finally:
+        await incidents.stop()
+    assert looks == [("a", 0), ("a", 4), ("b", 8), ("a", 25), ("b", 25)], looks
