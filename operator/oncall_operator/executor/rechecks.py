@@ -57,7 +57,12 @@ class Rechecks:
             self.bodies.pop(self.key(plural, body), None)
             return
         self.see(plural, body)
-        await CHECKS[plural](ctx, body)
+        try:
+            await CHECKS[plural](ctx, body)
+        except Exception as error:  # the API server down or restarting: the recheck loop retries
+            if apiserver.unavailable(error) is None:
+                raise
+            _failed(error, self.key(plural, body))
 
     def see(self, plural: str, body: cabc.Mapping[str, Any]) -> None:
         self.bodies[self.key(plural, body)] = dict(body)
@@ -71,9 +76,7 @@ class Rechecks:
                 try:
                     await CHECKS[key[0]](ctx, body)
                 except Exception as error:  # the next round retries; a bad object must not stop the loop
-                    apiserver.log_retried(
-                        log, error, "%s %s/%s: Ready check failed; retrying at the next recheck", *key
-                    )
+                    _failed(error, key)
 
         items = [(key, body) for key, body in self.bodies.items() if key[0] in plurals]
         await asyncio.gather(*(one(key, body) for key, body in items))
@@ -98,3 +101,7 @@ class Rechecks:
                 last = time.monotonic()
                 due |= set(CHECKS)
             await self.check_all(ctx, due)
+
+
+def _failed(error: BaseException, key: Key) -> None:
+    apiserver.log_retried(log, error, "%s %s/%s: Ready check failed; retrying at the next recheck", *key)
