@@ -59,7 +59,7 @@ async def test_the_budget_counts_every_incident_listed_page_by_page_and_nothing_
             await page_budget.ready(ledger, client, [namespace, other], "oncall-system", page=1)
         finally:
             await client.close()
-        assert ledger.primed and ledger.listing is not None and ledger.listing.done()
+        assert ledger.current() and ledger.listing is not None and ledger.listing.done()
         mine = ("policy", namespace, "pager", namespace)
         assert ledger.keys() == [mine]
         found = sorted((e.incident, e.state, e.person) for e in ledger.others({mine}))

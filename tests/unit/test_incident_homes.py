@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+from oncall_operator.adapters import peering
 from oncall_operator.executor import indices, page_budget
 
 NOW = dt.datetime.now(dt.UTC)
@@ -62,3 +63,21 @@ async def test_a_listed_incident_never_overrides_what_the_handler_saw_while_the_
     assert sorted(e.incident for e in ledger.others({key})) == ["shop/before", "shop/new"]
     indices.see_incident(found, body("shop", "db"))  # after the list: the handler's events as ever
     assert sorted(e.incident for e in ledger.others({key})) == ["shop/before", "shop/db", "shop/new"]
+
+
+def test_a_list_from_an_earlier_acting_term_is_listed_again() -> None:
+    """A replica that stood by (Kopf's watches stopped) and acts again lists the budget afresh."""
+    was = peering.acting()
+    try:
+        peering.set_acting(True)
+        ledger = page_budget.Ledger()
+        assert not ledger.current()  # never listed
+        ledger.primed = peering.term()
+        assert ledger.current()
+        peering.set_acting(True)  # still acting: the same term
+        assert ledger.current()
+        peering.set_acting(False)
+        peering.set_acting(True)
+        assert not ledger.current()
+    finally:
+        peering.set_acting(was)

@@ -33,11 +33,14 @@ WATCH_HEARTBEAT = prometheus_client.Gauge(
 )
 
 _acting = False
+_term = 0
 
 
 def set_acting(acting: bool) -> None:
     """Record whether this replica acts; the gauge and :func:`acting` always agree."""
-    global _acting
+    global _acting, _term
+    if acting and not _acting:
+        _term += 1
     _acting = acting
     ACTIVE.set(1 if acting else 0)
 
@@ -45,6 +48,12 @@ def set_acting(acting: bool) -> None:
 def acting() -> bool:
     """Whether this replica acts now: the loops the operator runs itself (not Kopf's) ask this."""
     return _acting
+
+
+def term() -> int:
+    """How many times this replica has started to act: what was gathered in an earlier term may be stale
+    (while it stood by, Kopf's watches were stopped and the acting replica wrote on)."""
+    return _term
 
 
 _live: frozenset[str] | None = None

@@ -101,7 +101,7 @@ def at_opening(ctx: context.Context) -> Opening:
         c = claimer(ctx, opened)
         if c is None or opened.status is None:
             return None
-        if page_budget.in_play(c.spec, opened.status) and not c.ledger.primed:
+        if page_budget.in_play(c.spec, opened.status) and not c.ledger.current():
             return None  # the budget is not all listed yet: the escalation waits for it
         decision = decide(c, opened.status, opened, body, now, remember=True)
         return decision if decision.sends else None

@@ -20,7 +20,7 @@ from typing import Any
 
 import pydantic
 
-from oncall_operator.adapters import apiserver, podwatch
+from oncall_operator.adapters import apiserver, peering, podwatch
 from oncall_operator.api import GROUP, VERSION, incident, kinds, policy
 from oncall_operator.domain import delivery, escalation, matching, page_budget
 
@@ -102,8 +102,10 @@ class Ledger:
     index: dict[LedgerKey, dict[str, tuple[page_budget.Entry, ...]]] = dataclasses.field(default_factory=dict)
     recent: dict[str, tuple[float, LedgerKey, tuple[page_budget.Entry, ...]]] = dataclasses.field(default_factory=dict)
     _keys: dict[str, LedgerKey] = dataclasses.field(default_factory=dict)
-    primed: bool = False
-    """Every Incident has been listed once (:func:`ready`): the index holds the whole budget."""
+    primed: int | None = None
+    """The acting term (:func:`peering.term <oncall_operator.adapters.peering.term>`) in which every
+    Incident was listed (:func:`ready`); None: never. A list of an earlier term may miss what the
+    replica acting meanwhile wrote."""
     _touched: set[str] = dataclasses.field(default_factory=set)
     """Incidents the handler saw (or saw deleted) while the list ran: maybe newer than what the list says."""
     listing: "asyncio.Task[None] | None" = None
@@ -121,6 +123,10 @@ class Ledger:
         if ref not in self._touched:
             self.see(ref, found)
             self._touched.discard(ref)
+
+    def current(self) -> bool:
+        """Whether the index holds the whole budget: listed in this acting term."""
+        return self.primed == peering.term()
 
     def forget(self, ref: str) -> None:
         if self.listing is not None and not self.listing.done():  # a list is running: this event may be newer
@@ -162,12 +168,12 @@ def in_play(spec: policy.EscalationPolicySpec, status: incident.IncidentStatus |
 async def ready(
     ledger: Ledger, api: apiserver.Api, scope: cabc.Sequence[str], operator_namespace: str, page: int = 500
 ) -> None:
-    """Return once every Incident in ``scope`` has been listed into ``ledger`` (once per process).
+    """Return once every Incident in ``scope`` has been listed into ``ledger`` (once per acting term).
 
     One task lists for every waiter; a failed list fails the waiting looks (their loop retries them)
     and the next look starts it again. :class:`TimeoutError` after :data:`READY_SECONDS`.
     """
-    if ledger.primed:
+    if ledger.current():
         return
     if ledger.listing is None or ledger.listing.done():
         ledger.listing = asyncio.create_task(_prime(ledger, api, scope, operator_namespace, page), name="page budget")
@@ -175,7 +181,7 @@ async def ready(
 
 
 async def _prime(ledger: Ledger, api: apiserver.Api, scope: cabc.Sequence[str], home: str, page: int) -> None:
-    count = 0
+    count, term = 0, peering.term()
     for path in podwatch.paths(scope, f"/apis/{GROUP}/{VERSION}", kinds.INCIDENT.plural):
         async for items in api.pages(path, page):
             now = dt.datetime.now(dt.UTC)
@@ -187,7 +193,7 @@ async def _prime(ledger: Ledger, api: apiserver.Api, scope: cabc.Sequence[str], 
                 found = index_entry(namespace, name, item.get("spec") or {}, item.get("status") or {}, now, home)
                 ledger.listed(f"{namespace}/{name}", found)
                 count += 1
-    ledger.primed = True
+    ledger.primed = term
     ledger._touched.clear()
     log.info("page budget: %d Incidents listed", count)
 
