@@ -72,7 +72,7 @@ def test_a_list_from_an_earlier_acting_term_is_listed_again() -> None:
         peering.set_acting(True)
         ledger = page_budget.Ledger()
         assert not ledger.current()  # never listed
-        ledger.primed = peering.term()
+        ledger.listed_term = peering.term()
         assert ledger.current()
         peering.set_acting(True)  # still acting: the same term
         assert ledger.current()

@@ -24,6 +24,8 @@ import urllib3
 from oncall_operator.adapters import kube
 
 AGENT = "oncall-operator"
+PAGE = 500
+"""Objects per page of every list the operator makes (its own and Kopf's): never one unbounded answer."""
 """The user agent, which the API server also takes as the field manager of our writes."""
 
 
@@ -79,15 +81,19 @@ class Api:
                 raise ApiError(reply.status, _message(text, reply.status))
             return cast(dict[str, Any], json.loads(text)) if text else {}
 
-    async def pages(self, path: str, limit: int = 500) -> cabc.AsyncIterator[list[dict[str, Any]]]:
-        """A list of ``path`` in pages of ``limit`` (never one unbounded answer); ApiError on refusal."""
+    async def pages(self, path: str, limit: int = PAGE, selector: str = "") -> cabc.AsyncIterator[dict[str, Any]]:
+        """A list of ``path`` page by page (``items``, and ``metadata`` with the list's resourceVersion on
+        the last), of the objects matching the label ``selector`` if one is given; ApiError on refusal (404
+        when the kind is not served, 410 when a continue token expired)."""
         token = ""
         while True:
-            params = {"limit": str(limit), **({"continue": token} if token else {})}
-            page = await self.call("GET", path, **params)
+            asked = {"limit": str(limit), **({"labelSelector": selector} if selector else {})}
+            if token:
+                asked["continue"] = token
+            page = await self.call("GET", path, **asked)
             if page is None:
                 raise ApiError(404, f"{path} is not served")
-            yield list(page.get("items") or ())
+            yield page
             token = (page.get("metadata") or {}).get("continue") or ""
             if not token:
                 return

@@ -41,7 +41,6 @@ from oncall_operator.domain import oom_incident, workload
 
 log = logging.getLogger(__name__)
 Trim = cabc.Callable[[dict[str, Any]], dict[str, Any]]
-PAGE = 500
 MAX_NAMESPACES = 10
 WATCH_SECONDS = 290
 _ROLLOUT_STATUS = (
@@ -213,21 +212,12 @@ class Store:
 
     async def _list(self, api: apiserver.Api) -> str:
         items: dict[tuple[str, str], tuple[str, str]] = {}
-        token, rv = "", ""
-        while True:
-            params = {"limit": str(PAGE), **({"continue": token} if token else {})}
-            if self.selector:
-                params["labelSelector"] = self.selector
-            page = await api.call("GET", self.path, **params)
-            if page is None:
-                raise apiserver.ApiError(404, f"{self.path} is not served")
-            meta = page.get("metadata") or {}
+        rv = ""
+        async for page in api.pages(self.path, selector=self.selector):
             for obj in page.get("items") or ():
                 full = {"apiVersion": self.api_version, "kind": self.kind, **obj}
                 items[_key(obj)] = (_rv(obj), json.dumps(self.trim(full), separators=_COMPACT))
-            token, rv = meta.get("continue") or "", meta.get("resourceVersion") or rv
-            if not token:
-                break
+            rv = (page.get("metadata") or {}).get("resourceVersion") or rv
         self.items, self.synced = items, True
         size = sum(len(v[1]) for v in items.values())
         log.info("cache of %s: %d listed (%d KiB of JSON kept)", self.what, len(items), size // 1024)

@@ -40,8 +40,6 @@ from oncall_operator.domain import matching, oom
 
 log = logging.getLogger(__name__)
 
-PAGE = 500
-"""Pods per LIST page: one page is decoded at a time."""
 SERVER_TIMEOUT = 300
 """Seconds the API server keeps a watch open (``timeoutSeconds``); the client waits 30 s longer."""
 CHUNK = 64 * 1024
@@ -176,7 +174,7 @@ class PodWatch:
         patterns: cabc.Sequence[str],
         handle: Handle,
         concurrency: int = 32,
-        page: int = PAGE,
+        page: int = apiserver.PAGE,
         server_timeout: int = SERVER_TIMEOUT,
     ) -> None:
         self.api, self.patterns, self.page, self.server_timeout = api, tuple(patterns), page, server_timeout
@@ -245,27 +243,22 @@ class PodWatch:
 
     async def list_pods(self, path: str) -> str:
         """Every pod on ``path``, page by page; hands on the OOM-killed; returns the list's resourceVersion."""
-        token, pages, count = "", 0, 0
-        while True:
-            params = {"limit": str(self.page), **({"continue": token} if token else {})}
-            try:
-                page = await self.api.call("GET", path, **params) or {}
-            except apiserver.ApiError as error:
-                if error.status == 410:  # the continue token expired
-                    raise Expired(error.message) from error
-                raise
-            items = page.get("items") or ()
-            for item in items:
-                self.offer(item)
-            pages, count = pages + 1, count + len(items)
-            meta = page.get("metadata") or {}
-            token = meta.get("continue") or ""
-            if not token:
-                version = str(meta.get("resourceVersion") or "")
-                log.info("pod watch %s: listed %d pods in %d page(s), resourceVersion %s", path, count, pages, version)
-                if not version:
-                    raise ValueError(f"a list of {path} without a resourceVersion")
-                return version
+        pages, count, version = 0, 0, ""
+        try:
+            async for page in self.api.pages(path, self.page):
+                items = page.get("items") or ()
+                for item in items:
+                    self.offer(item)
+                pages, count = pages + 1, count + len(items)
+                version = str((page.get("metadata") or {}).get("resourceVersion") or "")
+        except apiserver.ApiError as error:
+            if error.status == 410:  # the continue token expired
+                raise Expired(error.message) from error
+            raise
+        log.info("pod watch %s: listed %d pods in %d page(s), resourceVersion %s", path, count, pages, version)
+        if not version:
+            raise ValueError(f"a list of {path} without a resourceVersion")
+        return version
 
     async def watch(self, follower: Follower) -> bool:
         """Watch from the follower's resourceVersion until the server ends it; whether any event came."""

@@ -102,7 +102,7 @@ class Ledger:
     index: dict[LedgerKey, dict[str, tuple[page_budget.Entry, ...]]] = dataclasses.field(default_factory=dict)
     recent: dict[str, tuple[float, LedgerKey, tuple[page_budget.Entry, ...]]] = dataclasses.field(default_factory=dict)
     _keys: dict[str, LedgerKey] = dataclasses.field(default_factory=dict)
-    primed: int | None = None
+    listed_term: int | None = None
     """The acting term (:func:`peering.term <oncall_operator.adapters.peering.term>`) in which every
     Incident was listed (:func:`ready`); None: never. A list of an earlier term may miss what the
     replica acting meanwhile wrote."""
@@ -126,7 +126,7 @@ class Ledger:
 
     def current(self) -> bool:
         """Whether the index holds the whole budget: listed in this acting term."""
-        return self.primed == peering.term()
+        return self.listed_term == peering.term()
 
     def forget(self, ref: str) -> None:
         if self.listing is not None and not self.listing.done():  # a list is running: this event may be newer
@@ -166,7 +166,7 @@ def in_play(spec: policy.EscalationPolicySpec, status: incident.IncidentStatus |
 
 
 async def ready(
-    ledger: Ledger, api: apiserver.Api, scope: cabc.Sequence[str], operator_namespace: str, page: int = 500
+    ledger: Ledger, api: apiserver.Api, scope: cabc.Sequence[str], operator_namespace: str, page: int = apiserver.PAGE
 ) -> None:
     """Return once every Incident in ``scope`` has been listed into ``ledger`` (once per acting term).
 
@@ -183,9 +183,9 @@ async def ready(
 async def _prime(ledger: Ledger, api: apiserver.Api, scope: cabc.Sequence[str], home: str, page: int) -> None:
     count, term = 0, peering.term()
     for path in podwatch.paths(scope, f"/apis/{GROUP}/{VERSION}", kinds.INCIDENT.plural):
-        async for items in api.pages(path, page):
+        async for listed in api.pages(path, page):
             now = dt.datetime.now(dt.UTC)
-            for item in items:
+            for item in listed.get("items") or ():
                 meta = item.get("metadata") or {}
                 namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
                 if not matching.in_scope(namespace, scope):
@@ -193,7 +193,7 @@ async def _prime(ledger: Ledger, api: apiserver.Api, scope: cabc.Sequence[str], 
                 found = index_entry(namespace, name, item.get("spec") or {}, item.get("status") or {}, now, home)
                 ledger.listed(f"{namespace}/{name}", found)
                 count += 1
-    ledger.primed = term
+    ledger.listed_term = term
     ledger._touched.clear()
     log.info("page budget: %d Incidents listed", count)
 

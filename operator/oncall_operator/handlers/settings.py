@@ -14,11 +14,8 @@ from typing import Any
 
 import kopf
 
-from oncall_operator.adapters import events
+from oncall_operator.adapters import apiserver, events
 from oncall_operator.executor import config, runtime
-
-LIST_PAGE = 500
-"""Objects per page of Kopf's listings (as the operator's own lists: ``adapters/caches.py``)."""
 
 
 class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
@@ -38,7 +35,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     settings.watching.connect_timeout = 10
     # Kopf's listing in pages, not one answer: 10,000 open Incidents listed at once peaked a
     # restarting replica at ~395 MiB (issue 18).
-    settings.watching.chunk_size = LIST_PAGE
+    settings.watching.chunk_size = apiserver.PAGE
     settings.posting.level = logging.INFO
     # Kopf would post every "Handler ... succeeded" log line as an Event: a write per handler run
     # (measured: ~1.5 of ~9 writes per remediation). The operator's own Events still post.
