@@ -48,11 +48,7 @@ def notes(kubectl: Kubectl, namespace: str, name: str) -> list[dict[str, Any]]:
 
 
 def held(kubectl: Kubectl, namespace: str, name: str) -> bool:
-    return is_held(notes(kubectl, namespace, name))
-
-
-def is_held(found: list[dict[str, Any]]) -> bool:
-    return any(n["result"] == "Held" for n in found)
+    return any(n["result"] == "Held" for n in notes(kubectl, namespace, name))
 
 
 def triggers(peer: Peer, namespace: str) -> list[dict[str, Any]]:
@@ -91,7 +87,9 @@ def test_a_person_over_the_budget_gets_one_summary_and_nothing_is_dropped(
         assert pd_triggers(peer, namespace) == 1
         # a summary names the pages held before its own second (one held in that second waits for the
         # next summary: the budget cannot order two writes within a second); the room comes after it
-        [held_at] = [dt.datetime.fromisoformat(n["at"]) for n in notes(kubectl, namespace, "a-3") if is_held([n])]
+        [held_at] = [
+            dt.datetime.fromisoformat(n["at"]) for n in notes(kubectl, namespace, "a-3") if n["result"] == "Held"
+        ]
         eventually(lambda: dt.datetime.now(dt.UTC) >= held_at + dt.timedelta(seconds=1), 5, what="a-3's second over")
 
         # room again (the cap raised; else an hour later): one summary counting the three held pages
