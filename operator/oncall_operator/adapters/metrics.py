@@ -132,7 +132,7 @@ class IncidentGauges(registry.Collector):
                 return
             esc = status.get("escalation") or {}
             begun = timestamps.parse(esc.get("startedAt")) or timestamps.parse(status.get("firstSeen"))
-            done = self._observed.setdefault(uid, set())
+            done = self._observed.get(uid, set())  # kept only once it holds a mark: most Incidents never do
             for what, at, histogram in (
                 ("ack", timestamps.parse(status.get("acknowledgedAt")), TIME_TO_ACKNOWLEDGE),
                 ("resolve", timestamps.parse(status.get("resolvedAt")), TIME_TO_RESOLVE),
@@ -141,6 +141,7 @@ class IncidentGauges(registry.Collector):
                 if at is None or begun is None or at < self.started or mark in done:
                     continue
                 done.add(mark)
+                self._observed[uid] = done
                 histogram.labels(severity=severity).observe(max((at - begun).total_seconds(), 0.0))
 
     def forget(self, uid: str) -> None:

@@ -37,7 +37,7 @@ SHOWN = 5
 """Held pages a summary names one by one; the rest are counted."""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Entry:
     """One message to one person (sent, held, or a summary), on one Incident (``namespace/name``)."""
 

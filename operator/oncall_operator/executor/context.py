@@ -39,7 +39,7 @@ class Context:
     secrets: SecretValues
     events: events.Poster
     indices: indices.Indices
-    locks: patching.Locks
+    locks: patching.Locks[str]
     oom: oom.OomState
     incidents: open_incidents.OpenIncidents
     rechecks: rechecks.Rechecks

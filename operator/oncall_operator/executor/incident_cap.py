@@ -7,6 +7,7 @@ Shared by the Incident handler (which feeds the count from Kopf's events), the i
 
 import collections.abc as cabc
 import datetime as dt
+import sys
 from typing import Any
 
 from oncall_operator.api import incident
@@ -21,7 +22,8 @@ RETRY_SECONDS = 60.0
 def see(body: cabc.Mapping[str, Any], deleted: bool = False) -> None:
     """An Incident event: count it while it is open."""
     meta = body["metadata"]
-    OPEN.see(meta["namespace"], meta["name"], not deleted and incident_cap.counts_as_open(body.get("status") or {}))
+    is_open = not deleted and incident_cap.counts_as_open(body.get("status") or {})
+    OPEN.see(sys.intern(meta["namespace"]), sys.intern(meta["name"]), is_open)
 
 
 def created(namespace: str, name: str) -> None:

@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import weakref
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 import kubernetes
@@ -30,19 +30,20 @@ log = logging.getLogger(__name__)
 TRANSIENT = (429, 500, 502, 503, 504)
 ATTEMPTS = 4
 T = TypeVar("T")
+K = TypeVar("K", bound=cabc.Hashable)
 
 
 class Retry(Exception):
     """The object changed between the read and the patch: read it again and re-plan."""
 
 
-class Locks:
-    """One asyncio lock per key (a workload), kept only while somebody holds or waits for it."""
+class Locks(Generic[K]):
+    """One asyncio lock per key (a workload, an open Incident), kept only while somebody holds or waits for it."""
 
     def __init__(self) -> None:
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks: weakref.WeakValueDictionary[K, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    def __call__(self, key: str) -> asyncio.Lock:
+    def __call__(self, key: K) -> asyncio.Lock:
         found = self._locks.get(key)
         if found is None:
             found = self._locks[key] = asyncio.Lock()

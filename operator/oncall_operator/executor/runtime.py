@@ -81,7 +81,7 @@ async def start(
         secrets=kube.SecretValues(k),
         events=poster,
         indices=indices.Indices(policies, runbooks, schedules, cfg.namespace),
-        locks=patching.Locks(),
+        locks=patching.Locks[str](),
         oom=oom.OomState(apiserver.Api(k)),
         incidents=open_incidents.OpenIncidents(),
         rechecks=rechecks.Rechecks(),
