@@ -10,7 +10,7 @@ handler. The order matters and is written once, here:
 3. leadership: standalone acts at once; with peering, the observer decides;
 4. the OOM state and its caches' watches, then the pod watch that hands kills to :mod:`.oom`;
 5. the loop over the open Incidents (escalation, settling), and the one that checks Schedules,
-   Policies and Runbooks again;
+   Policies and Runbooks again; the heap's trim once a minute (:mod:`~oncall_operator.adapters.memory`);
 6. the HTTP intake (alerts, /healthz, /readyz, /metrics): last, so a request never meets a
    half-built context.
 
@@ -26,7 +26,7 @@ from typing import Any
 
 import aiohttp
 
-from oncall_operator.adapters import answers, apiserver, events, intake, kube, peering, podwatch, tasks
+from oncall_operator.adapters import answers, apiserver, events, intake, kube, memory, peering, podwatch, tasks
 from oncall_operator.executor import (
     alerts,
     answering,
@@ -57,6 +57,7 @@ class Running:
     pod_watch_task: "asyncio.Task[None]"
     intake: Any
     observer: leadership.Observer | None
+    trimming: "asyncio.Task[None]"
 
 
 async def start(
@@ -141,13 +142,15 @@ async def start(
     runner = await intake.serve(app, host, port)
     where = ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses if isinstance(a, tuple)) or cfg.http_address
     log.info("alert intake listening on %s (POST /api/v1/alerts, /healthz, /readyz, /metrics)", where)
-    return Running(ctx, pod_watch, pod_watch_task, runner, observer)
+    trimming = asyncio.create_task(memory.every(), name="heap trim")
+    return Running(ctx, pod_watch, pod_watch_task, runner, observer, trimming)
 
 
 async def stop(running: Running) -> None:
     """Everything :func:`start` started, in reverse."""
     ctx = running.ctx
     await running.intake.cleanup()
+    await tasks.cancel(running.trimming)
     await tasks.cancel(running.pod_watch_task)
     await running.pod_watch.close()
     await running.pod_watch.api.close()
