@@ -22,6 +22,7 @@ import kubernetes
 import pytest
 
 from oncall_operator import devcluster
+from oncall_operator.adapters import peering
 from oncall_operator.api import kinds
 from tests import peers
 from tests.conftest import REPO, eventually
@@ -361,3 +362,12 @@ def smtp_port(inbox: tuple[peers.Inbox, int]) -> int:
 # The real node (kernel OOM kills, the chart as real pods): a session fixture of its own, started
 # only when a selected test asks for it. Imported at the end: node_support imports Kubectl above.
 from tests.e2e.node_support import node_cluster  # noqa: E402, F401
+
+
+@pytest.fixture
+def acting() -> Iterator[None]:
+    """This test process plays a replica (the watch tests): it acts unless the test says otherwise."""
+    was = peering.acting()
+    peering.set_acting(True)
+    yield
+    peering.set_acting(was)

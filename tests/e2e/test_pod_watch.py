@@ -12,14 +12,13 @@ down are handled from its first list (``test_oom_remediation.py``, the restarts 
 A relist after 410 Gone is not provoked here: this API server answers an old resourceVersion
 (even ``1``) and an old continue token from its watch cache, also after an etcd compaction
 (tried), and its cache keeps every event younger than 75 s. The stream's splitting and decoding
-are unit-tested (``tests/unit/test_podwatch.py``).
+are unit-tested (``tests/unit/test_listwatch.py``).
 """
 
 import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import kubernetes
@@ -29,10 +28,9 @@ from oncall_operator import devcluster
 from oncall_operator.adapters import apiserver, kube, metrics, peering, podwatch
 from tests.e2e.conftest import Kubectl, OperatorProcess
 from tests.e2e.oom_support import AGENT, Cluster, runbook, workload
+from tests.e2e.watch_support import WAIT, running, until
 
 pytestmark = pytest.mark.e2e
-WAIT = 30.0
-"""A deadline for what must come, never a measure of how fast it came."""
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +52,6 @@ def make_pods(cluster: Cluster, namespace: str, count: int) -> dict[str, dict[st
     return {p["metadata"]["name"]: p for p in cluster.pods(namespace)}
 
 
-@pytest.fixture
-def acting() -> Iterator[None]:
-    """This test process plays a replica: it acts unless the test says otherwise."""
-    was = peering.acting()
-    peering.set_acting(True)
-    yield
-    peering.set_acting(was)
-
-
 class Watch:
     """A pod watch on one namespace, run in the test's loop; ``handed`` gets each pod name handed over."""
 
@@ -79,23 +68,8 @@ class Watch:
     async def next(self, count: int = 1) -> list[str]:
         return sorted([await asyncio.wait_for(self.handed.get(), WAIT) for _ in range(count)])
 
-    @contextlib.asynccontextmanager
-    async def running(self, coro: Any) -> AsyncIterator["Watch"]:
-        task = asyncio.create_task(coro)
-        try:
-            yield self
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await self.watch.close()
-            await self.api.close()
-
-
-async def until(probe: Callable[[], bool], what: str) -> None:
-    async with asyncio.timeout(WAIT):
-        while not probe():
-            await asyncio.sleep(0.05)
-    assert probe(), what
+    def running(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return running(self.watch, self.watch.close, self.api)
 
 
 def restarts(reason: str) -> float:
@@ -115,7 +89,7 @@ async def test_kills_on_the_list_are_handed_over_page_by_page_then_the_watch_goe
         cluster.kill(namespace, pods[name], restarts=0, down=True)
     w = Watch(control_plane, namespace, page=2)
     lists = restarts("list")
-    async with w.running(w.watch.run()):
+    async with w.running():
         assert await w.next(2) == ["p1", "p3"]  # on pages 1 and 2 of the list
         listed = f"pod watch /api/v1/namespaces/{namespace}/pods: listed 5 pods in 3 page(s)"
         await until(lambda: listed in caplog.text, "the last page (the pods are handed over while it is read)")
@@ -137,7 +111,7 @@ async def test_a_standby_watches_nothing_and_lists_afresh_each_time_it_starts_to
     peering.set_acting(False)
     pods = make_pods(cluster, namespace, 2)
     w = Watch(control_plane, namespace, page=500)
-    async with w.running(w.watch.run()):
+    async with w.running():
         await asyncio.to_thread(cluster.kill, namespace, pods["p0"], 1)  # killed while this replica stands by
         assert w.follower.resource_version is None and "listing" not in caplog.text
         peering.set_acting(True)

@@ -1,6 +1,6 @@
 """The operator's count of open Incidents per namespace, and the cap's two refusals: the intake's and a person's.
 
-Shared by the Incident handler (which feeds the count from Kopf's events), the intake
+Shared by the Incident events (:mod:`.incident_events` feeds the count), the intake
 (:mod:`.alerts`: 429 before a create) and the opening of a person's Incident (:mod:`.opening`:
 ``Ready=False``, not opened). The rule and its words are :mod:`oncall_operator.domain.incident_cap`.
 """

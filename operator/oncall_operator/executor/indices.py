@@ -4,12 +4,14 @@ Kopf keeps an index of every Schedule, Policy and Runbook spec (registered in
 :mod:`oncall_operator.handlers.objects`); the flows here read them through :class:`Indices`,
 so a check of references, the choice of a Runbook or the policy of an Incident costs no API
 call. Kopf fills an index from its first listing before it calls any resource handler, so
-``filled`` is set by the first call of one (:meth:`Indices.mark_filled`); until then a reader
-that must not miss an object lists it from the API instead (:func:`runbook_candidates`).
+``filled`` is set by the first call of one (:meth:`Indices.mark_filled`), or found empty
+(:func:`until_filled`, which the Incident watch waits for); until then a reader that must not
+miss an object lists it from the API instead (:func:`runbook_candidates`).
 """
 
 import asyncio
 import collections.abc as cabc
+import contextlib
 import dataclasses
 import datetime as dt
 import sys
@@ -17,9 +19,9 @@ from typing import Any
 
 import pydantic
 
-from oncall_operator.adapters import apiserver
+from oncall_operator.adapters import apiserver, listwatch
 from oncall_operator.api import GROUP, VERSION, incident, kinds, policy, runbook
-from oncall_operator.domain import checks, conditions, heartbeats, maintenance, tenancy
+from oncall_operator.domain import checks, conditions, heartbeats, maintenance, matching, tenancy
 from oncall_operator.executor import page_budget
 
 SpecIndex = cabc.Mapping[tuple[str | None, str], Any]
@@ -31,10 +33,11 @@ RunbookSpec = runbook.RunbookSpec
 class Homes(dict[str, tuple[str, ...]]):
     """The namespaces of every Incident name: the intake opens a new alert group without a read first.
 
-    Fed by the Incident handler, not a Kopf index: an index on Incidents makes Kopf's listing cost grow
-    with the square of the open Incidents (issue 18). An Incident not seen yet (its listing still
-    running) costs the intake's create a 409 and a read, never a second Incident. A name's namespaces
-    are a tuple: nearly always one, and a set costs 216 bytes for every open Incident.
+    Fed by the Incident events (:mod:`.incident_events`), not a Kopf index: an index on Incidents
+    makes Kopf's listing cost grow with the square of the open Incidents (issue 18). An Incident not
+    seen yet (its listing still running) costs the intake's create a 409 and a read, never a second
+    Incident. A name's namespaces are a tuple: nearly always one, and a set costs 216 bytes for every
+    open Incident.
     """
 
     def see(self, namespace: str, name: str) -> None:
@@ -65,9 +68,9 @@ class Indices:
     heartbeat_specs: SpecIndex = dataclasses.field(default_factory=dict)
     """Heartbeats (:mod:`oncall_operator.handlers.quiet`)."""
     pages: page_budget.Ledger = dataclasses.field(default_factory=page_budget.Ledger)
-    """The page budget's entries of every Incident (:mod:`oncall_operator.handlers.incidents`)."""
+    """The page budget's entries of every Incident (:mod:`oncall_operator.executor.incident_events`)."""
     homes: Homes = dataclasses.field(default_factory=Homes)
-    """Every Incident name's namespaces (:mod:`oncall_operator.handlers.incidents`)."""
+    """Every Incident name's namespaces (:mod:`oncall_operator.executor.incident_events`)."""
     generation: int = 0
     """Bumped on every change of a Schedule, Policy or Runbook: decisions taken before may differ now."""
 
@@ -158,6 +161,37 @@ class Indices:
         ns = getattr(ref, "namespace", None) or ns
         spec = lookup(self.policies, ns, [ref.name]).get(ref.name)
         return None if spec is None else (ns, spec)
+
+
+INDEXED = (kinds.SCHEDULE, kinds.POLICY, kinds.RUNBOOK, kinds.MAINTENANCE, kinds.HEARTBEAT)
+"""The kinds Kopf indexes: every one of them has a handler that marks the indices filled."""
+FILLED_POLL = 2.0
+"""Seconds :func:`until_filled` waits for a Kopf handler before it asks whether there is anything to index."""
+
+
+async def until_filled(found: Indices, api: apiserver.Api, scope: cabc.Sequence[str]) -> None:
+    """Return once Kopf's indices hold their first listing, so that no flow reads an index half filled.
+
+    Kopf calls no resource handler before every index is filled, and each indexed kind's handler
+    marks them filled (:meth:`Indices.mark_filled`). When there is no object of any indexed kind in
+    ``scope``, no handler is ever called: then the indices are filled because they are empty.
+    """
+    while not found.filled.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(found.filled.wait(), FILLED_POLL)
+        if not found.filled.is_set() and not await _any_indexed(api, scope):
+            found.mark_filled()
+
+
+async def _any_indexed(api: apiserver.Api, scope: cabc.Sequence[str]) -> bool:
+    """Whether any object of an indexed kind is in ``scope`` (Kopf's handler will mark the indices filled)."""
+    for kind in INDEXED:
+        for path in listwatch.paths(scope, f"/apis/{GROUP}/{VERSION}", kind.plural):
+            async for page in api.pages(path):
+                for item in page.get("items") or ():
+                    if matching.in_scope((item.get("metadata") or {}).get("namespace", ""), scope):
+                        return True
+    return False
 
 
 def parse(model: type[pydantic.BaseModel], spec: cabc.Mapping[str, Any]) -> Any:

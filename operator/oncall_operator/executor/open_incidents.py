@@ -3,7 +3,7 @@
 Escalation and the OOM quiet period are about time passing, not only about changes. Kopf's
 timers would do it, but a timer makes Kopf put its finalizer on every Incident: writes on each
 Incident (measured: three PATCHes per remediation) and an Incident that cannot be deleted while
-no operator runs. So Kopf only watches: its Incident handler hands every change to
+no operator runs. So the Incident watch only watches: every change is handed to
 :meth:`OpenIncidents.seen`, which keeps the latest body of every open Incident and looks at it
 at once (a new Incident pages without waiting for a tick); one task started with the operator
 looks again at each Incident whose next step is due (``wake_at`` from the engine: the loop
@@ -12,13 +12,13 @@ tick; a look that sets a sooner ``wake_at`` wakes the loop early, and the turns 
 read the due ones from a heap instead of scanning every entry), at every
 Incident after a Schedule, Policy or Runbook changed, and at each Mitigated OOM Incident every
 ``ONCALL_RECHECK_SECONDS``. It acts only while this
-replica acts (peering); Kopf delivers events only then anyway. Each of its looks is a task of
+replica acts (peering); the Incident watch delivers events only then anyway. Each of its looks is a task of
 its own (one per Incident at a time), so a tick never waits for a slow channel: a black-holed
 webhook delays its own Incident, not the level 2 of the others.
 
 Nothing here is the truth: every decision is taken again on the Incident's status under a
 resourceVersion precondition, so a stale body costs a 409 and a read, never a second page.
-After a restart or a resume Kopf's listing fills it again. An Incident deleted while
+After a restart or a resume the Incident watch's listing fills it again. An Incident deleted while
 this replica stood by stays here until its next due look finds it gone.
 """
 
@@ -123,7 +123,7 @@ class Entry:
     def defer(self, now: dt.datetime, generation: int) -> bool:
         """Never looked at, and its own status says when its next step is due: wait for then, no look now.
 
-        After a takeover or a restart Kopf's listing brings every open Incident at once; looking at
+        After a takeover or a restart the Incident watch's listing brings every open Incident at once; looking at
         each on arrival would page the due ones only once all before them in the listing were judged
         (issue 18: 10,000 open). What the status says was the last acting replica's judgement.
         """

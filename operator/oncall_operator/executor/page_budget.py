@@ -2,12 +2,12 @@
 
 :mod:`oncall_operator.domain.page_budget` decides from the entries of the policy's Incidents.
 They come from every Incident event (:func:`index_entry`, fed by
-:mod:`oncall_operator.handlers.incidents`), from one paged list of the Incidents before the first
-decision under a budget (:func:`ready`: Kopf's own listing hands Incidents to the handler in no
-set order, and a restarted operator deciding before it has seen an Incident's page would page
-over the budget), and from what this process wrote in the last :data:`RECENT_SECONDS` (the index
-follows a write only when its event arrives, and two Incidents looked at in between must not both
-take a person's last page). With no budget in any policy, nothing is listed.
+:mod:`oncall_operator.executor.incident_events`), from one paged list of the Incidents before the first
+decision under a budget (:func:`ready`: the Incident watch's listing hands Incidents over page by
+page while the first looks already run, and a restarted operator deciding before it has seen an
+Incident's page would page over the budget), and from what this process wrote in the last
+:data:`RECENT_SECONDS` (the index follows a write only when its event arrives, and two Incidents
+looked at in between must not both take a person's last page). With no budget in any policy, nothing is listed.
 """
 
 import asyncio
@@ -20,7 +20,7 @@ from typing import Any
 
 import pydantic
 
-from oncall_operator.adapters import apiserver, peering, podwatch
+from oncall_operator.adapters import apiserver, listwatch, peering
 from oncall_operator.api import GROUP, VERSION, incident, kinds, policy
 from oncall_operator.domain import delivery, escalation, matching, page_budget
 
@@ -91,12 +91,12 @@ def index_entry(
 
 @dataclasses.dataclass
 class Ledger:
-    """Every Incident's entries by policy key (fed by the Incident handler), and this process's latest writes.
+    """Every Incident's entries by policy key (fed by the Incident events), and this process's latest writes.
 
     Not a Kopf index: an index on Incidents makes Kopf's listing cost grow with the square of the
     open Incidents (a readiness toggle per object, each waking every waiting worker: a takeover
-    with 5,000 open took 4 minutes, issue 18). Kopf's listing hands Incidents over in no set order,
-    so the first decision under a budget waits for a list of its own (:func:`ready`).
+    with 5,000 open took 4 minutes, issue 18). The Incident watch's listing is not over before the
+    first looks run, so the first decision under a budget waits for a list of its own (:func:`ready`).
     """
 
     index: dict[LedgerKey, dict[str, tuple[page_budget.Entry, ...]]] = dataclasses.field(default_factory=dict)
@@ -182,7 +182,7 @@ async def ready(
 
 async def _prime(ledger: Ledger, api: apiserver.Api, scope: cabc.Sequence[str], home: str, page: int) -> None:
     count, term = 0, peering.term()
-    for path in podwatch.paths(scope, f"/apis/{GROUP}/{VERSION}", kinds.INCIDENT.plural):
+    for path in listwatch.paths(scope, f"/apis/{GROUP}/{VERSION}", kinds.INCIDENT.plural):
         async for listed in api.pages(path, page):
             now = dt.datetime.now(dt.UTC)
             for item in listed.get("items") or ():

@@ -9,7 +9,8 @@ handler. The order matters and is written once, here:
 2. the indices and the context every flow takes;
 3. leadership: standalone acts at once; with peering, the observer decides;
 4. the OOM state and its caches' watches, then the pod watch that hands kills to :mod:`.oom`;
-5. the loop over the open Incidents (escalation, settling), and the one that checks Schedules,
+5. the loop over the open Incidents (escalation, settling), the Incident watch that feeds it
+   (:mod:`.incident_events`, once Kopf's indices are filled), and the one that checks Schedules,
    Policies and Runbooks again; the heap's trim once a minute (:mod:`~oncall_operator.adapters.memory`);
 6. the HTTP intake (alerts, /healthz, /readyz, /metrics): last, so a request never meets a
    half-built context.
@@ -26,13 +27,25 @@ from typing import Any
 
 import aiohttp
 
-from oncall_operator.adapters import answers, apiserver, events, intake, kube, memory, peering, podwatch, tasks
+from oncall_operator.adapters import (
+    answers,
+    apiserver,
+    events,
+    incidentwatch,
+    intake,
+    kube,
+    memory,
+    peering,
+    podwatch,
+    tasks,
+)
 from oncall_operator.executor import (
     alerts,
     answering,
     config,
     context,
     heartbeats,
+    incident_events,
     indices,
     oom,
     oom_alerts,
@@ -55,6 +68,8 @@ class Running:
     ctx: context.Context
     pod_watch: podwatch.PodWatch
     pod_watch_task: "asyncio.Task[None]"
+    incident_watch: incidentwatch.IncidentWatch
+    incident_watch_task: "asyncio.Task[None]"
     intake: Any
     observer: leadership.Observer | None
     trimming: "asyncio.Task[None]"
@@ -105,6 +120,13 @@ async def start(
     pod_watch = podwatch.PodWatch(apiserver.Api(k), cfg.watch_namespaces, handle)
     pod_watch_task = asyncio.create_task(pod_watch.run(), name="pod watch")
     ctx.incidents.start(ctx)
+    incident_watch = incidentwatch.IncidentWatch(
+        apiserver.Api(k),
+        cfg.watch_namespaces,
+        functools.partial(incident_events.changed, ctx),
+        functools.partial(indices.until_filled, ctx.indices, api, cfg.watch_namespaces),
+    )
+    incident_watch_task = asyncio.create_task(incident_watch.run(), name="incident watch")
     ctx.rechecks.start(ctx)
     host, port = intake.parse_address(cfg.http_address)
     token = alerts.token(ctx)
@@ -143,7 +165,7 @@ async def start(
     where = ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses if isinstance(a, tuple)) or cfg.http_address
     log.info("alert intake listening on %s (POST /api/v1/alerts, /healthz, /readyz, /metrics)", where)
     trimming = asyncio.create_task(memory.every(), name="heap trim")
-    return Running(ctx, pod_watch, pod_watch_task, runner, observer, trimming)
+    return Running(ctx, pod_watch, pod_watch_task, incident_watch, incident_watch_task, runner, observer, trimming)
 
 
 async def stop(running: Running) -> None:
@@ -154,6 +176,9 @@ async def stop(running: Running) -> None:
     await tasks.cancel(running.pod_watch_task)
     await running.pod_watch.close()
     await running.pod_watch.api.close()
+    await tasks.cancel(running.incident_watch_task)
+    await running.incident_watch.close()
+    await running.incident_watch.api.close()
     await ctx.incidents.stop()
     await page_budget.stop(ctx.indices.pages)
     await ctx.rechecks.stop()

@@ -36,4 +36,5 @@ async def window_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> Non
 
 @kopf.on.event(GROUP, VERSION, kinds.HEARTBEAT.plural)
 async def heartbeat_changed(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    memo.ctx.indices.mark_filled()
     await memo.ctx.rechecks.changed(memo.ctx, kinds.HEARTBEAT.plural, type, body)

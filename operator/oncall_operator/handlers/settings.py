@@ -33,8 +33,8 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
-    # Kopf's listing in pages, not one answer: 10,000 open Incidents listed at once peaked a
-    # restarting replica at ~395 MiB (issue 18).
+    # Kopf's listing in pages, not one answer (issue 18: 10,000 Incidents listed at once, when Kopf
+    # still watched them, peaked a restarting replica at ~395 MiB).
     settings.watching.chunk_size = apiserver.PAGE
     settings.posting.level = logging.INFO
     # Kopf would post every "Handler ... succeeded" log line as an Event: a write per handler run

@@ -1,18 +1,18 @@
-"""The pod watch's parts without I/O: splitting the stream, decoding events, what to watch, dispatching.
+"""The list+watch's parts without I/O: splitting the stream, decoding events, what to watch, dispatching.
 
 The stream is split by hand because aiohttp's ``readline`` refuses lines over 64 KiB and a pod
 with big annotations is larger; the table cuts the same events at every kind of boundary.
 The dispatcher's tasks run in this loop with callbacks that record what they were handed. The
-list+watch itself is tested against a real API server (``tests/e2e/test_pod_watch.py``).
+list+watch itself is tested against a real API server (``tests/e2e/test_pod_watch.py``,
+``tests/e2e/test_incident_watch.py``).
 """
 
 import asyncio
 import json
-from typing import Any
 
 import pytest
 
-from oncall_operator.adapters import podwatch
+from oncall_operator.adapters import listwatch
 
 BIG = {"type": "MODIFIED", "object": {"metadata": {"name": "big", "annotations": {"a": "x" * 200_000}}}}
 SMALL = {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "42"}}}
@@ -38,14 +38,14 @@ def split(data: bytes, size: int) -> list[bytes]:
     ids=["whole", "cut", "straddle", "two-in-one", "newline-alone", "blanks", "incomplete", "nothing"],
 )
 def test_lines_are_split_whatever_the_chunk_boundaries(chunks: list[bytes], lines: list[bytes]) -> None:
-    splitter = podwatch.Lines()
+    splitter = listwatch.Lines()
     assert [line for chunk in chunks for line in splitter.feed(chunk)] == lines
 
 
 @pytest.mark.parametrize("size", [1, 7, 4096, 65536, 65537, len(STREAM) - 1, len(STREAM)])
 def test_a_line_longer_than_64_kib_comes_out_whole(size: int) -> None:
-    splitter = podwatch.Lines()
-    events = [podwatch.decode(line) for chunk in split(STREAM, size) for line in splitter.feed(chunk)]
+    splitter = listwatch.Lines()
+    events = [listwatch.decode(line) for chunk in split(STREAM, size) for line in splitter.feed(chunk)]
     assert [(e.type, e.resource_version) for e in events] == [("MODIFIED", None), ("BOOKMARK", "42")]
     assert events[0].obj == BIG["object"]
     assert splitter.buffer == b""
@@ -57,12 +57,12 @@ def test_a_line_longer_than_64_kib_comes_out_whole(size: int) -> None:
 )
 def test_what_is_not_a_watch_event_is_a_value_error(line: bytes) -> None:
     with pytest.raises(ValueError):
-        podwatch.decode(line)
+        listwatch.decode(line)
 
 
 def test_an_error_event_decodes_with_its_status() -> None:
     gone = {"kind": "Status", "status": "Failure", "reason": "Expired", "code": 410, "message": "too old"}
-    event = podwatch.decode(json.dumps({"type": "ERROR", "object": gone}).encode())
+    event = listwatch.decode(json.dumps({"type": "ERROR", "object": gone}).encode())
     assert (event.type, event.obj["code"], event.resource_version) == ("ERROR", 410, None)
 
 
@@ -82,20 +82,21 @@ def test_an_error_event_decodes_with_its_status() -> None:
 def test_plain_names_are_watched_one_by_one_and_globs_cluster_wide(
     patterns: tuple[str, ...], expected: tuple[str, ...]
 ) -> None:
-    assert podwatch.paths(patterns) == expected
+    assert listwatch.paths(patterns) == expected
 
 
-def pod(name: str, version: str) -> dict[str, Any]:
-    return {"metadata": {"uid": f"uid-{name}", "name": name, "namespace": "ns", "resourceVersion": version}}
+def pod(name: str, version: str) -> listwatch.Event:
+    meta = {"uid": f"uid-{name}", "name": name, "namespace": "ns", "resourceVersion": version}
+    return listwatch.Event("MODIFIED", {"metadata": meta})
 
 
 async def test_one_pod_is_handled_at_a_time_and_only_its_newest_status_waits() -> None:
     seen: list[tuple[str, str]] = []
 
-    async def handle(p: dict[str, Any]) -> None:
-        seen.append((p["metadata"]["name"], p["metadata"]["resourceVersion"]))
+    async def handle(e: listwatch.Event) -> None:
+        seen.append((e.obj["metadata"]["name"], e.obj["metadata"]["resourceVersion"]))
 
-    dispatcher = podwatch.Dispatcher(handle, concurrency=4)
+    dispatcher = listwatch.Dispatcher(handle, 4, "OOM")
     for name, version in (("a", "1"), ("a", "2"), ("b", "1"), ("a", "3")):
         dispatcher.submit(pod(name, version))  # no task has run yet: a/1 runs, a/3 waits, a/2 is superseded
     await asyncio.gather(*list(dispatcher.tasks))
@@ -107,12 +108,12 @@ async def test_one_pod_is_handled_at_a_time_and_only_its_newest_status_waits() -
 async def test_a_failure_is_logged_and_the_others_are_still_handled(caplog: pytest.LogCaptureFixture) -> None:
     seen: list[str] = []
 
-    async def handle(p: dict[str, Any]) -> None:
-        if p["metadata"]["resourceVersion"] == "1":
+    async def handle(e: listwatch.Event) -> None:
+        if e.obj["metadata"]["resourceVersion"] == "1":
             raise RuntimeError("boom")
-        seen.append(p["metadata"]["name"])
+        seen.append(e.obj["metadata"]["name"])
 
-    dispatcher = podwatch.Dispatcher(handle, concurrency=1)
+    dispatcher = listwatch.Dispatcher(handle, 1, "OOM")
     for name, version in (("bad", "1"), ("bad", "2"), ("good", "5")):
         dispatcher.submit(pod(name, version))
     await asyncio.gather(*list(dispatcher.tasks))
@@ -123,11 +124,11 @@ async def test_a_failure_is_logged_and_the_others_are_still_handled(caplog: pyte
 async def test_close_cancels_what_runs_and_what_waits() -> None:
     started = asyncio.Event()
 
-    async def handle(p: dict[str, Any]) -> None:
+    async def handle(e: listwatch.Event) -> None:
         started.set()
         await asyncio.Event().wait()  # never done by itself
 
-    dispatcher = podwatch.Dispatcher(handle, concurrency=1)
+    dispatcher = listwatch.Dispatcher(handle, 1, "OOM")
     dispatcher.submit(pod("a", "1"))
     dispatcher.submit(pod("b", "1"))  # waits for the one slot
     tasks = list(dispatcher.tasks)

@@ -1,0 +1,353 @@
+"""List+watch of one resource, as client-go's reflector does it, and per-object dispatch of its events.
+
+The pod watch (:mod:`.podwatch`) and the Incident watch (:mod:`.incidentwatch`) both follow it:
+a LIST in pages (``limit``, ``continue``), then a WATCH from the list's resourceVersion with
+bookmarks (which move the resourceVersion on without an object), a server timeout and a client
+timeout (a half-open connection must not freeze the watch forever); a watch that ends is resumed
+from the last resourceVersion seen; 410 Gone (too old, as an HTTP answer or as an ERROR event)
+means list again. Connection errors and refusals are retried with a bounded exponential backoff,
+each logged in one line; nothing here ends the operator. The stream is split into lines here:
+aiohttp's ``readline`` refuses lines over 64 KiB, and one object (big annotations) can be larger.
+
+A watch runs only while this replica acts (:func:`peering.acting`): Kopf closes its own watches
+on a standby replica, and so does this one; it lists afresh when the replica starts to act.
+Each page of a list is handed on before the next is asked for, and a subclass may hold the list
+back between pages (:meth:`ListWatch.paced`): a list of 10,000 objects then never holds them all
+decoded at once.
+
+:class:`Dispatcher` runs each object's events in a task of its own (the reader never waits for
+a handler), one at a time per object; a newer event of an object whose handler runs replaces any
+older one waiting (the newest body says everything the older did).
+"""
+
+import asyncio
+import collections.abc as cabc
+import dataclasses
+import json
+import logging
+from typing import Any
+
+import aiohttp
+import prometheus_client
+
+from oncall_operator.adapters import apiserver, metrics, peering
+
+log = logging.getLogger(__name__)
+
+SERVER_TIMEOUT = 300
+"""Seconds the API server keeps a watch open (``timeoutSeconds``); the client waits 30 s longer."""
+CHUNK = 64 * 1024
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
+ACTING_POLL = 1.0
+"""Seconds between looks at :func:`peering.acting` (itself refreshed every few seconds with peering)."""
+QUIET = 1.0
+"""A watch that ends sooner than this (seconds) without any event is retried after a backoff."""
+GLOB = frozenset("*?[")
+REASONS = ("list", "expired", "timeout", "error")
+RESTARTS_HELP = (
+    "by reason: list (a fresh list: start-up or this replica starting to act), expired (410 Gone: the "
+    "resourceVersion was too old, listed again), timeout (the watch ended, resumed from its resourceVersion), "
+    "error (a connection error or a refusal, retried after a backoff)"
+)
+
+Obj = dict[str, Any]
+
+
+class Expired(Exception):
+    """The resourceVersion (or a list's continue token) is too old: list again from scratch."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One watch event: its type (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR; LISTED from a list) and its object."""
+
+    type: str
+    obj: dict[str, Any]
+
+    @property
+    def resource_version(self) -> str | None:
+        return (self.obj.get("metadata") or {}).get("resourceVersion") or None
+
+    @property
+    def key(self) -> str:
+        meta = self.obj.get("metadata") or {}
+        return str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
+
+
+Handle = cabc.Callable[[Event], cabc.Awaitable[None]]
+LISTED = "LISTED"
+"""The type of an object handed on from a list (not a watch event): it may be new, or known already."""
+
+
+class Lines:
+    """Splits a byte stream into lines whatever the chunk boundaries, with no limit on a line's length."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The complete, non-blank lines this chunk ends; a partial last line waits for the next chunk."""
+        self.buffer += chunk
+        if b"\n" not in chunk:
+            return []
+        *lines, rest = self.buffer.split(b"\n")
+        self.buffer = bytearray(rest)
+        return [bytes(line) for line in lines if line.strip()]
+
+
+def decode(line: bytes) -> Event:
+    """A watch event from one line of the stream; ValueError when it is not one."""
+    found = json.loads(line)
+    kind, obj = (found.get("type"), found.get("object")) if isinstance(found, dict) else (None, None)
+    if not isinstance(kind, str) or not isinstance(obj, dict):
+        raise ValueError(f"not a watch event: {line[:200]!r}")
+    return Event(kind, obj)
+
+
+def paths(patterns: cabc.Sequence[str], group: str = "/api/v1", plural: str = "pods") -> tuple[str, ...]:
+    """Where to list and watch ``plural``: each namespace by name when every included pattern is a plain
+    name (the RBAC of a namespaced install grants no more), else the whole cluster (then filtered)."""
+    includes = list(dict.fromkeys(p for p in patterns if not p.startswith("!")))
+    if includes and not any(GLOB & set(p) for p in includes):
+        return tuple(f"{group}/namespaces/{ns}/{plural}" for ns in includes)
+    return (f"{group}/{plural}",)
+
+
+class Dispatcher:
+    """Hands each event to ``handle`` in a task, one at a time per object; keeps the tasks so they can be cancelled.
+
+    ``concurrency`` bounds the handlers running at once (None: no bound, as Kopf's own workers);
+    ``what`` names them in the log line of a failure.
+    """
+
+    def __init__(self, handle: Handle, concurrency: int | None, what: str) -> None:
+        self.handle, self.what = handle, what
+        self.slots = asyncio.Semaphore(concurrency) if concurrency else None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.busy: set[str] = set()
+        self.waiting: dict[str, Event] = {}
+        self.freed = asyncio.Event()
+
+    def submit(self, event: Event) -> None:
+        key = event.key
+        if key in self.busy:
+            self.waiting[key] = event  # the newest event replaces an older one not yet handled
+            return
+        self.busy.add(key)
+        meta = event.obj.get("metadata") or {}
+        name = f"{self.what} {meta.get('namespace')}/{meta.get('name')}"
+        task = asyncio.create_task(self._run(key, event), name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def below(self, count: int) -> None:
+        """Return once fewer than ``count`` objects are being handled or wait for it."""
+        while len(self.busy) >= count:
+            self.freed.clear()
+            await self.freed.wait()
+
+    async def _run(self, key: str, event: Event | None) -> None:
+        try:
+            while event is not None:
+                try:
+                    if self.slots is None:
+                        await self.handle(event)
+                    else:
+                        async with self.slots:
+                            await self.handle(event)
+                except Exception:
+                    meta = event.obj.get("metadata") or {}
+                    log.exception("%s %s/%s: handling failed", self.what, meta.get("namespace"), meta.get("name"))
+                event = self.waiting.pop(key, None)
+        finally:
+            self.busy.discard(key)
+            self.waiting.pop(key, None)
+            self.freed.set()
+
+    async def close(self) -> None:
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclasses.dataclass
+class Follower:
+    """One LIST+WATCH (the cluster's pods, or one namespace's): where it is, and how it fares."""
+
+    path: str
+    resource_version: str | None = None
+    """Where the next watch starts; None: list first."""
+    failures: int = 0
+
+
+class ListWatch:
+    """Lists and watches ``paths`` while this replica acts, and hands each object to :meth:`offer`.
+
+    ``what`` names the watch in its log lines (written to ``logger``, the watch's own module);
+    ``restarts`` counts its restarts by reason.
+    """
+
+    def __init__(
+        self,
+        api: apiserver.Api,
+        paths: cabc.Sequence[str],
+        what: str,
+        restarts: prometheus_client.Counter,
+        logger: logging.Logger,
+        page: int = apiserver.PAGE,
+        server_timeout: int = SERVER_TIMEOUT,
+    ) -> None:
+        self.api, self.what, self.restarts, self.log = api, what, restarts, logger
+        self.page, self.server_timeout = page, server_timeout
+        self.followers = [Follower(path) for path in paths]
+
+    def offer(self, event: Event) -> None:
+        """One object from a list or a watch; the subclass decides what to do with it."""
+        raise NotImplementedError
+
+    async def ready(self) -> None:
+        """Awaited before each acting term's first list (nothing by default)."""
+
+    async def paced(self) -> None:
+        """Awaited after each page of a list, before the next is asked for (nothing by default)."""
+
+    async def run(self) -> None:
+        """Forever: wait until this replica acts, then list and watch until it no longer does."""
+        while True:
+            while not peering.acting():
+                await asyncio.sleep(ACTING_POLL)
+            await self.ready()
+            where = ", ".join(f.path for f in self.followers)
+            self.log.info("%s watch: acting, listing and watching %s", self.what, where)
+            tasks = []
+            for follower in self.followers:
+                follower.resource_version = None  # what changed during a stand-by is only on a fresh list
+                tasks.append(asyncio.create_task(self.follow(follower), name=f"{self.what} watch {follower.path}"))
+            try:
+                while peering.acting():
+                    await asyncio.sleep(ACTING_POLL)
+                self.log.info("%s watch: standing by, watch closed", self.what)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def follow(self, follower: Follower) -> None:
+        """List (when there is no resourceVersion) and watch, again and again; never raises but CancelledError."""
+        while True:
+            try:
+                if follower.resource_version is None:
+                    self.restarts.labels("list").inc()
+                    follower.resource_version = await self.list(follower.path)
+                    follower.failures = 0
+                began = asyncio.get_running_loop().time()
+                seen = await self.watch(follower)
+                self.restarts.labels("timeout").inc()
+                if seen or asyncio.get_running_loop().time() - began >= QUIET:
+                    follower.failures = 0
+                    continue
+                delay = self._backoff(follower)  # ended at once, with nothing: a proxy, say; do not spin
+                self.log.debug(
+                    "%s watch %s: ended at once without an event; again in %.1fs", self.what, follower.path, delay
+                )
+            except Expired as error:
+                self.restarts.labels("expired").inc()
+                self.log.info("%s watch %s: %s; listing again", self.what, follower.path, error)
+                follower.resource_version = None
+                continue
+            except (aiohttp.ClientError, TimeoutError, apiserver.ApiError, ValueError) as error:
+                self.restarts.labels("error").inc()
+                delay = self._backoff(follower)
+                self.log.warning("%s watch %s: %s; again in %.1fs", self.what, follower.path, _describe(error), delay)
+            except Exception:  # a bug must not end the watch for good: say it once, back off, go on
+                self.restarts.labels("error").inc()
+                delay = self._backoff(follower)
+                self.log.exception("%s watch %s failed; again in %.1fs", self.what, follower.path, delay)
+            await asyncio.sleep(delay)
+
+    def _backoff(self, follower: Follower) -> float:
+        delay: float = min(BACKOFF_MAX, BACKOFF_FIRST * 2.0**follower.failures)
+        follower.failures += 1
+        return delay
+
+    async def list(self, path: str) -> str:
+        """Every object on ``path``, page by page, each handed on; returns the list's resourceVersion."""
+        pages, count, version = 0, 0, ""
+        try:
+            async for page in self.api.pages(path, self.page):
+                items = page.get("items") or ()
+                for item in items:
+                    self.offer(Event(LISTED, item))
+                pages, count = pages + 1, count + len(items)
+                version = str((page.get("metadata") or {}).get("resourceVersion") or "")
+                del page, items
+                await self.paced()
+        except apiserver.ApiError as error:
+            if error.status == 410:  # the continue token expired
+                raise Expired(error.message) from error
+            raise
+        self.log.info(
+            "%s watch %s: listed %d %ss in %d page(s), resourceVersion %s",
+            self.what,
+            path,
+            count,
+            self.what,
+            pages,
+            version,
+        )
+        if not version:
+            raise ValueError(f"a list of {path} without a resourceVersion")
+        return version
+
+    async def watch(self, follower: Follower) -> bool:
+        """Watch from the follower's resourceVersion until the server ends it; whether any event came."""
+        assert follower.resource_version is not None
+        params = {
+            "watch": "true",
+            "resourceVersion": follower.resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(self.server_timeout),
+        }
+        timeout = aiohttp.ClientTimeout(total=self.server_timeout + 30, sock_connect=10)
+        seen = False
+        try:
+            async with self.api.stream(follower.path, timeout, **params) as reply:
+                lines = Lines()
+                async for chunk in reply.content.iter_chunked(CHUNK):
+                    for line in lines.feed(chunk):
+                        event = decode(line)
+                        if event.type == "ERROR":
+                            raise _refusal(event.obj)
+                        follower.resource_version = event.resource_version or follower.resource_version
+                        if not seen:
+                            seen, follower.failures = True, 0
+                        if event.type != "BOOKMARK":
+                            self.offer(event)
+        except apiserver.ApiError as error:
+            if error.status == 410:
+                raise Expired(error.message) from error
+            raise
+        return seen
+
+
+def restarts_counter(name: str, what: str) -> prometheus_client.Counter:
+    """A watch's restart counter, every reason exported from the start at 0."""
+    counter = prometheus_client.Counter(
+        name, f"Restarts of the {what} watch, {RESTARTS_HELP}", ["reason"], registry=metrics.REGISTRY
+    )
+    for reason in REASONS:
+        counter.labels(reason)
+    return counter
+
+
+def _refusal(status: cabc.Mapping[str, Any]) -> apiserver.ApiError:
+    """An ERROR event's Status as the error it is (410 Gone: the resourceVersion is too old)."""
+    code = int(status.get("code") or 500)
+    return apiserver.ApiError(code, str(status.get("message") or status.get("reason") or "watch error"))
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, apiserver.ApiError):
+        return f"API server answered {error.status}: {error.message}"
+    return str(error) or type(error).__name__
