@@ -68,7 +68,7 @@ class Entry:
 
     10,000 open Incidents held as parsed dicts took the operator past its memory limit (issue 18);
     as compact JSON they were still the largest thing it kept (28 MiB of a restarted replica's
-    122 MiB of Python objects at 9,900 open), and an Incident's JSON compresses about fourfold at
+    122 MiB of Python objects at 9,900 open), and an Incident's JSON compresses 2.4-fold (2,974 to 1,225 bytes) at
     zlib's fastest level. The body is unpacked only for a look, which is rare next to the loop's
     scans of ``wake_at``.
     """
