@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import aiohttp
 import kubernetes
+import pydantic_core
 import urllib3
 
 from oncall_operator.adapters import kube
@@ -69,17 +70,17 @@ class Api:
         data = None
         if body is not None:
             headers["Content-Type"] = content_type
-            data = json.dumps(body)
+            data = pydantic_core.to_json(body)  # 4x faster than json.dumps (issue 18: JSON was 15 % of a storm's CPU)
         proxy = self.config.proxy or None
         async with self.session.request(
             method, path.lstrip("/"), data=data, params=params, headers=headers, proxy=proxy
         ) as reply:
-            text = await reply.text()
+            raw = await reply.read()
             if reply.status == 404 and method == "GET":
                 return None
             if reply.status >= 400:
-                raise ApiError(reply.status, _message(text, reply.status))
-            return cast(dict[str, Any], json.loads(text)) if text else {}
+                raise ApiError(reply.status, _message(raw.decode(errors="replace"), reply.status))
+            return cast(dict[str, Any], pydantic_core.from_json(raw)) if raw else {}
 
     async def pages(self, path: str, limit: int = PAGE, selector: str = "") -> cabc.AsyncIterator[dict[str, Any]]:
         """A list of ``path`` page by page (``items``, and ``metadata`` with the list's resourceVersion on

@@ -23,12 +23,12 @@ older one waiting (the newest body says everything the older did).
 import asyncio
 import collections.abc as cabc
 import dataclasses
-import json
 import logging
 from typing import Any
 
 import aiohttp
 import prometheus_client
+import pydantic_core
 
 from oncall_operator.adapters import apiserver, metrics, peering
 
@@ -97,7 +97,7 @@ class Lines:
 
 def decode(line: bytes) -> Event:
     """A watch event from one line of the stream; ValueError when it is not one."""
-    found = json.loads(line)
+    found = pydantic_core.from_json(line)  # Rust: faster than json.loads; ValueError on a bad line too
     kind, obj = (found.get("type"), found.get("object")) if isinstance(found, dict) else (None, None)
     if not isinstance(kind, str) or not isinstance(obj, dict):
         raise ValueError(f"not a watch event: {line[:200]!r}")

@@ -44,11 +44,11 @@ def with_ready(
 
     The operator's own writers (the OOM watch, the intake) put it into the status write they
     make anyway, so the Incident's handler finds Ready already said and writes nothing more.
+    The copy is shallow (a deep one was 1 % of a storm's CPU, issue 18): it shares the rest of
+    ``status``, which its callers write and never edit after.
     """
-    updated = status.model_copy(deep=True)
-    updated.conditions = conditions.ready(list(status.conditions), verdict, generation, now)
-    updated.observed_generation = generation
-    return updated
+    ready = conditions.ready(list(status.conditions), verdict, generation, now)
+    return status.model_copy(update={"conditions": ready, "observed_generation": generation})
 
 
 def first_ready(

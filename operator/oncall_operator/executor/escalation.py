@@ -54,7 +54,12 @@ async def escalate(
     mute = await muting.pages_muted(ctx, inc, now)  # the target workload's labels too, when a window selects by them
     if mute is not None and any(s.kind in page_budget.MUTED_KINDS for s in first.sends):
         held = await incidents.update_status_async(  # pages wait for the window's end, said once on the Incident
-            ctx.api, ns, name, lambda cur: cur.status and maintenance.hold(cur.status, mute, now), known=body
+            ctx.api,
+            ns,
+            name,
+            lambda cur: cur.status and maintenance.hold(cur.status, mute, now),
+            known=body,
+            parsed=inc,
         )
         return Looked(held.raw if held and held.changed else None, mute.until)
     ended = mute is None and maintenance.in_maintenance(inc.status)
@@ -74,7 +79,7 @@ async def escalate(
         claimed[:], wake[0] = decision.sends, decision.wake_at
         return decision.status if decision.status != before else None
 
-    written = await incidents.update_status_async(ctx.api, ns, name, claim, known=body)
+    written = await incidents.update_status_async(ctx.api, ns, name, claim, known=body, parsed=inc)
     if written is None or not claimed:
         return Looked(written.raw if written and written.changed else None, wake[0])
     return await _send(ctx, c, body, inc, written.raw, written.incident, claimed, wake[0])
@@ -111,7 +116,7 @@ async def _send(
     window = escalation.retry_window(c.spec, inc.spec.severity.value)
     done = dt.datetime.now(dt.UTC).replace(microsecond=0)
     recorded = await incidents.update_status_async(
-        ctx.api, ns, name, delivering.record(results, done, window), known=raw
+        ctx.api, ns, name, delivering.record(results, done, window), known=raw, parsed=claimed_on
     )
     for send in claimed:
         if any(r.key == send.key and not r.ok for r in results):

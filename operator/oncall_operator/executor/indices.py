@@ -20,7 +20,7 @@ from typing import Any
 import pydantic
 
 from oncall_operator.adapters import apiserver, listwatch
-from oncall_operator.api import GROUP, VERSION, incident, kinds, policy, runbook
+from oncall_operator.api import GROUP, VERSION, base, incident, kinds, policy, runbook
 from oncall_operator.domain import checks, conditions, heartbeats, maintenance, matching, tenancy
 from oncall_operator.executor import page_budget
 
@@ -95,8 +95,11 @@ class Indices:
 
     def runbook_of(self, inc: incident.Incident) -> tuple[str, RunbookSpec] | None:
         """(namespace, spec) of the Incident's Runbook; None too when the ref names another tenant's namespace."""
-        ref = inc.spec.runbook_ref
-        where = tenancy.ref_namespace(inc.metadata.namespace, ref, self.operator_namespace) if ref else None
+        return self.runbook_for(inc.metadata.namespace, inc.spec.runbook_ref)
+
+    def runbook_for(self, namespace: str, ref: base.ObjectRef | None) -> tuple[str, RunbookSpec] | None:
+        """:meth:`runbook_of` for the Incident in ``namespace`` whose spec names ``ref``."""
+        where = tenancy.ref_namespace(namespace, ref, self.operator_namespace) if ref else None
         found = self.runbook(where, ref.name) if ref is not None and where else None
         return None if found is None or where is None else (where, found)
 

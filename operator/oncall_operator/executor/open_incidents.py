@@ -29,12 +29,13 @@ import contextlib
 import dataclasses
 import datetime as dt
 import heapq
-import json
 import logging
 import sys
 import time
 import zlib
 from typing import Any
+
+import pydantic_core
 
 from oncall_operator.adapters import apiserver, peering, tasks
 from oncall_operator.api import incident
@@ -95,7 +96,7 @@ class Entry:
 
     def store(self, body: cabc.Mapping[str, Any]) -> None:
         meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
-        self.packed = zlib.compress(json.dumps({**body, "metadata": meta}, separators=(",", ":")).encode(), 1)
+        self.packed = zlib.compress(pydantic_core.to_json({**body, "metadata": meta}), 1)
         self.version, self.settles = meta.get("resourceVersion"), settle.wants_settling(body)
         self.hint = _hint(body.get("status") or {})
 
@@ -106,7 +107,7 @@ class Entry:
 
     @property
     def body(self) -> dict[str, Any]:
-        found: dict[str, Any] = json.loads(self.text)
+        found: dict[str, Any] = pydantic_core.from_json(self.text)
         return found
 
     def due(self, now: dt.datetime, generation: int) -> bool:
