@@ -80,6 +80,7 @@ class Watch:
         client = kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
         self.api = apiserver.Api(kube.Kube(client))
         self.handed: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self.objects: list[dict[str, Any]] = []
         self.hold = hold
         self.watch = incidentwatch.IncidentWatch(self.api, patterns, self.handle, ready or self.no_wait, page=page)
 
@@ -88,6 +89,7 @@ class Watch:
         return None
 
     async def handle(self, event: listwatch.Event) -> None:
+        self.objects.append(event.obj)
         await self.handed.put((event.type, event.obj["metadata"]["name"]))
         if self.hold is not None:
             await self.hold.wait()
@@ -173,6 +175,36 @@ async def test_nothing_is_listed_before_it_is_ready_nor_while_the_replica_stands
         assert w.handed.empty(), "a standby watches nothing"
         peering.set_acting(True)  # a new term: a fresh list shows both
         assert await w.next(2) == [("LISTED", "a"), ("LISTED", "b")]
+
+
+async def test_an_incident_deleted_while_the_replica_stood_by_is_handed_on_as_deleted_after_the_next_list(
+    control_plane: devcluster.ControlPlane,
+    custom: kubernetes.client.CustomObjectsApi,
+    namespace: str,
+    acting: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=incidentwatch.__name__)
+    create(custom, namespace, "kept", "gone", "again")
+    w = Watch(control_plane, [namespace])
+    async with w.running():
+        assert await w.next(3) == [("LISTED", "again"), ("LISTED", "gone"), ("LISTED", "kept")]
+        uids = {o["metadata"]["name"]: o["metadata"]["uid"] for o in w.objects}
+        create(custom, namespace, "watched")  # known from the watch, not from a list
+        assert await w.next() == [("ADDED", "watched")]
+        peering.set_acting(False)
+        await until(lambda: "standing by" in caplog.text, "the watch to close on stand-by")
+        for name in ("gone", "again", "watched"):
+            custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", name)
+        create(custom, namespace, "again")  # the same name, a new object: not forgotten
+        w.objects.clear()
+        peering.set_acting(True)
+        assert await w.next(4) == [("DELETED", "gone"), ("DELETED", "watched"), ("LISTED", "again"), ("LISTED", "kept")]
+        create(custom, namespace, "later")
+        assert await w.next() == [("ADDED", "later")], "nothing else was handed on before it"
+        deleted = {o["metadata"]["name"]: o["metadata"] for o in w.objects if "spec" not in o}
+        assert deleted["gone"] == {"namespace": namespace, "name": "gone", "uid": uids["gone"]}
+        assert set(deleted) == {"gone", "watched"}, "the recreated one is listed, not forgotten"
 
 
 async def test_the_indices_count_as_filled_when_nothing_in_scope_is_indexed_and_not_before(

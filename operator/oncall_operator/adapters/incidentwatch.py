@@ -11,17 +11,17 @@ batching did), with no bound on how many Incidents are handled at once: a look h
 channel must not hold up another Incident's event.
 
 Nothing is stored on an Incident to follow it (no finalizer, no annotation), so an Incident can
-be deleted while no operator runs. An event out of the operator's scope (a cluster-wide list
-filtered by glob patterns) is dropped here. The first list of each acting term waits for
+be deleted while no operator runs: the next list hands on, as DELETED, each Incident known before
+and no longer listed. An event out of the operator's scope (a cluster-wide list filtered by glob
+patterns) is dropped by the shared watch. The first list of each acting term waits for
 ``ready`` (the executor's: Kopf's indices of Schedules, Policies and Runbooks filled).
 """
 
 import collections.abc as cabc
 import logging
 
-from oncall_operator.adapters import apiserver, listwatch, peering
+from oncall_operator.adapters import apiserver, listwatch
 from oncall_operator.api import GROUP, VERSION, kinds
-from oncall_operator.domain import matching
 
 log = logging.getLogger(__name__)
 PACE = 256
@@ -31,7 +31,12 @@ RESTARTS = listwatch.restarts_counter("oncall_incident_watch_restarts", "inciden
 
 
 class IncidentWatch(listwatch.ListWatch):
-    """Lists and watches Incidents in scope while this replica acts, and hands each event to ``handle``."""
+    """Lists and watches Incidents in scope while this replica acts, and hands each event to ``handle``.
+
+    An Incident deleted while this replica stood by is handed on as DELETED after the next list.
+    """
+
+    forgets = True
 
     def __init__(
         self,
@@ -43,22 +48,12 @@ class IncidentWatch(listwatch.ListWatch):
         server_timeout: int = listwatch.SERVER_TIMEOUT,
     ) -> None:
         where = listwatch.paths(patterns, f"/apis/{GROUP}/{VERSION}", kinds.INCIDENT.plural)
-        super().__init__(api, where, "incident", RESTARTS, log, page, server_timeout)
-        self.patterns, self._ready = tuple(patterns), ready
-        self.dispatcher = listwatch.Dispatcher(handle, None, "Incident")
+        dispatcher = listwatch.Dispatcher(handle, None, "Incident")
+        super().__init__(api, where, patterns, dispatcher, "incident", RESTARTS, log, page, server_timeout)
+        self._ready = ready
 
     async def ready(self) -> None:
         await self._ready()
 
     async def paced(self) -> None:
         await self.dispatcher.below(PACE)
-
-    async def close(self) -> None:
-        """Cancel the handlers still running (the caller cancels :meth:`run` first)."""
-        await self.dispatcher.close()
-
-    def offer(self, event: listwatch.Event) -> None:
-        if not matching.in_scope((event.obj.get("metadata") or {}).get("namespace", ""), self.patterns):
-            return
-        if peering.acting():
-            self.dispatcher.submit(event)

@@ -31,6 +31,7 @@ import prometheus_client
 import pydantic_core
 
 from oncall_operator.adapters import apiserver, metrics, peering
+from oncall_operator.domain import matching
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +180,13 @@ class Follower:
     resource_version: str | None = None
     """Where the next watch starts; None: list first."""
     failures: int = 0
+    known: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
+    """(namespace, name) -> uid of every object the list and the watch showed (only when the watch forgets)."""
 
 
 class ListWatch:
-    """Lists and watches ``paths`` while this replica acts, and hands each object to :meth:`offer`.
+    """Lists and watches ``paths`` while this replica acts, and hands each object it :meth:`wants` in scope
+    (``patterns``) to the ``dispatcher``.
 
     ``what`` names the watch in its log lines (written to ``logger``, the watch's own module);
     ``restarts`` counts its restarts by reason.
@@ -192,6 +196,8 @@ class ListWatch:
         self,
         api: apiserver.Api,
         paths: cabc.Sequence[str],
+        patterns: cabc.Sequence[str],
+        dispatcher: Dispatcher,
         what: str,
         restarts: prometheus_client.Counter,
         logger: logging.Logger,
@@ -199,12 +205,32 @@ class ListWatch:
         server_timeout: int = SERVER_TIMEOUT,
     ) -> None:
         self.api, self.what, self.restarts, self.log = api, what, restarts, logger
+        self.patterns, self.dispatcher = tuple(patterns), dispatcher
         self.page, self.server_timeout = page, server_timeout
         self.followers = [Follower(path) for path in paths]
 
+    forgets = False
+    """Whether an object a fresh list no longer shows is handed on as DELETED (deleted while no watch ran)."""
+
+    def wants(self, event: Event) -> bool:
+        """Whether the object is one to handle (every one by default; the subclass narrows it)."""
+        return True
+
     def offer(self, event: Event) -> None:
-        """One object from a list or a watch; the subclass decides what to do with it."""
-        raise NotImplementedError
+        """One object from a list or a watch: to the dispatcher when wanted, in scope, and this replica acts.
+
+        A cluster-wide list or watch (glob patterns) shows every namespace: one out of scope stops here.
+        """
+        if not self.wants(event):
+            return
+        if not matching.in_scope((event.obj.get("metadata") or {}).get("namespace", ""), self.patterns):
+            return
+        if peering.acting():
+            self.dispatcher.submit(event)
+
+    async def close(self) -> None:
+        """Cancel the handlers still running (the caller cancels :meth:`run` first, then closes the session)."""
+        await self.dispatcher.close()
 
     async def ready(self) -> None:
         """Awaited before each acting term's first list (nothing by default)."""
@@ -239,7 +265,7 @@ class ListWatch:
             try:
                 if follower.resource_version is None:
                     self.restarts.labels("list").inc()
-                    follower.resource_version = await self.list(follower.path)
+                    follower.resource_version = await self.list(follower)
                     follower.failures = 0
                 began = asyncio.get_running_loop().time()
                 seen = await self.watch(follower)
@@ -271,13 +297,22 @@ class ListWatch:
         follower.failures += 1
         return delay
 
-    async def list(self, path: str) -> str:
-        """Every object on ``path``, page by page, each handed on; returns the list's resourceVersion."""
+    async def list(self, follower: Follower) -> str:
+        """Every object on the follower's path, page by page, each handed on; returns the list's resourceVersion.
+
+        When the watch :attr:`forgets`, an object the last list or watch showed and this list does not
+        (deleted while this replica stood by, or while the watch was down) is handed on as DELETED
+        after the list, with its namespace, name and uid: Kubernetes' informers do the same.
+        """
+        path = follower.path
         pages, count, version = 0, 0, ""
+        listed: dict[tuple[str, str], str] = {}
         try:
             async for page in self.api.pages(path, self.page):
                 items = page.get("items") or ()
                 for item in items:
+                    if self.forgets:
+                        _remember(listed, item)
                     self.offer(Event(LISTED, item))
                 pages, count = pages + 1, count + len(items)
                 version = str((page.get("metadata") or {}).get("resourceVersion") or "")
@@ -298,6 +333,13 @@ class ListWatch:
         )
         if not version:
             raise ValueError(f"a list of {path} without a resourceVersion")
+        if self.forgets:
+            gone = [(key, uid) for key, uid in follower.known.items() if key not in listed]
+            follower.known = listed
+            for (namespace, name), uid in gone:
+                self.offer(Event("DELETED", {"metadata": {"namespace": namespace, "name": name, "uid": uid}}))
+            if gone:
+                self.log.info("%s watch %s: %d %s(s) gone since the last list", self.what, path, len(gone), self.what)
         return version
 
     async def watch(self, follower: Follower) -> bool:
@@ -322,8 +364,11 @@ class ListWatch:
                         follower.resource_version = event.resource_version or follower.resource_version
                         if not seen:
                             seen, follower.failures = True, 0
-                        if event.type != "BOOKMARK":
-                            self.offer(event)
+                        if event.type == "BOOKMARK":
+                            continue
+                        if self.forgets:
+                            _remember(follower.known, event.obj, event.type == "DELETED")
+                        self.offer(event)
         except apiserver.ApiError as error:
             if error.status == 410:
                 raise Expired(error.message) from error
@@ -339,6 +384,15 @@ def restarts_counter(name: str, what: str) -> prometheus_client.Counter:
     for reason in REASONS:
         counter.labels(reason)
     return counter
+
+
+def _remember(known: dict[tuple[str, str], str], obj: cabc.Mapping[str, Any], deleted: bool = False) -> None:
+    meta = obj.get("metadata") or {}
+    key = (meta.get("namespace") or "", meta.get("name") or "")
+    if deleted:
+        known.pop(key, None)
+    else:
+        known[key] = meta.get("uid") or ""
 
 
 def _refusal(status: cabc.Mapping[str, Any]) -> apiserver.ApiError:

@@ -19,8 +19,8 @@ import collections.abc as cabc
 import logging
 from typing import Any
 
-from oncall_operator.adapters import apiserver, listwatch, peering
-from oncall_operator.domain import matching, oom
+from oncall_operator.adapters import apiserver, listwatch
+from oncall_operator.domain import oom
 
 log = logging.getLogger(__name__)
 Pod = dict[str, Any]
@@ -41,24 +41,15 @@ class PodWatch(listwatch.ListWatch):
         page: int = apiserver.PAGE,
         server_timeout: int = listwatch.SERVER_TIMEOUT,
     ) -> None:
-        super().__init__(api, listwatch.paths(patterns), "pod", RESTARTS, log, page, server_timeout)
-        self.patterns = tuple(patterns)
 
         async def one(event: listwatch.Event) -> None:
             await handle(event.obj)
 
-        self.dispatcher = listwatch.Dispatcher(one, concurrency, "OOM")
+        dispatcher = listwatch.Dispatcher(one, concurrency, "OOM")
+        super().__init__(
+            api, listwatch.paths(patterns), patterns, dispatcher, "pod", RESTARTS, log, page, server_timeout
+        )
 
-    async def close(self) -> None:
-        """Cancel the remediations still running (the caller cancels :meth:`run`, then closes the session)."""
-        await self.dispatcher.close()
-
-    def offer(self, event: listwatch.Event) -> None:
-        """Hand the pod on when it shows an OOM kill, is in scope, and this replica acts; else forget it."""
-        pod = event.obj
-        if not oom.has_oom(pod.get("status")):
-            return
-        if not matching.in_scope((pod.get("metadata") or {}).get("namespace", ""), self.patterns):
-            return
-        if peering.acting():
-            self.dispatcher.submit(event)
+    def wants(self, event: listwatch.Event) -> bool:
+        """A pod that shows an OOM kill; every other is forgotten at once."""
+        return oom.has_oom(event.obj.get("status"))
