@@ -97,7 +97,7 @@ def test_a_stale_workload_copy_is_refused_by_its_preconditions_and_read_again(
     print(f"\nstale workload copy, on the wire: {seen}")
     # the first write is the dry-run from the stale copy, and its preconditions fail (another flow, the
     # rollout's settle check, may read the Deployment before it: a read is no write from a stale copy)
-    assert [s for s in seen if s[0] == "PATCH"][0] == ("PATCH", True, 422), seen
+    assert next(s for s in seen if s[0] == "PATCH") == ("PATCH", True, 422), seen
     assert in_order(seen, ("PATCH", True, 422), ("GET", False, 200), ("PATCH", False, 200)), seen
     assert [s for s in seen if s[:2] == ("PATCH", False)] == [("PATCH", False, 200)]  # one raise
     assert raised["metadata"]["annotations"]["team"] == "shop"
