@@ -81,8 +81,9 @@ def index_entry(
     key = ledger_key(namespace, spec)
     if key is None or key[1] not in (namespace, operator_namespace) or not _relevant(status, now):
         return {}
-    try:
-        parsed = incident.IncidentStatus.model_validate(dict(status))
+    notes = (status.get("escalation") or {}).get("notifications") or []
+    try:  # the notifications only, all the budget reads: not the timeline, up to 1,000 entries (issue 18)
+        parsed = incident.IncidentStatus.model_validate({"escalation": {"notifications": notes}})
     except pydantic.ValidationError:
         return {}
     found = page_budget.entries(f"{namespace}/{name}", parsed, now)
