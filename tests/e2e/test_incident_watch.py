@@ -76,13 +76,16 @@ class Watch:
         page: int = 500,
         hold: asyncio.Event | None = None,
         ready: Callable[[], Any] | None = None,
+        later: Callable[[Any], bool] | None = None,
     ) -> None:
         client = kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
         self.api = apiserver.Api(kube.Kube(client))
         self.handed: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self.objects: list[dict[str, Any]] = []
         self.hold = hold
-        self.watch = incidentwatch.IncidentWatch(self.api, patterns, self.handle, ready or self.no_wait, page=page)
+        self.watch = incidentwatch.IncidentWatch(
+            self.api, patterns, self.handle, ready or self.no_wait, later, page=page
+        )
 
     @staticmethod
     async def no_wait() -> None:
@@ -205,6 +208,24 @@ async def test_an_incident_deleted_while_the_replica_stood_by_is_handed_on_as_de
         deleted = {o["metadata"]["name"]: o["metadata"] for o in w.objects if "spec" not in o}
         assert deleted["gone"] == {"namespace": namespace, "name": "gone", "uid": uids["gone"]}
         assert set(deleted) == {"gone", "watched"}, "the recreated one is listed, not forgotten"
+
+
+async def test_what_can_wait_is_handed_on_after_the_rest_of_the_list_wherever_the_list_has_it(
+    control_plane: devcluster.ControlPlane,
+    custom: kubernetes.client.CustomObjectsApi,
+    namespace: str,
+    acting: None,
+) -> None:
+    create(custom, namespace, "a-later", "b-due", "c-later", "d-later", "e-due")
+    w = Watch(control_plane, [namespace], page=2, later=lambda obj: obj["metadata"]["name"].endswith("-later"))
+    async with w.running():
+        assert await w.next(2) == [("LISTED", "b-due"), ("LISTED", "e-due")]
+        assert await w.next(3) == [("LISTED", "a-later"), ("LISTED", "c-later"), ("LISTED", "d-later")]
+        assert [o["metadata"]["name"] for o in w.objects[2:]] == ["a-later", "c-later", "d-later"]  # in list order
+        stored = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", "a-later")
+        assert w.objects[2] == stored, "handed on whole, as listed"
+        create(custom, namespace, "f-later")  # a watch event never waits
+        assert await w.next() == [("ADDED", "f-later")]
 
 
 async def test_the_indices_count_as_filled_when_nothing_in_scope_is_indexed_and_not_before(

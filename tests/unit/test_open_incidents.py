@@ -327,3 +327,34 @@ async def test_a_step_a_later_look_moved_is_looked_at_at_its_new_time_only(
     finally:
         await incidents.stop()
     assert looks == [("a", 0), ("a", 4), ("b", 8), ("a", 25), ("b", 25)], looks
+
+
+def _status(phase: str, next_step_in: float | None = None, **escalation: Any) -> dict[str, Any]:
+    esc: dict[str, Any] = {"startedAt": "2026-12-01T00:00:00Z", **escalation}
+    if next_step_in is not None:
+        esc["nextStepAt"] = (EPOCH + dt.timedelta(seconds=next_step_in)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"phase": phase, "escalation": esc}
+
+
+@pytest.mark.parametrize(
+    ("status", "waits"),
+    [
+        ({}, False),  # not opened yet: the opening is due now
+        (_status("Triggered", 600), True),  # its next step ten minutes away
+        (_status("Triggered", 61), True),  # just beyond the slack
+        (_status("Triggered", 30), False),  # due within the slack: the list's tail may take that long
+        (_status("Triggered", -5), False),  # overdue
+        (_status("Triggered"), False),  # no next step said: something may be due now
+        (_status("Acknowledged", 600), False),  # an acknowledgement may still be told
+        (_status("Resolved", 600), False),  # a resolution not told to everybody yet
+        (_status("Resolved", closed=True), True),  # told: only its review is left
+        (
+            _status("Triggered", 600, notifications=[{"key": "k", "result": "Pending"}]),
+            False,  # a claim to send again
+        ),
+    ],
+)
+def test_a_listed_incident_waits_for_the_rest_of_the_list_only_when_nothing_is_due_soon(
+    status: dict[str, Any], waits: bool
+) -> None:
+    assert open_incidents.can_wait({"metadata": {"name": "i"}, "status": status}, EPOCH) is waits

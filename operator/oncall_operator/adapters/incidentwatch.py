@@ -19,6 +19,7 @@ patterns) is dropped by the shared watch. The first list of each acting term wai
 
 import collections.abc as cabc
 import logging
+from typing import Any
 
 from oncall_operator.adapters import apiserver, listwatch
 from oncall_operator.api import GROUP, VERSION, kinds
@@ -44,16 +45,20 @@ class IncidentWatch(listwatch.ListWatch):
         patterns: cabc.Sequence[str],
         handle: listwatch.Handle,
         ready: cabc.Callable[[], cabc.Awaitable[None]],
+        later: cabc.Callable[[cabc.Mapping[str, Any]], bool] | None = None,
         page: int = apiserver.PAGE,
         server_timeout: int = listwatch.SERVER_TIMEOUT,
     ) -> None:
         where = listwatch.paths(patterns, f"/apis/{GROUP}/{VERSION}", kinds.INCIDENT.plural)
         dispatcher = listwatch.Dispatcher(handle, None, "Incident")
         super().__init__(api, where, patterns, dispatcher, "incident", RESTARTS, log, page, server_timeout)
-        self._ready = ready
+        self._ready, self._later = ready, later
 
     async def ready(self) -> None:
         await self._ready()
+
+    def later(self, obj: cabc.Mapping[str, Any]) -> bool:
+        return self._later is not None and self._later(obj)
 
     async def paced(self) -> None:
         await self.dispatcher.below(PACE)

@@ -337,6 +337,21 @@ class OpenIncidents:
         return None
 
 
+LIST_SLACK = dt.timedelta(seconds=60)
+"""How far off an open Incident's next step must be for a listing to hand it on after the others."""
+
+
+def can_wait(body: cabc.Mapping[str, Any], now: dt.datetime) -> bool:
+    """Whether a listed Incident can be handed on after every other of the list (issue 18: a takeover lists
+    10,000 Incidents, and a due one late in the list waited for all before it): Resolved with everybody
+    told, or open with a next step its own status puts more than :data:`LIST_SLACK` away."""
+    status = body.get("status") or {}
+    if not is_open(status):
+        return status.get("phase") == incident.Phase.RESOLVED.value
+    hint = _hint(status)
+    return hint is not None and hint > now + LIST_SLACK
+
+
 def is_open(status: cabc.Mapping[str, Any]) -> bool:
     """Opened, and not Resolved with everybody told: the escalation may still have something to send."""
     phase = status.get("phase")
