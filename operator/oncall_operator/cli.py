@@ -7,7 +7,6 @@ oncall-operator crds [--check]                                 generate or check
 """
 
 import argparse
-import asyncio
 import logging
 import os
 import secrets
@@ -44,22 +43,8 @@ def _run(args: argparse.Namespace) -> int:
         peering_name=args.peering or None,
         priority=_priority(args) if args.peering else None,
         liveness_endpoint=args.liveness,
-        loop=_loop(),
     )
     return 0
-
-
-def _loop() -> asyncio.AbstractEventLoop | None:
-    """uvloop's event loop where it is installed (a dependency on Linux), else None: asyncio's own.
-
-    Issue 18 measured an alert storm's CPU: the event loop, TLS and aiohttp's transport were a
-    third of it, and uvloop runs them in C (libuv).
-    """
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop()
 
 
 def _priority(args: argparse.Namespace) -> int:
