@@ -324,7 +324,10 @@ def test_a_resize_the_node_has_no_room_for_yet_is_deferred_then_the_template(
 
     inc = wait_for(fell_back, 90, "the template patched at the resize's deadline")
     assert "is not done 20s after it was applied (PodResizePending Deferred" in inc["status"]["actions"][-1]["reason"]
-    assert "ResizePending" in [e["type"] for e in inc["status"]["timeline"]]
+    # the resize was followed, not raised again: its deferral noted when the pod showed it, or (a slow
+    # machine: the container killed again at its old limit first) that kill counted against the resize
+    followed = {"ResizePending", "Superseded"} & {e["type"] for e in inc["status"]["timeline"]}
+    assert followed, inc["status"]["timeline"]
     template = get(nc, ns, "deployment/tight")["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert template["limits"]["memory"] == template["requests"]["memory"] == RAISED
 
