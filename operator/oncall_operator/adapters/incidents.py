@@ -103,8 +103,8 @@ def _steps(
             _, raw = yield ("GET", None)
         if raw is None:
             return None
-        first = attempt == 0 and known is not None and parsed is not None
-        current = parsed if first and parsed is not None else incident.Incident.model_validate(raw)
+        reuse = parsed is not None and attempt == 0 and known is not None
+        current = parsed if reuse and parsed is not None else incident.Incident.model_validate(raw)
         status = mutate(current)
         if status is None:
             return Written(False, raw, current)

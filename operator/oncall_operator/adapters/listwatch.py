@@ -186,8 +186,8 @@ class Follower:
 
 
 class ListWatch:
-    """Lists and watches ``paths`` while this replica acts, and hands each object it :meth:`wants` in scope
-    (``patterns``) to the ``dispatcher``.
+    """Lists and watches ``paths`` while this replica acts, and hands each object it :meth:`takes` (wanted,
+    in scope of ``patterns``) to the ``dispatcher``.
 
     ``what`` names the watch in its log lines (written to ``logger``, the watch's own module);
     ``restarts`` counts its restarts by reason.
@@ -221,15 +221,14 @@ class ListWatch:
         """Whether the object is one to handle (every one by default; the subclass narrows it)."""
         return True
 
-    def offer(self, event: Event) -> None:
-        """One object from a list or a watch: to the dispatcher when wanted, in scope, and this replica acts.
+    def takes(self, event: Event) -> bool:
+        """Wanted and in scope. A cluster-wide list or watch (glob patterns) shows every namespace: an
+        object out of scope stops here, before it is remembered, kept for later or handed on."""
+        namespace = (event.obj.get("metadata") or {}).get("namespace", "")
+        return self.wants(event) and matching.in_scope(namespace, self.patterns)
 
-        A cluster-wide list or watch (glob patterns) shows every namespace: one out of scope stops here.
-        """
-        if not self.wants(event):
-            return
-        if not matching.in_scope((event.obj.get("metadata") or {}).get("namespace", ""), self.patterns):
-            return
+    def hand(self, event: Event) -> None:
+        """A taken object to the dispatcher, while this replica acts."""
         if peering.acting():
             self.dispatcher.submit(event)
 
@@ -321,12 +320,15 @@ class ListWatch:
             async for page in self.api.pages(path, self.page):
                 items = page.get("items") or ()
                 for item in items:
+                    event = Event(LISTED, item)
+                    if not self.takes(event):
+                        continue
                     if self.forgets:
                         _remember(listed, item)
                     if self.later(item):
                         waiting.append(zlib.compress(pydantic_core.to_json(item), 1))
                     else:
-                        self.offer(Event(LISTED, item))
+                        self.hand(event)
                 pages, count = pages + 1, count + len(items)
                 version = str((page.get("metadata") or {}).get("resourceVersion") or "")
                 del page, items
@@ -337,7 +339,7 @@ class ListWatch:
             raise
         for i, packed in enumerate(waiting):  # what could wait, once the rest of the list is handed on
             waiting[i] = b""
-            self.offer(Event(LISTED, pydantic_core.from_json(zlib.decompress(packed))))
+            self.hand(Event(LISTED, pydantic_core.from_json(zlib.decompress(packed))))
             if (i + 1) % self.page == 0:
                 await self.paced()
         self.log.info(
@@ -355,7 +357,7 @@ class ListWatch:
             gone = [(key, uid) for key, uid in follower.known.items() if key not in listed]
             follower.known = listed
             for (namespace, name), uid in gone:
-                self.offer(Event("DELETED", {"metadata": {"namespace": namespace, "name": name, "uid": uid}}))
+                self.hand(Event("DELETED", {"metadata": {"namespace": namespace, "name": name, "uid": uid}}))
             if gone:
                 self.log.info("%s watch %s: %d %s(s) gone since the last list", self.what, path, len(gone), self.what)
         return version
@@ -382,11 +384,11 @@ class ListWatch:
                         follower.resource_version = event.resource_version or follower.resource_version
                         if not seen:
                             seen, follower.failures = True, 0
-                        if event.type == "BOOKMARK":
+                        if event.type == "BOOKMARK" or not self.takes(event):
                             continue
                         if self.forgets:
                             _remember(follower.known, event.obj, event.type == "DELETED")
-                        self.offer(event)
+                        self.hand(event)
         except apiserver.ApiError as error:
             if error.status == 410:
                 raise Expired(error.message) from error
