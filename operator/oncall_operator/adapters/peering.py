@@ -6,6 +6,7 @@ operator only reads them, to export which replica acts. The metrics are declared
 the only code that sets them, and served from the default registry like every other metric.
 """
 
+import asyncio
 from typing import Any
 
 import kubernetes
@@ -36,13 +37,42 @@ _acting = False
 _term = 0
 
 
+_waiters: list[asyncio.Future[None]] = []
+
+
 def set_acting(acting: bool) -> None:
-    """Record whether this replica acts; the gauge and :func:`acting` always agree."""
+    """Record whether this replica acts; the gauge and :func:`acting` always agree. A change wakes
+    every :func:`changed` waiting."""
     global _acting, _term
     if acting and not _acting:
         _term += 1
+    changed_now = acting != _acting
     _acting = acting
     ACTIVE.set(1 if acting else 0)
+    if changed_now:
+        for waiter in _waiters:
+            if not waiter.done():
+                waiter.get_loop().call_soon_threadsafe(_wake, waiter)
+        _waiters.clear()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+async def changed(timeout: float) -> None:
+    """Return when :func:`acting` changes, or after ``timeout`` seconds, whichever is first: a loop that
+    waits for this replica to act starts as soon as it does, not at its next poll."""
+    waiter = asyncio.get_running_loop().create_future()
+    _waiters.append(waiter)
+    try:
+        await asyncio.wait_for(waiter, timeout)
+    except TimeoutError:
+        pass
+    finally:
+        if waiter in _waiters:
+            _waiters.remove(waiter)
 
 
 def acting() -> bool:

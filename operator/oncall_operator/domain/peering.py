@@ -30,13 +30,12 @@ def seniority_priority(started_ms: int, jitter: int) -> int:
     return (HORIZON_MS - started_ms) * JITTER + jitter
 
 
-def live(peers: cabc.Mapping[str, Any], now: dt.datetime) -> dict[str, int]:
-    """Identity -> priority of the peers whose keep-alive has not expired at ``now``.
+def _records(peers: cabc.Mapping[str, Any]) -> cabc.Iterator[tuple[str, int, dt.datetime]]:
+    """(identity, priority, deadline) of each well-formed record; a malformed one is left out (dead).
 
-    Kopf writes ``lastseen`` as an ISO time and ``lifetime`` in seconds; a peer is dead once
-    ``lastseen + lifetime`` has passed, and a malformed record counts as dead.
+    Kopf writes ``lastseen`` as an ISO time and ``lifetime`` in seconds; a peer is dead once its
+    deadline, ``lastseen + lifetime``, has passed.
     """
-    found = {}
     for identity, info in peers.items():
         if not isinstance(info, cabc.Mapping):
             continue
@@ -48,9 +47,32 @@ def live(peers: cabc.Mapping[str, Any], now: dt.datetime) -> dict[str, int]:
             continue
         if seen.tzinfo is None:
             seen = seen.replace(tzinfo=dt.UTC)
-        if seen + lifetime > now:
-            found[identity] = priority
-    return found
+        yield identity, priority, seen + lifetime
+
+
+def live(peers: cabc.Mapping[str, Any], now: dt.datetime) -> dict[str, int]:
+    """Identity -> priority of the peers whose keep-alive has not expired at ``now`` (a malformed record is dead)."""
+    return {identity: priority for identity, priority, deadline in _records(peers) if deadline > now}
+
+
+def blocked_until(peers: cabc.Mapping[str, Any], now: dt.datetime, priority: int) -> dt.datetime | None:
+    """When the live peers that keep the replica with ``priority`` paused expire, unless they keep alive.
+
+    Those are the other live records with a priority at least as high (a tie at the top pauses
+    both). None when none does. A standby reads the peering again at this moment rather than at
+    its next poll: a leader that stopped keeping alive (its node gone silent) is replaced as soon
+    as its record expires (issue 18: the takeover time is the lifetime plus what follows it).
+    """
+    own = False
+    deadlines = []
+    for _, other, deadline in _records(peers):
+        if deadline <= now or other < priority:
+            continue
+        if other == priority and not own:
+            own = True  # its own record (the first at its priority); a second one is a tie
+            continue
+        deadlines.append(deadline)
+    return max(deadlines, default=None)
 
 
 def leads(peers: cabc.Mapping[str, Any], now: dt.datetime, priority: int) -> bool:

@@ -5,7 +5,9 @@ every replica keeps itself alive in the peering object NAME, and Kopf pauses eac
 sees a live peer with a higher priority: its watches close. The CLI gives the replica that
 started first the highest priority (:mod:`oncall_operator.domain.peering`). A standby resumes
 when the leader's record expires: after a graceful exit at once (Kopf removes its record),
-after a crash when the lifetime has passed, which bounds the takeover time. The state a standby
+after a crash when the lifetime has passed, which bounds the takeover time. The observer reads
+the peering again just after the leader's record expires (not at its next poll), and the loops
+waiting for this replica to act wake at once (:func:`peering.changed`). The state a standby
 needs to resume is in each Incident's status, and every send is claimed there first, so a
 takeover neither repeats nor skips a notification.
 
@@ -26,6 +28,9 @@ from oncall_operator.domain import peering
 from oncall_operator.executor import config
 
 log = logging.getLogger(__name__)
+
+EXPIRY_MARGIN = 0.1
+"""Seconds after a blocking peer's expiry before the peering is read again."""
 
 
 def scopes(cfg: config.Config) -> tuple[str | None, ...]:
@@ -66,7 +71,16 @@ class Observer:
                 self.judge()
             except Exception as error:  # a metric must never stop the operator; the next round retries
                 log.warning("peering %r could not be read: %s", name, error)
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.next_read(interval, dt.datetime.now(dt.UTC)))
+
+    def next_read(self, interval: float, now: dt.datetime) -> float:
+        """Seconds to the next read: the poll's interval, or less when the peers that keep this replica
+        paused expire sooner (read just after, so that a takeover does not wait for the next poll)."""
+        until = [peering.blocked_until(self.seen.get(scope) or {}, now, self.priority) for scope in self.seen]
+        soonest = min((u for u in until if u is not None), default=None)
+        if soonest is None:
+            return interval
+        return max(EXPIRY_MARGIN, min(interval, (soonest - now).total_seconds() + EXPIRY_MARGIN))
 
     def heard(self, namespace: str | None, status: cabc.Mapping[str, Any]) -> None:
         """A keep-alive arrived through the watch (only while this replica acts): judge at once."""
