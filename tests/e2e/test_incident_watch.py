@@ -76,7 +76,7 @@ class Watch:
         page: int = 500,
         hold: asyncio.Event | None = None,
         ready: Callable[[], Any] | None = None,
-        later: Callable[[Any], bool] | None = None,
+        rank: Callable[[Any], int] | None = None,
     ) -> None:
         client = kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
         self.api = apiserver.Api(kube.Kube(client))
@@ -84,7 +84,7 @@ class Watch:
         self.objects: list[dict[str, Any]] = []
         self.hold = hold
         self.watch = incidentwatch.IncidentWatch(
-            self.api, patterns, self.handle, ready or self.no_wait, later, page=page
+            self.api, patterns, self.handle, ready or self.no_wait, rank, page=page
         )
 
     @staticmethod
@@ -210,22 +210,29 @@ async def test_an_incident_deleted_while_the_replica_stood_by_is_handed_on_as_de
         assert set(deleted) == {"gone", "watched"}, "the recreated one is listed, not forgotten"
 
 
-async def test_what_can_wait_is_handed_on_after_the_rest_of_the_list_wherever_the_list_has_it(
+async def test_a_list_hands_on_by_rank_what_may_be_due_first_wherever_the_list_has_it(
     control_plane: devcluster.ControlPlane,
     custom: kubernetes.client.CustomObjectsApi,
     namespace: str,
     acting: None,
 ) -> None:
-    create(custom, namespace, "a-later", "b-due", "c-later", "d-later", "e-due")
-    w = Watch(control_plane, [namespace], page=2, later=lambda obj: obj["metadata"]["name"].endswith("-later"))
+    create(custom, namespace, "a-last", "b-due", "c-after", "d-last", "e-due", "f-after")
+    ranks = {"due": 0, "after": 1, "last": 2}
+    w = Watch(control_plane, [namespace], page=2, rank=lambda obj: ranks[obj["metadata"]["name"].split("-")[1]])
     async with w.running():
         assert await w.next(2) == [("LISTED", "b-due"), ("LISTED", "e-due")]
-        assert await w.next(3) == [("LISTED", "a-later"), ("LISTED", "c-later"), ("LISTED", "d-later")]
-        assert [o["metadata"]["name"] for o in w.objects[2:]] == ["a-later", "c-later", "d-later"]  # in list order
-        stored = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", "a-later")
-        assert w.objects[2] == stored, "handed on whole, as listed"
-        create(custom, namespace, "f-later")  # a watch event never waits
-        assert await w.next() == [("ADDED", "f-later")]
+        assert await w.next(4) == [
+            ("LISTED", "a-last"),
+            ("LISTED", "c-after"),
+            ("LISTED", "d-last"),
+            ("LISTED", "f-after"),
+        ]
+        names = [o["metadata"]["name"] for o in w.objects]
+        assert names[2:] == ["c-after", "f-after", "a-last", "d-last"], "by rank, each rank in list order"
+        stored = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", "a-last")
+        assert w.objects[4] == stored, "handed on whole, as listed"
+        create(custom, namespace, "g-last")  # a watch event never waits
+        assert await w.next() == [("ADDED", "g-last")]
 
 
 async def test_the_indices_count_as_filled_when_nothing_in_scope_is_indexed_and_not_before(

@@ -336,25 +336,38 @@ def _status(phase: str, next_step_in: float | None = None, **escalation: Any) ->
     return {"phase": phase, "escalation": esc}
 
 
+NOW, AFTER, LAST = open_incidents.AT_ONCE, open_incidents.AFTER, open_incidents.LAST
+PENDING = [{"key": "k", "result": "Pending"}]
+
+
 @pytest.mark.parametrize(
-    ("status", "waits"),
+    ("status", "rank"),
     [
-        ({}, False),  # not opened yet: the opening is due now
-        (_status("Triggered", 600), True),  # its next step ten minutes away
-        (_status("Triggered", 61), True),  # just beyond the slack
-        (_status("Triggered", 30), False),  # due within the slack: the list's tail may take that long
-        (_status("Triggered", -5), False),  # overdue
-        (_status("Triggered"), False),  # no next step said: something may be due now
-        (_status("Acknowledged", 600), False),  # an acknowledgement may still be told
-        (_status("Resolved", 600), False),  # a resolution not told to everybody yet
-        (_status("Resolved", closed=True), True),  # told: only its review is left
+        ({}, NOW),  # not opened yet: the opening is due now
+        (_status("Triggered", 600, level=1), LAST),  # its next step ten minutes away
+        (_status("Triggered", 61, level=1), LAST),  # just beyond the slack
+        (_status("Triggered", 30, level=1), NOW),  # due within the slack: the list's tail may take that long
+        (_status("Triggered", -5, level=1), NOW),  # overdue
+        (_status("Triggered", 600, level=1, notifications=PENDING), NOW),  # a claim to send again
+        (_status("Triggered", level=1), AFTER),  # every level paged, nothing named: nothing due
+        (_status("Triggered", level=1, nextReminderAt="2026-12-01T00:00:30Z"), NOW),  # a reminder due soon
+        (_status("Triggered", level=1, nextReminderAt="not a time"), NOW),  # unreadable: look now
+        (_status("Triggered"), NOW),  # started but nothing paged yet
+        ({"phase": "Triggered"}, NOW),  # never escalated
+        (_status("Triggered", level=1, notifications=PENDING), NOW),
+        (_status("Triggered", level=1, notifications=[{"key": "k", "result": "Held"}]), NOW),  # the page budget's
         (
-            _status("Triggered", 600, notifications=[{"key": "k", "result": "Pending"}]),
-            False,  # a claim to send again
+            {**_status("Triggered", level=1), "conditions": [{"type": "InMaintenance", "status": "True"}]},
+            NOW,  # a window holds its pages: its end is due
         ),
+        (_status("Acknowledged", 600, level=2), AFTER),  # an acknowledgement may still be told, no page
+        (_status("Acknowledged", 30, level=2), NOW),  # a step named soon
+        (_status("Resolved", level=1), AFTER),  # a resolution not told to everybody yet
+        (_status("Resolved", level=1, notifications=PENDING), NOW),
+        (_status("Resolved", closed=True), LAST),  # told: only its review is left
     ],
 )
-def test_a_listed_incident_waits_for_the_rest_of_the_list_only_when_nothing_is_due_soon(
-    status: dict[str, Any], waits: bool
+def test_a_listing_hands_on_what_may_page_first_and_what_cannot_be_due_soon_last(
+    status: dict[str, Any], rank: int
 ) -> None:
-    assert open_incidents.can_wait({"metadata": {"name": "i"}, "status": status}, EPOCH) is waits
+    assert open_incidents.rank({"metadata": {"name": "i"}, "status": status}, EPOCH) == rank

@@ -45,20 +45,20 @@ class IncidentWatch(listwatch.ListWatch):
         patterns: cabc.Sequence[str],
         handle: listwatch.Handle,
         ready: cabc.Callable[[], cabc.Awaitable[None]],
-        later: cabc.Callable[[cabc.Mapping[str, Any]], bool] | None = None,
+        rank: cabc.Callable[[cabc.Mapping[str, Any]], int] | None = None,
         page: int = apiserver.PAGE,
         server_timeout: int = listwatch.SERVER_TIMEOUT,
     ) -> None:
         where = listwatch.paths(patterns, f"/apis/{GROUP}/{VERSION}", kinds.INCIDENT.plural)
         dispatcher = listwatch.Dispatcher(handle, None, "Incident")
         super().__init__(api, where, patterns, dispatcher, "incident", RESTARTS, log, page, server_timeout)
-        self._ready, self._later = ready, later
+        self._ready, self._rank = ready, rank
 
     async def ready(self) -> None:
         await self._ready()
 
-    def later(self, obj: cabc.Mapping[str, Any]) -> bool:
-        return self._later is not None and self._later(obj)
+    def rank(self, obj: cabc.Mapping[str, Any]) -> int:
+        return self._rank(obj) if self._rank is not None else 0
 
     async def paced(self) -> None:
         await self.dispatcher.below(PACE)

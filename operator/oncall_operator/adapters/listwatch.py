@@ -41,7 +41,7 @@ SERVER_TIMEOUT = 300
 CHUNK = 64 * 1024
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 ACTING_POLL = 1.0
-"""Seconds between looks at :func:`peering.acting` (itself refreshed every few seconds with peering)."""
+"""Seconds between looks at :func:`peering.acting` when no change of it (:func:`peering.changed`) comes first."""
 QUIET = 1.0
 """A watch that ends sooner than this (seconds) without any event is retried after a backoff."""
 GLOB = frozenset("*?[")
@@ -213,9 +213,10 @@ class ListWatch:
     forgets = False
     """Whether an object a fresh list no longer shows is handed on as DELETED (deleted while no watch ran)."""
 
-    def later(self, obj: cabc.Mapping[str, Any]) -> bool:
-        """Whether a listed object can wait until every other of the list is handed on (none by default)."""
-        return False
+    def rank(self, obj: cabc.Mapping[str, Any]) -> int:
+        """When a listed object is handed on: 0 at once (every one by default), else after the whole list,
+        rank 1 before rank 2 and so on, each rank in the list's order."""
+        return 0
 
     def wants(self, event: Event) -> bool:
         """Whether the object is one to handle (every one by default; the subclass narrows it)."""
@@ -223,7 +224,7 @@ class ListWatch:
 
     def takes(self, event: Event) -> bool:
         """Wanted and in scope. A cluster-wide list or watch (glob patterns) shows every namespace: an
-        object out of scope stops here, before it is remembered, kept for later or handed on."""
+        object out of scope stops here, before it is remembered, held back or handed on."""
         namespace = (event.obj.get("metadata") or {}).get("namespace", "")
         return self.wants(event) and matching.in_scope(namespace, self.patterns)
 
@@ -246,7 +247,7 @@ class ListWatch:
         """Forever: wait until this replica acts, then list and watch until it no longer does."""
         while True:
             while not peering.acting():
-                await asyncio.sleep(ACTING_POLL)
+                await peering.changed(ACTING_POLL)
             await self.ready()
             where = ", ".join(f.path for f in self.followers)
             self.log.info("%s watch: acting, listing and watching %s", self.what, where)
@@ -256,7 +257,7 @@ class ListWatch:
                 tasks.append(asyncio.create_task(self.follow(follower), name=f"{self.what} watch {follower.path}"))
             try:
                 while peering.acting():
-                    await asyncio.sleep(ACTING_POLL)
+                    await peering.changed(ACTING_POLL)
                 self.log.info("%s watch: standing by, watch closed", self.what)
             finally:
                 for task in tasks:
@@ -304,9 +305,10 @@ class ListWatch:
     async def list(self, follower: Follower) -> str:
         """Every object on the follower's path, page by page, each handed on; returns the list's resourceVersion.
 
-        An object the watch says can wait (:meth:`later`) is kept compressed and handed on after
-        every other of the list: a takeover's list of 10,000 Incidents hands on the due ones
-        first, wherever the list has them (issue 18).
+        An object the watch ranks after the others (:meth:`rank`) is kept compressed and handed on
+        once the whole list is read, by rank: a takeover's list of 10,000 Incidents hands on the
+        due ones as it reads them and the others after, so a due one late in the list waits for
+        the list to be read, not for every Incident before it to be judged (issue 18).
 
         When the watch :attr:`forgets`, an object the last list or watch showed and this list does
         not (deleted while this replica stood by, or while the watch was down) is handed on as
@@ -315,7 +317,7 @@ class ListWatch:
         path = follower.path
         pages, count, version = 0, 0, ""
         listed: dict[tuple[str, str], str] = {}
-        waiting: list[bytes] = []
+        held: dict[int, list[bytes]] = {}
         try:
             async for page in self.api.pages(path, self.page):
                 items = page.get("items") or ()
@@ -325,8 +327,9 @@ class ListWatch:
                         continue
                     if self.forgets:
                         _remember(listed, item)
-                    if self.later(item):
-                        waiting.append(zlib.compress(pydantic_core.to_json(item), 1))
+                    rank = self.rank(item)
+                    if rank > 0:
+                        held.setdefault(rank, []).append(zlib.compress(pydantic_core.to_json(item), 1))
                     else:
                         self.hand(event)
                 pages, count = pages + 1, count + len(items)
@@ -337,11 +340,15 @@ class ListWatch:
             if error.status == 410:  # the continue token expired
                 raise Expired(error.message) from error
             raise
-        for i, packed in enumerate(waiting):  # what could wait, once the rest of the list is handed on
-            waiting[i] = b""
-            self.hand(Event(LISTED, pydantic_core.from_json(zlib.decompress(packed))))
-            if (i + 1) % self.page == 0:
-                await self.paced()
+        handed = 0
+        for rank in sorted(held):  # what was held back, once the whole list is read
+            waiting = held.pop(rank)
+            for i, packed in enumerate(waiting):
+                waiting[i] = b""
+                self.hand(Event(LISTED, pydantic_core.from_json(zlib.decompress(packed))))
+                handed += 1
+                if handed % self.page == 0:
+                    await self.paced()
         self.log.info(
             "%s watch %s: listed %d %ss in %d page(s), resourceVersion %s",
             self.what,

@@ -19,7 +19,7 @@ webhook delays its own Incident, not the level 2 of the others.
 Nothing here is the truth: every decision is taken again on the Incident's status under a
 resourceVersion precondition, so a stale body costs a 409 and a read, never a second page.
 After a restart or a resume the Incident watch's listing fills it again. An Incident deleted while
-this replica stood by stays here until its next due look finds it gone.
+this replica stood by is forgotten when that listing hands it on as DELETED.
 """
 
 import asyncio
@@ -339,17 +339,36 @@ class OpenIncidents:
 
 LIST_SLACK = dt.timedelta(seconds=60)
 """How far off an open Incident's next step must be for a listing to hand it on after the others."""
+AT_ONCE, AFTER, LAST = 0, 1, 2
+"""The ranks of a listed Incident (:func:`rank`)."""
 
 
-def can_wait(body: cabc.Mapping[str, Any], now: dt.datetime) -> bool:
-    """Whether a listed Incident can be handed on after every other of the list (issue 18: a takeover lists
-    10,000 Incidents, and a due one late in the list waited for all before it): Resolved with everybody
-    told, or open with a next step its own status puts more than :data:`LIST_SLACK` away."""
+def rank(body: cabc.Mapping[str, Any], now: dt.datetime) -> int:
+    """When a listing hands an Incident on (issue 18: a takeover lists 10,000, and a due page late in the list
+    waited for every Incident before it to be judged).
+
+    :data:`AT_ONCE`: something may be due now or within :data:`LIST_SLACK` (a step, a reminder, a claim
+    to send again, a held page, an opening). :data:`AFTER`, once the whole list is read: its status
+    names nothing due soon, but a look may still tell an acknowledgement or a resolution, or find a
+    step a changed policy adds. :data:`LAST`: its next step is further off than the slack, or it is
+    Resolved with everybody told.
+    """
     status = body.get("status") or {}
     if not is_open(status):
-        return status.get("phase") == incident.Phase.RESOLVED.value
+        return LAST if status.get("phase") == incident.Phase.RESOLVED.value else AT_ONCE
     hint = _hint(status)
-    return hint is not None and hint > now + LIST_SLACK
+    if hint is not None:
+        return LAST if hint > now + LIST_SLACK else AT_ONCE
+    return AFTER if _quiet(status, now) else AT_ONCE
+
+
+def _quiet(status: cabc.Mapping[str, Any], now: dt.datetime) -> bool:
+    """Whether an open Incident's status says no page of it can be due within :data:`LIST_SLACK`: its first
+    page went out, nothing is Pending or held, no window holds it, and no time it names is near."""
+    esc = status.get("escalation") or {}
+    if not esc.get("startedAt") or not esc.get("level") or _held(status):
+        return False
+    return all(t is not None and t > now + LIST_SLACK for t in _named_times(esc))
 
 
 def is_open(status: cabc.Mapping[str, Any]) -> bool:
@@ -368,14 +387,24 @@ def _hint(status: cabc.Mapping[str, Any]) -> dt.datetime | None:
     esc = status.get("escalation") or {}
     if status.get("phase") != incident.Phase.TRIGGERED.value or not esc.get("startedAt") or not esc.get("nextStepAt"):
         return None
+    if _held(status):
+        return None
+    times = _named_times(esc)
+    return None if None in times else min(t for t in times if t is not None)
+
+
+def _held(status: cabc.Mapping[str, Any]) -> bool:
+    """A maintenance window holds its pages, or a notification is Pending (a claim to send again) or held."""
     conds = status.get("conditions") or ()
     if any(not isinstance(c, cabc.Mapping) or (c.get("type"), c.get("status")) == HELD_BY_WINDOW for c in conds):
-        return None
-    notes = esc.get("notifications") or ()
-    if any(not isinstance(n, cabc.Mapping) or n.get("result") in HELD_BACK for n in notes):
-        return None
-    times = [timestamps.parse(esc.get(f)) for f in ("nextStepAt", "nextReminderAt") if esc.get(f)]
-    return None if None in times else min(t for t in times if t is not None)
+        return True
+    notes = (status.get("escalation") or {}).get("notifications") or ()
+    return any(not isinstance(n, cabc.Mapping) or n.get("result") in HELD_BACK for n in notes)
+
+
+def _named_times(esc: cabc.Mapping[str, Any]) -> list[dt.datetime | None]:
+    """The next step and reminder the escalation names (None for one that does not parse)."""
+    return [timestamps.parse(esc.get(f)) for f in ("nextStepAt", "nextReminderAt") if esc.get(f)]
 
 
 def _not_older(new: str | None, old: str | None) -> bool:
