@@ -14,10 +14,11 @@ alert group each, spread over ``--namespaces`` namespaces), and at each size mea
   own delay (``--after`` plus 6 s per namespace), so the due steps are spread in time;
 - the operator's API requests per escalation tick while nothing is due and per due page, from the
   API server's audit log by user agent (cluster_scale.Audit);
-- takeover: a standby replica joins the Kopf peering (``--peering-lifetime``); it watches nothing
-  while it stands by (Kopf pauses its streams), so taking over means listing every open Incident.
-  Probe Incidents are paged at level 1, the leader is frozen (SIGSTOP: a node gone silent) before
-  their level 2 is due, and the figure is the time from the freeze to the standby's first level-2 page;
+- takeover: a standby replica joins the Kopf peering (``--peering-lifetime``); Kopf pauses its
+  streams while it stands by, and the operator's own Incident watch goes on and keeps what it shows
+  (``adapters/kept.py``; a ``--before`` older than that lists every open Incident when it takes
+  over). Probe Incidents are paged at level 1, the leader is frozen (SIGSTOP: a node gone silent)
+  before their level 2 is due, and the figure is the time from the freeze to the standby's first level-2 page;
 - start-up: the acting replica stops gracefully with probe steps about to be due, a new process
   starts, and the figure is the time from its start to its first due page.
 

@@ -4,8 +4,9 @@ The watch of :mod:`oncall_operator.adapters.incidentwatch` runs in the test's ow
 with a handler that records what it was handed: every Incident of a list, page by page, and the
 list held back between pages while too many are being handled; then the watch's ADDED, MODIFIED
 and DELETED; nothing before the indices are filled; nothing from a namespace out of scope, even
-when a glob makes it list the whole cluster; nothing while the replica stands by. The whole
-operator on this watch is what every other e2e test runs.
+when a glob makes it list the whole cluster; nothing while the replica stands by, and what it
+kept then, by rank, when it acts again. The whole operator on this watch is what every other e2e
+test runs.
 """
 
 import asyncio
@@ -155,7 +156,7 @@ async def test_another_namespace_is_never_handed_over_even_when_a_glob_lists_the
         assert w.handed.empty(), "nothing of the other namespace"
 
 
-async def test_nothing_is_listed_before_it_is_ready_nor_while_the_replica_stands_by(
+async def test_nothing_is_handed_on_before_it_is_ready_nor_while_the_replica_stands_by_then_what_it_kept_by_rank(
     control_plane: devcluster.ControlPlane,
     custom: kubernetes.client.CustomObjectsApi,
     namespace: str,
@@ -163,24 +164,33 @@ async def test_nothing_is_listed_before_it_is_ready_nor_while_the_replica_stands
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger=incidentwatch.__name__)
-    create(custom, namespace, "a")
+    create(custom, namespace, "a-due")
     filled = asyncio.Event()
-    w = Watch(control_plane, [namespace], ready=filled.wait)
+    ranks = {"due": 0, "after": 1}
+    w = Watch(control_plane, [namespace], ready=filled.wait, rank=lambda obj: ranks[obj["metadata"]["name"][2:]])
     async with w.running():
+        await until(lambda: "listed 1 incidents" in caplog.text, "the list, which does not wait")
         await asyncio.sleep(0.5)  # a margin for what must not happen
-        assert w.handed.empty() and "listing" not in caplog.text, "nothing before the indices are filled"
+        assert w.handed.empty(), "nothing handed on before the indices are filled"
         filled.set()
-        assert await w.next() == [("LISTED", "a")]
+        assert await w.next() == [("LISTED", "a-due")]
         peering.set_acting(False)
-        await until(lambda: "standing by" in caplog.text, "the watch to close on stand-by")
-        create(custom, namespace, "b")  # made while this replica stands by
+        await until(lambda: "standing by, keeping" in caplog.text, "the watch to keep on stand-by")
+        create(custom, namespace, "b-after", "c-due", "d-due")  # made while this replica stands by
+        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", "d-due")  # and gone again
+        await until(lambda: set(w.watch.kept.entries) == {(namespace, "b-after"), (namespace, "c-due")}, "kept")
         await asyncio.sleep(0.5)
-        assert w.handed.empty(), "a standby watches nothing"
-        peering.set_acting(True)  # a new term: a fresh list shows both
-        assert await w.next(2) == [("LISTED", "a"), ("LISTED", "b")]
+        assert w.handed.empty(), "a standby hands nothing on"
+        w.objects.clear()
+        peering.set_acting(True)  # a new term: what was kept, the due one first; no list
+        assert await w.next(2) == [("LISTED", "b-after"), ("LISTED", "c-due")]
+        assert [o["metadata"]["name"] for o in w.objects] == ["c-due", "b-after"], "by rank"
+        assert caplog.text.count("listed") == 1, "no second list"
+        create(custom, namespace, "e-after")  # the watch goes on
+        assert await w.next() == [("ADDED", "e-after")]
 
 
-async def test_an_incident_deleted_while_the_replica_stood_by_is_handed_on_as_deleted_after_the_next_list(
+async def test_an_incident_deleted_while_the_replica_stood_by_is_handed_on_as_deleted_when_it_acts_again(
     control_plane: devcluster.ControlPlane,
     custom: kubernetes.client.CustomObjectsApi,
     namespace: str,
@@ -196,13 +206,13 @@ async def test_an_incident_deleted_while_the_replica_stood_by_is_handed_on_as_de
         create(custom, namespace, "watched")  # known from the watch, not from a list
         assert await w.next() == [("ADDED", "watched")]
         peering.set_acting(False)
-        await until(lambda: "standing by" in caplog.text, "the watch to close on stand-by")
+        await until(lambda: "standing by, keeping" in caplog.text, "the watch to keep on stand-by")
         for name in ("gone", "again", "watched"):
             custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", name)
         create(custom, namespace, "again")  # the same name, a new object: not forgotten
         w.objects.clear()
         peering.set_acting(True)
-        assert await w.next(4) == [("DELETED", "gone"), ("DELETED", "watched"), ("LISTED", "again"), ("LISTED", "kept")]
+        assert await w.next(3) == [("DELETED", "gone"), ("DELETED", "watched"), ("LISTED", "again")]
         create(custom, namespace, "later")
         assert await w.next() == [("ADDED", "later")], "nothing else was handed on before it"
         deleted = {o["metadata"]["name"]: o["metadata"] for o in w.objects if "spec" not in o}

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from oncall_operator.adapters import listwatch
+from oncall_operator.adapters import listwatch, peering
 
 BIG = {"type": "MODIFIED", "object": {"metadata": {"name": "big", "annotations": {"a": "x" * 200_000}}}}
 SMALL = {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "42"}}}
@@ -135,3 +135,47 @@ async def test_close_cancels_what_runs_and_what_waits() -> None:
     await started.wait()
     await dispatcher.close()
     assert all(t.cancelled() for t in tasks)
+
+
+class Following(listwatch.ListWatch):
+    """A watch that follows while standing by, with no API: only its keeping and replay are used."""
+
+    follows_standing_by = True
+
+    def rank(self, obj: dict[str, object]) -> int:
+        return 0 if str(obj["metadata"]["name"]).startswith("due") else 1  # type: ignore[index]
+
+
+async def test_a_replay_hands_on_the_due_first_and_never_an_older_body_after_a_newer_event() -> None:
+    handed: list[tuple[str, str, str]] = []
+
+    async def handle(e: listwatch.Event) -> None:
+        handed.append((e.type, e.obj["metadata"]["name"], e.obj["metadata"].get("resourceVersion", "")))
+
+    counter = listwatch.restarts_counter("test_replay_restarts", "replay")
+    w = Following(None, [], [], listwatch.Dispatcher(handle, None, "X"), "x", counter, listwatch.log, page=1)  # type: ignore[arg-type]
+    for name in ("later-a", "due-b", "later-c", "due-d"):
+        w.hand(pod(name, "1"))  # standing by: kept
+    w.hand(listwatch.Event("DELETED", pod("gone", "1").obj))
+    assert not handed and len(w.kept) == 5
+    was = peering.acting()
+    peering.set_acting(True)
+    try:
+        replay = asyncio.create_task(w.replay())
+        await asyncio.sleep(0)  # the replay yields after each item (page=1): a newer event of later-c arrives
+        w.hand(pod("later-c", "2"))
+        await replay
+    finally:
+        peering.set_acting(was)
+    await asyncio.gather(*list(w.dispatcher.tasks))
+    assert sorted(handed) == sorted(
+        [
+            ("LISTED", "due-b", "1"),
+            ("LISTED", "due-d", "1"),
+            ("DELETED", "gone", ""),
+            ("LISTED", "later-a", "1"),
+            ("MODIFIED", "later-c", "2"),
+        ]
+    ), "later-c's kept body (1) is not handed on after its newer event (2)"
+    assert [h[1] for h in handed].index("later-a") > max([h[1] for h in handed].index(n) for n in ("due-b", "due-d"))
+    assert w.handing and not w.replaying and len(w.kept) == 0

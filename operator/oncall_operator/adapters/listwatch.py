@@ -11,6 +11,9 @@ aiohttp's ``readline`` refuses lines over 64 KiB, and one object (big annotation
 
 A watch runs only while this replica acts (:func:`peering.acting`): Kopf closes its own watches
 on a standby replica, and so does this one; it lists afresh when the replica starts to act.
+Unless it follows while standing by (:attr:`ListWatch.follows_standing_by`, the Incident watch):
+then it lists and watches all along, keeps what it shows while the replica stands by
+(:mod:`.kept`), and hands that on when the replica acts, what may be due first.
 Each page of a list is handed on before the next is asked for, and a subclass may hold the list
 back between pages (:meth:`ListWatch.paced`): a list of 10,000 objects then never holds them all
 decoded at once.
@@ -21,6 +24,7 @@ older one waiting (the newest body says everything the older did).
 """
 
 import asyncio
+import collections
 import collections.abc as cabc
 import dataclasses
 import logging
@@ -31,7 +35,7 @@ import aiohttp
 import prometheus_client
 import pydantic_core
 
-from oncall_operator.adapters import apiserver, metrics, peering
+from oncall_operator.adapters import apiserver, kept, metrics, peering
 from oncall_operator.domain import matching
 
 log = logging.getLogger(__name__)
@@ -77,6 +81,8 @@ class Event:
 
 
 Handle = cabc.Callable[[Event], cabc.Awaitable[None]]
+KEPT = -1
+"""The rank a list gives an object while the replica stands by: handed to :meth:`ListWatch.hand`, which keeps it."""
 LISTED = "LISTED"
 """The type of an object handed on from a list (not a watch event): it may be new, or known already."""
 
@@ -209,9 +215,17 @@ class ListWatch:
         self.patterns, self.dispatcher = tuple(patterns), dispatcher
         self.page, self.server_timeout = page, server_timeout
         self.followers = [Follower(path) for path in paths]
+        self.handing = False
+        """Whether events go to the dispatcher now (a watch that follows while standing by: else kept)."""
+        self.kept = kept.Kept()
+        self.replaying: set[kept.Key] = set()
+        """Keys a replay holds back for after its due ones; a newer event handed meanwhile takes one out."""
 
     forgets = False
     """Whether an object a fresh list no longer shows is handed on as DELETED (deleted while no watch ran)."""
+    follows_standing_by = False
+    """Whether the list+watch runs while this replica stands by too, keeping what it shows (:mod:`.kept`)
+    to hand on when the replica acts, instead of listing then: a takeover starts from memory."""
 
     def rank(self, obj: cabc.Mapping[str, Any]) -> int:
         """When a listed object is handed on: 0 at once (every one by default), else after the whole list,
@@ -228,10 +242,26 @@ class ListWatch:
         namespace = (event.obj.get("metadata") or {}).get("namespace", "")
         return self.wants(event) and matching.in_scope(namespace, self.patterns)
 
+    def live(self) -> bool:
+        """Whether :meth:`hand` gives events to the dispatcher now (not: it drops them, or keeps them)."""
+        return self.handing if self.follows_standing_by else peering.acting()
+
     def hand(self, event: Event) -> None:
-        """A taken object to the dispatcher, while this replica acts."""
-        if peering.acting():
-            self.dispatcher.submit(event)
+        """A taken object to the dispatcher while this replica acts; kept while it stands by, when the watch
+        follows then too."""
+        if not self.follows_standing_by:
+            if peering.acting():
+                self.dispatcher.submit(event)
+            return
+        if self.handing and not peering.acting():
+            self._stand_by()  # before the run loop notices: nothing is handed on once the replica stands by
+        if not self.handing:
+            self.kept.keep(event.type, event.obj)
+            return
+        if self.replaying:
+            meta = event.obj.get("metadata") or {}
+            self.replaying.discard((str(meta.get("namespace") or ""), str(meta.get("name") or "")))
+        self.dispatcher.submit(event)
 
     async def close(self) -> None:
         """Cancel the handlers still running (the caller cancels :meth:`run` first, then closes the session)."""
@@ -244,7 +274,11 @@ class ListWatch:
         """Awaited after each page of a list, before the next is asked for (nothing by default)."""
 
     async def run(self) -> None:
-        """Forever: wait until this replica acts, then list and watch until it no longer does."""
+        """Forever: wait until this replica acts, then list and watch until it no longer does (or, when the
+        watch :attr:`follows_standing_by`, list and watch all along, handing on only while it acts)."""
+        if self.follows_standing_by:
+            await self._run_throughout()
+            return
         while True:
             while not peering.acting():
                 await peering.changed(ACTING_POLL)
@@ -263,6 +297,70 @@ class ListWatch:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run_throughout(self) -> None:
+        where = ", ".join(f.path for f in self.followers)
+        self.log.info("%s watch: listing and watching %s, whether this replica acts or stands by", self.what, where)
+        tasks = [asyncio.create_task(self.follow(f), name=f"{self.what} watch {f.path}") for f in self.followers]
+        try:
+            while True:
+                if peering.acting() and not self.handing:
+                    await self.ready()
+                    if peering.acting():
+                        await self.replay()
+                    continue
+                if not peering.acting() and self.handing:
+                    self._stand_by()
+                await peering.changed(ACTING_POLL)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _stand_by(self) -> None:
+        self.handing = False
+        self.log.info("%s watch: standing by, keeping what the watch shows", self.what)
+
+    async def replay(self) -> None:
+        """This replica starts to act: hand on what was kept while it stood by, what may be due (rank 0) and
+        the deleted first, the rest by rank; events from now on go to the dispatcher at once."""
+        entries = self.kept.take()
+        self.handing = True
+        ranked: collections.Counter[int] = collections.Counter()
+        held: dict[int, list[tuple[kept.Key, bytes]]] = {}
+        self.replaying = set(entries)
+        for i, (key, (kind, packed)) in enumerate(entries.items()):
+            if (i + 1) % self.page == 0:
+                await asyncio.sleep(0)  # the due ones handed so far start their looks
+            if key not in self.replaying:
+                continue  # a newer event was handed on since
+            obj = kept.unpack(packed)
+            rank = 0 if kind == kept.DELETED else self.rank(obj)
+            ranked[rank] += 1
+            if rank == 0:
+                self.replaying.discard(key)
+                self.dispatcher.submit(Event(kind if kind == kept.DELETED else LISTED, obj))
+            else:
+                held.setdefault(rank, []).append((key, packed))
+        self.log.info(
+            "%s watch: acting, handing on %d %s(s) kept while standing by (%s)",
+            self.what,
+            len(entries),
+            self.what,
+            _by_rank(ranked),
+        )
+        del entries
+        handed = 0
+        for rank in sorted(held):
+            for key, packed in held.pop(rank):
+                if key not in self.replaying:
+                    continue  # a newer event was handed on since
+                self.replaying.discard(key)
+                self.dispatcher.submit(Event(LISTED, kept.unpack(packed)))
+                handed += 1
+                if handed % self.page == 0:
+                    await self.paced()
+        self.replaying.clear()
 
     async def follow(self, follower: Follower) -> None:
         """List (when there is no resourceVersion) and watch, again and again; never raises but CancelledError."""
@@ -318,6 +416,7 @@ class ListWatch:
         pages, count, version = 0, 0, ""
         listed: dict[tuple[str, str], str] = {}
         held: dict[int, list[bytes]] = {}
+        ranked: collections.Counter[int] = collections.Counter()
         try:
             async for page in self.api.pages(path, self.page):
                 items = page.get("items") or ()
@@ -327,7 +426,8 @@ class ListWatch:
                         continue
                     if self.forgets:
                         _remember(listed, item)
-                    rank = self.rank(item)
+                    rank = self.rank(item) if self.live() else KEPT
+                    ranked[rank] += 1
                     if rank > 0:
                         held.setdefault(rank, []).append(zlib.compress(pydantic_core.to_json(item), 1))
                     else:
@@ -350,12 +450,13 @@ class ListWatch:
                 if handed % self.page == 0:
                     await self.paced()
         self.log.info(
-            "%s watch %s: listed %d %ss in %d page(s), resourceVersion %s",
+            "%s watch %s: listed %d %ss in %d page(s) (%s), resourceVersion %s",
             self.what,
             path,
             count,
             self.what,
             pages,
+            _by_rank(ranked),
             version,
         )
         if not version:
@@ -411,6 +512,12 @@ def restarts_counter(name: str, what: str) -> prometheus_client.Counter:
     for reason in REASONS:
         counter.labels(reason)
     return counter
+
+
+def _by_rank(ranked: collections.Counter[int]) -> str:
+    """How many objects of each rank, for a log line: ``at once 12, then 300, then 9000`` (or ``kept 9312``)."""
+    names = {KEPT: "kept ", 0: "at once "}
+    return ", then ".join(f"{names.get(r, '')}{ranked[r]}" for r in sorted(ranked)) or "none"
 
 
 def _remember(known: dict[tuple[str, str], str], obj: cabc.Mapping[str, Any], deleted: bool = False) -> None:
