@@ -28,7 +28,6 @@ import collections
 import collections.abc as cabc
 import dataclasses
 import logging
-import zlib
 from typing import Any
 
 import aiohttp
@@ -259,8 +258,7 @@ class ListWatch:
             self.kept.keep(event.type, event.obj)
             return
         if self.replaying:
-            meta = event.obj.get("metadata") or {}
-            self.replaying.discard((str(meta.get("namespace") or ""), str(meta.get("name") or "")))
+            self.replaying.discard(_key(event.obj))
         self.dispatcher.submit(event)
 
     async def close(self) -> None:
@@ -340,6 +338,8 @@ class ListWatch:
             if rank == 0:
                 self.replaying.discard(key)
                 self.dispatcher.submit(Event(kind if kind == kept.DELETED else LISTED, obj))
+                if ranked[0] % self.page == 0:
+                    await self.paced()  # as a list does: never every kept object decoded at once
             else:
                 held.setdefault(rank, []).append((key, packed))
         self.log.info(
@@ -350,17 +350,24 @@ class ListWatch:
             _by_rank(ranked),
         )
         del entries
+        await self._hand_held(held, replay=True)
+        self.replaying.clear()
+
+    async def _hand_held(self, held: dict[int, list[tuple[kept.Key, bytes]]], replay: bool) -> None:
+        """What a list or a replay held back, by rank, paced as a list is (a replay's: unless a newer event of
+        the object was handed on since)."""
         handed = 0
         for rank in sorted(held):
-            for key, packed in held.pop(rank):
-                if key not in self.replaying:
-                    continue  # a newer event was handed on since
+            waiting = held.pop(rank)
+            for i, (key, packed) in enumerate(waiting):
+                waiting[i] = (key, b"")
+                if replay and key not in self.replaying:
+                    continue
                 self.replaying.discard(key)
-                self.dispatcher.submit(Event(LISTED, kept.unpack(packed)))
+                self.hand(Event(LISTED, kept.unpack(packed)))
                 handed += 1
                 if handed % self.page == 0:
                     await self.paced()
-        self.replaying.clear()
 
     async def follow(self, follower: Follower) -> None:
         """List (when there is no resourceVersion) and watch, again and again; never raises but CancelledError."""
@@ -415,7 +422,7 @@ class ListWatch:
         path = follower.path
         pages, count, version = 0, 0, ""
         listed: dict[tuple[str, str], str] = {}
-        held: dict[int, list[bytes]] = {}
+        held: dict[int, list[tuple[kept.Key, bytes]]] = {}
         ranked: collections.Counter[int] = collections.Counter()
         try:
             async for page in self.api.pages(path, self.page):
@@ -429,7 +436,7 @@ class ListWatch:
                     rank = self.rank(item) if self.live() else KEPT
                     ranked[rank] += 1
                     if rank > 0:
-                        held.setdefault(rank, []).append(zlib.compress(pydantic_core.to_json(item), 1))
+                        held.setdefault(rank, []).append((_key(item), kept.pack(item)))
                     else:
                         self.hand(event)
                 pages, count = pages + 1, count + len(items)
@@ -440,15 +447,7 @@ class ListWatch:
             if error.status == 410:  # the continue token expired
                 raise Expired(error.message) from error
             raise
-        handed = 0
-        for rank in sorted(held):  # what was held back, once the whole list is read
-            waiting = held.pop(rank)
-            for i, packed in enumerate(waiting):
-                waiting[i] = b""
-                self.hand(Event(LISTED, pydantic_core.from_json(zlib.decompress(packed))))
-                handed += 1
-                if handed % self.page == 0:
-                    await self.paced()
+        await self._hand_held(held, replay=False)  # what was held back, once the whole list is read
         self.log.info(
             "%s watch %s: listed %d %ss in %d page(s) (%s), resourceVersion %s",
             self.what,
@@ -520,13 +519,17 @@ def _by_rank(ranked: collections.Counter[int]) -> str:
     return ", then ".join(f"{names.get(r, '')}{ranked[r]}" for r in sorted(ranked)) or "none"
 
 
-def _remember(known: dict[tuple[str, str], str], obj: cabc.Mapping[str, Any], deleted: bool = False) -> None:
+def _key(obj: cabc.Mapping[str, Any]) -> kept.Key:
     meta = obj.get("metadata") or {}
-    key = (meta.get("namespace") or "", meta.get("name") or "")
+    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
+def _remember(known: dict[tuple[str, str], str], obj: cabc.Mapping[str, Any], deleted: bool = False) -> None:
+    key = _key(obj)
     if deleted:
         known.pop(key, None)
     else:
-        known[key] = meta.get("uid") or ""
+        known[key] = (obj.get("metadata") or {}).get("uid") or ""
 
 
 def _refusal(status: cabc.Mapping[str, Any]) -> apiserver.ApiError:
