@@ -8,6 +8,7 @@ list+watch itself is tested against a real API server (``tests/e2e/test_pod_watc
 """
 
 import asyncio
+import collections
 import json
 
 import pytest
@@ -179,3 +180,17 @@ async def test_a_replay_hands_on_the_due_first_and_never_an_older_body_after_a_n
     ), "later-c's kept body (1) is not handed on after its newer event (2)"
     assert [h[1] for h in handed].index("later-a") > max([h[1] for h in handed].index(n) for n in ("due-b", "due-d"))
     assert w.handing and not w.replaying and len(w.kept) == 0
+
+
+@pytest.mark.parametrize(
+    ("ranked", "said"),
+    [
+        ({}, "none"),
+        ({listwatch.KEPT: 5}, "kept 5"),
+        ({0: 3, 1: 4, 2: 5}, "at once 3, then 4, then 5"),
+        ({1: 500}, "at once 0, then 500"),
+        ({listwatch.KEPT: 500, 0: 10, 2: 3}, "kept 500, at once 10, then 3"),  # the list began on stand-by
+    ],
+)
+def test_a_list_says_how_much_of_each_rank_it_handed_on(ranked: dict[int, int], said: str) -> None:
+    assert listwatch._by_rank(collections.Counter(ranked)) == said

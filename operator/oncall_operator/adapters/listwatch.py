@@ -514,9 +514,12 @@ def restarts_counter(name: str, what: str) -> prometheus_client.Counter:
 
 
 def _by_rank(ranked: collections.Counter[int]) -> str:
-    """How many objects of each rank, for a log line: ``at once 12, then 300, then 9000`` (or ``kept 9312``)."""
-    names = {KEPT: "kept ", 0: "at once "}
-    return ", then ".join(f"{names.get(r, '')}{ranked[r]}" for r in sorted(ranked)) or "none"
+    """How many objects of each rank, for a log line: ``at once 12, then 300, then 9000``; ``kept 9312`` for a
+    list read while the replica stands by."""
+    said = [f"kept {ranked[KEPT]}"] if ranked[KEPT] else []
+    if any(r >= 0 for r in ranked):
+        said += [f"at once {ranked[0]}", *(f"then {ranked[r]}" for r in sorted(ranked) if r > 0)]
+    return ", ".join(said) or "none"
 
 
 def _key(obj: cabc.Mapping[str, Any]) -> kept.Key:
