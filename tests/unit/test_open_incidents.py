@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from oncall_operator.adapters import peering
-from oncall_operator.executor import config, escalation, open_incidents
+from oncall_operator.executor import config, escalation, open_incidents, opening
 
 EPOCH = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
@@ -371,3 +371,42 @@ def test_a_listing_hands_on_what_may_page_first_and_what_cannot_be_due_soon_last
     status: dict[str, Any], rank: int
 ) -> None:
     assert open_incidents.rank({"metadata": {"name": "i"}, "status": status}, EPOCH) == rank
+
+
+@pytest.mark.looptime
+async def test_an_incident_nobody_opened_is_opened_when_its_creators_grace_ends_without_another_event(
+    acting: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intake's create went through and its opening write did not (and Alertmanager gave up): no event
+    comes again, and the loop opens it at the grace's end. One opened in time is never opened again."""
+    elapsed, clock = virtual_clock()
+    opened: list[tuple[str, float]] = []
+
+    async def open_it(ctx: Any, raw: Any) -> None:
+        opened.append((raw["metadata"]["name"], round(elapsed(), 1)))
+
+    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+        return escalation.Looked(None, None)
+
+    def made(name: str, by_us: bool, version: str = "1") -> dict[str, Any]:
+        labels = {"app.kubernetes.io/managed-by": "oncall-operator"} if by_us else {}
+        meta = {"namespace": "ns", "name": name, "resourceVersion": version, "labels": labels}
+        return {"metadata": {**meta, "creationTimestamp": "2026-12-01T00:00:00Z"}, "status": {}}
+
+    monkeypatch.setattr(opening, "changed", open_it)
+    monkeypatch.setattr(escalation, "escalate", escalate)
+    incidents = open_incidents.OpenIncidents(clock)
+    ctx: Any = Ctx(config.Config(tick_seconds=5, recheck_seconds=3600), Indices())
+    incidents.start(ctx)
+    try:
+        await incidents.seen(ctx, made("left", by_us=True))  # its creator's opening write never comes
+        await incidents.seen(ctx, made("in-time", by_us=True))
+        await incidents.seen(ctx, made("by-hand", by_us=False))  # its own event's handler opens it (here: not)
+        await asyncio.sleep(10)
+        await incidents.seen(ctx, with_version("in-time", "2"))  # the creator's opening write
+        await asyncio.sleep(80)
+    finally:
+        await incidents.stop()
+    assert [name for name, _ in opened] == ["by-hand", "left"], opened
+    assert 5 <= opened[0][1] <= 5.2 and 60 <= opened[1][1] <= 60.2, opened
+    assert ("ns", "in-time") in incidents.entries and ("ns", "left") in incidents.entries

@@ -41,7 +41,7 @@ from oncall_operator.adapters import apiserver, peering, tasks
 from oncall_operator.api import incident
 from oncall_operator.domain import delivery, maintenance, page_budget, timestamps
 from oncall_operator.domain.escalation import Send
-from oncall_operator.executor import context, escalation, patching, settle
+from oncall_operator.executor import context, escalation, opening, patching, settle
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -168,7 +168,7 @@ class OpenIncidents:
         entry = self.entries.get(key)
         if entry is not None and not _not_older(meta.get("resourceVersion"), entry.version):
             return key  # a late event: the create's, arriving after the intake's opening write was kept
-        if not is_open(body.get("status") or {}):
+        if not is_open(body.get("status") or {}) and not unopened(body):
             self.forget(key)
         elif entry is None:
             self.entries[key] = Entry.of(body)
@@ -212,8 +212,11 @@ class OpenIncidents:
                 self._wake(key, entry)
                 return
             try:
+                if unopened(body := entry.body):
+                    await self._open(ctx, key, entry, body, now, generation, changed_only)
+                    return
                 read, handed, entry.handed = entry.version, entry.handed, ()
-                looked = await escalation.escalate(ctx, entry.body, handed)
+                looked = await escalation.escalate(ctx, body, handed)
                 if looked.raw is not None:
                     self.see(looked.raw)
                 entry.judged = (looked.raw or {}).get("metadata", {}).get("resourceVersion") or read
@@ -228,6 +231,31 @@ class OpenIncidents:
                     log, error, "Incident %s/%s: escalation look failed; retrying at the next tick", *key
                 )
                 entry.looked = -1
+
+    async def _open(
+        self,
+        ctx: context.Context,
+        key: Key,
+        entry: Entry,
+        body: dict[str, Any],
+        now: dt.datetime,
+        generation: int,
+        changed_only: bool,
+    ) -> None:
+        """An Incident nobody opened yet: its creator's opening write is due until the grace ends; then it is
+        opened here, whether or not another event comes (a create whose opening write failed, and whose
+        creator gave up, would otherwise wait for the next restart: a page lost until then)."""
+        deadline = opening.creator_deadline(body["metadata"])
+        entry.looked = generation
+        if deadline is not None and now < deadline:
+            entry.wake_at = deadline
+        elif changed_only:  # the event's own handler has just opened it: look again only if that did not take
+            entry.wake_at = now + dt.timedelta(seconds=ctx.config.tick_seconds)
+        else:
+            entry.wake_at = None
+            await opening.changed(ctx, body)  # its write's event brings it back opened (or held by the cap)
+            return
+        self._wake(key, entry)
 
     def _wake(self, key: Key, entry: Entry) -> None:
         """Remember when the entry is due, and wake the loop early for a step due before its planned wake
@@ -369,6 +397,11 @@ def _quiet(status: cabc.Mapping[str, Any], now: dt.datetime) -> bool:
     if not esc.get("startedAt") or not esc.get("level") or _held(status):
         return False
     return all(t is not None and t > now + LIST_SLACK for t in _named_times(esc))
+
+
+def unopened(body: cabc.Mapping[str, Any]) -> bool:
+    """Made, and not opened yet: no phase in its status."""
+    return not (body.get("status") or {}).get("phase")
 
 
 def is_open(status: cabc.Mapping[str, Any]) -> bool:

@@ -19,20 +19,28 @@ MANAGED_BY = ("app.kubernetes.io/managed-by", "oncall-operator")
 CREATOR_GRACE = dt.timedelta(seconds=60)
 
 
+def creator_deadline(meta: cabc.Mapping[str, Any]) -> dt.datetime | None:
+    """Until when a young Incident is left to its creator (the intake, the OOM watch) to open; None when it
+    is not theirs or its creation time does not parse (then it is opened at once)."""
+    if (meta.get("labels") or {}).get(MANAGED_BY[0]) != MANAGED_BY[1]:
+        return None
+    try:
+        created = dt.datetime.fromisoformat(str(meta.get("creationTimestamp")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return created + CREATOR_GRACE
+
+
 def _creator_writes_status(meta: cabc.Mapping[str, Any], now: dt.datetime) -> bool:
     """A young Incident the intake or the OOM watch made: its creator's status write is on its way.
 
     Opening it here too would race that write (a 409 and a read, or two writes). Should the
     creator die in between, its own retry (Alertmanager's redelivery, the pod watch's relisting)
-    writes the status; an Incident still unopened after the grace is opened here at its next event.
+    writes the status; an Incident still unopened after the grace is opened here: at its next
+    event, or when :mod:`.open_incidents` looks at it again at the grace's end (no event may come).
     """
-    if (meta.get("labels") or {}).get(MANAGED_BY[0]) != MANAGED_BY[1]:
-        return False
-    try:
-        created = dt.datetime.fromisoformat(str(meta.get("creationTimestamp")).replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return now - created < CREATOR_GRACE
+    deadline = creator_deadline(meta)
+    return deadline is not None and now < deadline
 
 
 async def changed(ctx: context.Context, body: cabc.Mapping[str, Any]) -> None:
