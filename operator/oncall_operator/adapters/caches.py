@@ -35,7 +35,7 @@ from typing import Any
 
 import aiohttp
 
-from oncall_operator.adapters import apiserver, listwatch
+from oncall_operator.adapters import apiserver, kept, listwatch
 from oncall_operator.api import GROUP, VERSION, runbook
 from oncall_operator.domain import oom_incident, workload
 
@@ -136,11 +136,6 @@ def _rv(obj: cabc.Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
-def _key(obj: cabc.Mapping[str, Any]) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return meta.get("namespace") or "", meta.get("name") or ""
-
-
 def _older(rv: str, than: str) -> bool:
     return rv.isdigit() and than.isdigit() and int(rv) < int(than)
 
@@ -163,7 +158,7 @@ class Store:
 
     def put(self, obj: dict[str, Any]) -> None:
         """Write-through of an object our own write returned; ignored unless it is newer."""
-        rv, key = _rv(obj), _key(obj)
+        rv, key = _rv(obj), kept.key_of(obj)
         have = self.items.get(key)
         if not rv.isdigit() or (have is not None and not _older(have[0], rv)):
             return
@@ -175,7 +170,7 @@ class Store:
 
     def event(self, kind: str, obj: dict[str, Any]) -> None:
         """One watch event (ADDED, MODIFIED, DELETED) applied, unless older than what is kept."""
-        rv, key = _rv(obj), _key(obj)
+        rv, key = _rv(obj), kept.key_of(obj)
         have = self.items.get(key)
         if have is not None and _older(rv, have[0]):
             return  # older than a write-through copy
@@ -216,7 +211,7 @@ class Store:
         async for page in api.pages(self.path, selector=self.selector):
             for obj in page.get("items") or ():
                 full = {"apiVersion": self.api_version, "kind": self.kind, **obj}
-                items[_key(obj)] = (_rv(obj), json.dumps(self.trim(full), separators=_COMPACT))
+                items[kept.key_of(obj)] = (_rv(obj), json.dumps(self.trim(full), separators=_COMPACT))
             rv = (page.get("metadata") or {}).get("resourceVersion") or rv
         self.items, self.synced = items, True
         size = sum(len(v[1]) for v in items.values())
@@ -318,11 +313,11 @@ class Caches:
         return dict(((obj or {}).get("metadata") or {}).get("annotations") or {})
 
     def put_workload(self, obj: dict[str, Any]) -> None:
-        store = self.workloads.get((obj.get("kind", ""), "" if self.cluster else _key(obj)[0]))
+        store = self.workloads.get((obj.get("kind", ""), "" if self.cluster else kept.key_of(obj)[0]))
         if store is not None:
             store.put(obj)
 
     def put_incident(self, obj: dict[str, Any]) -> None:
-        store = self.incidents.get("" if self.cluster else _key(obj)[0])
+        store = self.incidents.get("" if self.cluster else kept.key_of(obj)[0])
         if store is not None:
             store.put(obj)

@@ -37,7 +37,7 @@ class Kept:
     def keep(self, kind: str, obj: cabc.Mapping[str, Any]) -> None:
         """An event seen while standing by (a list's or a watch's)."""
         meta = obj.get("metadata") or {}
-        key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        key = key_of(obj)
         if kind == DELETED:
             if key in self.born:
                 self.born.discard(key)
@@ -54,6 +54,12 @@ class Kept:
         """Everything kept, in the order first seen; the store starts empty again."""
         entries, self.entries, self.born = self.entries, {}, set()
         return entries
+
+
+def key_of(obj: cabc.Mapping[str, Any]) -> Key:
+    """An object's (namespace, name)."""
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
 def pack(obj: cabc.Mapping[str, Any]) -> bytes:

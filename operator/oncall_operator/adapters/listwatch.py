@@ -258,7 +258,7 @@ class ListWatch:
             self.kept.keep(event.type, event.obj)
             return
         if self.replaying:
-            self.replaying.discard(_key(event.obj))
+            self.replaying.discard(kept.key_of(event.obj))
         self.dispatcher.submit(event)
 
     async def close(self) -> None:
@@ -363,7 +363,6 @@ class ListWatch:
                 waiting[i] = (key, b"")
                 if replay and key not in self.replaying:
                     continue
-                self.replaying.discard(key)
                 self.hand(Event(LISTED, kept.unpack(packed)))
                 handed += 1
                 if handed % self.page == 0:
@@ -436,7 +435,7 @@ class ListWatch:
                     rank = self.rank(item) if self.live() else KEPT
                     ranked[rank] += 1
                     if rank > 0:
-                        held.setdefault(rank, []).append((_key(item), kept.pack(item)))
+                        held.setdefault(rank, []).append((kept.key_of(item), kept.pack(item)))
                     else:
                         self.hand(event)
                 pages, count = pages + 1, count + len(items)
@@ -522,13 +521,8 @@ def _by_rank(ranked: collections.Counter[int]) -> str:
     return ", ".join(said) or "none"
 
 
-def _key(obj: cabc.Mapping[str, Any]) -> kept.Key:
-    meta = obj.get("metadata") or {}
-    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-
-
 def _remember(known: dict[tuple[str, str], str], obj: cabc.Mapping[str, Any], deleted: bool = False) -> None:
-    key = _key(obj)
+    key = kept.key_of(obj)
     if deleted:
         known.pop(key, None)
     else:

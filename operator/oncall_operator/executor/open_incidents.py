@@ -253,7 +253,10 @@ class OpenIncidents:
             entry.wake_at = now + dt.timedelta(seconds=ctx.config.tick_seconds)
         else:
             entry.wake_at = None
-            await opening.changed(ctx, body)  # its write's event brings it back opened (or held by the cap)
+            await opening.changed(ctx, body)  # its write's event brings it back opened
+            current = self.entries.get(key)  # held by the cap, it opens at its next event: not kept here, where
+            if current is not None and unopened(current.body):  # only a creator's grace may keep an unopened one
+                self.forget(key)  # (a namespace may make any number of unopened Incidents)
             return
         self._wake(key, entry)
 
