@@ -20,7 +20,7 @@ import kubernetes
 import pytest
 
 from oncall_operator import devcluster
-from oncall_operator.adapters import apiserver, incidentwatch, kube, listwatch, peering
+from oncall_operator.adapters import apiserver, incidentwatch, kube, peering, watchevents
 from oncall_operator.api import GROUP, VERSION
 from oncall_operator.executor import indices
 from tests.e2e.conftest import Kubectl
@@ -92,7 +92,7 @@ class Watch:
     async def no_wait() -> None:
         return None
 
-    async def handle(self, event: listwatch.Event) -> None:
+    async def handle(self, event: watchevents.Event) -> None:
         self.objects.append(event.obj)
         await self.handed.put((event.type, event.obj["metadata"]["name"]))
         if self.hold is not None:

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from oncall_operator.adapters import listwatch, peering
+from oncall_operator.adapters import listwatch, peering, watchevents
 
 BIG = {"type": "MODIFIED", "object": {"metadata": {"name": "big", "annotations": {"a": "x" * 200_000}}}}
 SMALL = {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "42"}}}
@@ -39,14 +39,14 @@ def split(data: bytes, size: int) -> list[bytes]:
     ids=["whole", "cut", "straddle", "two-in-one", "newline-alone", "blanks", "incomplete", "nothing"],
 )
 def test_lines_are_split_whatever_the_chunk_boundaries(chunks: list[bytes], lines: list[bytes]) -> None:
-    splitter = listwatch.Lines()
+    splitter = watchevents.Lines()
     assert [line for chunk in chunks for line in splitter.feed(chunk)] == lines
 
 
 @pytest.mark.parametrize("size", [1, 7, 4096, 65536, 65537, len(STREAM) - 1, len(STREAM)])
 def test_a_line_longer_than_64_kib_comes_out_whole(size: int) -> None:
-    splitter = listwatch.Lines()
-    events = [listwatch.decode(line) for chunk in split(STREAM, size) for line in splitter.feed(chunk)]
+    splitter = watchevents.Lines()
+    events = [watchevents.decode(line) for chunk in split(STREAM, size) for line in splitter.feed(chunk)]
     assert [(e.type, e.resource_version) for e in events] == [("MODIFIED", None), ("BOOKMARK", "42")]
     assert events[0].obj == BIG["object"]
     assert splitter.buffer == b""
@@ -58,12 +58,12 @@ def test_a_line_longer_than_64_kib_comes_out_whole(size: int) -> None:
 )
 def test_what_is_not_a_watch_event_is_a_value_error(line: bytes) -> None:
     with pytest.raises(ValueError):
-        listwatch.decode(line)
+        watchevents.decode(line)
 
 
 def test_an_error_event_decodes_with_its_status() -> None:
     gone = {"kind": "Status", "status": "Failure", "reason": "Expired", "code": 410, "message": "too old"}
-    event = listwatch.decode(json.dumps({"type": "ERROR", "object": gone}).encode())
+    event = watchevents.decode(json.dumps({"type": "ERROR", "object": gone}).encode())
     assert (event.type, event.obj["code"], event.resource_version) == ("ERROR", 410, None)
 
 
@@ -86,18 +86,18 @@ def test_plain_names_are_watched_one_by_one_and_globs_cluster_wide(
     assert listwatch.paths(patterns) == expected
 
 
-def pod(name: str, version: str) -> listwatch.Event:
+def pod(name: str, version: str) -> watchevents.Event:
     meta = {"uid": f"uid-{name}", "name": name, "namespace": "ns", "resourceVersion": version}
-    return listwatch.Event("MODIFIED", {"metadata": meta})
+    return watchevents.Event("MODIFIED", {"metadata": meta})
 
 
 async def test_one_pod_is_handled_at_a_time_and_only_its_newest_status_waits() -> None:
     seen: list[tuple[str, str]] = []
 
-    async def handle(e: listwatch.Event) -> None:
+    async def handle(e: watchevents.Event) -> None:
         seen.append((e.obj["metadata"]["name"], e.obj["metadata"]["resourceVersion"]))
 
-    dispatcher = listwatch.Dispatcher(handle, 4, "OOM")
+    dispatcher = watchevents.Dispatcher(handle, 4, "OOM")
     for name, version in (("a", "1"), ("a", "2"), ("b", "1"), ("a", "3")):
         dispatcher.submit(pod(name, version))  # no task has run yet: a/1 runs, a/3 waits, a/2 is superseded
     await asyncio.gather(*list(dispatcher.tasks))
@@ -109,12 +109,12 @@ async def test_one_pod_is_handled_at_a_time_and_only_its_newest_status_waits() -
 async def test_a_failure_is_logged_and_the_others_are_still_handled(caplog: pytest.LogCaptureFixture) -> None:
     seen: list[str] = []
 
-    async def handle(e: listwatch.Event) -> None:
+    async def handle(e: watchevents.Event) -> None:
         if e.obj["metadata"]["resourceVersion"] == "1":
             raise RuntimeError("boom")
         seen.append(e.obj["metadata"]["name"])
 
-    dispatcher = listwatch.Dispatcher(handle, 1, "OOM")
+    dispatcher = watchevents.Dispatcher(handle, 1, "OOM")
     for name, version in (("bad", "1"), ("bad", "2"), ("good", "5")):
         dispatcher.submit(pod(name, version))
     await asyncio.gather(*list(dispatcher.tasks))
@@ -125,11 +125,11 @@ async def test_a_failure_is_logged_and_the_others_are_still_handled(caplog: pyte
 async def test_close_cancels_what_runs_and_what_waits() -> None:
     started = asyncio.Event()
 
-    async def handle(e: listwatch.Event) -> None:
+    async def handle(e: watchevents.Event) -> None:
         started.set()
         await asyncio.Event().wait()  # never done by itself
 
-    dispatcher = listwatch.Dispatcher(handle, 1, "OOM")
+    dispatcher = watchevents.Dispatcher(handle, 1, "OOM")
     dispatcher.submit(pod("a", "1"))
     dispatcher.submit(pod("b", "1"))  # waits for the one slot
     tasks = list(dispatcher.tasks)
@@ -150,14 +150,14 @@ class Following(listwatch.ListWatch):
 async def test_a_replay_hands_on_the_due_first_and_never_an_older_body_after_a_newer_event() -> None:
     handed: list[tuple[str, str, str]] = []
 
-    async def handle(e: listwatch.Event) -> None:
+    async def handle(e: watchevents.Event) -> None:
         handed.append((e.type, e.obj["metadata"]["name"], e.obj["metadata"].get("resourceVersion", "")))
 
     counter = listwatch.restarts_counter("test_replay_restarts", "replay")
-    w = Following(None, [], [], listwatch.Dispatcher(handle, None, "X"), "x", counter, listwatch.log, page=1)  # type: ignore[arg-type]
+    w = Following(None, [], [], watchevents.Dispatcher(handle, None, "X"), "x", counter, watchevents.log, page=1)  # type: ignore[arg-type]
     for name in ("later-a", "due-b", "later-c", "due-d"):
         w.hand(pod(name, "1"))  # standing by: kept
-    w.hand(listwatch.Event("DELETED", pod("gone", "1").obj))
+    w.hand(watchevents.Event("DELETED", pod("gone", "1").obj))
     assert not handed and len(w.kept) == 5
     was = peering.acting()
     peering.set_acting(True)

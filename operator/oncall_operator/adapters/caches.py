@@ -4,7 +4,7 @@ Reading the workload, its namespace and its Incident with GETs costs a round tri
 kill and the patch. Here each is kept from a list + watch (aiohttp, on the session of
 :class:`apiserver.Api`): pages of 500 on the list, bookmarks on the watch, a relist on 410
 Gone and after any broken stream, a re-watch from the last resourceVersion when the server
-ends a stream normally (lines split and decoded by :mod:`listwatch`'s helpers). A store answers
+ends a stream normally (lines split and decoded by :mod:`.watchevents`). A store answers
 only once its list is in (``synced``); until then, and after an error until the relist is
 done, it answers "don't know" and the caller GETs.
 
@@ -35,7 +35,7 @@ from typing import Any
 
 import aiohttp
 
-from oncall_operator.adapters import apiserver, kept, listwatch
+from oncall_operator.adapters import apiserver, kept, watchevents
 from oncall_operator.api import GROUP, VERSION, runbook
 from oncall_operator.domain import oom_incident, workload
 
@@ -230,10 +230,10 @@ class Store:
             params["labelSelector"] = self.selector
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=WATCH_SECONDS + 30)
         async with api.stream(self.path, timeout, **params) as reply:
-            lines = listwatch.Lines()
+            lines = watchevents.Lines()
             async for chunk in reply.content.iter_any():
                 for line in lines.feed(chunk):
-                    event = listwatch.decode(line)
+                    event = watchevents.decode(line)
                     if event.type == "ERROR":
                         if event.obj.get("code") == 410:
                             raise Gone()

@@ -26,7 +26,7 @@ import collections.abc as cabc
 import logging
 from typing import Any
 
-from oncall_operator.adapters import apiserver, listwatch
+from oncall_operator.adapters import apiserver, listwatch, watchevents
 from oncall_operator.api import GROUP, VERSION, kinds
 
 log = logging.getLogger(__name__)
@@ -49,14 +49,14 @@ class IncidentWatch(listwatch.ListWatch):
         self,
         api: apiserver.Api,
         patterns: cabc.Sequence[str],
-        handle: listwatch.Handle,
+        handle: watchevents.Handle,
         ready: cabc.Callable[[], cabc.Awaitable[None]],
         rank: cabc.Callable[[cabc.Mapping[str, Any]], int] | None = None,
         page: int = apiserver.PAGE,
         server_timeout: int = listwatch.SERVER_TIMEOUT,
     ) -> None:
         where = listwatch.paths(patterns, f"/apis/{GROUP}/{VERSION}", kinds.INCIDENT.plural)
-        dispatcher = listwatch.Dispatcher(handle, None, "Incident")
+        dispatcher = watchevents.Dispatcher(handle, None, "Incident")
         super().__init__(api, where, patterns, dispatcher, "incident", RESTARTS, log, page, server_timeout)
         self._ready, self._rank = ready, rank
 

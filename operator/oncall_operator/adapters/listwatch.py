@@ -1,4 +1,4 @@
-"""List+watch of one resource, as client-go's reflector does it, and per-object dispatch of its events.
+"""List+watch of one resource, as client-go's reflector does it: paged lists, resumed watches, a standby's keeping.
 
 The pod watch (:mod:`.podwatch`) and the Incident watch (:mod:`.incidentwatch`) both follow it:
 a LIST in pages (``limit``, ``continue``), then a WATCH from the list's resourceVersion with
@@ -6,8 +6,7 @@ bookmarks (which move the resourceVersion on without an object), a server timeou
 timeout (a half-open connection must not freeze the watch forever); a watch that ends is resumed
 from the last resourceVersion seen; 410 Gone (too old, as an HTTP answer or as an ERROR event)
 means list again. Connection errors and refusals are retried with a bounded exponential backoff,
-each logged in one line; nothing here ends the operator. The stream is split into lines here:
-aiohttp's ``readline`` refuses lines over 64 KiB, and one object (big annotations) can be larger.
+each logged in one line; nothing here ends the operator.
 
 A watch runs only while this replica acts (:func:`peering.acting`): Kopf closes its own watches
 on a standby replica, and so does this one; it lists afresh when the replica starts to act.
@@ -18,9 +17,8 @@ Each page of a list is handed on before the next is asked for, and a subclass ma
 back between pages (:meth:`ListWatch.paced`): a list of 10,000 objects then never holds them all
 decoded at once.
 
-:class:`Dispatcher` runs each object's events in a task of its own (the reader never waits for
-a handler), one at a time per object; a newer event of an object whose handler runs replaces any
-older one waiting (the newest body says everything the older did).
+The stream's lines, their events and the per-object dispatch of those events are
+:mod:`.watchevents`.
 """
 
 import asyncio
@@ -32,9 +30,8 @@ from typing import Any
 
 import aiohttp
 import prometheus_client
-import pydantic_core
 
-from oncall_operator.adapters import apiserver, kept, metrics, peering
+from oncall_operator.adapters import apiserver, kept, metrics, peering, watchevents
 from oncall_operator.domain import matching
 
 log = logging.getLogger(__name__)
@@ -55,60 +52,8 @@ RESTARTS_HELP = (
     "error (a connection error or a refusal, retried after a backoff)"
 )
 
-Obj = dict[str, Any]
-
-
-class Expired(Exception):
-    """The resourceVersion (or a list's continue token) is too old: list again from scratch."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Event:
-    """One watch event: its type (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR; LISTED from a list) and its object."""
-
-    type: str
-    obj: dict[str, Any]
-
-    @property
-    def resource_version(self) -> str | None:
-        return (self.obj.get("metadata") or {}).get("resourceVersion") or None
-
-    @property
-    def key(self) -> str:
-        meta = self.obj.get("metadata") or {}
-        return str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
-
-
-Handle = cabc.Callable[[Event], cabc.Awaitable[None]]
 KEPT = -1
 """The rank a list gives an object while the replica stands by: handed to :meth:`ListWatch.hand`, which keeps it."""
-LISTED = "LISTED"
-"""The type of an object handed on from a list (not a watch event): it may be new, or known already."""
-
-
-class Lines:
-    """Splits a byte stream into lines whatever the chunk boundaries, with no limit on a line's length."""
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        """The complete, non-blank lines this chunk ends; a partial last line waits for the next chunk."""
-        self.buffer += chunk
-        if b"\n" not in chunk:
-            return []
-        *lines, rest = self.buffer.split(b"\n")
-        self.buffer = bytearray(rest)
-        return [bytes(line) for line in lines if line.strip()]
-
-
-def decode(line: bytes) -> Event:
-    """A watch event from one line of the stream; ValueError when it is not one."""
-    found = pydantic_core.from_json(line)  # Rust: faster than json.loads; ValueError on a bad line too
-    kind, obj = (found.get("type"), found.get("object")) if isinstance(found, dict) else (None, None)
-    if not isinstance(kind, str) or not isinstance(obj, dict):
-        raise ValueError(f"not a watch event: {line[:200]!r}")
-    return Event(kind, obj)
 
 
 def paths(patterns: cabc.Sequence[str], group: str = "/api/v1", plural: str = "pods") -> tuple[str, ...]:
@@ -118,64 +63,6 @@ def paths(patterns: cabc.Sequence[str], group: str = "/api/v1", plural: str = "p
     if includes and not any(GLOB & set(p) for p in includes):
         return tuple(f"{group}/namespaces/{ns}/{plural}" for ns in includes)
     return (f"{group}/{plural}",)
-
-
-class Dispatcher:
-    """Hands each event to ``handle`` in a task, one at a time per object; keeps the tasks so they can be cancelled.
-
-    ``concurrency`` bounds the handlers running at once (None: no bound, as Kopf's own workers);
-    ``what`` names them in the log line of a failure.
-    """
-
-    def __init__(self, handle: Handle, concurrency: int | None, what: str) -> None:
-        self.handle, self.what = handle, what
-        self.slots = asyncio.Semaphore(concurrency) if concurrency else None
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.busy: set[str] = set()
-        self.waiting: dict[str, Event] = {}
-        self.freed = asyncio.Event()
-
-    def submit(self, event: Event) -> None:
-        key = event.key
-        if key in self.busy:
-            self.waiting[key] = event  # the newest event replaces an older one not yet handled
-            return
-        self.busy.add(key)
-        meta = event.obj.get("metadata") or {}
-        name = f"{self.what} {meta.get('namespace')}/{meta.get('name')}"
-        task = asyncio.create_task(self._run(key, event), name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def below(self, count: int) -> None:
-        """Return once fewer than ``count`` objects are being handled or wait for it."""
-        while len(self.busy) >= count:
-            self.freed.clear()
-            await self.freed.wait()
-
-    async def _run(self, key: str, event: Event | None) -> None:
-        try:
-            while event is not None:
-                try:
-                    if self.slots is None:
-                        await self.handle(event)
-                    else:
-                        async with self.slots:
-                            await self.handle(event)
-                except Exception:
-                    meta = event.obj.get("metadata") or {}
-                    log.exception("%s %s/%s: handling failed", self.what, meta.get("namespace"), meta.get("name"))
-                event = self.waiting.pop(key, None)
-        finally:
-            self.busy.discard(key)
-            self.waiting.pop(key, None)
-            self.freed.set()
-
-    async def close(self) -> None:
-        tasks = list(self.tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @dataclasses.dataclass
@@ -203,7 +90,7 @@ class ListWatch:
         api: apiserver.Api,
         paths: cabc.Sequence[str],
         patterns: cabc.Sequence[str],
-        dispatcher: Dispatcher,
+        dispatcher: watchevents.Dispatcher,
         what: str,
         restarts: prometheus_client.Counter,
         logger: logging.Logger,
@@ -231,11 +118,11 @@ class ListWatch:
         rank 1 before rank 2 and so on, each rank in the list's order."""
         return 0
 
-    def wants(self, event: Event) -> bool:
+    def wants(self, event: watchevents.Event) -> bool:
         """Whether the object is one to handle (every one by default; the subclass narrows it)."""
         return True
 
-    def takes(self, event: Event) -> bool:
+    def takes(self, event: watchevents.Event) -> bool:
         """Wanted and in scope. A cluster-wide list or watch (glob patterns) shows every namespace: an
         object out of scope stops here, before it is remembered, held back or handed on."""
         namespace = (event.obj.get("metadata") or {}).get("namespace", "")
@@ -245,7 +132,7 @@ class ListWatch:
         """Whether :meth:`hand` gives events to the dispatcher now (not: it drops them, or keeps them)."""
         return self.handing if self.follows_standing_by else peering.acting()
 
-    def hand(self, event: Event) -> None:
+    def hand(self, event: watchevents.Event) -> None:
         """A taken object to the dispatcher while this replica acts; kept while it stands by, when the watch
         follows then too."""
         if not self.follows_standing_by:
@@ -337,7 +224,7 @@ class ListWatch:
             ranked[rank] += 1
             if rank == 0:
                 self.replaying.discard(key)
-                self.dispatcher.submit(Event(kind if kind == kept.DELETED else LISTED, obj))
+                self.dispatcher.submit(watchevents.Event(kind if kind == kept.DELETED else watchevents.LISTED, obj))
                 if ranked[0] % self.page == 0:
                     await self.paced()  # as a list does: never every kept object decoded at once
             else:
@@ -363,7 +250,7 @@ class ListWatch:
                 waiting[i] = (key, b"")
                 if replay and key not in self.replaying:
                     continue
-                self.hand(Event(LISTED, kept.unpack(packed)))
+                self.hand(watchevents.Event(watchevents.LISTED, kept.unpack(packed)))
                 handed += 1
                 if handed % self.page == 0:
                     await self.paced()
@@ -386,7 +273,7 @@ class ListWatch:
                 self.log.debug(
                     "%s watch %s: ended at once without an event; again in %.1fs", self.what, follower.path, delay
                 )
-            except Expired as error:
+            except watchevents.Expired as error:
                 self.restarts.labels("expired").inc()
                 self.log.info("%s watch %s: %s; listing again", self.what, follower.path, error)
                 follower.resource_version = None
@@ -427,7 +314,7 @@ class ListWatch:
             async for page in self.api.pages(path, self.page):
                 items = page.get("items") or ()
                 for item in items:
-                    event = Event(LISTED, item)
+                    event = watchevents.Event(watchevents.LISTED, item)
                     if not self.takes(event):
                         continue
                     if self.forgets:
@@ -444,7 +331,7 @@ class ListWatch:
                 await self.paced()
         except apiserver.ApiError as error:
             if error.status == 410:  # the continue token expired
-                raise Expired(error.message) from error
+                raise watchevents.Expired(error.message) from error
             raise
         await self._hand_held(held, replay=False)  # what was held back, once the whole list is read
         self.log.info(
@@ -463,7 +350,8 @@ class ListWatch:
             gone = [(key, uid) for key, uid in follower.known.items() if key not in listed]
             follower.known = listed
             for (namespace, name), uid in gone:
-                self.hand(Event("DELETED", {"metadata": {"namespace": namespace, "name": name, "uid": uid}}))
+                gone_meta = {"namespace": namespace, "name": name, "uid": uid}
+                self.hand(watchevents.Event("DELETED", {"metadata": gone_meta}))
             if gone:
                 self.log.info("%s watch %s: %d %s(s) gone since the last list", self.what, path, len(gone), self.what)
         return version
@@ -481,12 +369,12 @@ class ListWatch:
         seen = False
         try:
             async with self.api.stream(follower.path, timeout, **params) as reply:
-                lines = Lines()
+                lines = watchevents.Lines()
                 async for chunk in reply.content.iter_chunked(CHUNK):
                     for line in lines.feed(chunk):
-                        event = decode(line)
+                        event = watchevents.decode(line)
                         if event.type == "ERROR":
-                            raise _refusal(event.obj)
+                            raise watchevents.refusal(event.obj)
                         follower.resource_version = event.resource_version or follower.resource_version
                         if not seen:
                             seen, follower.failures = True, 0
@@ -497,7 +385,7 @@ class ListWatch:
                         self.hand(event)
         except apiserver.ApiError as error:
             if error.status == 410:
-                raise Expired(error.message) from error
+                raise watchevents.Expired(error.message) from error
             raise
         return seen
 
@@ -527,12 +415,6 @@ def _remember(known: dict[tuple[str, str], str], obj: cabc.Mapping[str, Any], de
         known.pop(key, None)
     else:
         known[key] = (obj.get("metadata") or {}).get("uid") or ""
-
-
-def _refusal(status: cabc.Mapping[str, Any]) -> apiserver.ApiError:
-    """An ERROR event's Status as the error it is (410 Gone: the resourceVersion is too old)."""
-    code = int(status.get("code") or 500)
-    return apiserver.ApiError(code, str(status.get("message") or status.get("reason") or "watch error"))
 
 
 def _describe(error: Exception) -> str:

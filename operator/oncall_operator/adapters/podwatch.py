@@ -19,7 +19,7 @@ import collections.abc as cabc
 import logging
 from typing import Any
 
-from oncall_operator.adapters import apiserver, listwatch
+from oncall_operator.adapters import apiserver, listwatch, watchevents
 from oncall_operator.domain import oom
 
 log = logging.getLogger(__name__)
@@ -42,14 +42,14 @@ class PodWatch(listwatch.ListWatch):
         server_timeout: int = listwatch.SERVER_TIMEOUT,
     ) -> None:
 
-        async def one(event: listwatch.Event) -> None:
+        async def one(event: watchevents.Event) -> None:
             await handle(event.obj)
 
-        dispatcher = listwatch.Dispatcher(one, concurrency, "OOM")
+        dispatcher = watchevents.Dispatcher(one, concurrency, "OOM")
         super().__init__(
             api, listwatch.paths(patterns), patterns, dispatcher, "pod", RESTARTS, log, page, server_timeout
         )
 
-    def wants(self, event: listwatch.Event) -> bool:
+    def wants(self, event: watchevents.Event) -> bool:
         """A pod that shows an OOM kill; every other is forgotten at once."""
         return oom.has_oom(event.obj.get("status"))

@@ -7,12 +7,12 @@ reviewed. The watch (:mod:`oncall_operator.adapters.incidentwatch`) hands over o
 Incident at a time, and only once Kopf's indices of Schedules, Policies and Runbooks are filled.
 """
 
-from oncall_operator.adapters import listwatch, metrics
+from oncall_operator.adapters import metrics, watchevents
 from oncall_operator.api import incident
 from oncall_operator.executor import actions, context, incident_cap, indices, opening, review
 
 
-async def changed(ctx: context.Context, event: listwatch.Event) -> None:
+async def changed(ctx: context.Context, event: watchevents.Event) -> None:
     """One Incident event (a list's, or a watch's ADDED, MODIFIED or DELETED)."""
     body, deleted = event.obj, event.type == "DELETED"
     meta = body["metadata"]
