@@ -12,6 +12,10 @@ alert group each, spread over ``--namespaces`` namespaces), and at each size mea
   notifies) and a share (``--acked``) is acknowledged right after its first page: a level-2 page of
   an acknowledged Incident is counted as a wrong page. Each namespace's policy escalates after its
   own delay (``--after`` plus 6 s per namespace), so the due steps are spread in time;
+- the same lateness once the storm is over (``--steady``, 300 alerts at 5/s into a namespace of their
+  own, level 2 after 30 s): pages due while ``size`` Incidents are open and only the escalation's own
+  work is on the API server. The storm's figure above also holds how late the intake's writes made
+  the pages while the storm saturated the machine; this one is the escalation loop's lateness;
 - the operator's API requests per escalation tick while nothing is due and per due page, from the
   API server's audit log by user agent (cluster_scale.Audit);
 - takeover: a standby replica joins the Kopf peering (``--peering-lifetime``); Kopf pauses its
@@ -65,6 +69,7 @@ from oncall_operator.domain import alerts as am  # noqa: E402
 
 PEERING = "storm-bench"
 PROBE_AFTER = 4  # seconds to the probes' level 2: due soon after their level-1 page
+STEADY_AFTER = 30  # seconds to level 2 in the steady namespace: due while nothing but the open Incidents is there
 RAISED = cs.GUARDS_RAISED  # the guards against a storm are not what this bench measures (see the docstring)
 
 
@@ -97,7 +102,9 @@ class Storm:
         self.pages = Pages(self.first_page)
         self.namespaces = [f"storm-{self.label}-{i}" for i in range(args.namespaces)]
         self.probe_ns = f"storm-{self.label}-probe"
-        self.after = {ns: args.after + 6 * i for i, ns in enumerate(self.namespaces)} | {self.probe_ns: PROBE_AFTER}
+        self.steady_ns = f"storm-{self.label}-steady"
+        self.after = {ns: args.after + 6 * i for i, ns in enumerate(self.namespaces)}
+        self.after |= {self.probe_ns: PROBE_AFTER, self.steady_ns: STEADY_AFTER}
         self.audit = cs.Audit(sim.audit_log)
         self.seq = 0
         self.expect: set[tuple[str, str]] = set()
@@ -152,7 +159,7 @@ class Storm:
         op.sampler.mark("start")
         return op
 
-    def storm(self, op: Operator, count: int, namespaces: list[str]) -> dict[str, Any]:
+    def storm(self, op: Operator, count: int, namespaces: list[str], rate: float | None = None) -> dict[str, Any]:
         """Post ``count`` new alert groups spread over ``namespaces``; ack a share once paged.
 
         Returns the figures, and the Incidents opened that should page at level 2 (``self.expect``).
@@ -160,7 +167,8 @@ class Storm:
         run = uuid.uuid4().hex[:6]
         bodies = [payload(namespaces[i % len(namespaces)], run, self.seq + i) for i in range(count)]
         self.seq += count
-        every = round(1 / self.args.acked) if self.args.acked > 0 and self.probe_ns not in namespaces else 0
+        sideline = self.probe_ns in namespaces or self.steady_ns in namespaces  # a probe or the steady phase
+        every = round(1 / self.args.acked) if self.args.acked > 0 and not sideline else 0
         paging = set()
         for i, body in enumerate(bodies):
             if body["commonLabels"]["severity"] == "info":
@@ -170,13 +178,13 @@ class Storm:
                 self.to_ack.add(key)
             else:
                 paging.add(key)
-        profiling = self.args.profile and count >= 100 and self.probe_ns not in namespaces
+        profiling = self.args.profile and count >= 100 and not sideline
         profiler = None
         if profiling:
             (where := self.args.out / "storm-profiles").mkdir(parents=True, exist_ok=True)
             profiler = cs.start_profile(op.proc.pid, where, self.seq)
         cpu0 = op.sampler.read()
-        posted = asyncio.run(post(op.url, bodies, self.args.rate))
+        posted = asyncio.run(post(op.url, bodies, rate or self.args.rate))
         cpu1 = op.sampler.read()
         if profiler is not None:  # py-spy (the bench extra) while the storm is posted: where an alert's CPU goes
             posted["profile"] = cs.stop_profile(profiler)
@@ -268,6 +276,11 @@ def bench(
                 "writes": round(sum(v for k, v in mine.items() if k.split()[0] in cs.STATE_WRITES), 2),
                 "by_request": quiet["requests"],
             }
+            if args.steady:  # pages due with ``size`` open and no storm on the API server
+                since = time.time()
+                out["steady"] = s.storm(leader, args.steady, [s.steady_ns], args.steady_rate)
+                s.wait_due([s.steady_ns], since)
+                out["steady"]["lateness"] = s.lateness([s.steady_ns], since)
             out["leader_rss_mib"] = {
                 "steady": rss(leader),
                 "peak": leader.sampler.peak_mib(),
@@ -352,6 +365,8 @@ def main() -> int:
     parser.add_argument("--acked", type=float, default=0.2, help="share of paging Incidents acknowledged")
     parser.add_argument("--after", type=int, default=30, help="seconds to level 2 in the first namespace")
     parser.add_argument("--tick", type=float, default=5.0, help="the operators' ONCALL_TICK_SECONDS")
+    parser.add_argument("--steady", type=int, default=300, help="alerts of the steady phase after each storm (0: none)")
+    parser.add_argument("--steady-rate", type=float, default=5.0, help="alerts per second in the steady phase")
     parser.add_argument("--quiet", type=float, default=20.0, help="seconds of the idle window (API per tick)")
     parser.add_argument("--peering-lifetime", type=int, default=15, help="ONCALL_PEERING_LIFETIME (the chart's)")
     parser.add_argument("--profile", action="store_true", help="py-spy the leader while each storm is posted")
@@ -372,7 +387,8 @@ def main() -> int:
         ).stdout.strip(),
         "cores": os.cpu_count(),
         "settings": {
-            k: getattr(args, k) for k in ("rate", "namespaces", "acked", "after", "tick", "peering_lifetime", "hog")
+            k: getattr(args, k)
+            for k in ("rate", "namespaces", "acked", "after", "tick", "peering_lifetime", "hog", "steady")
         },
         "load_start": load(),
     }

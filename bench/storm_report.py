@@ -19,6 +19,15 @@ ROWS = (
     ),
     ("pages after an acknowledgement", lambda s: s["lateness"]["pages_after_ack"]),
     (
+        "steady phase, storm over: due level-2 pages n, late p50 / p99 (ms)",
+        lambda s: (
+            f"{s['steady']['lateness']['n']}, {s['steady']['lateness'].get('p50_ms')} / "
+            f"{s['steady']['lateness'].get('p99_ms')} (posted at {s['steady']['achieved_rate']}/s)"
+            if "steady" in s
+            else "not run"
+        ),
+    ),
+    (
         "API requests / writes per idle tick",
         lambda s: f"{s['api_per_idle_tick']['requests']} / {s['api_per_idle_tick']['writes']}",
     ),
