@@ -129,8 +129,9 @@ def test_an_open_incident_is_kept_as_compact_json_without_managed_fields_and_nev
     first["metadata"]["labels"] = {"oncall.dev/trigger": "OOMKilled"}
     key = incidents.see(first)
     entry = incidents.entries[key]
-    assert len(entry.packed) < len(entry.text), "kept compressed"
     assert b"managedFields" not in entry.text and b", " not in entry.text
+    entry.chill()
+    assert len(entry.packed) < len(entry.text), "kept compressed"
     assert entry.body["metadata"]["labels"] == first["metadata"]["labels"] and entry.version == "1"
     newer = body("a") | {"status": {"phase": "Acknowledged"}}
     newer["metadata"]["resourceVersion"] = "7"
@@ -143,6 +144,24 @@ def test_an_open_incident_is_kept_as_compact_json_without_managed_fields_and_nev
     closed["metadata"]["resourceVersion"] = "9"
     incidents.see(closed)
     assert key not in incidents.entries  # closed: nothing left to send, nothing kept
+
+
+def test_only_the_last_stored_entries_stay_uncompressed_and_each_reads_the_same_either_way() -> None:
+    incidents = open_incidents.OpenIncidents()
+    bodies = {f"i{n}": body(f"i{n}") | {"spec": {"title": f"number {n}"}} for n in range(open_incidents.WARM + 10)}
+    for one in bodies.values():
+        incidents.see(one)
+    warm = [key for key, entry in incidents.entries.items() if not entry.cold]
+    assert len(warm) == open_incidents.WARM == len(incidents.warm)
+    assert ("ns", "i0") not in warm and ("ns", f"i{open_incidents.WARM + 9}") in warm, "the oldest compressed first"
+    assert all(incidents.entries[("ns", name)].body == one for name, one in bodies.items())
+    again = body("i0") | {"spec": {"title": "stored again"}}
+    again["metadata"]["resourceVersion"] = "2"
+    incidents.see(again)  # stored again: warm again, the least recently stored of the others compressed
+    assert not incidents.entries[("ns", "i0")].cold and incidents.entries[("ns", "i10")].cold
+    assert incidents.entries[("ns", "i0")].body == again and len(incidents.warm) == open_incidents.WARM
+    incidents.forget(("ns", "i0"))
+    assert ("ns", "i0") not in incidents.warm
 
 
 def with_version(name: str, version: str, phase: str = "Triggered") -> dict[str, Any]:

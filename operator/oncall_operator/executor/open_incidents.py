@@ -57,6 +57,10 @@ SHORTEST_SLEEP = 0.05
 """Seconds the loop sleeps at least: a step due in the past or right now is looked at on the next turn."""
 STANDBY_SLEEP = 1.0
 """Seconds between two checks of whether this replica acts now, while it stands by."""
+WARM = 512
+"""Entries kept as plain JSON, the last stored: an alert's Incident is stored three or four times within
+seconds of its creation (the intake's write, its events, the outcome), and compressing each time was
+more of a storm's CPU than the JSON (issue 18). The older ones are compressed (:meth:`Entry.chill`)."""
 
 
 def wall_clock() -> dt.datetime:
@@ -71,10 +75,11 @@ class Entry:
     as compact JSON they were still the largest thing it kept (28 MiB of a restarted replica's
     122 MiB of Python objects at 9,900 open), and an Incident's JSON compresses 2.4-fold (2,974 to 1,225 bytes) at
     zlib's fastest level. The body is unpacked only for a look, which is rare next to the loop's
-    scans of ``wake_at``.
+    scans of ``wake_at``. One just stored stays plain JSON until :meth:`chill` (:data:`WARM`).
     """
 
     packed: bytes
+    """The compact JSON, zlib-compressed once :attr:`cold`."""
     version: str | None
     settles: bool
     """Whether the settling of Mitigated OOM Incidents wants it (from the body, kept when stored)."""
@@ -87,23 +92,32 @@ class Entry:
     """When the Incident itself says its next step or reminder is due (None: something may be due now)."""
     handed: tuple[Send, ...] = ()
     """Steps this process claimed in another write (the intake's opening), for the next look to send."""
+    cold: bool = True
 
     @classmethod
-    def of(cls, body: cabc.Mapping[str, Any]) -> "Entry":
+    def of(cls, body: cabc.Mapping[str, Any], warm: bool = False) -> "Entry":
         entry = cls(b"", None, False)
-        entry.store(body)
+        entry.store(body, warm)
         return entry
 
-    def store(self, body: cabc.Mapping[str, Any]) -> None:
+    def store(self, body: cabc.Mapping[str, Any], warm: bool = False) -> None:
+        """Keep ``body``; ``warm``: as plain JSON until :meth:`chill` (the caller keeps count of the warm ones)."""
         meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
-        self.packed = zlib.compress(pydantic_core.to_json({**body, "metadata": meta}), 1)
+        self.packed, self.cold = pydantic_core.to_json({**body, "metadata": meta}), False
+        if not warm:
+            self.chill()
         self.version, self.settles = meta.get("resourceVersion"), settle.wants_settling(body)
         self.hint = _hint(body.get("status") or {})
+
+    def chill(self) -> None:
+        """Compress the body, if it is not already."""
+        if not self.cold:
+            self.packed, self.cold = zlib.compress(self.packed, 1), True
 
     @property
     def text(self) -> bytes:
         """The body as compact JSON."""
-        return zlib.decompress(self.packed)
+        return zlib.decompress(self.packed) if self.cold else self.packed
 
     @property
     def body(self) -> dict[str, Any]:
@@ -144,6 +158,8 @@ class OpenIncidents:
     def __init__(self, clock: cabc.Callable[[], dt.datetime] = wall_clock) -> None:
         self.clock = clock
         self.entries: dict[Key, Entry] = {}
+        self.warm: dict[Key, None] = {}
+        """The keys of the entries kept as plain JSON, the least recently stored first (at most :data:`WARM`)."""
         self.planned: dt.datetime | None = None
         """When the loop means to wake next; a look that sets a sooner ``wake_at`` wakes it early."""
         self.nudge = asyncio.Event()
@@ -170,14 +186,23 @@ class OpenIncidents:
             return key  # a late event: the create's, arriving after the intake's opening write was kept
         if not is_open(body.get("status") or {}) and not unopened(body):
             self.forget(key)
-        elif entry is None:
-            self.entries[key] = Entry.of(body)
         else:
-            entry.store(body)
+            if entry is None:
+                self.entries[key] = Entry.of(body, warm=True)
+            else:
+                entry.store(body, warm=True)
+            self.warm.pop(key, None)
+            self.warm[key] = None
+            while len(self.warm) > WARM:
+                oldest = next(iter(self.warm))
+                del self.warm[oldest]
+                if (chilled := self.entries.get(oldest)) is not None:
+                    chilled.chill()
         return key
 
     def forget(self, key: Key) -> None:
         self.entries.pop(key, None)
+        self.warm.pop(key, None)
 
     async def seen(self, ctx: context.Context, body: cabc.Mapping[str, Any]) -> None:
         """An Incident changed (Kopf's event): keep its body and look at it at once, unless judged already."""
