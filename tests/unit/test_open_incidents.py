@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from oncall_operator.adapters import peering
+from oncall_operator.domain import due_hints
 from oncall_operator.executor import config, escalation, open_incidents, opening
 
 EPOCH = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
@@ -355,7 +356,7 @@ def _status(phase: str, next_step_in: float | None = None, **escalation: Any) ->
     return {"phase": phase, "escalation": esc}
 
 
-NOW, AFTER, LAST = open_incidents.AT_ONCE, open_incidents.AFTER, open_incidents.LAST
+NOW, AFTER, LAST = due_hints.AT_ONCE, due_hints.AFTER, due_hints.LAST
 PENDING = [{"key": "k", "result": "Pending"}]
 
 
@@ -389,7 +390,7 @@ PENDING = [{"key": "k", "result": "Pending"}]
 def test_a_listing_hands_on_what_may_page_first_and_what_cannot_be_due_soon_last(
     status: dict[str, Any], rank: int
 ) -> None:
-    assert open_incidents.rank({"metadata": {"name": "i"}, "status": status}, EPOCH) == rank
+    assert due_hints.rank({"metadata": {"name": "i"}, "status": status}, EPOCH) == rank
 
 
 @pytest.mark.looptime

@@ -38,8 +38,7 @@ from typing import Any
 import pydantic_core
 
 from oncall_operator.adapters import apiserver, peering, tasks
-from oncall_operator.api import incident
-from oncall_operator.domain import delivery, maintenance, page_budget, timestamps
+from oncall_operator.domain import due_hints
 from oncall_operator.domain.escalation import Send
 from oncall_operator.executor import context, escalation, opening, patching, settle
 
@@ -47,9 +46,6 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]
 CONCURRENCY = 16
 """Looks at once from the loop; each is bounded (a send gives up after ``delivering.SEND_TIMEOUT``)."""
-HELD_BACK = (delivery.PENDING, page_budget.HELD, maintenance.HELD)
-"""Notification results that may be due before the next step: a claim to send again, a held page."""
-HELD_BY_WINDOW = (maintenance.CONDITION, "True")
 BATCH = 256
 """Looks the loop has in flight at most (waiting for the gate included): 10,000 Incidents to look at
 after a takeover are started in order of when they are due, not all at once."""
@@ -107,7 +103,7 @@ class Entry:
         if not warm:
             self.chill()
         self.version, self.settles = meta.get("resourceVersion"), settle.wants_settling(body)
-        self.hint = _hint(body.get("status") or {})
+        self.hint = due_hints.hint(body.get("status") or {})
 
     def chill(self) -> None:
         """Compress the body, if it is not already."""
@@ -184,7 +180,7 @@ class OpenIncidents:
         entry = self.entries.get(key)
         if entry is not None and not _not_older(meta.get("resourceVersion"), entry.version):
             return key  # a late event: the create's, arriving after the intake's opening write was kept
-        if not is_open(body.get("status") or {}) and not unopened(body):
+        if not due_hints.is_open(body.get("status") or {}) and not due_hints.unopened(body):
             self.forget(key)
         else:
             if entry is None:
@@ -237,7 +233,7 @@ class OpenIncidents:
                 self._wake(key, entry)
                 return
             try:
-                if unopened(body := entry.body):
+                if due_hints.unopened(body := entry.body):
                     await self._open(ctx, key, entry, body, now, generation, changed_only)
                     return
                 read, handed, entry.handed = entry.version, entry.handed, ()
@@ -280,7 +276,9 @@ class OpenIncidents:
             entry.wake_at = None
             await opening.changed(ctx, body)  # its write's event brings it back opened
             current = self.entries.get(key)  # held by the cap, it opens at its next event: not kept here, where
-            if current is not None and unopened(current.body):  # only a creator's grace may keep an unopened one
+            if current is not None and due_hints.unopened(
+                current.body
+            ):  # only a creator's grace may keep an unopened one
                 self.forget(key)  # (a namespace may make any number of unopened Incidents)
             return
         self._wake(key, entry)
@@ -391,81 +389,6 @@ class OpenIncidents:
                 return at
             heapq.heappop(self.wakes)
         return None
-
-
-LIST_SLACK = dt.timedelta(seconds=60)
-"""How far off an open Incident's next step must be for a listing to hand it on after the others."""
-AT_ONCE, AFTER, LAST = 0, 1, 2
-"""The ranks of a listed Incident (:func:`rank`)."""
-
-
-def rank(body: cabc.Mapping[str, Any], now: dt.datetime) -> int:
-    """When a listing hands an Incident on (issue 18: a takeover lists 10,000, and a due page late in the list
-    waited for every Incident before it to be judged).
-
-    :data:`AT_ONCE`: something may be due now or within :data:`LIST_SLACK` (a step, a reminder, a claim
-    to send again, a held page, an opening). :data:`AFTER`, once the whole list is read: its status
-    names nothing due soon, but a look may still tell an acknowledgement or a resolution, or find a
-    step a changed policy adds. :data:`LAST`: its next step is further off than the slack, or it is
-    Resolved with everybody told.
-    """
-    status = body.get("status") or {}
-    if not is_open(status):
-        return LAST if status.get("phase") == incident.Phase.RESOLVED.value else AT_ONCE
-    hint = _hint(status)
-    if hint is not None:
-        return LAST if hint > now + LIST_SLACK else AT_ONCE
-    return AFTER if _quiet(status, now) else AT_ONCE
-
-
-def _quiet(status: cabc.Mapping[str, Any], now: dt.datetime) -> bool:
-    """Whether an open Incident's status says no page of it can be due within :data:`LIST_SLACK`: its first
-    page went out, nothing is Pending or held, no window holds it, and no time it names is near."""
-    esc = status.get("escalation") or {}
-    if not esc.get("startedAt") or not esc.get("level") or _held(status):
-        return False
-    return all(t is not None and t > now + LIST_SLACK for t in _named_times(esc))
-
-
-def unopened(body: cabc.Mapping[str, Any]) -> bool:
-    """Made, and not opened yet: no phase in its status."""
-    return not (body.get("status") or {}).get("phase")
-
-
-def is_open(status: cabc.Mapping[str, Any]) -> bool:
-    """Opened, and not Resolved with everybody told: the escalation may still have something to send."""
-    phase = status.get("phase")
-    return bool(phase) and not (phase == incident.Phase.RESOLVED.value and status.get("escalation", {}).get("closed"))
-
-
-def _hint(status: cabc.Mapping[str, Any]) -> dt.datetime | None:
-    """When a Triggered Incident's escalation says its next step is due, if nothing else may be due before.
-
-    None (look now) for any other phase (an acknowledgement or a resolution may still be told), a
-    Pending or Held notification (a claim to send again, a page held by the budget), a maintenance
-    window holding its pages, or a status that names no next step.
-    """
-    esc = status.get("escalation") or {}
-    if status.get("phase") != incident.Phase.TRIGGERED.value or not esc.get("startedAt") or not esc.get("nextStepAt"):
-        return None
-    if _held(status):
-        return None
-    times = _named_times(esc)
-    return None if None in times else min(t for t in times if t is not None)
-
-
-def _held(status: cabc.Mapping[str, Any]) -> bool:
-    """A maintenance window holds its pages, or a notification is Pending (a claim to send again) or held."""
-    conds = status.get("conditions") or ()
-    if any(not isinstance(c, cabc.Mapping) or (c.get("type"), c.get("status")) == HELD_BY_WINDOW for c in conds):
-        return True
-    notes = (status.get("escalation") or {}).get("notifications") or ()
-    return any(not isinstance(n, cabc.Mapping) or n.get("result") in HELD_BACK for n in notes)
-
-
-def _named_times(esc: cabc.Mapping[str, Any]) -> list[dt.datetime | None]:
-    """The next step and reminder the escalation names (None for one that does not parse)."""
-    return [timestamps.parse(esc.get(f)) for f in ("nextStepAt", "nextReminderAt") if esc.get(f)]
 
 
 def _not_older(new: str | None, old: str | None) -> bool:

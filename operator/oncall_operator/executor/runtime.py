@@ -39,6 +39,7 @@ from oncall_operator.adapters import (
     podwatch,
     tasks,
 )
+from oncall_operator.domain import due_hints
 from oncall_operator.executor import (
     alerts,
     answering,
@@ -125,7 +126,7 @@ async def start(
         cfg.watch_namespaces,
         functools.partial(incident_events.changed, ctx),
         functools.partial(indices.until_filled, ctx.indices, api, cfg.watch_namespaces),
-        lambda body: open_incidents.rank(body, open_incidents.wall_clock()),
+        lambda body: due_hints.rank(body, open_incidents.wall_clock()),
     )
     incident_watch_task = asyncio.create_task(incident_watch.run(), name="incident watch")
     ctx.rechecks.start(ctx)
