@@ -7,8 +7,7 @@ serialises its heavy request and response handling) and ~1 ms through aiohttp. H
 credentials come from the official client's ``Configuration`` (``Kube.connect``), whose
 ``auth_settings()`` also runs its token-refresh hook, so both clients authenticate the same way.
 Every request has a timeout (30 s in all; a watch sets its own), so nothing waits forever on a
-black-holed API server. Objects are plain dicts, as the domain reads them. When requests queue,
-the escalation's and the remediation's go first (:mod:`.turns`).
+black-holed API server. Objects are plain dicts, as the domain reads them.
 """
 
 import collections.abc as cabc
@@ -23,14 +22,12 @@ import kubernetes
 import pydantic_core
 import urllib3
 
-from oncall_operator.adapters import kube, turns
+from oncall_operator.adapters import kube
 
 AGENT = "oncall-operator"
-"""The user agent, which the API server also takes as the field manager of our writes."""
 PAGE = 500
 """Objects per page of every list the operator makes (its own and Kopf's): never one unbounded answer."""
-TURNS = 32
-"""Requests through :meth:`Api.call` in flight at most; more wait, the urgent first (:mod:`.turns`)."""
+"""The user agent, which the API server also takes as the field manager of our writes."""
 
 
 class ApiError(Exception):
@@ -57,7 +54,6 @@ class Api:
             timeout=aiohttp.ClientTimeout(total=30),
             headers={"User-Agent": agent, "Accept": "application/json"},
         )
-        self.turns = turns.Turns(TURNS)
 
     async def close(self) -> None:
         await self.session.close()
@@ -76,12 +72,9 @@ class Api:
             headers["Content-Type"] = content_type
             data = pydantic_core.to_json(body)  # 4x faster than json.dumps (issue 18: JSON was 15 % of a storm's CPU)
         proxy = self.config.proxy or None
-        async with (
-            self.turns.take(),
-            self.session.request(
-                method, path.lstrip("/"), data=data, params=params, headers=headers, proxy=proxy
-            ) as reply,
-        ):
+        async with self.session.request(
+            method, path.lstrip("/"), data=data, params=params, headers=headers, proxy=proxy
+        ) as reply:
             raw = await reply.read()
             if reply.status == 404 and method == "GET":
                 return None

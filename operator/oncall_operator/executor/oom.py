@@ -54,7 +54,7 @@ import logging
 import time
 from typing import Any
 
-from oncall_operator.adapters import apiserver, caches, incidents, peering, turns, workloads
+from oncall_operator.adapters import apiserver, caches, incidents, peering, workloads
 from oncall_operator.api import incident, runbook
 from oncall_operator.api.maintenance import Mutes
 from oncall_operator.domain import lifecycle, matching, oom, oom_incident, oom_plan, workload
@@ -95,8 +95,7 @@ async def remediate(ctx: context.Context, body: cabc.Mapping[str, Any], candidat
                 guessing[0] = False
                 raise patching.Retry() from None
 
-    with turns.urgent():  # a remediation's requests go before the intake's when they queue
-        plan = await patching.retrying(attempt, f"OOM {pod.namespace}/{pod.name}")
+    plan = await patching.retrying(attempt, f"OOM {pod.namespace}/{pod.name}")
     at = plan.recheck_at if plan is not None else None
     if at is not None or pod.uid in state.following:  # an in-place resize to follow
         state.follow(pod.uid, at, lambda: _look_again(ctx, pod.namespace, pod.name, pod.uid))

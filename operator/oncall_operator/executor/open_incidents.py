@@ -37,7 +37,7 @@ from typing import Any
 
 import pydantic_core
 
-from oncall_operator.adapters import apiserver, peering, tasks, turns
+from oncall_operator.adapters import apiserver, peering, tasks
 from oncall_operator.domain import due_hints
 from oncall_operator.domain.escalation import Send
 from oncall_operator.executor import context, escalation, opening, patching, settle
@@ -220,13 +220,7 @@ class OpenIncidents:
         task.add_done_callback(self.sending.discard)
 
     async def look(self, ctx: context.Context, key: Key, settling: bool = False, changed_only: bool = False) -> None:
-        """Escalate one Incident (and settle it when asked); errors are logged, the next look retries.
-
-        Its requests go before the intake's when they queue (:mod:`~oncall_operator.adapters.turns`)."""
-        with turns.urgent():
-            await self._look(ctx, key, settling, changed_only)
-
-    async def _look(self, ctx: context.Context, key: Key, settling: bool, changed_only: bool) -> None:
+        """Escalate one Incident (and settle it when asked); errors are logged, the next look retries."""
         async with self.lock(key):
             entry = self.entries.get(key)
             if entry is None:
