@@ -25,9 +25,9 @@ import urllib3
 from oncall_operator.adapters import kube
 
 AGENT = "oncall-operator"
+"""The user agent, which the API server also takes as the field manager of our writes."""
 PAGE = 500
 """Objects per page of every list the operator makes (its own and Kopf's): never one unbounded answer."""
-"""The user agent, which the API server also takes as the field manager of our writes."""
 
 
 class ApiError(Exception):
