@@ -36,7 +36,7 @@ def kwok() -> pathlib.Path:
     return REPO / ".cluster" / "bin" / "kwok"
 
 
-@pytest.mark.timeout(1200)  # a cold kwok build is in the fixture; the run itself takes about 40 s
+@pytest.mark.timeout(2100)  # a cold kwok build is in the fixture; the run itself takes about 40 s quiet
 def test_the_harness_runs_at_small_scale_and_writes_every_figure(kwok: pathlib.Path, tmp_path: pathlib.Path) -> None:
     assert kwok.exists()
     workdir, out = tmp_path / "work", tmp_path / "results"
@@ -58,7 +58,7 @@ def test_the_harness_runs_at_small_scale_and_writes_every_figure(kwok: pathlib.P
     # delays past the operator's first recheck of Mitigated Incidents (ONCALL_RECHECK_SECONDS, 30 s after its
     # start), whose status write is no part of a remediation: the recheck is kept out of this short run.
     env = {**os.environ, "ONCALL_RECHECK_SECONDS": "3600"}
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=REPO, env=env)  # > 600 s beside a hog
     assert run.returncode == 0, f"bench failed:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
 
     [result] = [json.loads(p.read_text()) for p in out.glob("cluster_scale-*.json")]

@@ -210,6 +210,12 @@ async def test_an_incident_deleted_while_the_replica_stood_by_is_handed_on_as_de
         for name in ("gone", "again", "watched"):
             custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", name)
         create(custom, namespace, "again")  # the same name, a new object: not forgotten
+
+        def all_kept() -> bool:  # every delete and the new "again" reached the store (a busy machine lags)
+            kinds = {name: kind for (_, name), (kind, _) in w.watch.kept.entries.items()}
+            return kinds.get("gone") == kinds.get("watched") == "DELETED" and kinds.get("again", "DELETED") != "DELETED"
+
+        await until(all_kept, "the deletes and the new object kept")
         w.objects.clear()
         peering.set_acting(True)
         assert await w.next(3) == [("DELETED", "gone"), ("DELETED", "watched"), ("LISTED", "again")]
