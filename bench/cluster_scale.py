@@ -832,7 +832,15 @@ def top_costs(path: pathlib.Path, top: int = 15) -> dict[str, Any]:
     return {"file": str(path), "samples": total, "inclusive_pct": pct(inclusive), "self_pct": pct(own)}
 
 
+def _stopped(*_: object) -> None:
+    """SIGTERM: leave through the context managers, which stop the operators and the cluster (once: a second
+    SIGTERM must not cut that teardown short)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(143)
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stopped)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default="1000,5000,10000", help="pods in the cluster, comma-separated, growing")
     parser.add_argument("--samples", type=int, default=30, help="kills per phase (floor, operator) and size")
