@@ -61,6 +61,7 @@ import cluster_scale as cs  # noqa: E402  (its sampler, audit-log reader, checko
 import hog  # noqa: E402
 import kubernetes  # noqa: E402
 import oom_latency as floorlib  # noqa: E402
+import op_metrics  # noqa: E402
 import simcluster  # noqa: E402
 import storm_report  # noqa: E402
 from storm_alerts import Pages, handbook, payload, post  # noqa: E402
@@ -262,10 +263,11 @@ def bench(
     try:
         for n, size in enumerate(args.sizes):
             out: dict[str, Any] = {"open_incidents": size, "load_before": load()}
-            since = time.time()
+            since, scraped = time.time(), op_metrics.scrape(leader.port)
             out["storm"] = s.storm(leader, size - s.opened, s.namespaces)
             s.wait_due(s.namespaces, since)
             out["lateness"] = s.lateness(s.namespaces, since)
+            out["lateness"]["waits"] = op_metrics.between(scraped, op_metrics.scrape(leader.port))
             # nothing is due now: what the loop costs per tick with ``size`` Incidents open
             window = s.audit.mark()
             time.sleep(args.quiet)
@@ -277,10 +279,11 @@ def bench(
                 "by_request": quiet["requests"],
             }
             if args.steady:  # pages due with ``size`` open and no storm on the API server
-                since = time.time()
+                since, scraped = time.time(), op_metrics.scrape(leader.port)
                 out["steady"] = s.storm(leader, args.steady, [s.steady_ns], args.steady_rate)
                 s.wait_due([s.steady_ns], since)
                 out["steady"]["lateness"] = s.lateness([s.steady_ns], since)
+                out["steady"]["lateness"]["waits"] = op_metrics.between(scraped, op_metrics.scrape(leader.port))
             out["leader_rss_mib"] = {
                 "steady": rss(leader),
                 "peak": leader.sampler.peak_mib(),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import op_metrics
+
 ROWS = (
     ("open Incidents", lambda s: s["open_incidents"]),
     ("alerts posted / achieved rate /s", lambda s: f"{s['storm']['alerts']} / {s['storm']['achieved_rate']}"),
@@ -17,6 +19,10 @@ ROWS = (
         "due level-2 pages: n, late p50 / p99 (ms)",
         lambda s: f"{s['lateness']['n']}, {s['lateness'].get('p50_ms')} / {s['lateness'].get('p99_ms')}",
     ),
+    (
+        "the operator's histograms in the storm: n, p50 / p99 (s)",
+        lambda s: op_metrics.line(s["lateness"].get("waits")),
+    ),
     ("pages after an acknowledgement", lambda s: s["lateness"]["pages_after_ack"]),
     (
         "steady phase, storm over: due level-2 pages n, late p50 / p99 (ms)",
@@ -26,6 +32,10 @@ ROWS = (
             if "steady" in s
             else "not run"
         ),
+    ),
+    (
+        "the operator's histograms, steady phase: n, p50 / p99 (s)",
+        lambda s: op_metrics.line(s["steady"]["lateness"].get("waits")) if "steady" in s else "not run",
     ),
     (
         "API requests / writes per idle tick",

@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from typing import Any, ClassVar
 
 import kubernetes
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from oncall_operator import devcluster
 from oncall_operator.adapters import peering
@@ -197,6 +199,16 @@ class OperatorProcess:
         assert isinstance(found, re.Match)
         self.http_port = int(found.group(2))
         return self
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """One sample of the running process's /metrics (``name`` with its suffix: ``_count``, ``_total``)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=30) as answer:
+            text = answer.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return float(sample.value)
+        return None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:

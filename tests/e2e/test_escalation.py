@@ -289,6 +289,9 @@ def test_restart_mid_escalation_neither_repeats_nor_skips_a_step(
         lambda: ("page/L3/loop0", "slack", "Delivered") in steps(kubectl, namespace), 60, what="L3 after the restart"
     )
     loop_passed(kubectl, namespace, peer, due(kubectl, namespace, levels[1]))  # anything sent twice was sent by now
+    late = "oncall_escalation_page_lateness_seconds"  # L2 was due while no operator ran: paged late, and said so
+    assert (operator_process.metric(f"{late}_count", level="2") or 0) >= 1
+    assert (operator_process.metric(f"{late}_sum", level="2") or 0) > 0
     keys = [(k, c) for k, c, _ in steps(kubectl, namespace)]
     assert len(keys) == len(set(keys)), f"a step was recorded twice: {keys}"
     # every level paged exactly once; L1's ack reminder, due at 10s while nobody ran, is moot once L2 pages

@@ -187,6 +187,7 @@ def test_service_monitor_and_alerts_use_what_the_operator_exports(helm: Helm) ->
     assert peering.ACTIVE  # imported for its metrics, which live on the one registry
     for family in metrics.REGISTRY.collect():
         exported |= {family.name, f"{family.name}_total"} if family.type == "counter" else {family.name}
+        exported |= {f"{family.name}_bucket"} if family.type == "histogram" else set()
     alerts = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
     assert set(alerts) >= {
         "OncallOperatorDown",
@@ -194,6 +195,7 @@ def test_service_monitor_and_alerts_use_what_the_operator_exports(helm: Helm) ->
         "OncallOperatorWatchStalled",
         "OncallRemediationsFailing",
         "OncallNotificationsFailing",
+        "OncallPagesLate",
     }
     for name, expr in alerts.items():
         used = set(re.findall(r"\b(oncall_[a-z_]+|up)\{", expr))
@@ -203,7 +205,12 @@ def test_service_monitor_and_alerts_use_what_the_operator_exports(helm: Helm) ->
     bypass = {
         r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if r["labels"].get("oncall_bypass") == "true"
     }
-    assert bypass >= {"OncallOperatorDown", "OncallOperatorNoActiveReplica", "OncallNotificationsFailing"}
+    assert bypass >= {
+        "OncallOperatorDown",
+        "OncallOperatorNoActiveReplica",
+        "OncallNotificationsFailing",
+        "OncallPagesLate",
+    }
 
 
 def test_dockerfile_and_chart_agree(helm: Helm) -> None:

@@ -81,6 +81,26 @@ TIME_TO_RESOLVE = prometheus_client.Histogram(
     buckets=(_MINUTE, 5 * _MINUTE, 15 * _MINUTE, 30 * _MINUTE, _HOUR, 2 * _HOUR, 4 * _HOUR, 8 * _HOUR, _DAY, 7 * _DAY),
     registry=REGISTRY,
 )
+_LATE = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, _MINUTE, 2 * _MINUTE, 5 * _MINUTE)
+LOOK_DELAY = prometheus_client.Histogram(
+    "oncall_escalation_look_delay_seconds",
+    "From when an open Incident's next step or retry was due to when the escalation loop's look at it started",
+    buckets=_LATE,
+    registry=REGISTRY,
+)
+PAGE_LATENESS = prometheus_client.Histogram(
+    "oncall_escalation_page_lateness_seconds",
+    "From when an escalation step was due (its Incident's nextStepAt) to when its sends finished, by level",
+    ["level"],
+    buckets=_LATE,
+    registry=REGISTRY,
+)
+EVENT_LOOP_LAG = prometheus_client.Histogram(
+    "oncall_event_loop_lag_seconds",
+    "How much later than asked a short sleep of the operator's event loop returned (its backlog of ready work)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
+    registry=REGISTRY,
+)
 OPEN_PHASES = tuple(p for p in incident.Phase if p != incident.Phase.RESOLVED)
 SEVERITIES = frozenset(s.value for s in base.Severity)
 
@@ -108,6 +128,14 @@ def record_escalation(
         NOTIFICATIONS.labels(
             channel=types.get(result.channel, "unknown"), result="delivered" if result.ok else "failed"
         ).inc()
+
+
+def record_lateness(sends: cabc.Iterable[escalation.Send], due: dt.datetime | None, done: dt.datetime) -> None:
+    """How late the pages among ``sends`` went out against ``due`` (their step's nextStepAt), once per level."""
+    if due is None or due > done:
+        return
+    for level in {s.level for s in sends if s.kind == "page" and not s.method}:
+        PAGE_LATENESS.labels(level=str(level)).observe((done - due).total_seconds())
 
 
 class IncidentGauges(registry.Collector):

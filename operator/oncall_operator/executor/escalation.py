@@ -44,7 +44,7 @@ async def escalate(
     if c is None:
         return Looked(None, None)
     if handed and (mine := _still_claimed(inc.status, handed, c.me)):
-        return await _send(ctx, c, body, inc, dict(body), inc, mine, inc.status.escalation.next_step_at)
+        return await _send(ctx, c, body, inc, dict(body), inc, mine, inc.status.escalation.next_step_at, None)
     if page_budget.in_play(c.spec, inc.status):  # the budget's count must hold every Incident's pages
         await page_budget.ready(c.ledger, ctx.api, ctx.config.watch_namespaces, ctx.config.namespace)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -82,7 +82,8 @@ async def escalate(
     written = await incidents.update_status_async(ctx.api, ns, name, claim, known=body, parsed=inc)
     if written is None or not claimed:
         return Looked(written.raw if written and written.changed else None, wake[0])
-    return await _send(ctx, c, body, inc, written.raw, written.incident, claimed, wake[0])
+    due = inc.status.escalation.next_step_at
+    return await _send(ctx, c, body, inc, written.raw, written.incident, claimed, wake[0], due)
 
 
 def _still_claimed(
@@ -103,8 +104,12 @@ async def _send(
     claimed_on: incident.Incident,
     claimed: cabc.Sequence[escalation.Send],
     wake_at: dt.datetime | None,
+    due: dt.datetime | None,
 ) -> Looked:
     """Send the claimed steps, record their outcomes; a failed step is also a Warning Event on the Incident.
+
+    ``due``: when the claimed step was due (the Incident's nextStepAt before the claim; None for the
+    steps the intake claimed), for how late its pages went out (``oncall_escalation_page_lateness_seconds``).
 
     A delivered page is no Event (issue 18: a write per page in a storm): the Incident's timeline and
     notifications record it, and ``kubectl oncall timeline`` shows it.
@@ -113,6 +118,7 @@ async def _send(
     log.info("Incident %s/%s: claimed %s", ns, name, ", ".join(f"{s.key} ({', '.join(s.channels)})" for s in claimed))
     results = await delivering.deliver(ctx, claimed, claimed_on, c.spec, c.namespace)
     metrics.record_escalation(claimed, results, c.spec)
+    metrics.record_lateness(claimed, due, dt.datetime.now(dt.UTC))
     window = escalation.retry_window(c.spec, inc.spec.severity.value)
     done = dt.datetime.now(dt.UTC).replace(microsecond=0)
     recorded = await incidents.update_status_async(

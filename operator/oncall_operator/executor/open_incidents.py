@@ -37,7 +37,7 @@ from typing import Any
 
 import pydantic_core
 
-from oncall_operator.adapters import apiserver, peering, tasks
+from oncall_operator.adapters import apiserver, metrics, peering, tasks
 from oncall_operator.domain import due_hints
 from oncall_operator.domain.escalation import Send
 from oncall_operator.executor import context, escalation, opening, patching, settle
@@ -227,6 +227,8 @@ class OpenIncidents:
                 return
             generation = ctx.indices.generation
             now = self.clock()
+            if not changed_only and entry.wake_at is not None and entry.wake_at <= now:
+                metrics.LOOK_DELAY.observe((now - entry.wake_at).total_seconds())
             if changed_only and not entry.handed and entry.judged_already(now, generation):
                 return
             if changed_only and not entry.handed and entry.defer(now, generation):

@@ -11,7 +11,8 @@ handler. The order matters and is written once, here:
 4. the OOM state and its caches' watches, then the pod watch that hands kills to :mod:`.oom`;
 5. the loop over the open Incidents (escalation, settling), the Incident watch that feeds it
    (:mod:`.incident_events`, once Kopf's indices are filled), and the one that checks Schedules,
-   Policies and Runbooks again; the heap's trim once a minute (:mod:`~oncall_operator.adapters.memory`);
+   Policies and Runbooks again; the heap's trim once a minute (:mod:`~oncall_operator.adapters.memory`)
+   and the event loop's lag probe (:mod:`~oncall_operator.adapters.looplag`);
 6. the HTTP intake (alerts, /healthz, /readyz, /metrics): last, so a request never meets a
    half-built context.
 
@@ -34,6 +35,7 @@ from oncall_operator.adapters import (
     incidentwatch,
     intake,
     kube,
+    looplag,
     memory,
     peering,
     podwatch,
@@ -74,6 +76,7 @@ class Running:
     intake: Any
     observer: leadership.Observer | None
     trimming: "asyncio.Task[None]"
+    lag: "asyncio.Task[None]"
 
 
 async def start(
@@ -167,7 +170,8 @@ async def start(
     where = ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses if isinstance(a, tuple)) or cfg.http_address
     log.info("alert intake listening on %s (POST /api/v1/alerts, /healthz, /readyz, /metrics)", where)
     trimming = asyncio.create_task(memory.every(), name="heap trim")
-    return Running(ctx, pod_watch, pod_watch_task, incident_watch, incident_watch_task, runner, observer, trimming)
+    lag = asyncio.create_task(looplag.watch(), name="event loop lag")
+    return Running(ctx, pod_watch, pod_watch_task, incident_watch, incident_watch_task, runner, observer, trimming, lag)
 
 
 async def stop(running: Running) -> None:
@@ -175,6 +179,7 @@ async def stop(running: Running) -> None:
     ctx = running.ctx
     await running.intake.cleanup()
     await tasks.cancel(running.trimming)
+    await tasks.cancel(running.lag)
     await tasks.cancel(running.pod_watch_task)
     await running.pod_watch.close()
     await running.pod_watch.api.close()
