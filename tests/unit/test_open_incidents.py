@@ -289,8 +289,7 @@ async def test_more_due_looks_than_the_loop_starts_at_once_go_soonest_first(
         return escalation.Looked(None, None)
 
     monkeypatch.setattr(escalation, "escalate", escalate)
-    monkeypatch.setattr(open_incidents, "BATCH", 2)
-    monkeypatch.setattr(open_incidents, "CONCURRENCY", 1)
+    monkeypatch.setattr(open_incidents, "BATCH", 1)
     incidents = open_incidents.OpenIncidents(clock)
     indices = Indices()
     ctx: Any = Ctx(config.Config(tick_seconds=5, recheck_seconds=3600), indices)
@@ -305,6 +304,41 @@ async def test_more_due_looks_than_the_loop_starts_at_once_go_soonest_first(
     finally:
         await incidents.stop()
     assert order[:4] == ["a", "b", "c", "d"], order
+
+
+@pytest.mark.looptime
+async def test_sends_hanging_on_a_black_holed_channel_do_not_hold_back_the_others_due_pages(
+    acting: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forty Incidents whose channel swallows every request (each send hangs until its 30 s timeout) and one
+    whose level 2 falls due a second after theirs: it is looked at on time. A gate of 16 looks held it
+    back until the hanging ones gave up (issue 18); the loop's only bound is :data:`BATCH` in flight."""
+    elapsed, clock = virtual_clock()
+    looked: dict[str, float] = {}
+
+    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+        name = raw["metadata"]["name"]
+        looked[name] = elapsed()
+        if name.startswith("hung"):
+            await asyncio.sleep(30)
+        return escalation.Looked(None, None)
+
+    monkeypatch.setattr(escalation, "escalate", escalate)
+    incidents = open_incidents.OpenIncidents(clock)
+    indices = Indices()
+    ctx: Any = Ctx(config.Config(tick_seconds=5, recheck_seconds=3600), indices)
+    names = [f"hung-{i}" for i in range(40)] + ["other"]
+    for name in names:
+        key = incidents.see(body(name))
+        incidents.entries[key].wake_at = EPOCH + dt.timedelta(seconds=11 if name == "other" else 10)
+        incidents.entries[key].looked = indices.generation
+    incidents.start(ctx)
+    try:
+        await asyncio.sleep(20)
+    finally:
+        await incidents.stop()
+    assert set(looked) == set(names)
+    assert 11 <= looked["other"] < 11.5, looked["other"]
 
 
 def test_a_late_event_of_an_unopened_version_does_not_drop_an_opened_incident() -> None:

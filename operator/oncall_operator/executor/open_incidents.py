@@ -44,11 +44,12 @@ from oncall_operator.executor import context, escalation, opening, patching, set
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
-CONCURRENCY = 16
-"""Looks at once from the loop; each is bounded (a send gives up after ``delivering.SEND_TIMEOUT``)."""
 BATCH = 256
-"""Looks the loop has in flight at most (waiting for the gate included): 10,000 Incidents to look at
-after a takeover are started in order of when they are due, not all at once."""
+"""Looks the loop has in flight at most: 10,000 Incidents to look at after a takeover are started in
+order of when they are due, not all at once. There is no narrower gate: each look is bounded (a send
+gives up after ``delivering.SEND_TIMEOUT``), the API client's pool bounds the requests, and a gate of
+16 looks had let 16 sends hanging on a black-holed channel hold back every other due page, and due
+pages wait behind an alert storm's 32 intake writes at once (issue 18: 30-60 s late)."""
 SHORTEST_SLEEP = 0.05
 """Seconds the loop sleeps at least: a step due in the past or right now is looked at on the next turn."""
 STANDBY_SLEEP = 1.0
@@ -310,13 +311,8 @@ class OpenIncidents:
         the operator's CPU in the 10k storm)."""
         cfg = ctx.config
         settled = time.monotonic()
-        gate = asyncio.Semaphore(CONCURRENCY)
         scanned: tuple[dt.datetime, int] | None = None
         """When the last scan was, and at which generation of the indices."""
-
-        async def one(key: Key, settling: bool) -> None:
-            async with gate:
-                await self.look(ctx, key, settling)
 
         sleep = cfg.tick_seconds
         while True:
@@ -349,7 +345,7 @@ class OpenIncidents:
                 settles = self.queued.pop(key)
                 if key in self.looking or key not in self.entries:
                     continue  # a look in flight sets its own next wake
-                task = asyncio.create_task(one(key, settles), name=f"look {key[0]}/{key[1]}")
+                task = asyncio.create_task(self.look(ctx, key, settles), name=f"look {key[0]}/{key[1]}")
                 self.looking[key] = task
                 task.add_done_callback(lambda _, k=key: self.looking.pop(k, None))  # type: ignore[misc]
                 room -= 1
