@@ -577,6 +577,7 @@ def quiet_plane(pids: dict[str, int], timeout: float = 900, quiet: float = 0.15)
         a, ta = cpu_now(watched), time.monotonic()
         time.sleep(5)
         used = cpu_split(a, cpu_now(watched), time.monotonic() - ta)
+        used.pop("machine", None)  # the whole machine's: a CPU hog beside the bench (--hog) keeps it over a core
         if all(v < quiet for v in used.values()):
             break
     return round(time.monotonic() - t0, 1)
