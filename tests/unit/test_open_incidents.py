@@ -341,6 +341,42 @@ async def test_sends_hanging_on_a_black_holed_channel_do_not_hold_back_the_other
     assert 11 <= looked["other"] < 11.5, looked["other"]
 
 
+@pytest.mark.looptime
+async def test_a_catch_up_over_incidents_never_looked_at_runs_a_few_at_once(
+    acting: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a takeover every kept Incident is new to this replica: the loop looks at those :data:`SWEEP`
+    at once (the ranked listing hands the due ones on meanwhile), and at a due step without waiting for them."""
+    elapsed, clock = virtual_clock()
+    running, most = [0], [0]
+    looked: dict[str, float] = {}
+
+    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+        looked[raw["metadata"]["name"]] = elapsed()
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        await asyncio.sleep(1)
+        running[0] -= 1
+        return escalation.Looked(None, None)
+
+    monkeypatch.setattr(escalation, "escalate", escalate)
+    incidents = open_incidents.OpenIncidents(clock)
+    indices = Indices()
+    ctx: Any = Ctx(config.Config(tick_seconds=5, recheck_seconds=3600), indices)
+    for i in range(40):
+        incidents.see(body(f"new-{i}"))  # never looked at: looked -1
+    due = incidents.see(body("due"))
+    incidents.entries[due].wake_at, incidents.entries[due].looked = EPOCH, indices.generation
+    incidents.start(ctx)
+    try:
+        await asyncio.sleep(10)
+    finally:
+        await incidents.stop()
+    assert len(looked) == 41
+    assert most[0] == open_incidents.SWEEP + 1, most[0]  # the due one beside a full sweep
+    assert looked["due"] == min(looked.values()), looked  # at the loop's first turn, not after the sweep
+
+
 def test_a_late_event_of_an_unopened_version_does_not_drop_an_opened_incident() -> None:
     """The create's event may arrive after the intake's opening write (with its claim) was handed over."""
     incidents = open_incidents.OpenIncidents()

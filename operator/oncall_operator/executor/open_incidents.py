@@ -46,10 +46,15 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]
 BATCH = 256
 """Looks the loop has in flight at most: 10,000 Incidents to look at after a takeover are started in
-order of when they are due, not all at once. There is no narrower gate: each look is bounded (a send
-gives up after ``delivering.SEND_TIMEOUT``), the API client's pool bounds the requests, and a gate of
-16 looks had let 16 sends hanging on a black-holed channel hold back every other due page, and due
-pages wait behind an alert storm's 32 intake writes at once (issue 18: 30-60 s late)."""
+order of when they are due, not all at once. A look at a step due is not gated narrower: each is
+bounded (a send gives up after ``delivering.SEND_TIMEOUT``), the API client's pool bounds the
+requests, and a gate of 16 looks had let 16 sends hanging on a black-holed channel hold back every
+other due page, and due pages wait behind an alert storm's 32 intake writes at once (issue 18:
+30-60 s late)."""
+SWEEP = 16
+"""Looks at once at Incidents this replica never looked at (a takeover's or a start's catch-up, where
+the Incident watch's ranked listing is handing the due ones on): their looks mostly find nothing due,
+and 256 at once made the first due page of a takeover wait behind them."""
 SHORTEST_SLEEP = 0.05
 """Seconds the loop sleeps at least: a step due in the past or right now is looked at on the next turn."""
 STANDBY_SLEEP = 1.0
@@ -172,8 +177,12 @@ class OpenIncidents:
         only what is due from it. A pair whose entry has moved its ``wake_at`` since is skipped."""
         self.backlog: collections.deque[Key] = collections.deque()
         """Due keys not started yet (more were due than :data:`BATCH`), soonest first."""
+        self.catching_up: collections.deque[Key] = collections.deque()
+        """Keys never looked at by this replica, not started yet (a takeover's catch-up, :data:`SWEEP`)."""
+        self.sweeping: set[asyncio.Task[None]] = set()
+        """The catch-up's looks in flight."""
         self.queued: dict[Key, bool] = {}
-        """The keys in :attr:`backlog`, and whether their look settles too."""
+        """The keys in :attr:`backlog` and :attr:`catching_up`, and whether their look settles too."""
 
     def see(self, body: cabc.Mapping[str, Any]) -> Key:
         meta = body["metadata"]
@@ -337,23 +346,34 @@ class OpenIncidents:
                 due = self._pop_due(now)
             for key in due:
                 if key not in self.queued:
-                    self.backlog.append(key)
+                    never = (entry := self.entries.get(key)) is not None and entry.looked == -1
+                    (self.catching_up if never else self.backlog).append(key)
                 self.queued[key] = self.queued.get(key, False) or settling
-            room = BATCH - len(self.looking)
-            while room > 0 and self.backlog:  # each look on its own: a slow channel delays its own Incident only
-                key = self.backlog.popleft()
+            self._start(ctx)
+            soonest = self._soonest()
+            if soonest is not None:
+                sleep = min(sleep, max(SHORTEST_SLEEP, (soonest - now).total_seconds()))
+            if self.backlog or self.catching_up:  # the loop comes back for the rest
+                sleep = SHORTEST_SLEEP
+
+    def _start(self, ctx: context.Context) -> None:
+        """Start the looks the backlogs hold: due steps first, as many as :data:`BATCH` allows, then the
+        catch-up over Incidents never looked at, :data:`SWEEP` at once. Each look on its own task: a slow
+        channel delays its own Incident only."""
+        room = BATCH - len(self.looking)
+        for backlog, most in ((self.backlog, None), (self.catching_up, SWEEP)):
+            while room > 0 and backlog and (most is None or len(self.sweeping) < most):
+                key = backlog.popleft()
                 settles = self.queued.pop(key)
                 if key in self.looking or key not in self.entries:
                     continue  # a look in flight sets its own next wake
                 task = asyncio.create_task(self.look(ctx, key, settles), name=f"look {key[0]}/{key[1]}")
                 self.looking[key] = task
                 task.add_done_callback(lambda _, k=key: self.looking.pop(k, None))  # type: ignore[misc]
+                if most is not None:
+                    self.sweeping.add(task)
+                    task.add_done_callback(self.sweeping.discard)
                 room -= 1
-            soonest = self._soonest()
-            if soonest is not None:
-                sleep = min(sleep, max(SHORTEST_SLEEP, (soonest - now).total_seconds()))
-            if self.backlog:  # the loop comes back for the rest
-                sleep = SHORTEST_SLEEP
 
     def _scan(self, now: dt.datetime, generation: int, settling: bool) -> list[Key]:
         """Every due entry, soonest first; :attr:`wakes` rebuilt from the entries (no stale pair survives a tick)."""
