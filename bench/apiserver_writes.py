@@ -8,6 +8,7 @@ byte budget of ``domain/bounds.py``) and what the custom resource costs beyond a
 for each size it writes one Incident's status ``--writes`` times, one PUT after another with a
 resourceVersion precondition as the operator does, and a ConfigMap holding the same bytes as many
 times, and reports the API server's and etcd's CPU per write (from /proc) and the client's round trip.
+``--loose-status`` serves the Incident with no schema under status, to tell the schema's share.
 Figures go to bench/results/apiserver_writes-<time>.{json,md}, never into timed assertions.
 """
 
@@ -31,6 +32,7 @@ for _path in (REPO, REPO / "bench"):
 import cluster_scale as cs  # noqa: E402  (cpu_now, plane_pids, summary)
 import kubernetes  # noqa: E402
 import simcluster  # noqa: E402
+import yaml  # noqa: E402
 
 NS = "writes"
 AT = "2026-12-03T07:28:10Z"
@@ -124,7 +126,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"# kube-apiserver: what an Incident status write costs ({results['at']})",
         "",
-        f"`{results['command']}`, commit {results['commit']}, {results['writes']} writes per row, one after another",
+        f"`{results['command']}`, commit {results['commit']}, {results['writes']} writes per row, one after another"
+        + (", the Incident CRD with no schema under status" if results.get("loose_status") else ""),
         "",
         "| timeline + notifications | object bytes | Incident: apiserver / etcd CPU ms per write"
         " | round trip p50 / p99 ms | ConfigMap, same bytes: apiserver / etcd CPU ms | round trip p50 / p99 ms |",
@@ -145,6 +148,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--entries", default="2,20,100", help="timeline entries (and notifications), comma-separated")
     parser.add_argument("--writes", type=int, default=300, help="writes per size and kind")
+    parser.add_argument(
+        "--loose-status", action="store_true", help="the Incident CRD with no schema under status (a comparison)"
+    )
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -155,9 +161,16 @@ def main() -> int:
             ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True
         ).stdout.strip(),
         "writes": args.writes,
+        "loose_status": args.loose_status,
     }
     with tempfile.TemporaryDirectory(prefix="writes-bench-") as tmp, simcluster.SimCluster(pathlib.Path(tmp)) as sim:
         sim.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+        if args.loose_status:  # the same kind with no schema under status: what its validation costs
+            crd = yaml.safe_load((REPO / "crds" / "oncall.dev_incidents.yaml").read_text())
+            for version in crd["spec"]["versions"]:
+                props = version["schema"]["openAPIV3Schema"]["properties"]
+                props["status"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+            sim.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=json.dumps(crd))
         sim.kubectl("wait", "--for", "condition=established", "--timeout=120s", "crd/incidents.oncall.dev")
         sim.kubectl("create", "namespace", NS)
         results["sizes"] = [measure(sim, int(n), args.writes) for n in args.entries.split(",")]
