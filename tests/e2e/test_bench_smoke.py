@@ -37,7 +37,6 @@ def kwok() -> pathlib.Path:
     return REPO / ".cluster" / "bin" / "kwok"
 
 
-@pytest.mark.timeout(2100)  # a cold kwok build is in the fixture; the run itself takes about 40 s quiet
 def _stop_all_under(workdir: pathlib.Path) -> None:
     """SIGKILL every process whose command line names ``workdir`` (the cluster's data and logs are there)."""
     for proc in pathlib.Path("/proc").iterdir():
@@ -49,6 +48,7 @@ def _stop_all_under(workdir: pathlib.Path) -> None:
             continue  # gone meanwhile, or not a process
 
 
+@pytest.mark.timeout(2100)  # a cold kwok build is in the fixture; the run itself takes about 40 s quiet
 def test_the_harness_runs_at_small_scale_and_writes_every_figure(kwok: pathlib.Path, tmp_path: pathlib.Path) -> None:
     assert kwok.exists()
     workdir, out = tmp_path / "work", tmp_path / "results"
