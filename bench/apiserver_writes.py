@@ -15,10 +15,8 @@ Figures go to bench/results/apiserver_writes-<time>.{json,md}, never into timed 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import pathlib
-import subprocess
 import sys
 import tempfile
 import time
@@ -153,13 +151,8 @@ def main() -> int:
     )
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     results: dict[str, Any] = {
-        "at": stamp,
-        "command": " ".join(["python", "bench/apiserver_writes.py", *sys.argv[1:]]),
-        "commit": subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True
-        ).stdout.strip(),
+        **cs.run_header("apiserver_writes.py"),
         "writes": args.writes,
         "loose_status": args.loose_status,
     }
@@ -175,7 +168,7 @@ def main() -> int:
         sim.kubectl("create", "namespace", NS)
         results["sizes"] = [measure(sim, int(n), args.writes) for n in args.entries.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
-    base = args.out / f"apiserver_writes-{stamp}"
+    base = args.out / f"apiserver_writes-{results['at']}"
     base.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     base.with_suffix(".md").write_text(markdown(results))
     print(f"wrote {base}.json and .md")

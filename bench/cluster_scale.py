@@ -833,6 +833,17 @@ def top_costs(path: pathlib.Path, top: int = 15) -> dict[str, Any]:
     return {"file": str(path), "samples": total, "inclusive_pct": pct(inclusive), "self_pct": pct(own)}
 
 
+def run_header(script: str) -> dict[str, Any]:
+    """What every bench's results start with: when (also the files' stamp), the exact command, the commit, the cores."""
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return {
+        "at": dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"),
+        "command": " ".join(["python", f"bench/{script}", *sys.argv[1:]]),
+        "commit": commit.stdout.strip(),
+        "cores": os.cpu_count(),
+    }
+
+
 def _stopped(*_: object) -> None:
     """SIGTERM: leave through the context managers, which stop the operators and the cluster (once: a second
     SIGTERM must not cut that teardown short)."""
@@ -876,11 +887,8 @@ def main() -> int:
     args.alert_rates = [float(x) for x in args.alert_rates.split(",") if x]
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     results: dict[str, Any] = {
-        "at": stamp,
-        "command": " ".join(["python", "bench/cluster_scale.py", *sys.argv[1:]]),
-        "cores": os.cpu_count(),
+        **run_header("cluster_scale.py"),
         "kwok": simcluster.kwok_version(),
         "samples": args.samples,
         "warmup": args.warmup,
@@ -913,7 +921,7 @@ def main() -> int:
                     finally:
                         size["seconds"] = round(time.monotonic() - t0, 1)
                         # what was measured (the growth, earlier sizes) survives a size that fails
-                        partial = args.out / f"cluster_scale-{stamp}-partial.json"
+                        partial = args.out / f"cluster_scale-{results['at']}-partial.json"
                         partial.write_text(json.dumps(results, indent=2) + "\n")
                     print(f"[{pods}] done in {size['seconds']} s", flush=True)
         finally:
@@ -922,9 +930,9 @@ def main() -> int:
                 for log in workdir.glob("*.log"):
                     (args.logs / log.name).write_text(log.read_text())
     results["seconds"] = round(time.monotonic() - started, 1)
-    base = args.out / f"cluster_scale-{stamp}{'' if args.variant == 'baseline' else '-' + args.variant}"
+    base = args.out / f"cluster_scale-{results['at']}{'' if args.variant == 'baseline' else '-' + args.variant}"
     base.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / f"cluster_scale-{stamp}-partial.json").unlink(missing_ok=True)
+    (args.out / f"cluster_scale-{results['at']}-partial.json").unlink(missing_ok=True)
     base.with_suffix(".md").write_text(scale_report.markdown(results))
     chart = not (args.no_chart or args.grow_only)
     if chart:

@@ -381,14 +381,8 @@ def main() -> int:
     args.sizes = sorted(int(x) for x in args.sizes.split(","))
     args.out.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the operators and the cluster too
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     results: dict[str, Any] = {
-        "at": stamp,
-        "command": " ".join(["python", "bench/storm.py", *sys.argv[1:]]),
-        "commit": subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True
-        ).stdout.strip(),
-        "cores": os.cpu_count(),
+        **cs.run_header("storm.py"),
         "settings": {
             k: getattr(args, k)
             for k in ("rate", "namespaces", "acked", "after", "tick", "peering_lifetime", "hog", "steady")
@@ -407,7 +401,7 @@ def main() -> int:
             results["sizes"] = bench(sim, args, workdir, None)
     results["seconds"] = round(time.monotonic() - started, 1)
     results["load_end"] = load()
-    base = args.out / f"storm-{stamp}"
+    base = args.out / f"storm-{results['at']}"
     base.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     base.with_suffix(".md").write_text(storm_report.markdown(results))
     print(f"wrote {base}.json and .md in {results['seconds']} s")

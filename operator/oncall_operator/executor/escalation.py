@@ -118,9 +118,10 @@ async def _send(
     log.info("Incident %s/%s: claimed %s", ns, name, ", ".join(f"{s.key} ({', '.join(s.channels)})" for s in claimed))
     results = await delivering.deliver(ctx, claimed, claimed_on, c.spec, c.namespace)
     metrics.record_escalation(claimed, results, c.spec)
-    metrics.record_lateness(claimed, due, dt.datetime.now(dt.UTC))
+    finished = dt.datetime.now(dt.UTC)
+    metrics.record_lateness(claimed, due, finished)
     window = escalation.retry_window(c.spec, inc.spec.severity.value)
-    done = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    done = finished.replace(microsecond=0)
     recorded = await incidents.update_status_async(
         ctx.api, ns, name, delivering.record(results, done, window), known=raw, parsed=claimed_on
     )
