@@ -145,10 +145,14 @@ class SecretValues:
         self.kube, self.ttl, self.clock = kube, ttl, clock
         self._kept: dict[tuple[str, str, str], tuple[float, str]] = {}
 
-    def value(self, namespace: str, name: str, key: str) -> str | None:
+    def kept(self, namespace: str, name: str, key: str) -> str | None:
+        """The value read less than ``ttl`` ago, or None: no I/O, so the event loop asks this before a thread."""
         found = self._kept.get((namespace, name, key))
-        if found is not None and self.clock() - found[0] < self.ttl:
-            return found[1]
+        return found[1] if found is not None and self.clock() - found[0] < self.ttl else None
+
+    def value(self, namespace: str, name: str, key: str) -> str | None:
+        if (found := self.kept(namespace, name, key)) is not None:
+            return found
         value = self.kube.secret_value(namespace, name, key, opted_in=True)
         if value is None:
             self._kept.pop((namespace, name, key), None)

@@ -61,6 +61,8 @@ class Context:
             ref = channel.secret_ref
             if ref is None:
                 return None
+            if (kept := self.secrets.kept(namespace, ref.name, ref.key)) is not None:
+                return kept  # every page of a storm: no thread hop for a value read seconds ago
             value: str | None = await asyncio.to_thread(self.secrets.value, namespace, ref.name, ref.key)
             return value
 
