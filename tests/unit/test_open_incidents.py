@@ -141,6 +141,11 @@ def test_an_open_incident_is_kept_as_compact_json_without_managed_fields_and_nev
     older["metadata"]["resourceVersion"] = "5"
     incidents.see(older)  # a late event of an older version
     assert incidents.entries[key].body["status"] == {"phase": "Acknowledged"} and incidents.entries[key].version == "7"
+    kept = incidents.entries[key].packed
+    same = body("a") | {"status": {"phase": "Acknowledged"}}
+    same["metadata"]["resourceVersion"] = "7"
+    incidents.see(same)  # the watch's event of a write whose answer was kept: not stored again
+    assert incidents.entries[key].packed is kept
     closed = body("a") | {"status": {"phase": "Resolved", "escalation": {"closed": True}}}
     closed["metadata"]["resourceVersion"] = "9"
     incidents.see(closed)

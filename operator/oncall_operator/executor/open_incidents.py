@@ -188,8 +188,10 @@ class OpenIncidents:
         meta = body["metadata"]
         key = (sys.intern(meta["namespace"]), sys.intern(meta["name"]))  # one string for every structure keeping it
         entry = self.entries.get(key)
-        if entry is not None and not _not_older(meta.get("resourceVersion"), entry.version):
-            return key  # a late event: the create's, arriving after the intake's opening write was kept
+        if entry is not None and not _newer(meta.get("resourceVersion"), entry.version):
+            # a late event (the create's, arriving after the intake's opening write was kept), or the
+            # event of this process's own write, whose answer was kept already: the same body again
+            return key
         if not due_hints.is_open(body.get("status") or {}) and not due_hints.unopened(body):
             self.forget(key)
         else:
@@ -409,9 +411,10 @@ class OpenIncidents:
         return None
 
 
-def _not_older(new: str | None, old: str | None) -> bool:
-    """resourceVersions are opaque, but etcd's are increasing integers: an older one is a late event."""
+def _newer(new: str | None, old: str | None) -> bool:
+    """resourceVersions are opaque, but etcd's are increasing integers: an older one is a late event, an
+    equal one the same body. One that does not parse counts as newer (kept: nothing is missed)."""
     try:
-        return int(new or "") >= int(old or "")
+        return int(new or "") > int(old or "")
     except ValueError:
         return True
