@@ -192,6 +192,41 @@ def test_repeat_runs_the_chain_again_when_nobody_acknowledges() -> None:
     assert pages == [(0, 1), (15, 2), (30, 3), (40, 1), (55, 2), (70, 3)]
 
 
+def two_levels(repeat: policy.Repeat) -> policy.EscalationPolicySpec:
+    """L1 at 0, L2 at 30 s, an hour to acknowledge: the storm bench's policy."""
+    levels = [
+        lv.model_copy(update={"after": after, "status_update_every": None, "war_room": False})
+        for lv, after in zip(POLICY.levels[:2], ("0s", "30s"), strict=True)
+    ]
+    return POLICY.model_copy(update={"levels": levels, "repeat": repeat, "ack_timeout": "1h"})
+
+
+@pytest.mark.parametrize(
+    ("repeat", "wake_after_l2"),
+    [
+        # the last loop has no next one: the next step is the overdue acknowledgement's reminder
+        # (a wake at a loop that never comes made every such Incident look due, at each takeover too)
+        (policy.Repeat(), dt.timedelta(seconds=30) + dt.timedelta(hours=1)),
+        # a loop to come: its first level, a minute after L2 (the gap: max(L2 - L1, 1 min))
+        (policy.Repeat(times=1), dt.timedelta(seconds=30) + dt.timedelta(minutes=1)),
+        (policy.Repeat(times=1, after="5m"), dt.timedelta(seconds=30) + dt.timedelta(minutes=5)),
+    ],
+)
+def test_after_the_last_level_the_next_step_is_the_next_loop_or_the_reminder(
+    repeat: policy.Repeat, wake_after_l2: dt.timedelta
+) -> None:
+    spec = two_levels(repeat)
+    inc_spec = incident.IncidentSpec(title="x", severity="critical")
+    inc = incident.Incident(spec=inc_spec, status=lifecycle.opened(inc_spec, T0))
+    for at in (T0, T0 + dt.timedelta(seconds=30)):
+        decision = escalation.decide(spec, inc, at, resolver())
+        for n in decision.status.escalation.notifications:
+            n.result = "Delivered"
+        inc = inc.model_copy(update={"status": decision.status})
+    assert [s.level for s in decision.sends] == [2]
+    assert decision.status.escalation.next_step_at == T0 + wake_after_l2
+
+
 def test_next_step_time_is_recorded_for_the_timer() -> None:
     inc_spec = incident.IncidentSpec(title="x", severity="critical")
     inc = incident.Incident(spec=inc_spec, status=lifecycle.opened(inc_spec, T0))

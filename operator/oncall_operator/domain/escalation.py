@@ -337,8 +337,8 @@ def _escalate(run: _Run, acked: bool) -> None:
             if not (acked and level.unless == policy.Unless.ACKNOWLEDGED):
                 _rule_steps(run, n, loop, at, run.recipients(level.targets, first_level=(n == 1), at=at))
         _reminders(run, fired, loop, loop_start, acked, ack_timeout)
-        if acked or len(fired) < len(spec.levels):
-            return
+        if acked or len(fired) < len(spec.levels) or loop == spec.repeat.times:
+            return  # the last loop has no next one to wake for (a wake there found nothing to send)
         loop_start = loop_start + durations.parse(spec.levels[-1].after) + _repeat_gap(spec)
         if not run.due(loop_start):
             return
