@@ -306,6 +306,27 @@ def test_restart_mid_escalation_neither_repeats_nor_skips_a_step(
     assert operator_process.starts == 2
 
 
+def test_a_next_step_named_in_the_past_with_nothing_due_is_written_right_once(
+    kubectl: Kubectl, namespace: str, peer: Peer, inbox: tuple[Inbox, int], operator_process: OperatorProcess
+) -> None:
+    """A status naming a step already past that is not due (an Incident escalated before the last loop
+    stopped naming a next loop, issue 18) ranks "due now" at every listing and takeover and costs a look
+    at each: the look that finds nothing due writes the right ``nextStepAt``, and sends nothing."""
+    setup(kubectl, namespace, peer, inbox[1], levels=("1s", "2s"), ack_timeout="10m")
+    operator_process.start()
+    open_incident(kubectl, namespace)
+    eventually(lambda: ("page/L3/loop0", "slack", "Delivered") in steps(kubectl, namespace), 30, what="L3 page")
+    eventually(lambda: all(r != "Pending" for _, _, r in steps(kubectl, namespace)), 30, what="every outcome")
+    sent, right = steps(kubectl, namespace), escalation(kubectl, namespace)["nextStepAt"]
+    assert dt.datetime.fromisoformat(right) > dt.datetime.now(dt.UTC), "the ack reminder, minutes ahead"
+    stale = json.dumps({"status": {"escalation": {"nextStepAt": "2026-01-01T00:00:00Z"}}})
+    kubectl.run("patch", "incident/checkout-down", "-n", namespace, "--subresource=status", "--type=merge", "-p", stale)
+    eventually(
+        lambda: escalation(kubectl, namespace).get("nextStepAt") == right, 30, what="the next step written right"
+    )
+    assert steps(kubectl, namespace) == sent, "nothing sent again"
+
+
 def test_a_failing_channel_is_recorded_and_does_not_block_the_others(
     kubectl: Kubectl, namespace: str, peer: Peer, inbox: tuple[Inbox, int], operator_process: OperatorProcess
 ) -> None:

@@ -64,7 +64,8 @@ async def escalate(
         return Looked(held.raw if held and held.changed else None, mute.until)
     ended = mute is None and maintenance.in_maintenance(inc.status)
     marked = page_budget.marked(inc.status, first.status)  # held pages counted in a summary sent elsewhere
-    if not first.sends and inc.status.escalation.started_at is not None and not ended and not marked:
+    stale = _stale_next_step(inc.status, now)
+    if not first.sends and inc.status.escalation.started_at is not None and not (ended or marked or stale):
         return Looked(None, first.wake_at)  # nothing due: no API call at all
     claimed: list[escalation.Send] = []
     wake: list[dt.datetime | None] = [first.wake_at]
@@ -84,6 +85,18 @@ async def escalate(
         return Looked(written.raw if written and written.changed else None, wake[0])
     due = inc.status.escalation.next_step_at
     return await _send(ctx, c, body, inc, written.raw, written.incident, claimed, wake[0], due)
+
+
+def _stale_next_step(status: incident.IncidentStatus, now: dt.datetime) -> bool:
+    """The status names a next step already past, though nothing is due: the look writes the right one, once.
+
+    A decision's ``nextStepAt`` is always in the future or None, so the write cannot repeat. Without
+    it, such an Incident ranks "due now" in every listing and takeover, and costs a useless look at
+    every one (issue 18: 6,005 of a 10k storm's Incidents, escalated before the last loop stopped
+    naming a next loop).
+    """
+    due = status.escalation.next_step_at
+    return due is not None and due <= now
 
 
 def _still_claimed(
