@@ -30,8 +30,10 @@ def _run(args: argparse.Namespace) -> int:
     import kopf  # imported late: `crds` and `dev-cluster` must work without a cluster
 
     from oncall_operator import handlers  # registers every handler
+    from oncall_operator.adapters import collector
 
     assert handlers
+    collector.tune()  # the code is imported: out of the garbage collector's reach from here on
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
