@@ -11,6 +11,7 @@ import datetime as dt
 import json
 
 import pydantic
+import pydantic_core
 import pytest
 
 from oncall_operator.api import incident
@@ -160,3 +161,13 @@ def test_fitted_wire_is_the_fitted_status_on_the_wire() -> None:
     )
     assert bounds.size(big) > bounds.STATUS_BUDGET
     assert bounds.fitted_wire(big) == bounds.fit(big).wire()
+
+
+def test_fitted_wire_counts_escaped_characters_as_size_does() -> None:
+    """Under the budget as UTF-8 but over it as :func:`bounds.size` counts (each "é" six bytes): fitted."""
+    wide = incident.IncidentStatus(
+        phase=incident.Phase.TRIGGERED,
+        timeline=[incident.TimelineEntry(at=T0, type="Note", message="é" * 1000) for _ in range(200)],
+    )
+    assert len(pydantic_core.to_json(wide.wire())) < bounds.STATUS_BUDGET < bounds.size(wide)
+    assert bounds.fitted_wire(wide) == bounds.fit(wide).wire() != wide.wire()
