@@ -138,15 +138,14 @@ async def _send(
     record, wrote = delivering.record(results, done, window), [claimed_on.status]
 
     def recording(current: incident.Incident) -> incident.IncidentStatus | None:
-        wrote[0] = status = record(current)  # the retries are read from it, not from the answer validated again
+        status = record(current)
+        wrote[0] = status or current.status  # its retries, read without validating the API's answer again
         return status
 
     recorded = await incidents.update_status_async(ctx.api, ns, name, recording, known=raw, parsed=claimed_on)
     for send in claimed:
         if any(r.key == send.key and not r.ok for r in results):
             ctx.events.emit(body, True, send.kind.title().replace("-", ""), send.text)
-    if recorded is not None and not recorded.changed:
-        wrote[0] = recorded.incident.status  # nothing to write: the Incident as it was (validated already)
     last_raw = recorded.raw if recorded else raw
     retry = delivery.next_retry(wrote[0].escalation.notifications) if wrote[0] else None
     return Looked(last_raw, min((t for t in (wake_at, retry) if t is not None), default=None))
