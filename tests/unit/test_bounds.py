@@ -154,13 +154,14 @@ def test_the_models_refuse_what_the_crd_refuses() -> None:
 
 def test_fitted_wire_is_the_fitted_status_on_the_wire() -> None:
     small = incident.IncidentStatus(phase=incident.Phase.TRIGGERED)
-    assert bounds.fitted_wire(small) == small.wire()
+    assert bounds.fitted_wire(small) == (small, small.wire())
+    assert bounds.fitted_wire(small)[0] is small  # nothing cut: the very status, not a copy
     big = incident.IncidentStatus(
         phase=incident.Phase.TRIGGERED,
         timeline=[incident.TimelineEntry(at=T0, type="Note", message="x" * 4000) for _ in range(400)],
     )
     assert bounds.size(big) > bounds.STATUS_BUDGET
-    assert bounds.fitted_wire(big) == bounds.fit(big).wire()
+    assert bounds.fitted_wire(big) == (bounds.fit(big), bounds.fit(big).wire())
 
 
 def test_fitted_wire_counts_escaped_characters_as_size_does() -> None:
@@ -170,4 +171,4 @@ def test_fitted_wire_counts_escaped_characters_as_size_does() -> None:
         timeline=[incident.TimelineEntry(at=T0, type="Note", message="é" * 1000) for _ in range(200)],
     )
     assert len(pydantic_core.to_json(wide.wire())) < bounds.STATUS_BUDGET < bounds.size(wide)
-    assert bounds.fitted_wire(wide) == bounds.fit(wide).wire() != wide.wire()
+    assert bounds.fitted_wire(wide)[1] == bounds.fit(wide).wire() != wide.wire()

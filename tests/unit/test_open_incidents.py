@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from oncall_operator.adapters import peering
+from oncall_operator.adapters.incidents import Written
 from oncall_operator.domain import due_hints
 from oncall_operator.executor import config, escalation, open_incidents, opening
 
@@ -74,7 +75,7 @@ async def test_a_due_step_is_looked_at_when_due_not_at_the_next_tick(
     due = EPOCH + dt.timedelta(seconds=due_in)
     looks: list[float] = []
 
-    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+    async def escalate(ctx: Any, raw: Any, handed: Any = (), parsed: Any = None) -> escalation.Looked:
         looks.append(elapsed())
         return escalation.Looked(None, None if clock() >= due else due)
 
@@ -101,7 +102,7 @@ async def test_a_look_that_sets_a_sooner_step_wakes_a_sleeping_loop(
     wakes = {"far": EPOCH + dt.timedelta(seconds=50), "near": EPOCH + dt.timedelta(seconds=12.5)}
     looks: list[tuple[str, float]] = []
 
-    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+    async def escalate(ctx: Any, raw: Any, handed: Any = (), parsed: Any = None) -> escalation.Looked:
         name = raw["metadata"]["name"]
         looks.append((name, elapsed()))
         return escalation.Looked(None, None if clock() >= wakes[name] else wakes[name])
@@ -195,7 +196,7 @@ async def test_an_event_bringing_back_what_the_last_look_judged_is_not_looked_at
     seen: list[str] = []
     writes = iter([w for _, w in events])
 
-    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+    async def escalate(ctx: Any, raw: Any, handed: Any = (), parsed: Any = None) -> escalation.Looked:
         seen.append(raw["metadata"]["resourceVersion"])
         wrote = next(writes)
         return escalation.Looked(with_version("a", wrote, "Acknowledged") if wrote else None, None)
@@ -213,7 +214,7 @@ async def test_a_changed_index_or_a_due_step_is_looked_at_though_the_body_was_ju
 ) -> None:
     seen: list[str] = []
 
-    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+    async def escalate(ctx: Any, raw: Any, handed: Any = (), parsed: Any = None) -> escalation.Looked:
         seen.append(raw["metadata"]["resourceVersion"])
         return escalation.Looked(None, EPOCH + dt.timedelta(seconds=30))
 
@@ -250,7 +251,7 @@ async def test_a_listing_after_a_takeover_looks_at_once_only_where_something_may
 
     looks: dict[str, list[float]] = {}
 
-    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+    async def escalate(ctx: Any, raw: Any, handed: Any = (), parsed: Any = None) -> escalation.Looked:
         looks.setdefault(raw["metadata"]["name"], []).append(round(elapsed(), 1))
         return escalation.Looked(None, None)
 
@@ -288,7 +289,7 @@ async def test_more_due_looks_than_the_loop_starts_at_once_go_soonest_first(
 
     order: list[str] = []
 
-    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+    async def escalate(ctx: Any, raw: Any, handed: Any = (), parsed: Any = None) -> escalation.Looked:
         order.append(raw["metadata"]["name"])
         await asyncio.sleep(1)
         return escalation.Looked(None, None)
@@ -321,7 +322,7 @@ async def test_sends_hanging_on_a_black_holed_channel_do_not_hold_back_the_other
     elapsed, clock = virtual_clock()
     looked: dict[str, float] = {}
 
-    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+    async def escalate(ctx: Any, raw: Any, handed: Any = (), parsed: Any = None) -> escalation.Looked:
         name = raw["metadata"]["name"]
         looked[name] = elapsed()
         if name.startswith("hung"):
@@ -356,7 +357,7 @@ async def test_a_catch_up_over_incidents_never_looked_at_runs_a_few_at_once(
     running, most = [0], [0]
     looked: dict[str, float] = {}
 
-    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+    async def escalate(ctx: Any, raw: Any, handed: Any = (), parsed: Any = None) -> escalation.Looked:
         looked[raw["metadata"]["name"]] = elapsed()
         running[0] += 1
         most[0] = max(most[0], running[0])
@@ -403,7 +404,7 @@ async def test_a_step_a_later_look_moved_is_looked_at_at_its_new_time_only(
     wake = {"at": EPOCH + dt.timedelta(seconds=10)}
     looks: list[tuple[str, float]] = []
 
-    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+    async def escalate(ctx: Any, raw: Any, handed: Any = (), parsed: Any = None) -> escalation.Looked:
         looks.append((raw["metadata"]["name"], round(elapsed(), 1)))
         return escalation.Looked(None, None if clock() >= wake["at"] else wake["at"])
 
@@ -480,7 +481,7 @@ async def test_an_incident_nobody_opened_is_opened_when_its_creators_grace_ends_
     async def open_it(ctx: Any, raw: Any) -> None:
         opened.append((raw["metadata"]["name"], round(elapsed(), 1)))
 
-    async def escalate(ctx: Any, raw: Any, handed: Any = ()) -> escalation.Looked:
+    async def escalate(ctx: Any, raw: Any, handed: Any = (), parsed: Any = None) -> escalation.Looked:
         return escalation.Looked(None, None)
 
     def made(name: str, by_us: bool, version: str = "1") -> dict[str, Any]:
@@ -509,3 +510,32 @@ async def test_an_incident_nobody_opened_is_opened_when_its_creators_grace_ends_
         "still unopened after the attempt (held by the cap): not kept, it opens at its next event; "
         "an opened one comes back through its write's event"
     )
+
+
+@pytest.mark.looptime
+async def test_the_look_that_sends_what_the_intake_claimed_is_given_its_write_not_a_copy_to_validate(
+    acting: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intake's opening write is handed over as it was made (issue 18: validated twice per alert); a newer
+    body stored before the look is looked at as stored, never with the older write's model."""
+    _, clock = virtual_clock()
+    given: list[tuple[str, Any, tuple[Any, ...]]] = []
+
+    async def escalate(ctx: Any, raw: Any, handed: Any = (), parsed: Any = None) -> escalation.Looked:
+        given.append((raw["metadata"]["resourceVersion"], parsed, tuple(handed)))
+        return escalation.Looked(None, None)
+
+    monkeypatch.setattr(escalation, "escalate", escalate)
+    kept = open_incidents.OpenIncidents(clock)
+    ctx: Any = Ctx(config.Config(tick_seconds=5, recheck_seconds=3600), Indices())
+    model: Any = object()  # what the writer knew: passed on as it is
+    send: Any = "page/L1"
+    kept.hand(ctx, Written(True, body("a"), model), [send])
+    await asyncio.gather(*kept.sending)
+    assert given == [("1", model, (send,))]
+
+    newer = {**body("b"), "metadata": {"namespace": "ns", "name": "b", "resourceVersion": "3"}}
+    kept.see(newer)
+    kept.hand(ctx, Written(True, body("b"), model), [send])  # its write's answer came after the event
+    await asyncio.gather(*kept.sending)
+    assert given[1] == ("3", None, (send,))  # the body kept, validated by the look itself

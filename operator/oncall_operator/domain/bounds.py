@@ -139,14 +139,19 @@ def size(status: incident.IncidentStatus) -> int:
     return len(json.dumps(status.wire(), separators=(",", ":")).encode())
 
 
-def fitted_wire(status: incident.IncidentStatus) -> dict[str, Any]:
-    """``fit(status).wire()``, serializing a status already under the budget once instead of twice."""
+def fitted_wire(status: incident.IncidentStatus) -> tuple[incident.IncidentStatus, dict[str, Any]]:
+    """``fit(status)`` and its wire, serializing a status already under the budget once instead of twice.
+
+    The status comes back too (``status`` itself when nothing was cut): it is what the API server
+    will hold, so the writer keeps it instead of validating the server's answer again.
+    """
     wired = status.wire()
     if len(pydantic_core.to_json(wired)) * ESCAPED <= STATUS_BUDGET:  # surely under :func:`size`'s count, in Rust
-        return wired
+        return status, wired
     if len(json.dumps(wired, separators=(",", ":")).encode()) <= STATUS_BUDGET:
-        return wired
-    return fit(status).wire()
+        return status, wired
+    fitted = fit(status)
+    return fitted, fitted.wire()
 
 
 def fit(

@@ -57,6 +57,10 @@ Verdicts = cabc.Callable[[incident.IncidentSpec, str], conditions.Verdict]
 """(spec, namespace) -> whether the Incident's references resolve."""
 
 
+Hand = cabc.Callable[[incidents.Written, cabc.Sequence[escalation.Send]], None]
+"""(the opening write as the intake made it, the steps it claimed) -> None: the escalation sends them."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Seen:
     """What the operator's indices say about one delivery's homes, taken on the event loop."""
@@ -73,7 +77,7 @@ class Seen:
     """The flap thresholds of the Incident's policy (``spec.noise``), from the same indices."""
     claim: claiming.Opening | None = None
     """The claim of a new Incident's first steps, written with its opening (one write less)."""
-    hand: cabc.Callable[[cabc.Mapping[str, Any], cabc.Sequence[escalation.Send]], None] | None = None
+    hand: Hand | None = None
     """Who sends what :attr:`claim` claimed, once written (the escalation; the intake does not wait)."""
 
 
@@ -174,10 +178,12 @@ async def _write(
         known.put(name, namespace)
         found = incident.Incident.model_validate(raw)
         if (found.status is not None and found.status.detections) or not payload.firing:
-            return await _record(api, namespace, name, payload, now, (), (), False, raw, seen)
+            return await _record(api, namespace, name, payload, now, (), (), False, raw, seen, found)
         # created, but the first status write failed: this retry brings the checklist and notes
         opening = await _opening(api, payload, operator_namespace, scope, namespace, seen)
-        return await _record(api, namespace, name, payload, now, opening.notes, opening.checklist, False, raw, seen)
+        return await _record(
+            api, namespace, name, payload, now, opening.notes, opening.checklist, False, raw, seen, found
+        )
     if not payload.firing:
         return intake.Accepted(incident="")  # the resolution of a group that never opened an Incident
     opening = await _opening(api, payload, operator_namespace, scope, None, seen)
@@ -199,8 +205,10 @@ async def _write(
         incident_cap.created(opening.namespace, name)
     # AlreadyExists (a peer or a duplicate got there first): the notes and checklist apply only
     # if its first status write has not happened yet, which record() decides on the latest status
+    # what was created is known without validating the answer: the spec sent, the server's metadata
+    parsed = incidents.as_written(incident.Incident(spec=opening.spec), None, raw) if created else None
     return await _record(
-        api, opening.namespace, name, payload, now, opening.notes, opening.checklist, created, raw, seen
+        api, opening.namespace, name, payload, now, opening.notes, opening.checklist, created, raw, seen, parsed
     )
 
 
@@ -243,6 +251,7 @@ async def _record(
     created: bool,
     raw: cabc.Mapping[str, Any],
     seen: Seen | None,
+    parsed: incident.Incident | None = None,
 ) -> intake.Accepted:
     claimed: list[escalation.Send] = []
 
@@ -259,11 +268,11 @@ async def _record(
                 status, claimed[:] = decision.status, decision.sends
         return status
 
-    written = await incidents.update_status_async(api, namespace, name, mutate, known=raw)
+    written = await incidents.update_status_async(api, namespace, name, mutate, known=raw, parsed=parsed)
     if written is None:
         raise intake.Unavailable(f"Incident {namespace}/{name} was deleted while being written")
     if claimed and written.changed and seen is not None and seen.hand is not None:
-        seen.hand(written.raw, claimed)
+        seen.hand(written, claimed)
     phase = str((written.raw.get("status") or {}).get("phase") or "")  # not validated again: only its phase is read
     return intake.Accepted(f"{namespace}/{name}", created, written.changed, phase)
 
@@ -293,8 +302,8 @@ def snapshot(ctx: context.Context, names: cabc.Mapping[str, Any], payload: alert
         policy = ctx.indices.policy_for(inc)
         return noise.Flap.of(policy[1] if policy else None)
 
-    def hand(raw: cabc.Mapping[str, Any], sends: cabc.Sequence[escalation.Send]) -> None:
-        ctx.incidents.hand(ctx, raw, sends)
+    def hand(written: incidents.Written, sends: cabc.Sequence[escalation.Send]) -> None:
+        ctx.incidents.hand(ctx, written, sends)
 
     return dataclasses.replace(found, flap=flap, claim=claiming.at_opening(ctx), hand=hand)
 

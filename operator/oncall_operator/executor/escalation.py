@@ -30,14 +30,18 @@ class Looked:
 
 
 async def escalate(
-    ctx: context.Context, body: cabc.Mapping[str, Any], handed: cabc.Sequence[escalation.Send] = ()
+    ctx: context.Context,
+    body: cabc.Mapping[str, Any],
+    handed: cabc.Sequence[escalation.Send] = (),
+    parsed: incident.Incident | None = None,
 ) -> Looked:
     """Send what is due for one Incident, claimed in its status first; no API call when nothing is.
 
     ``handed``: steps this process claimed already in ``body`` (the intake's opening write): sent,
     not claimed again, if the Incident still shows them Pending under this process's claim.
+    ``parsed``: ``body`` as its writer knew it, not validated again.
     """
-    inc = incident.Incident.model_validate(dict(body))
+    inc = parsed if parsed is not None else incident.Incident.model_validate(dict(body))
     if inc.status is None or inc.status.phase is None:
         return Looked(None, None)
     c = claiming.claimer(ctx, inc)

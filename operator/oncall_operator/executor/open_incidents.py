@@ -37,7 +37,7 @@ from typing import Any
 
 import pydantic_core
 
-from oncall_operator.adapters import apiserver, metrics, peering, tasks
+from oncall_operator.adapters import apiserver, incidents, metrics, peering, tasks
 from oncall_operator.domain import due_hints
 from oncall_operator.domain.escalation import Send
 from oncall_operator.executor import context, escalation, opening, patching, settle
@@ -94,6 +94,9 @@ class Entry:
     """When the Incident itself says its next step or reminder is due (None: something may be due now)."""
     handed: tuple[Send, ...] = ()
     """Steps this process claimed in another write (the intake's opening), for the next look to send."""
+    fresh: incidents.Written | None = None
+    """That write, as its writer knew it (body and model), until the next look or store: the look that
+    sends what it claimed neither unpacks nor validates the Incident again (issue 18)."""
     cold: bool = True
 
     @classmethod
@@ -105,7 +108,7 @@ class Entry:
     def store(self, body: cabc.Mapping[str, Any], warm: bool = False) -> None:
         """Keep ``body``; ``warm``: as plain JSON until :meth:`chill` (the caller keeps count of the warm ones)."""
         meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
-        self.packed, self.cold = pydantic_core.to_json({**body, "metadata": meta}), False
+        self.packed, self.cold, self.fresh = pydantic_core.to_json({**body, "metadata": meta}), False, None
         if not warm:
             self.chill()
         self.version, self.settles = meta.get("resourceVersion"), settle.wants_settling(body)
@@ -216,17 +219,19 @@ class OpenIncidents:
         """An Incident changed (Kopf's event): keep its body and look at it at once, unless judged already."""
         await self.look(ctx, self.see(body), changed_only=True)
 
-    def hand(self, ctx: context.Context, body: cabc.Mapping[str, Any], claimed: cabc.Sequence[Send]) -> None:
-        """Steps claimed in ``body`` by this process's intake: a look of their own sends them now.
+    def hand(self, ctx: context.Context, written: incidents.Written, claimed: cabc.Sequence[Send]) -> None:
+        """Steps claimed by this process's intake in the write it made: a look of their own sends them now.
 
         The intake does not wait for it. Should this process die before the send, the claim is
         an earlier process's at the restart, and the step is sent again (:mod:`~oncall_operator.domain.delivery`).
         """
-        key = self.see(body)
+        key = self.see(written.raw)
         entry = self.entries.get(key)
         if entry is None:
             return
         entry.handed += tuple(claimed)
+        if entry.version == written.raw["metadata"].get("resourceVersion"):
+            entry.fresh = written
         task = asyncio.create_task(self.look(ctx, key), name=f"send {key[0]}/{key[1]}")
         self.sending.add(task)
         task.add_done_callback(self.sending.discard)
@@ -239,6 +244,7 @@ class OpenIncidents:
                 return
             generation = ctx.indices.generation
             now = self.clock()
+            fresh, entry.fresh = entry.fresh, None
             if not changed_only and entry.wake_at is not None and entry.wake_at <= now:
                 metrics.LOOK_DELAY.observe((now - entry.wake_at).total_seconds())
             if changed_only and not entry.handed and entry.judged_already(now, generation):
@@ -247,11 +253,11 @@ class OpenIncidents:
                 self._wake(key, entry)
                 return
             try:
-                if due_hints.unopened(body := entry.body):
+                if due_hints.unopened(body := fresh.raw if fresh is not None else entry.body):
                     await self._open(ctx, key, entry, body, now, generation, changed_only)
                     return
                 read, handed, entry.handed = entry.version, entry.handed, ()
-                looked = await escalation.escalate(ctx, body, handed)
+                looked = await escalation.escalate(ctx, body, handed, fresh.incident if fresh is not None else None)
                 if looked.raw is not None:
                     self.see(looked.raw)
                 entry.judged = (looked.raw or {}).get("metadata", {}).get("resourceVersion") or read
