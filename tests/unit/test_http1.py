@@ -12,9 +12,10 @@ import collections.abc as cabc
 import contextlib
 
 import aiohttp
+import kubernetes
 import pytest
 
-from oncall_operator.adapters import http1
+from oncall_operator.adapters import apiserver, http1, kube
 
 Script = cabc.Callable[[bytes, int], bytes | None]
 """(the request as read, its number on this connection) -> the raw answer, or None to close without one.
@@ -179,3 +180,23 @@ async def test_a_closed_pool_opens_nothing() -> None:
         with pytest.raises(aiohttp.ClientConnectionError):
             await client.request("GET", "/a", {})
     assert server.connections == 0
+
+
+async def test_the_api_client_sends_its_requests_under_the_servers_path_with_its_credentials() -> None:
+    """A kubeconfig's server may carry a path (a proxy in front of several clusters): every request goes under it."""
+    answers = iter([ok(b'{"kind":"Incident"}'), b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}"])
+    async with Server(lambda head, n: next(answers)) as server:
+        config = kubernetes.client.Configuration(host=f"http://127.0.0.1:{server.port}/clusters/c-1/")
+        config.api_key = {"authorization": "Bearer s3cret"}
+        api = apiserver.Api(kube.Kube(kubernetes.client.ApiClient(config)))
+        try:
+            found = await api.call("PUT", "/apis/oncall.dev/v1alpha1/x", {"a": 1}, labelSelector="app=web")
+            missing = await api.call("GET", "/apis/oncall.dev/v1alpha1/y")
+        finally:
+            await api.close()
+    assert found == {"kind": "Incident"} and missing is None
+    put, get = server.requests
+    assert put.startswith(b"PUT /clusters/c-1/apis/oncall.dev/v1alpha1/x?labelSelector=app%3Dweb HTTP/1.1\r\n")
+    assert b"\r\nauthorization: Bearer s3cret\r\n" in put.lower().replace(b"bearer s3cret", b"Bearer s3cret")
+    assert put.endswith(b'\r\n\r\n{"a":1}') and b"user-agent: oncall-operator\r\n" in put.lower()
+    assert get.startswith(b"GET /clusters/c-1/apis/oncall.dev/v1alpha1/y HTTP/1.1\r\n")

@@ -1,4 +1,8 @@
-"""The operator's async client of the API server: one aiohttp session, authenticated like the official client.
+"""The operator's async client of the API server, authenticated like the official client.
+
+One-shot requests go over kept-alive HTTP/1.1 connections of the operator's own
+(:mod:`.http1`: less than half aiohttp's CPU per request); the watches, and every request when a
+proxy is configured, over one aiohttp session.
 
 Everything on the operator's hot paths (the OOM remediation, the intake, the escalation's
 status writes, the watches) goes through here rather than the official client in worker
@@ -56,7 +60,7 @@ class ApiError(Exception):
 
 
 class Api:
-    """An aiohttp session to the API server, authenticated like the official client."""
+    """The API server's client: a pool of kept-alive connections and an aiohttp session, authenticated alike."""
 
     def __init__(self, k: kube.Kube, agent: str = AGENT) -> None:
         self.config = k.api.configuration
